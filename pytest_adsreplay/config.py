@@ -1,0 +1,269 @@
+"""One frozen settings object: CLI > environment > ini > default, validated at parse time.
+
+Every value remembers where it came from, so a bad one is reported as e.g.
+``adsreplay_timeout = 'soon' (from pyproject.toml [tool.pytest.ini_options])``.
+No pytest import: the plugin hands in ``getoption``/``getini`` callables.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+INVALID_MODES = ("error", "skip", "fail")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its CLI dest/flag, ini key, environment variable and default."""
+
+    name: str
+    flag: str | None
+    ini: str | None
+    help: str
+    default: Any = None
+    env: str | None = None
+    metavar: str | None = None
+
+    @property
+    def env_var(self) -> str | None:
+        if self.env:
+            return self.env
+        return self.ini.upper() if self.ini else None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("recordings", "--recordings", "adsreplay_recordings",
+           "MF4 recordings to replay: a file, a directory (searched recursively) or a glob; "
+           "repeatable", metavar="PATH"),
+    Option("function", "--aeb-function", "adsreplay_function",
+           "function under test as module:attr (class or zero-argument factory)",
+           metavar="MOD:ATTR"),
+    Option("channel_map", "--channel-map", "adsreplay_channel_map",
+           "channel map TOML (MF4 channel -> canonical signal); default: built-in common names",
+           metavar="FILE"),
+    Option("redis_url", "--redis-url", "adsreplay_redis_url",
+           "Redis URL (redis:// or rediss://); default: embedded fakeredis, no server",
+           env="ADSREPLAY_REDIS_URL", metavar="URL"),
+    Option("workers", "--adsreplay-workers", "adsreplay_workers",
+           "local worker processes (real Redis; default: CPU count); 0 = only external workers",
+           metavar="N"),
+    Option("timeout", "--adsreplay-timeout", "adsreplay_timeout",
+           "per-stage job timeout in seconds", default=300.0, metavar="S"),
+    Option("db", "--adsreplay-db", "adsreplay_db",
+           "results database: a SQLite path or URL", default=".adsreplay/results.sqlite",
+           metavar="URL"),
+    Option("baseline", "--adsreplay-baseline", "adsreplay_baseline",
+           "KPI regression baseline JSON file", metavar="FILE"),
+    Option("update_baseline", "--adsreplay-update-baseline", None,
+           "rewrite the baseline entries of this run (the affected tests still fail)",
+           default=False),
+    Option("report", "--adsreplay-report", "adsreplay_report",
+           "write an HTML report with plots to this directory", metavar="DIR"),
+    Option("cycle_time", None, "adsreplay_cycle_time",
+           "resampling grid in seconds (default: the function's cycle_time, else 0.01)"),
+    Option("brake_threshold", None, "adsreplay_brake_threshold",
+           "aeb_decel (m/s²) at or above which the function counts as braking", default=1.0),
+    Option("actuator_delay", None, "adsreplay_actuator_delay",
+           "dead time (s) from brake request to deceleration onset in the projection",
+           default=0.2),
+    Option("brake_jerk", None, "adsreplay_brake_jerk",
+           "jerk limit (m/s³) of the projected deceleration; inf = ideal step", default=40.0),
+    Option("function_params", None, "adsreplay_function_params",
+           "keyword parameters for the function's factory, a TOML inline table", default="{}"),
+    Option("max_gap", None, "adsreplay_max_gap",
+           "longest allowed gap (s) in a required signal before the recording is invalid",
+           default=0.2),
+    Option("invalid", None, "adsreplay_invalid",
+           "what an invalid recording does to its tests: error | skip | fail", default="error"),
+)  # fmt: skip
+
+OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every plugin setting, resolved and validated. ``sources`` says where each came from."""
+
+    recordings: tuple[str, ...] = ()
+    function: str | None = None
+    channel_map: Path | None = None
+    redis_url: str | None = None
+    workers: int | None = None
+    timeout: float = 300.0
+    db: str = ".adsreplay/results.sqlite"
+    baseline: Path | None = None
+    update_baseline: bool = False
+    report: Path | None = None
+    cycle_time: float | None = None
+    brake_threshold: float = 1.0
+    actuator_delay: float = 0.2
+    brake_jerk: float = 40.0
+    function_params: Mapping[str, Any] = field(default_factory=dict)
+    max_gap: float = 0.2
+    invalid: str = "error"
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def kpi_settings(self) -> dict[str, float]:
+        return {
+            "brake_threshold": self.brake_threshold,
+            "actuator_delay": self.actuator_delay,
+            "brake_jerk": self.brake_jerk,
+        }
+
+
+@dataclass
+class _Raw:
+    value: Any
+    source: str
+    base: Path
+
+
+def _bad(opt: Option, raw: _Raw, why: str) -> UsageError:
+    label = opt.flag if raw.source.startswith("command line") and opt.flag else opt.ini or opt.flag
+    return UsageError(f"{label} = {raw.value!r} (from {raw.source}) {why}")
+
+
+def _float(opt: Option, raw: _Raw, *, positive: bool = True, allow_inf: bool = False) -> float:
+    try:
+        value = float(raw.value)
+    except (TypeError, ValueError):
+        raise _bad(opt, raw, "is not a number") from None
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise _bad(opt, raw, "must be a finite number")
+    if positive and value <= 0:
+        raise _bad(opt, raw, "must be > 0")
+    if not positive and value < 0:
+        raise _bad(opt, raw, "must be >= 0")
+    return value
+
+
+def _path(raw: _Raw) -> Path:
+    p = Path(os.path.expanduser(str(raw.value)))
+    return p if p.is_absolute() else raw.base / p
+
+
+def _db_url(raw: _Raw) -> str:
+    text = str(raw.value)
+    if "://" in text:
+        if text.startswith("sqlite:///"):
+            p = Path(text[len("sqlite:///") :])
+            return str(p if p.is_absolute() else raw.base / p)
+        return text
+    return str(_path(raw))
+
+
+def build_settings(
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    *,
+    ini_base: Path,
+    ini_label: str,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every option (CLI > environment > ini > default) and validate it."""
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    raws: dict[str, _Raw] = {}
+    for opt in OPTIONS:
+        cli = getoption(opt.name) if opt.flag else None
+        if cli not in (None, [], False):
+            raws[opt.name] = _Raw(cli, f"command line {opt.flag}", cwd)
+            continue
+        env_var = opt.env_var
+        if env_var and environ.get(env_var, "").strip():
+            value: Any = environ[env_var].strip()
+            if opt.name == "recordings":
+                value = [v for v in value.split(os.pathsep) if v]
+            raws[opt.name] = _Raw(value, f"environment {env_var}", cwd)
+            continue
+        if opt.ini:
+            ini = getini(opt.ini)
+            if ini not in (None, "", []):
+                raws[opt.name] = _Raw(ini, f"{ini_label} {opt.ini}", ini_base)
+                continue
+        if opt.default is not None:
+            raws[opt.name] = _Raw(opt.default, "default", cwd)
+
+    kw: dict[str, Any] = {}
+    for name, raw in raws.items():
+        opt = OPTIONS_BY_NAME[name]
+        kw[name] = _convert(opt, raw)
+    kw["sources"] = {name: raw.source for name, raw in raws.items()}
+    return Settings(**kw)
+
+
+def _convert(opt: Option, raw: _Raw) -> Any:
+    name = opt.name
+    if name == "recordings":
+        items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
+        return tuple(str(_path(_Raw(v, raw.source, raw.base))) for v in items)
+    if name == "function":
+        text = str(raw.value).strip()
+        mod, sep, attr = text.partition(":")
+        if not sep or not mod or not attr:
+            raise _bad(opt, raw, "is not of the form module:attr (e.g. mypkg.aeb:MyAeb)")
+        return text
+    if name in ("channel_map", "baseline", "report"):
+        return _path(raw)
+    if name == "redis_url":
+        url = str(raw.value).strip()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            from .broker import mask_url
+
+            raise UsageError(
+                f"{opt.flag} = {mask_url(url)!r} (from {raw.source}) must start with "
+                "redis://, rediss:// or unix://"
+            )
+        return url
+    if name == "workers":
+        try:
+            n = int(str(raw.value))
+        except ValueError:
+            raise _bad(opt, raw, "is not a whole number") from None
+        if n < 0:
+            raise _bad(opt, raw, "must be >= 0 (0 = only external workers)")
+        return n
+    if name == "db":
+        return _db_url(raw)
+    if name == "update_baseline":
+        return bool(raw.value)
+    if name in ("timeout", "cycle_time", "max_gap"):
+        return _float(opt, raw)
+    if name in ("brake_threshold",):
+        return _float(opt, raw)
+    if name == "actuator_delay":
+        return _float(opt, raw, positive=False)
+    if name == "brake_jerk":
+        return _float(opt, raw, allow_inf=True)
+    if name == "function_params":
+        return _params(opt, raw)
+    if name == "invalid":
+        mode = str(raw.value).strip().lower()
+        if mode not in INVALID_MODES:
+            raise _bad(opt, raw, f"must be one of {', '.join(INVALID_MODES)}")
+        return mode
+    raise AssertionError(name)  # pragma: no cover
+
+
+def _params(opt: Option, raw: _Raw) -> dict[str, Any]:
+    if isinstance(raw.value, Mapping):
+        return dict(raw.value)
+    text = str(raw.value).strip()
+    try:
+        return dict(tomllib.loads(f"params = {text}")["params"])
+    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        raise _bad(
+            opt, raw, f"is not a TOML inline table like {{ fcw_ttc = 2.6 }}: {exc}"
+        ) from None

@@ -1,0 +1,166 @@
+"""One replay, inline: read → step → KPIs, with each stage callable on its own.
+
+The RQ stages (``stages.py``) call the same three functions one by one, so a function bug
+found in CI reproduces here without any queue::
+
+    from pytest_adsreplay import replay_file
+    r = replay_file("recordings/ncap/CCRs_40kph.mf4", "pytest_adsreplay.reference:TtcAeb")
+    r.brake_time, r.ttc_at_brake, r.outputs["aeb_decel"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import AdsReplayError
+from .function import FunctionSpec, declared_cycle_time, describe, load_function, run_function
+
+if TYPE_CHECKING:
+    from .kpi import KpiSettings
+    from .signals import ChannelMap, Signals
+
+KPI_SETTING_NAMES = ("brake_threshold", "actuator_delay", "brake_jerk")
+
+
+@dataclass
+class ReplayResult:
+    """What one replay produced: the §4 KPIs as attributes, signals and outputs on ``t``."""
+
+    recording: str
+    t: np.ndarray
+    signals: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    kpis: dict[str, Any]
+    cycle_time: float
+    function: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+
+    fcw_time: float | None = None
+    brake_time: float | None = None
+    ttc_at_fcw: float | None = None
+    ttc_at_brake: float | None = None
+    fcw_lead_time: float | None = None
+    min_ttc: float | None = None
+    max_decel: float | None = None
+    activations: list[dict[str, float]] = field(default_factory=list)
+    collision: bool = False
+    impact_speed: float | None = None
+    min_distance: float | None = None
+    recorded_brake_time: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in self.kpis.items():
+            if name in _KPI_FIELDS:
+                setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.kpis.items() if k != "activations")
+        return f"ReplayResult({self.recording!r}, {shown})"
+
+
+_KPI_FIELDS = frozenset(
+    {
+        "fcw_time", "brake_time", "ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc",
+        "max_decel", "activations", "collision", "impact_speed", "min_distance",
+        "recorded_brake_time",
+    }
+)  # fmt: skip
+
+
+def kpi_settings(**settings: float) -> KpiSettings:
+    """KpiSettings from the SPEC §4 knob names; an unknown name is a TypeError."""
+    from .kpi import KpiSettings
+
+    unknown = set(settings) - set(KPI_SETTING_NAMES)
+    if unknown:
+        raise TypeError(
+            f"unknown replay setting(s) {sorted(unknown)}; known: {', '.join(KPI_SETTING_NAMES)}"
+        )
+    return KpiSettings(**{k: float(v) for k, v in settings.items()})
+
+
+def resolve_cycle_time(fn: Any, cycle_time: float | None) -> float:
+    """Explicit cycle time, else the function's declared one, else 10 ms."""
+    from .signals import DEFAULT_CYCLE_TIME
+
+    if cycle_time is not None:
+        return float(cycle_time)
+    return declared_cycle_time(fn) or DEFAULT_CYCLE_TIME
+
+
+def read(
+    path: str | Path,
+    channel_map: ChannelMap | str | Path | None,
+    cycle_time: float,
+    *,
+    recording_id: str | None = None,
+) -> Signals:
+    """Stage 1: MF4 → canonical signals on the cycle grid."""
+    from .signals import ChannelMap, load_channel_map, read_signals
+
+    cmap = channel_map if isinstance(channel_map, ChannelMap) else load_channel_map(channel_map)
+    rid = recording_id or str(path)
+    try:
+        return read_signals(path, cmap, cycle_time, recording_id=rid)
+    except AdsReplayError as exc:
+        raise exc.with_recording(rid) from None
+
+
+def step(
+    fn: Any, t: np.ndarray, values: Mapping[str, np.ndarray], *, recording_id: str | None = None
+) -> dict[str, np.ndarray]:
+    """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras)."""
+    from .signals import CANONICAL_SIGNALS
+
+    return run_function(fn, t, values, inputs=CANONICAL_SIGNALS, recording=recording_id)
+
+
+def kpis(
+    t: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    outputs: Mapping[str, np.ndarray],
+    settings: KpiSettings | None = None,
+) -> dict[str, Any]:
+    """Stage 3: outputs → the SPEC §4 KPIs (a JSON-able dict)."""
+    from .kpi import KpiSettings, compute_kpis
+
+    return compute_kpis(t, values, outputs, settings or KpiSettings())
+
+
+def replay_file(
+    path: str | Path,
+    function: FunctionSpec,
+    *,
+    channel_map: ChannelMap | str | Path | None = None,
+    params: Mapping[str, Any] | None = None,
+    cycle_time: float | None = None,
+    recording_id: str | None = None,
+    **settings: float,
+) -> ReplayResult:
+    """Replay one recording through ``function`` (``module:attr`` or the class/factory).
+
+    ``settings`` takes the SPEC §4 knobs by name: ``brake_threshold`` (m/s²),
+    ``actuator_delay`` (s) and ``brake_jerk`` (m/s³, ``math.inf`` for an ideal step).
+    """
+    ks = kpi_settings(**settings)
+    fn = load_function(function, params)
+    ct = resolve_cycle_time(fn, cycle_time)
+    rid = recording_id or Path(path).name
+    sig = read(path, channel_map, ct, recording_id=rid)
+    outputs = step(fn, sig.t, sig.values, recording_id=rid)
+    result = kpis(sig.t, sig.values, outputs, ks)
+    return ReplayResult(
+        recording=rid,
+        t=sig.t,
+        signals={"t": sig.t, **sig.values},
+        outputs=outputs,
+        kpis=result,
+        cycle_time=ct,
+        function=describe(function),
+        sources=dict(sig.sources),
+    )

@@ -1,0 +1,223 @@
+"""The state of one pytest session's replay run, kept free of pytest.
+
+``plugin.py`` creates one ``ReplayRun`` per pytest config and delegates to it: which
+recordings exist, which chains the collected tests need, the broker and the results
+store, and the outcome of each chain.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import UsageError
+from .pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
+from .recordings import Recording, discover
+from .replay import ReplayResult
+
+
+class ReplayRun:
+    """Recordings, broker, store and outcomes of one pytest session (or xdist worker)."""
+
+    def __init__(self, settings: Settings, *, run_id: str, owner: bool, rootdir: Path):
+        self.settings = settings
+        self.run_id = run_id
+        self.owner = owner  # False on an xdist worker: the controller owns the run row
+        self.rootdir = rootdir
+        self.session: ReplaySession | None = None
+        self._store: Any = None
+        self.started = False
+
+    # -- recordings ------------------------------------------------------------------
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.recordings)
+
+    @cached_property
+    def recordings(self) -> list[Recording]:
+        """Every recording of the session, sorted (raises UsageError when there is none)."""
+        specs = [Path(p) for p in self.settings.recordings]
+        return discover(specs, source=self.settings.source("recordings"))
+
+    def require_recordings(self, who: str) -> list[Recording]:
+        if not self.configured:
+            raise UsageError(
+                f"{who} needs recordings, but none are configured",
+                hint="pass --recordings PATH (a file, directory or glob), set the ini key "
+                "adsreplay_recordings or the environment variable ADSREPLAY_RECORDINGS",
+            )
+        return self.recordings
+
+    def select(self, selections: Iterable[Mapping[str, Any]], who: str) -> list[Recording]:
+        """Recordings matching every ``@pytest.mark.recordings`` selection given."""
+        recs = self.require_recordings(who)
+        for sel in selections:
+            recs = [r for r in recs if r.matches(**sel)]
+        return recs
+
+    @property
+    def root(self) -> Path:
+        recs = self.recordings
+        return recs[0].root if recs else Path(self.settings.recordings[0])
+
+    # -- function --------------------------------------------------------------------
+    def require_function(self, who: str) -> str:
+        if not self.settings.function:
+            raise UsageError(
+                f"{who} needs a function under test, but none is configured",
+                hint="pass --aeb-function MODULE:ATTR or set the ini key adsreplay_function "
+                "(the bundled example: pytest_adsreplay.reference:TtcAeb)",
+            )
+        return self.settings.function
+
+    def chain(self, rec: Recording, marker_params: Mapping[str, Any] | None = None) -> Chain:
+        base = dict(self.settings.function_params)
+        params = {**base, **(marker_params or {})}
+        return Chain(recording=rec, params=params, variant=variant_of(params, base))
+
+    # -- broker ----------------------------------------------------------------------
+    @property
+    def broker_label(self) -> str:
+        from .broker import mask_url
+
+        if self.settings.redis_url is None:
+            return "fakeredis (embedded, in-process worker)"
+        return f"redis {mask_url(self.settings.redis_url)}"
+
+    @property
+    def workers_label(self) -> str:
+        if self.settings.redis_url is None:
+            return "in-process"
+        n = self.settings.workers
+        return str(os.cpu_count() or 1) if n is None else str(n)
+
+    def start(self, chains: Iterable[Chain]) -> None:
+        """Connect, check the function, enqueue every chain the session needs (once)."""
+        chains = list(chains)
+        if self.session is None:
+            self.session = self._open_session()
+        self.session.enqueue(chains)
+        self.started = True
+
+    def _open_session(self) -> ReplaySession:
+        from .broker import connect
+        from .function import load_function
+        from .replay import resolve_cycle_time
+
+        spec = self.require_function("replaying recordings")
+        fn = load_function(spec, self.settings.function_params)
+        cycle = resolve_cycle_time(fn, self.settings.cycle_time)
+        conn = connect(self.settings.redis_url)
+        cfg = SessionConfig(
+            run_id=self.run_id,
+            function=spec,
+            params=dict(self.settings.function_params),
+            channel_map=str(self.settings.channel_map) if self.settings.channel_map else None,
+            cycle_time=cycle,
+            db=self.settings.db,
+            timeout=self.settings.timeout,
+            settings=self.settings.kpi_settings(),
+            namespace=f"adsreplay-{self.run_id}",
+        )
+        return ReplaySession(cfg, conn, embedded=self.settings.redis_url is None)
+
+    def outcome(self, chain: Chain) -> Outcome:
+        if self.session is None:
+            self.start([chain])
+        assert self.session is not None
+        return self.session.outcome(chain)
+
+    def result(self, chain: Chain, outcome: Outcome) -> ReplayResult:
+        assert self.session is not None
+        signals, outputs = self.session.arrays(chain)
+        t = signals.get("t")
+        return ReplayResult(
+            recording=chain.recording.id,
+            t=t,  # type: ignore[arg-type]
+            signals=signals,
+            outputs=outputs,
+            kpis=dict(outcome.kpis),
+            cycle_time=self.session.cfg.cycle_time,
+            function=self.session.cfg.function,
+            sources=dict(outcome.sources),
+        )
+
+    # -- store -----------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from .store import open_store
+
+            self._store = open_store(self.settings.db)
+        return self._store
+
+    def begin(self) -> None:
+        """Write the run row (owner only: a plain session or the xdist controller)."""
+        if not self.owner or not self.configured:
+            return
+        self.store.start_run(
+            self.run_id,
+            function=self.settings.function,
+            params=dict(self.settings.function_params),
+            channel_map=str(self.settings.channel_map) if self.settings.channel_map else None,
+            git_commit=git_commit(self.rootdir),
+            plugin_version=__version__,
+            host=socket.gethostname(),
+            recordings_root=str(self.root),
+            broker=self.broker_label,
+            settings={
+                "cycle_time": self.settings.cycle_time,
+                "timeout": self.settings.timeout,
+                **self.settings.kpi_settings(),
+            },
+        )
+
+    def finish(self, exitstatus: int | None, *, complete: bool) -> None:
+        """Drain (when the session ran to the end), write missing rows, close the run."""
+        if self.session is not None:
+            if complete and self.owner:
+                self.session.drain()
+            self.session.close(self.store if self.owner else None)
+        if self.owner and self.configured and self._store_exists():
+            self.store.finish_run(self.run_id, exitstatus)
+
+    def _store_exists(self) -> bool:
+        return self._store is not None or Path(self.settings.db).exists()
+
+    # -- header ----------------------------------------------------------------------
+    def header(self, workers: str | None = None) -> str:
+        recs = self.recordings
+        root = self.root
+        try:
+            shown_root = root.relative_to(Path.cwd())
+        except ValueError:
+            shown_root = root
+        fn = self.settings.function or "(none: set --aeb-function)"
+        return (
+            f"adsreplay: {len(recs)} recordings under {shown_root.as_posix() or '.'}, "
+            f"function {fn}, broker {self.broker_label}, workers {workers or self.workers_label}, "
+            f"run {self.run_id}"
+        )
+
+
+def git_commit(path: Path) -> str | None:
+    """HEAD commit of the repository at ``path`` (None outside git or without git)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

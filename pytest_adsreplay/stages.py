@@ -1,0 +1,190 @@
+"""The three RQ jobs of a recording: read → aeb → db.
+
+Rules (ECOSYSTEM_NOTES §1): importable module-level functions, one small JSON-able
+``ctx`` dict in, a small JSON-able dict out, no module state. Signal arrays never travel
+as job arguments or pickles: they sit in Redis hashes as raw little-endian float64
+buffers with a TTL (``save_arrays``/``load_arrays``).
+
+Every stage ends a chain explicitly: an expected failure (bad file, function error) is
+returned as ``{"ok": False, ...}``; the aeb and db jobs depend on their parents with
+``allow_failure`` and read the parents' status themselves, so a failed read never leaves
+its dependents deferred, and the db stage always writes exactly one results row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import AdsReplayError
+
+DTYPE = "<f8"
+
+
+def job_id(ctx: Mapping[str, Any], stage: str) -> str:
+    return f"{ctx['run']}-{stage}-{ctx['key']}"
+
+
+def data_key(ctx: Mapping[str, Any], what: str) -> str:
+    return f"adsreplay:{ctx['run']}:{ctx['key']}:{what}"
+
+
+def save_arrays(conn: Any, key: str, arrays: Mapping[str, np.ndarray], ttl: int) -> None:
+    """Store float arrays as raw buffers in one Redis hash that expires after ``ttl`` s."""
+    mapping = {name: np.ascontiguousarray(a, dtype=DTYPE).tobytes() for name, a in arrays.items()}
+    pipe = conn.pipeline(transaction=True)
+    pipe.delete(key)
+    if mapping:
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl)
+    pipe.execute()
+
+
+def load_arrays(conn: Any, key: str) -> dict[str, np.ndarray]:
+    """Read back ``save_arrays``; only ``np.frombuffer`` on bytes, nothing is unpickled."""
+    raw = conn.hgetall(key)
+    return {
+        (k.decode() if isinstance(k, bytes) else k): np.frombuffer(v, dtype=DTYPE).copy()
+        for k, v in raw.items()
+    }
+
+
+def _connection() -> Any:
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is None:  # pragma: no cover - stages only run inside rq jobs
+        raise RuntimeError("pytest_adsreplay stages run as rq jobs; use replay_file() inline")
+    return job.connection
+
+
+def _failure(stage: str, exc: AdsReplayError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "stage": stage,
+        "outcome": exc.outcome,
+        "error": str(exc),
+        "type": type(exc).__name__,
+    }
+
+
+def parent_result(conn: Any, ctx: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """What the ``stage`` job of this chain ended with, as a stage result dict.
+
+    A crashed or timed-out job becomes ``{"ok": False, "outcome": "error", ...}`` with
+    its traceback; the status is always checked first (a stale ``return_value`` from an
+    earlier run with the same id must never be trusted).
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    jid = job_id(ctx, stage)
+    try:
+        job = Job.fetch(jid, connection=conn, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return {"ok": False, "stage": stage, "outcome": "error",
+                "error": f"{stage} job {jid} vanished from Redis (expired or deleted)"}  # fmt: skip
+    status = job.get_status()
+    if status == JobStatus.FINISHED:
+        value = job.return_value()
+        if isinstance(value, dict):
+            return value
+        return {"ok": False, "stage": stage, "outcome": "error",
+                "error": f"{stage} job returned {value!r}, not a result dict"}  # fmt: skip
+    result = job.latest_result()
+    exc_string = (result.exc_string if result is not None else None) or ""
+    return {"ok": False, "stage": stage, "outcome": "error",
+            "error": describe_crash(stage, str(status.value if status else status), exc_string,
+                                    ctx.get("timeout"))}  # fmt: skip
+
+
+def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None) -> str:
+    """A readable sentence for a job that did not finish (timeout, killed worker, crash)."""
+    if "JobTimeoutException" in exc_string:
+        return (
+            f"{stage} stage exceeded the per-stage timeout of {timeout} s "
+            "(--adsreplay-timeout); the function or the read may hang"
+        )
+    if "terminated unexpectedly" in exc_string or "AbandonedJobError" in exc_string:
+        return f"{stage} stage: the worker process died while running it\n{exc_string.strip()}"
+    if exc_string:
+        return f"{stage} stage crashed ({status}):\n{exc_string.strip()}"
+    return f"{stage} stage did not finish (status {status})"
+
+
+def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
+    """MF4 → canonical signals on the cycle grid, stored in Redis for the aeb stage."""
+    from . import replay
+
+    conn = _connection()
+    try:
+        sig = replay.read(
+            ctx["path"], ctx.get("channel_map"), float(ctx["cycle_time"]), recording_id=ctx["rec"]
+        )
+    except AdsReplayError as exc:
+        return _failure("read", exc)
+    save_arrays(conn, data_key(ctx, "signals"), {"t": sig.t, **sig.values}, int(ctx["ttl"]))
+    return {"ok": True, "stage": "read", "n": len(sig.t), "sources": dict(sig.sources)}
+
+
+def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Signals → outputs of the function under test (skipped when read did not succeed)."""
+    from . import replay
+    from .function import load_function
+
+    conn = _connection()
+    parent = parent_result(conn, ctx, "read")
+    if not parent.get("ok"):
+        return {"ok": False, "stage": "aeb", "skipped": True}
+    arrays = load_arrays(conn, data_key(ctx, "signals"))
+    t = arrays.pop("t")
+    try:
+        fn = load_function(ctx["function"], ctx.get("params") or {})
+        outputs = replay.step(fn, t, arrays, recording_id=ctx["rec"])
+    except AdsReplayError as exc:
+        return _failure("aeb", exc)
+    save_arrays(conn, data_key(ctx, "outputs"), outputs, int(ctx["ttl"]))
+    return {"ok": True, "stage": "aeb", "outputs": sorted(outputs)}
+
+
+def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
+    """KPIs → one results row (always written, also for a failed read or aeb stage)."""
+    from . import replay
+    from .store import open_store
+
+    conn = _connection()
+    read = parent_result(conn, ctx, "read")
+    aeb = parent_result(conn, ctx, "aeb") if read.get("ok") else read
+    outcome: dict[str, Any] = {"status": "ok", "stage": None, "error": None, "kpis": {},
+                               "sources": read.get("sources", {})}  # fmt: skip
+    if not read.get("ok") or not aeb.get("ok"):
+        bad = read if not read.get("ok") else aeb
+        outcome.update(status=bad.get("outcome", "error"), stage=bad.get("stage"),
+                       error=bad.get("error"))  # fmt: skip
+    else:
+        arrays = load_arrays(conn, data_key(ctx, "signals"))
+        outputs = load_arrays(conn, data_key(ctx, "outputs"))
+        t = arrays.pop("t")
+        try:
+            outcome["kpis"] = replay.kpis(
+                t, arrays, outputs, replay.kpi_settings(**ctx["settings"])
+            )
+        except AdsReplayError as exc:
+            outcome.update(status=exc.outcome, stage="db", error=str(exc))
+    sha = ctx.get("sha256")
+    store = open_store(ctx["db"])
+    store.write_result(
+        ctx["run"],
+        ctx["rec"],
+        variant=ctx.get("variant", ""),
+        status=outcome["status"],
+        kpis=outcome["kpis"],
+        sha256=sha,
+        stage=outcome["stage"],
+        error=outcome["error"],
+    )
+    outcome["sha256"] = sha
+    return outcome
