@@ -352,7 +352,7 @@ class Mf4Reader:
         out = []
         for info, sig in zip(channels, sigs, strict=True):
             try:
-                samples = np.asarray(sig.samples, dtype=np.float64)
+                samples = np.array(sig.samples, dtype=np.float64)  # own copy, not a file view
             except (TypeError, ValueError):
                 raise RecordingError(
                     f"channel {info.ref} holds {sig.samples.dtype} samples, not numbers",
@@ -368,9 +368,8 @@ class Mf4Reader:
                 )
             bits = sig.invalidation_bits
             if bits is not None:
-                samples = samples.copy()
                 samples[np.asarray(bits, dtype=bool)] = np.nan
-            ts = np.asarray(sig.timestamps, dtype=np.float64)
+            ts = np.array(sig.timestamps, dtype=np.float64)
             out.append(ChannelSamples(info, ts, samples))
         return out
 

@@ -1,0 +1,473 @@
+"""read_signals on real MF4 files written with mf4.write_recording."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_adsreplay import mf4
+from pytest_adsreplay.errors import (
+    AmbiguousChannelError,
+    InvalidRecordingError,
+    MissingChannelError,
+    RecordingError,
+    UnitError,
+)
+from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
+from pytest_adsreplay.signals import ChannelMap, read_signals, resolve_channels
+
+DEFAULT = ChannelMap.default()
+VALUE_TO_TEXT = {"val_0": 0, "text_0": b"NoObject", "val_1": 1, "text_1": b"Object",
+                 "default": b"?"}
+
+
+def cmap(**signals: dict[str, Any]) -> ChannelMap:
+    return ChannelMap.from_dict({"signals": signals}, source="test-map.toml")
+
+
+def scenario(
+    path: Path,
+    *,
+    duration: float = 4.0,
+    radar_t: np.ndarray | None = None,
+    vehicle_t: np.ndarray | None = None,
+    extra_groups: Sequence[GroupData] = (),
+) -> Path:
+    """A recording shaped like the bundled generator's (vehicle 100 Hz, radar 20 Hz)."""
+    tv = np.arange(0, round(duration / 0.01)) * 0.01 if vehicle_t is None else vehicle_t
+    tr = np.arange(0, round(duration / 0.05)) * 0.05 if radar_t is None else radar_t
+    speed_kmh = 36.0 - 3.6 * tv  # 10 m/s falling by 1 m/s²
+    valid = (tr < duration - 1.0).astype(np.uint8)
+    groups = [
+        GroupData("Vehicle", tv, [
+            ChannelData("VehSpd", speed_kmh, unit="km/h"),
+            ChannelData("VehAccX", np.full(tv.size, -1.0), unit="m/s^2"),
+            ChannelData("DrvBrkPdl", (tv >= 2.0).astype(np.uint8)),
+        ]),
+        GroupData("Radar", tr, [
+            ChannelData("Radar.Obj0.DistX", 50.0 - 2.0 * tr, unit="m"),
+            ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -2.0), unit="m/s"),
+            ChannelData("Radar.Obj0.DistY", np.full(tr.size, 0.25), unit="m"),
+            ChannelData("Radar.Obj0.Valid", valid),
+        ]),
+        *extra_groups,
+    ]
+    return write_recording(path, groups)
+
+
+def simple(path: Path, groups: Sequence[tuple[str, np.ndarray, Sequence[ChannelData]]]) -> Path:
+    return write_recording(path, [GroupData(n, t, list(chs)) for n, t, chs in groups])
+
+
+def minimal_required(t: np.ndarray) -> list[ChannelData]:
+    return [
+        ChannelData("ObjDist", np.full(t.size, 40.0), unit="m"),
+        ChannelData("ObjRelSpd", np.full(t.size, -1.0), unit="m/s"),
+    ]
+
+
+# --------------------------------------------------------------------- happy path
+
+
+def test_generator_names_with_default_map(tmp_path: Path) -> None:
+    sig = read_signals(scenario(tmp_path / "ccrs.mf4"), DEFAULT)
+    assert sig.cycle_time == 0.01
+    assert sig.t.dtype == np.float64
+    assert np.array_equal(sig.t, np.arange(sig.t.size) * 0.01)  # exact k * 0.01
+    assert sig.t[0] == 0.0 and sig.t[-1] == 399 * 0.01
+    assert set(sig.values) == {"ego_speed", "ego_accel", "target_distance", "target_rel_speed",
+                               "target_lateral", "target_valid", "driver_brake"}
+    for arr in sig.values.values():
+        assert arr.dtype == np.float64 and arr.shape == sig.t.shape
+    # km/h converted to m/s
+    assert sig.values["ego_speed"][0] == pytest.approx(10.0)
+    assert sig.values["ego_speed"][100] == pytest.approx(9.0)
+    assert sig.sources["ego_speed"].startswith("VehSpd@0/")
+    assert "km/h -> m/s" in sig.sources["ego_speed"]
+    # 20 Hz distance linearly interpolated at 100 Hz: 50 - 2 t
+    assert sig.values["target_distance"][13] == pytest.approx(50.0 - 2.0 * 0.13)
+    # radar ends at 3.95 s: no extrapolation to 3.99
+    assert np.isnan(sig.values["target_rel_speed"][-1])
+    assert sig.values["driver_brake"][199] == 0.0 and sig.values["driver_brake"][200] == 1.0
+
+
+def test_flag_at_20hz_on_100hz_grid_is_never_half(tmp_path: Path) -> None:
+    tr = np.arange(0, 80) * 0.05
+    toggling = (np.arange(tr.size) % 2).astype(np.uint8)
+    path = simple(tmp_path / "f.mf4", [
+        ("Radar", tr, [*minimal_required(tr), ChannelData("ObjValid", toggling),
+                       ChannelData("VehSpd", np.full(tr.size, 10.0), unit="m/s")]),
+    ])
+    sig = read_signals(path, DEFAULT)
+    valid = sig.values["target_valid"]
+    assert set(np.unique(valid[~np.isnan(valid)])) == {0.0, 1.0}
+    assert valid[5] == 1.0 and valid[9] == 1.0 and valid[10] == 0.0  # held between samples
+    # the distance is NaN exactly where valid is 0
+    assert np.array_equal(np.isnan(sig.values["target_distance"]), valid == 0)
+
+
+def test_integer_channel_is_held_scaled_channel_is_interpolated(tmp_path: Path) -> None:
+    tr = np.arange(0, 21) * 0.05
+    path = simple(tmp_path / "i.mf4", [
+        ("G", tr, [
+            ChannelData("VehSpd", (np.arange(tr.size) * 10).astype(np.int16), unit="m/s"),
+            ChannelData("ObjDist", (np.arange(tr.size) * 100).astype(np.int16), unit="m",
+                        conversion={"a": 0.01, "b": 0.0}),
+            ChannelData("ObjRelSpd", np.zeros(tr.size), unit="m/s"),
+        ]),
+    ])
+    sig = read_signals(path, DEFAULT)
+    assert sig.values["ego_speed"][2] == 0.0 and sig.values["ego_speed"][5] == 10.0  # hold
+    assert sig.values["target_distance"][2] == pytest.approx(0.02 * 100 * 0.01 * 20)  # linear
+    assert "hold" in sig.sources["ego_speed"] and "linear" in sig.sources["target_distance"]
+
+
+def test_multi_rate_span_union_and_nan_outside(tmp_path: Path) -> None:
+    tv = np.arange(100, 300) * 0.01  # 1.00 .. 2.99 s at 100 Hz
+    tr = np.arange(0, 40) * 0.05 + 0.5  # 0.50 .. 2.45 s at 20 Hz
+    path = simple(tmp_path / "m.mf4", [
+        ("Vehicle", tv, [ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h")]),
+        ("Radar", tr, minimal_required(tr)),
+    ])
+    sig = read_signals(path, DEFAULT)
+    assert sig.t[0] == 50 * 0.01 and sig.t[-1] == 299 * 0.01
+    speed = sig.values["ego_speed"]
+    assert np.isnan(speed[sig.t < 0.995]).all()
+    assert np.allclose(speed[sig.t > 1.005], 10.0)
+    assert np.isnan(sig.values["target_distance"][sig.t > 2.455]).all()
+    assert "ego_accel" not in sig.values and "driver_brake" not in sig.values  # optional, absent
+
+
+def test_jittered_timestamps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    tv = np.cumsum(rng.uniform(0.007, 0.013, 400))
+    tr = np.cumsum(rng.uniform(0.04, 0.06, 80))
+    path = scenario(tmp_path / "j.mf4", vehicle_t=tv, radar_t=tr)
+    sig = read_signals(path, DEFAULT)
+    assert np.array_equal(sig.t, np.arange(round(sig.t[0] / 0.01), round(sig.t[0] / 0.01)
+                                           + sig.t.size) * 0.01)
+    inside = (sig.t >= tv[0]) & (sig.t <= tv[-1])
+    assert np.allclose(sig.values["ego_speed"][inside], 10.0 - sig.t[inside], atol=1e-9)
+    radar = (sig.t >= tr[0]) & (sig.t <= tr[-1]) & (sig.values["target_valid"] == 1)
+    assert np.allclose(sig.values["target_distance"][radar], 50 - 2 * sig.t[radar], atol=1e-9)
+
+
+def test_grid_includes_the_last_sample_despite_rounding(tmp_path: Path) -> None:
+    tr = np.arange(0, 7) * 0.1  # 0.6000000000000001 at the end
+    path = simple(tmp_path / "r.mf4", [
+        ("G", tr, [*minimal_required(tr), ChannelData("VehSpd", tr, unit="m/s")]),
+    ])
+    sig = read_signals(path, DEFAULT)
+    assert sig.t.size == 61 and sig.t[-1] == 60 * 0.01
+    assert not np.isnan(sig.values["ego_speed"][-1])
+
+
+def test_custom_cycle_time(tmp_path: Path) -> None:
+    sig = read_signals(scenario(tmp_path / "c.mf4"), DEFAULT, cycle_time=0.02)
+    assert sig.cycle_time == 0.02
+    assert np.array_equal(sig.t, np.arange(sig.t.size) * 0.02)
+
+
+def test_value_to_text_channel_read_as_raw_number(tmp_path: Path) -> None:
+    t = np.arange(0, 50) * 0.02
+    states = (t >= 0.5).astype(np.uint8)
+    path = simple(tmp_path / "v.mf4", [
+        ("G", t, [*minimal_required(t), ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
+                  ChannelData("ObjState", states, conversion=VALUE_TO_TEXT)]),
+    ])
+    sig = read_signals(path, cmap(target_valid={"channels": ["ObjState"]}))
+    valid = sig.values["target_valid"]
+    assert valid.dtype == np.float64
+    assert valid[0] == 0.0 and valid[-1] == 1.0
+    assert np.isnan(sig.values["target_distance"][:50]).all()
+    assert sig.values["target_distance"][50] == 40.0
+
+
+def test_target_valid_derived_when_unmapped(tmp_path: Path) -> None:
+    t = np.arange(0, 50) * 0.02
+    dist = np.where(t < 0.5, np.nan, 30.0)
+    path = simple(tmp_path / "d.mf4", [
+        ("G", t, [ChannelData("ObjDist", dist, unit="m"),
+                  ChannelData("ObjRelSpd", np.zeros(t.size), unit="m/s"),
+                  ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s")]),
+    ])
+    sig = read_signals(path, DEFAULT)
+    assert sig.sources["target_valid"] == "derived: isfinite(target_distance)"
+    assert np.array_equal(sig.values["target_valid"],
+                          np.isfinite(sig.values["target_distance"]).astype(float))
+    assert sig.values["target_valid"][0] == 0.0 and sig.values["target_valid"][-1] == 1.0
+
+
+def test_only_mapped_channels_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asammdf import MDF
+
+    t = np.arange(0, 100) * 0.01
+    big = GroupData("Unrelated", t, [ChannelData(f"Other{i}", t) for i in range(5)])
+    path = scenario(tmp_path / "o.mf4", extra_groups=[big])
+    selected: list[Any] = []
+    original = MDF.select
+
+    def spy(self: Any, channels: Any, *args: Any, **kwargs: Any) -> Any:
+        selected.extend(channels)
+        return original(self, channels, *args, **kwargs)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("to_dataframe must not be used")
+
+    monkeypatch.setattr(MDF, "select", spy)
+    monkeypatch.setattr(MDF, "to_dataframe", forbidden)
+    read_signals(path, DEFAULT)
+    names = {item[0] for item in selected}
+    assert names == {"VehSpd", "VehAccX", "DrvBrkPdl", "Radar.Obj0.DistX", "Radar.Obj0.VrelX",
+                     "Radar.Obj0.DistY", "Radar.Obj0.Valid"}
+
+
+# ------------------------------------------------------------- duplicates / names
+
+
+def duplicated(tmp_path: Path) -> Path:
+    t = np.arange(0, 100) * 0.01
+    t2 = np.arange(0, 20) * 0.05
+    return simple(tmp_path / "dup.mf4", [
+        ("Vehicle", t, [ChannelData("VehSpd", np.full(t.size, 36.0), unit="km/h"),
+                        *minimal_required(t)]),
+        ("Display", t2, [ChannelData("VehSpd", np.full(t2.size, 99.0), unit="km/h")]),
+    ])
+
+
+def test_bare_duplicate_name_is_ambiguous(tmp_path: Path) -> None:
+    path = duplicated(tmp_path)
+    with pytest.raises(AmbiguousChannelError) as info:
+        read_signals(path, DEFAULT, recording_id="ncap/dup.mf4")
+    msg = str(info.value)
+    assert msg.startswith("ncap/dup.mf4: ")
+    assert "VehSpd@0/1" in msg and "VehSpd@1/1" in msg
+    assert "'Vehicle'" in msg and "'Display'" in msg
+    assert "Name@group" in msg
+
+
+@pytest.mark.parametrize(("ref", "expected"), [("VehSpd@0", 10.0), ("VehSpd@1/1", 27.5)])
+def test_name_at_group_picks_one(tmp_path: Path, ref: str, expected: float) -> None:
+    sig = read_signals(duplicated(tmp_path), cmap(ego_speed={"channels": [ref]}))
+    assert sig.values["ego_speed"][50] == pytest.approx(expected)
+    assert sig.sources["ego_speed"].startswith(ref if "/" in ref else f"{ref}/")
+
+
+def test_name_at_wrong_group_falls_through_to_next_candidate(tmp_path: Path) -> None:
+    sig = read_signals(duplicated(tmp_path), cmap(ego_speed={"channels": ["VehSpd@7",
+                                                                          "VehSpd@1"]}))
+    assert sig.values["ego_speed"][0] == pytest.approx(27.5)
+
+
+def test_missing_required_lists_candidates_and_close_matches(tmp_path: Path) -> None:
+    t = np.arange(0, 100) * 0.01
+    path = simple(tmp_path / "miss.mf4", [
+        ("G", t, [ChannelData("VehSpdX", t), ChannelData("ObjDistance", t),
+                  ChannelData("ObjRelSpd", t)]),
+    ])
+    with pytest.raises(MissingChannelError) as info:
+        read_signals(path, DEFAULT, recording_id="miss")
+    msg = str(info.value)
+    assert msg.startswith("miss: required signal(s) not found")
+    assert "ego_speed: tried VehSpd, VehicleSpeed" in msg
+    assert "close matches in the file: VehSpdX" in msg
+    assert "target_distance: tried" in msg and "ObjDistance" in msg
+    assert "target_rel_speed:" not in msg
+    assert "adsreplay inspect" in msg
+
+
+# ------------------------------------------------------------------------ units
+
+
+def one_speed(tmp_path: Path, unit: str) -> Path:
+    t = np.arange(0, 100) * 0.01
+    return simple(tmp_path / "u.mf4", [
+        ("G", t, [ChannelData("Spd", np.full(t.size, 36.0), unit=unit), *minimal_required(t)]),
+    ])
+
+
+def test_unit_contradiction_hours_vs_km_h(tmp_path: Path) -> None:
+    path = one_speed(tmp_path, "hours")
+    with pytest.raises(UnitError) as info:
+        read_signals(path, cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"}),
+                     recording_id="rec-7")
+    msg = str(info.value)
+    assert msg.startswith("rec-7: ")
+    assert "'hours'" in msg and "'km/h'" in msg and "Spd@0/1" in msg
+    assert "test-map.toml" in msg
+
+
+def test_unit_contradiction_m_s_vs_km_h(tmp_path: Path) -> None:
+    with pytest.raises(UnitError, match=r"says 'm/s' in the file.*says 'km/h'"):
+        read_signals(one_speed(tmp_path, "m/s"),
+                     cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"}))
+
+
+@pytest.mark.parametrize(
+    ("file_unit", "spec", "expected"),
+    [
+        ("", {"unit": "km/h"}, 10.0),  # file silent: trust the map
+        ("kph", {"unit": "km/h"}, 10.0),  # same unit, other spelling
+        ("km/h", {}, 10.0),  # no map unit: use the file's
+        ("mph", {}, 36.0 * 0.44704),
+        ("", {}, 36.0),  # no unit anywhere: SI
+        ("furlongs", {}, 36.0),  # unknown file unit, no map unit: SI
+        ("hours", {"scale": 0.5, "offset": 1.0}, 19.0),  # scale overrides the file
+    ],
+)
+def test_unit_conversions(tmp_path: Path, file_unit: str, spec: dict[str, Any],
+                          expected: float) -> None:
+    sig = read_signals(one_speed(tmp_path, file_unit), cmap(ego_speed={"channels": ["Spd"],
+                                                                       **spec}))
+    assert sig.values["ego_speed"][10] == pytest.approx(expected)
+
+
+def test_file_unit_of_the_wrong_dimension(tmp_path: Path) -> None:
+    with pytest.raises(UnitError, match=r"has unit 'm' \(length\), but ego_speed is a speed"):
+        read_signals(one_speed(tmp_path, "m"), cmap(ego_speed={"channels": ["Spd"]}))
+
+
+# ---------------------------------------------------------------- bad recordings
+
+
+def test_decreasing_timestamps(tmp_path: Path) -> None:
+    t = np.arange(0, 100) * 0.01
+    t[40] = 0.2
+    path = simple(tmp_path / "dec.mf4", [
+        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+    ])
+    with pytest.raises(InvalidRecordingError) as info:
+        read_signals(path, DEFAULT, recording_id="dec")
+    msg = str(info.value)
+    assert "VehSpd@0/1" in msg and "time goes backwards at sample 40" in msg
+    assert "t=0.2 s after t=0.39 s" in msg
+    assert info.value.outcome == "invalid"
+
+
+def test_nan_timestamps(tmp_path: Path) -> None:
+    t = np.arange(0, 100) * 0.01
+    t[7] = np.nan
+    path = simple(tmp_path / "nan.mf4", [
+        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+    ])
+    # (asammdf's writer may move the NaN row; the message must name where it is)
+    with pytest.raises(InvalidRecordingError, match=r"VehSpd@0/1 \(ego_speed\): timestamp is "
+                                                    r"nan at sample \d+ \(after t=0.\d+ s\)"):
+        read_signals(path, DEFAULT)
+
+
+def test_shorter_than_one_cycle(tmp_path: Path) -> None:
+    t = np.array([1.0, 1.004])
+    path = simple(tmp_path / "short.mf4", [
+        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+    ])
+    with pytest.raises(InvalidRecordingError, match=r"shorter than one cycle of 0\.01 s"):
+        read_signals(path, DEFAULT)
+
+
+def test_required_channel_without_samples(tmp_path: Path) -> None:
+    t = np.arange(0, 100) * 0.01
+    path = simple(tmp_path / "zero.mf4", [
+        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), ChannelData("ObjRelSpd", t)]),
+        ("Radar", np.zeros(0), [ChannelData("ObjDist", np.zeros(0), unit="m")]),
+    ])
+    with pytest.raises(InvalidRecordingError, match=r"ObjDist@1/1 \(target_distance\) has no "
+                                                    "samples"):
+        read_signals(path, DEFAULT)
+
+
+def test_gap_in_a_continuous_signal_is_nan(tmp_path: Path) -> None:
+    t = np.r_[np.arange(0, 100), np.arange(150, 250)] * 0.01
+    path = simple(tmp_path / "gap.mf4", [
+        ("G", t, [ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
+                  *minimal_required(t)]),
+    ])
+    sig = read_signals(path, DEFAULT)
+    speed = sig.values["ego_speed"]
+    assert np.isnan(speed[100:150]).all()
+    assert not np.isnan(speed[:100]).any() and not np.isnan(speed[150:]).any()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "is empty (0 bytes)"),
+        (b"hello world, this is not a measurement\n" * 20, "is not an MF4 file"),
+        (b"MDF     3.30    " + b"\0" * 200, "is MDF version '3.30', not MF4"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "bad.mf4"
+    path.write_bytes(content)
+    with pytest.raises(RecordingError) as info:
+        read_signals(path, DEFAULT, recording_id="bad.mf4")
+    assert type(info.value) is RecordingError
+    msg = str(info.value)
+    assert msg.startswith("bad.mf4: ") and fragment in msg and "->" in msg
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    good = scenario(tmp_path / "good.mf4")
+    data = good.read_bytes()
+    bad = tmp_path / "trunc.mf4"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError) as info:
+        read_signals(bad, DEFAULT)
+    msg = str(info.value)
+    assert str(bad) in msg
+    assert "truncated or corrupt" in msg or "cannot read" in msg
+    assert "re-export it from the logger" in msg
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="does not exist"):
+        read_signals(tmp_path / "nope.mf4", DEFAULT)
+    with pytest.raises(RecordingError, match="is a directory"):
+        read_signals(tmp_path, DEFAULT)
+
+
+# ------------------------------------------------------------------- reader API
+
+
+def test_reader_info_lists_groups_and_channels(tmp_path: Path) -> None:
+    t = np.arange(0, 10) * 0.1
+    path = simple(tmp_path / "info.mf4", [
+        ("Vehicle", t, [ChannelData("VehSpd", t, unit="km/h"),
+                        ChannelData("State", (t > 0.5).astype(np.uint8),
+                                    conversion=VALUE_TO_TEXT),
+                        ChannelData("Raw", (t * 10).astype(np.int16),
+                                    conversion={"a": 0.5, "b": 0.0})]),
+    ])
+    with mf4.open_recording(path) as reader:
+        info = reader.info
+        assert info.version.startswith("4.")
+        assert [g.name for g in info.groups] == ["Vehicle"]
+        assert info.groups[0].samples == 10
+        by_name = {c.name: c for c in info.channels()}
+        assert by_name["VehSpd"].unit == "km/h" and by_name["VehSpd"].dtype == "float64"
+        assert by_name["State"].conversion == "value-to-text" and by_name["State"].discrete
+        assert by_name["Raw"].conversion == "linear" and not by_name["Raw"].discrete
+        assert np.array_equal(reader.master(0), t)
+        (state,) = reader.read([by_name["State"]])
+        assert state.samples.tolist() == [0.0] * 6 + [1.0] * 4
+
+
+def test_string_channel_cannot_be_mapped() -> None:
+    # write_recording cannot write strings; resolution only needs the metadata
+    chans = (mf4.ChannelInfo("VehSpd", 0, 1, "", "string", "none"),
+             mf4.ChannelInfo("ObjDist", 0, 2, "m", "float64", "none"))
+    info = mf4.RecordingInfo("s.mf4", 1000, "4.10", "", (mf4.GroupInfo(0, "G", 10, chans),))
+    res = resolve_channels(DEFAULT, info, recording="s")
+    assert not res["ego_speed"].found
+    assert "VehSpd@0/1 for ego_speed holds string data" in str(res["ego_speed"].error)
+    assert res["target_distance"].found and res["target_distance"].source == (
+        "ObjDist@0/2 [m, linear]")
+
+
+def test_bad_cycle_time(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cycle_time must be a positive number"):
+        read_signals(scenario(tmp_path / "c.mf4"), DEFAULT, cycle_time=0.0)
