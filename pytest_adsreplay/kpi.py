@@ -1,0 +1,582 @@
+"""KPI and kinematic-projection maths on replayed signals (SPEC §4). Pure numpy, no I/O.
+
+Open loop cannot show what the function's braking would have achieved, so the outcome
+(collision, impact speed, minimum gap) is *projected*: from the brake time the ego is
+re-propagated piecewise-analytically (constant-jerk / constant-deceleration pieces) against
+the recorded lead trajectory, sampled on a fine grid, and the contact time is refined by
+bisection on the exact gap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "COAST_HORIZON",
+    "KPI_NAMES",
+    "MAX_EXTRAPOLATION",
+    "SCALAR_KPIS",
+    "KpiSettings",
+    "Projection",
+    "compute_kpis",
+    "project",
+    "recorded_brake_time",
+    "ttc",
+]
+
+KPI_NAMES: tuple[str, ...] = (
+    "fcw_time",
+    "brake_time",
+    "ttc_at_fcw",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "min_ttc",
+    "max_decel",
+    "activations",
+    "collision",
+    "impact_speed",
+    "min_distance",
+    "recorded_brake_time",
+)
+SCALAR_KPIS: tuple[str, ...] = tuple(n for n in KPI_NAMES if n != "activations")
+
+#: Past the end of the recording a coasting ego (no deceleration left) is extrapolated for at
+#: most this long: a recording that ends while following a slightly slower car must not turn
+#: into a "collision" a minute later.
+COAST_HORIZON = 5.0
+#: Hard bound on any extrapolation past the end of the recording (s), so projection terminates.
+MAX_EXTRAPOLATION = 120.0
+#: Fine-grid step of the projection as a fraction of the cycle time, and a cap on grid points
+#: for long recordings (contact time is refined exactly, so a coarser grid loses nothing).
+_SUBSTEPS = 10
+_MAX_POINTS = 200_000
+#: A lead recorded moving backwards faster than this (m/s) after the ego came to a stop keeps
+#: the projection going to the end of the recording; slower is sensor noise.
+_APPROACH_TOL = 0.5
+
+# Euro NCAP C2C brake-onset detection on measured acceleration.
+_ONSET_CUTOFF_HZ = 10.0
+_ONSET_ORDER = 6  # run forward and backward: a 12-pole phaseless Butterworth
+_ONSET_DETECT = -1.0
+_ONSET_TRACE = -0.3
+_MAX_ACCEL_GAP = 0.1  # s; longer NaN gaps in ego_accel split the signal instead of bridging
+
+
+@dataclass(frozen=True)
+class KpiSettings:
+    """Thresholds and actuator model of the KPIs (ini `adsreplay_brake_threshold`, ...)."""
+
+    brake_threshold: float = 1.0  # m/s², aeb_decel >= this counts as braking
+    actuator_delay: float = 0.2  # s dead time request -> decel onset
+    brake_jerk: float = 40.0  # m/s³ rate limit of the actuated decel; math.inf = ideal step
+    lateral_overlap: float = 1.8  # m; contact only while |target_lateral| < this
+
+    def __post_init__(self) -> None:
+        checks = {
+            "brake_threshold": 0.0 < self.brake_threshold < math.inf,
+            "actuator_delay": 0.0 <= self.actuator_delay < math.inf,
+            "brake_jerk": self.brake_jerk > 0.0,
+            "lateral_overlap": self.lateral_overlap > 0.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+
+
+@dataclass
+class Projection:
+    """Outcome of re-propagating the ego from the brake time against the recorded lead.
+
+    The arrays are the projected part (from `brake_time`, or from the end of the recording
+    when there is no braking) on a fine grid, for plots; empty when contact happened in the
+    recorded part already. `gap` is NaN where there is no target, `decel` is the actual
+    deceleration of the ego (0 once stopped).
+    """
+
+    collision: bool
+    impact_speed: float
+    min_distance: float
+    contact_time: float | None
+    t: np.ndarray
+    gap: np.ndarray
+    ego_speed: np.ndarray
+    decel: np.ndarray
+
+
+def ttc(distance: np.ndarray, rel_speed: np.ndarray) -> np.ndarray:
+    """Time to collision d / -rel while closing (rel < 0), else +inf; NaN distance -> +inf.
+
+    A negative distance counts as 0 (contact), so TTC is never negative.
+    """
+    d = np.asarray(distance, dtype=float)
+    r = np.asarray(rel_speed, dtype=float)
+    d, r = np.broadcast_arrays(d, r)
+    out = np.full(d.shape, np.inf)
+    closing = np.isfinite(d) & (r < 0)
+    out[closing] = np.maximum(d[closing], 0.0) / -r[closing]
+    return out
+
+
+# --------------------------------------------------------------------------- recording prep
+
+
+@dataclass
+class _Track:
+    """The recorded scene in positions: ego path, lead path, in-path flags."""
+
+    t: np.ndarray
+    ego_v: np.ndarray
+    ego_x: np.ndarray
+    gap: np.ndarray  # NaN = no target
+    lead_x: np.ndarray
+    lead_v: np.ndarray
+    lateral: np.ndarray  # NaN = unknown = in path
+    overlap: float
+
+    def in_path(self, lateral: np.ndarray) -> np.ndarray:
+        return ~(np.abs(lateral) >= self.overlap)
+
+    @property
+    def end_target(self) -> bool:
+        return bool(np.isfinite(self.gap[-1]))
+
+    @property
+    def lead_v_end(self) -> float:
+        """Speed the lead keeps past the end: its last finite speed, never reversing."""
+        finite = np.flatnonzero(np.isfinite(self.lead_v))
+        return max(float(self.lead_v[finite[-1]]), 0.0) if finite.size else 0.0
+
+
+def _as_float(a: Any, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=float).reshape(-1)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} has {arr.size} samples, t has {n}")
+    return arr
+
+
+def _fill_nan(t: np.ndarray, x: np.ndarray, name: str) -> np.ndarray:
+    ok = np.isfinite(x)
+    if ok.all():
+        return x
+    if not ok.any():
+        raise ValueError(f"{name} has no finite sample")
+    return np.interp(t, t[ok], x[ok])
+
+
+def _track(t: np.ndarray, signals: Mapping[str, np.ndarray], overlap: float) -> _Track:
+    n = t.size
+    v = _fill_nan(t, _as_float(signals["ego_speed"], n, "ego_speed"), "ego_speed")
+    gap = _as_float(signals["target_distance"], n, "target_distance").copy()
+    valid = signals.get("target_valid")
+    if valid is not None:
+        gap[_as_float(valid, n, "target_valid") == 0] = np.nan
+    rel = _as_float(signals["target_rel_speed"], n, "target_rel_speed")
+    lat = signals.get("target_lateral")
+    lateral = np.full(n, np.nan) if lat is None else _as_float(lat, n, "target_lateral")
+    x = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * np.diff(t))])
+    lead_x = x + gap
+    lead_v = v + rel
+    with np.errstate(invalid="ignore"):
+        slope = np.gradient(lead_x, t) if n > 1 else np.full(n, np.nan)
+    lead_v = np.where(np.isfinite(lead_v), lead_v, slope)
+    lead_v[~np.isfinite(gap)] = np.nan
+    return _Track(t, v, x, gap, lead_x, lead_v, lateral, overlap)
+
+
+def _interp(t: np.ndarray, y: np.ndarray, tq: np.ndarray) -> np.ndarray:
+    """Linear interpolation that propagates NaN from either neighbour (np.interp does not)."""
+    i = np.clip(np.searchsorted(t, tq, side="right") - 1, 0, t.size - 2)
+    frac = np.clip((tq - t[i]) / (t[i + 1] - t[i]), 0.0, 1.0)
+    lo, hi = y[i], y[i + 1]
+    with np.errstate(invalid="ignore"):
+        mid = lo + frac * (hi - lo)
+    return np.where(frac == 0.0, lo, np.where(frac == 1.0, hi, mid))
+
+
+# --------------------------------------------------------------------------- ego model
+
+
+@dataclass
+class _Pieces:
+    """Ego trajectory as constant-jerk pieces: x = x0 + v0 τ - a0 τ²/2 - j τ³/6 (a = decel)."""
+
+    start: np.ndarray
+    x0: np.ndarray
+    v0: np.ndarray
+    a0: np.ndarray
+    jerk: np.ndarray
+    t_stop: float
+    x_stop: float
+
+    @property
+    def coasts_from(self) -> float:
+        """Start of a final piece without deceleration (ego moves on for ever), else inf."""
+        if math.isfinite(self.t_stop) or self.a0[-1] != 0.0 or self.jerk[-1] != 0.0:
+            return math.inf
+        return float(self.start[-1])
+
+    def polynomial(self, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Position, speed and deceleration of the pieces at `tq`, ignoring the stop."""
+        i = np.clip(np.searchsorted(self.start, tq, side="right") - 1, 0, None)
+        tau = tq - self.start[i]
+        a0, j, v0 = self.a0[i], self.jerk[i], self.v0[i]
+        x = self.x0[i] + v0 * tau - a0 * tau**2 / 2 - j * tau**3 / 6
+        return x, v0 - a0 * tau - j * tau**2 / 2, a0 + j * tau
+
+    def at(self, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Position, speed and deceleration at times `tq`; the ego stays put once stopped."""
+        x, v, a = self.polynomial(tq)
+        stopped = tq >= self.t_stop
+        return (
+            np.where(stopped, self.x_stop, x),
+            np.where(stopped, 0.0, np.maximum(v, 0.0)),
+            np.where(stopped, 0.0, a),
+        )
+
+
+def _stop_after(v0: float, a0: float, j: float) -> float:
+    """First τ > 0 with v0 - a0 τ - j τ²/2 = 0 (decel a0 + j τ >= 0 on the piece), or inf."""
+    if v0 <= 0.0:
+        return 0.0
+    disc = a0 * a0 + 2.0 * j * v0
+    if disc < 0.0:
+        return math.inf
+    den = a0 + math.sqrt(disc)  # rationalised root, also valid for j == 0
+    return 2.0 * v0 / den if den > 0.0 else math.inf
+
+
+def _ego_pieces(
+    t: np.ndarray, request: np.ndarray, ib: int, x0: float, v0: float, settings: KpiSettings
+) -> _Pieces:
+    """Propagate the ego from sample `ib` under the delayed, jerk-limited request series."""
+    jerk = float(settings.brake_jerk)
+    req = request[ib:]
+    change = np.flatnonzero(np.diff(req) != 0.0) + 1
+    first = np.concatenate([[0], change])
+    seg_t = [float(t[ib]), *(t[ib + first] + settings.actuator_delay).tolist()]
+    seg_a = [0.0, *req[first].tolist()]
+    seg_end = [*seg_t[1:], math.inf]
+
+    rows: list[tuple[float, float, float, float, float]] = []
+    now, x, v, a = float(t[ib]), x0, max(v0, 0.0), 0.0
+
+    def piece(j: float, dur: float) -> float | None:
+        """Append a piece; advance the state; return the stop time if the ego stops in it."""
+        nonlocal now, x, v, a
+        if not (j == 0.0 and rows and rows[-1][4] == 0.0 and rows[-1][3] == a):
+            rows.append((now, x, v, a, j))  # else: the previous constant piece just goes on
+        tau = _stop_after(v, a, j)
+        if math.isfinite(tau) and tau <= dur:
+            return now + tau
+        x += v * dur - a * dur**2 / 2 - j * dur**3 / 6
+        v = max(v - a * dur - j * dur**2 / 2, 0.0)
+        a += j * dur
+        now += dur
+        return now if v == 0.0 else None
+
+    t_stop = math.inf
+    for start, end, target in zip(seg_t, seg_end, seg_a, strict=True):
+        if end <= now:
+            continue
+        remaining = end - max(start, now)
+        if a != target:
+            if math.isinf(jerk):
+                a = target
+            else:
+                ramp = abs(target - a) / jerk
+                dur = min(ramp, remaining)
+                stop = piece(math.copysign(jerk, target - a), dur)
+                if stop is not None:
+                    t_stop = stop
+                    break
+                if dur == ramp:
+                    a = target
+                remaining -= dur
+        if remaining > 0.0:
+            stop = piece(0.0, remaining)
+            if stop is not None:
+                t_stop = stop
+                break
+            if math.isinf(remaining):
+                break
+    arr = np.array(rows, dtype=float).reshape(-1, 5)
+    start, xs, vs, decels, jerks = arr.T
+    pieces = _Pieces(start, xs, vs, decels, jerks, t_stop=t_stop, x_stop=math.nan)
+    if math.isfinite(t_stop):
+        pieces.x_stop = float(pieces.polynomial(np.array([t_stop]))[0][0])
+    return pieces
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def _clean_request(aeb_decel: np.ndarray, n: int) -> np.ndarray:
+    """Request magnitudes as the actuator sees them: NaN -> 0, never negative."""
+    req = _as_float(aeb_decel, n, "aeb_decel")
+    return np.clip(np.nan_to_num(req, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+
+
+def _recorded_contact(track: _Track, last: int) -> tuple[float, float] | None:
+    """First in-path recorded gap <= 0 among samples 0..last: (time, impact speed)."""
+    gap = track.gap[: last + 1]
+    hit_mask = np.isfinite(gap) & track.in_path(track.lateral[: last + 1]) & (gap <= 0.0)
+    hits = np.flatnonzero(hit_mask)
+    if not hits.size:
+        return None
+    k = int(hits[0])
+    t, closing = float(track.t[k]), track.ego_v[k] - track.lead_v[k]
+    if k > 0 and np.isfinite(track.gap[k - 1]) and track.gap[k - 1] > 0.0:
+        frac = track.gap[k - 1] / (track.gap[k - 1] - track.gap[k])
+        t = float(track.t[k - 1] + frac * (track.t[k] - track.t[k - 1]))
+        before = track.ego_v[k - 1] - track.lead_v[k - 1]
+        closing = before + frac * (closing - before)
+        if not np.isfinite(closing):
+            closing = (track.gap[k - 1] - track.gap[k]) / (track.t[k] - track.t[k - 1])
+    return t, max(float(np.nan_to_num(closing, nan=0.0)), 0.0)
+
+
+def _end_time(track: _Track, pieces: _Pieces, start: float) -> float:
+    """When the projection may stop: standstill, nothing left to hit, or a hard bound."""
+    t_end = float(track.t[-1])
+    end = max(start, t_end) + MAX_EXTRAPOLATION
+    if not track.end_target:
+        end = min(end, max(start, t_end))
+    stop = pieces.t_stop
+    if stop <= t_end:
+        later = track.lead_v[track.t >= stop - (track.t[1] - track.t[0])]
+        reversing = bool(np.any(later < -_APPROACH_TOL))  # NaN compares False
+        end = min(end, t_end if reversing else stop)
+    else:
+        end = min(end, stop)
+    coast = pieces.coasts_from
+    if math.isfinite(coast):
+        end = min(end, max(coast, t_end) + COAST_HORIZON)
+    return max(end, start)
+
+
+def _lead_on(track: _Track, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lead position (NaN = no target), speed and in-path flag at `tq`."""
+    t_end = float(track.t[-1])
+    inside = tq <= t_end
+    tin = np.minimum(tq, t_end)
+    x = _interp(track.t, track.lead_x, tin)
+    v = _interp(track.t, track.lead_v, tin)
+    lat = _interp(track.t, track.lateral, tin)
+    if track.end_target:
+        v_end = track.lead_v_end
+        x = np.where(inside, x, track.lead_x[-1] + v_end * (tq - t_end))
+        v = np.where(inside, v, v_end)
+        lat = np.where(inside, lat, track.lateral[-1])
+    else:
+        x = np.where(inside, x, np.nan)
+    return x, v, track.in_path(lat)
+
+
+def _bisect_contact(track: _Track, pieces: _Pieces, lo: float, hi: float) -> float:
+    """Time in [lo, hi] where the exact projected gap reaches 0 (gap(lo) > 0 >= gap(hi))."""
+    for _ in range(40):
+        mid = np.array([(lo + hi) / 2])
+        if _lead_on(track, mid)[0][0] - pieces.at(mid)[0][0] > 0.0:
+            lo = float(mid[0])
+        else:
+            hi = float(mid[0])
+    return hi
+
+
+def project(
+    t: np.ndarray,
+    signals: Mapping[str, np.ndarray],
+    aeb_decel: np.ndarray,
+    brake_time: float | None,
+    settings: KpiSettings = KpiSettings(),
+) -> Projection:
+    """Project collision / impact speed / minimum gap of braking from `brake_time` (SPEC §4).
+
+    Before `brake_time` (everywhere when it is None) the ego follows the recording; from it
+    the ego starts from its recorded state and decelerates only by the requested deceleration,
+    delayed by `actuator_delay` and rate-limited by `brake_jerk`. The last request is held
+    past the end of the recording; the lead keeps its last speed there.
+    """
+    t = np.asarray(t, dtype=float).reshape(-1)
+    n = t.size
+    if n < 2:
+        raise ValueError(f"projection needs at least two samples, got {n}")
+    if not np.all(np.diff(t) > 0):
+        raise ValueError("t must be strictly increasing")
+    track = _track(t, signals, settings.lateral_overlap)
+    request = _clean_request(aeb_decel, n)
+    if brake_time is None:
+        ib, last_recorded = n - 1, n - 1
+        request = np.zeros(n)
+    else:
+        ib = int(np.clip(np.searchsorted(t, brake_time - 1e-9 * (t[1] - t[0])), 0, n - 1))
+        last_recorded = ib
+    empty = np.empty(0)
+
+    hit = _recorded_contact(track, last_recorded)
+    if hit is not None:
+        return Projection(True, hit[1], 0.0, hit[0], empty, empty, empty, empty)
+
+    before = track.gap[:ib] if brake_time is not None else track.gap
+    in_path_before = np.isfinite(before) & track.in_path(track.lateral[: before.size])
+    min_recorded = float(before[in_path_before].min()) if in_path_before.any() else math.inf
+
+    start = float(t[ib])
+    pieces = _ego_pieces(t, request, ib, float(track.ego_x[ib]), float(track.ego_v[ib]), settings)
+    end = _end_time(track, pieces, start)
+    step = max((t[1] - t[0]) / _SUBSTEPS, (end - start) / _MAX_POINTS)
+    tq = start + step * np.arange(math.floor((end - start) / step) + 1)
+    if tq[-1] < end:
+        tq = np.append(tq, end)
+    ego_x, ego_v, decel = pieces.at(tq)
+    lead_x, _, in_path = _lead_on(track, tq)
+    gap = lead_x - ego_x
+    usable = np.isfinite(gap) & in_path
+
+    if track.end_target:  # past the end, once the ego is no faster than the lead, gap only grows
+        opening = np.flatnonzero((tq > t[-1]) & (ego_v <= track.lead_v_end))
+        if opening.size:
+            keep = int(opening[0]) + 1
+            tq, gap, ego_v, decel, usable = (a[:keep] for a in (tq, gap, ego_v, decel, usable))
+
+    contacts = np.flatnonzero(usable & (gap <= 0.0))
+    if contacts.size:
+        k = int(contacts[0])
+        tc = float(tq[k])
+        if k > 0 and usable[k - 1]:
+            tc = _bisect_contact(track, pieces, float(tq[k - 1]), tc)
+        tq, gap, ego_v, decel = (a[: k + 1].copy() for a in (tq, gap, ego_v, decel))
+        at_contact = np.array([tc])
+        v_e = float(pieces.at(at_contact)[1][0])
+        v_l = float(_lead_on(track, at_contact)[1][0])
+        tq[k], gap[k], ego_v[k] = tc, 0.0, v_e
+        impact = max(float(np.nan_to_num(v_e - v_l, nan=0.0)), 0.0)
+        return Projection(True, impact, 0.0, tc, tq, gap, ego_v, decel)
+
+    min_projected = float(gap[usable].min()) if usable.any() else math.inf
+    min_distance = max(min(min_recorded, min_projected), 0.0)
+    return Projection(False, 0.0, min_distance, None, tq, gap, ego_v, decel)
+
+
+# --------------------------------------------------------------------------- brake onset
+
+
+def _finite_runs(t: np.ndarray, x: np.ndarray) -> list[tuple[int, int]]:
+    """Bridge NaN gaps up to _MAX_ACCEL_GAP in place; return the finite runs [i, j)."""
+    ok = np.isfinite(x)
+    runs: list[tuple[int, int]] = []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    for i, j in zip(edges[::2], edges[1::2], strict=True):
+        if runs and t[i] - t[runs[-1][1] - 1] <= _MAX_ACCEL_GAP:
+            k = runs[-1][0]
+            seg = slice(runs[-1][1], i)
+            x[seg] = np.interp(t[seg], [t[runs[-1][1] - 1], t[i]], [x[runs[-1][1] - 1], x[i]])
+            runs[-1] = (k, int(j))
+        else:
+            runs.append((int(i), int(j)))
+    return runs
+
+
+def recorded_brake_time(t: np.ndarray, ego_accel: np.ndarray | None) -> float | None:
+    """Brake onset in the recording by the Euro NCAP C2C method, or None.
+
+    `ego_accel` is low-passed by a 12-pole phaseless Butterworth at 10 Hz (6th order, run
+    forward and backward); the first downward crossing of -1 m/s² is traced back to the last
+    crossing of -0.3 m/s² before it, linearly interpolated between samples. None when there is
+    no acceleration signal, it never reaches -1 m/s², or the sample rate is at most 20 Hz.
+    NaN gaps up to 0.1 s are bridged linearly; longer ones split the signal into parts.
+    """
+    if ego_accel is None:
+        return None
+    t = np.asarray(t, dtype=float).reshape(-1)
+    x = np.asarray(ego_accel, dtype=float).reshape(-1).copy()
+    if t.size < 2 or x.shape != t.shape:
+        return None
+    fs = 1.0 / float(t[1] - t[0])
+    if not fs > 2.0 * _ONSET_CUTOFF_HZ:
+        return None
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(_ONSET_ORDER, _ONSET_CUTOFF_HZ, btype="low", fs=fs, output="sos")
+    for i, j in _finite_runs(t, x):
+        seg_t, seg = t[i:j], x[i:j]
+        if seg.size < 2:
+            continue
+        pad = min(3 * (2 * len(sos) + 1), seg.size - 1)
+        filt = sosfiltfilt(sos, seg, padlen=pad)
+        below = filt <= _ONSET_DETECT
+        for k in np.flatnonzero(below[1:] & ~below[:-1]) + 1:
+            above = np.flatnonzero(filt[:k] > _ONSET_TRACE)
+            if not above.size:
+                continue
+            m = int(above[-1])
+            frac = (filt[m] - _ONSET_TRACE) / (filt[m] - filt[m + 1])
+            return float(seg_t[m] + frac * (seg_t[m + 1] - seg_t[m]))
+    return None
+
+
+# --------------------------------------------------------------------------- KPIs
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True as (first, last) index pairs, inclusive."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(i), int(j) - 1) for i, j in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def compute_kpis(
+    t: np.ndarray,
+    signals: Mapping[str, np.ndarray],
+    outputs: Mapping[str, np.ndarray],
+    settings: KpiSettings = KpiSettings(),
+) -> dict[str, Any]:
+    """All KPIs of SPEC §4 as a JSON-able dict keyed by KPI_NAMES (times on the `t` axis)."""
+    t = np.asarray(t, dtype=float).reshape(-1)
+    n = t.size
+    distance = _as_float(signals["target_distance"], n, "target_distance").copy()
+    valid = signals.get("target_valid")
+    if valid is not None:
+        distance[_as_float(valid, n, "target_valid") == 0] = np.nan
+    ttcs = ttc(distance, _as_float(signals["target_rel_speed"], n, "target_rel_speed"))
+    fcw = np.nan_to_num(_as_float(outputs["fcw"], n, "fcw"), nan=0.0) >= 0.5
+    request = _clean_request(outputs["aeb_decel"], n)
+    braking = request >= settings.brake_threshold
+
+    i_fcw, i_brake = _first(fcw), _first(braking)
+    fcw_time = None if i_fcw is None else float(t[i_fcw])
+    brake_time = None if i_brake is None else float(t[i_brake])
+    proj = project(t, signals, request, brake_time, settings)
+    return {
+        "fcw_time": fcw_time,
+        "brake_time": brake_time,
+        "ttc_at_fcw": None if i_fcw is None else float(ttcs[i_fcw]),
+        "ttc_at_brake": None if i_brake is None else float(ttcs[i_brake]),
+        "fcw_lead_time": (
+            None if fcw_time is None or brake_time is None else brake_time - fcw_time
+        ),
+        "min_ttc": float(ttcs.min()) if n else math.inf,
+        "max_decel": float(request.max()) if n else 0.0,
+        "activations": [
+            {
+                "start": float(t[i]),
+                "end": float(t[j]),
+                "peak_decel": float(request[i : j + 1].max()),
+                "ttc_at_start": float(ttcs[i]),
+            }
+            for i, j in _runs(braking)
+        ],
+        "collision": bool(proj.collision),
+        "impact_speed": float(proj.impact_speed),
+        "min_distance": float(proj.min_distance),
+        "recorded_brake_time": recorded_brake_time(t, signals.get("ego_accel")),
+    }
