@@ -25,6 +25,7 @@ from .report import (
 from .runner import ReplayRun
 
 RUN_KEY = pytest.StashKey[ReplayRun]()
+USAGE_KEY = pytest.StashKey[str]()
 SUMMARY_KPIS = ("fcw_time", "brake_time", "ttc_at_brake", "fcw_lead_time", "collision",
                 "impact_speed")  # fmt: skip
 
@@ -120,7 +121,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         recs = run.select(_selections(metafunc.definition), who)
     except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        # raised from pytest_collection_modifyitems: inside a collector it would only be
+        # a collection error (exit 2), not the usage error (exit 4) it is
+        metafunc.config.stash[USAGE_KEY] = str(exc)
+        recs = []
     metafunc.parametrize("recording", recs, ids=[r.id for r in recs], indirect=True)
 
 
@@ -167,6 +171,8 @@ class ExpectItem(pytest.Item):
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    if USAGE_KEY in config.stash:
+        raise pytest.UsageError(config.stash[USAGE_KEY])
     run = _run(config)
     if not run.configured:
         return
