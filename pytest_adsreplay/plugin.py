@@ -144,6 +144,7 @@ class ExpectItem(pytest.Item):
         self.outcome: Outcome | None = None
 
     def setup(self) -> None:
+        _check_sidecar(self, self.recording)
         run = _run(self.config)
         self.outcome = _outcome(self, run.chain(self.recording))
 
@@ -177,7 +178,7 @@ def pytest_collection_modifyitems(
     if not run.configured:
         return
     for rec in run.recordings:
-        if rec.expect and rec.sidecar is not None:
+        if (rec.expect or rec.problem) and rec.sidecar is not None:
             parent = SidecarFile.from_parent(session, path=rec.sidecar)
             items.append(ExpectItem.from_parent(parent, name="expect", recording=rec))
 
@@ -214,7 +215,9 @@ def recording(request: pytest.FixtureRequest) -> Recording:
     Every test that takes ``recording`` or ``replay`` runs once per selected recording;
     narrow the set with ``@pytest.mark.recordings(pattern=, tags=, scenario=)``.
     """
-    return request.param  # type: ignore[no-any-return]
+    rec: Recording = request.param
+    _check_sidecar(request.node, rec)
+    return rec
 
 
 @pytest.fixture
@@ -264,6 +267,14 @@ class _FailedReplay:
 
     def __getattr__(self, name: str) -> Any:
         raise ReplayFailed(self.message)
+
+
+def _check_sidecar(item: pytest.Item, rec: Recording) -> None:
+    """A recording whose sidecar is broken errors its own tests (and only those)."""
+    if rec.problem:
+        item.user_properties.append((f"{PROPERTY_PREFIX}recording", rec.id))
+        item.user_properties.append((f"{PROPERTY_PREFIX}status", "error"))
+        pytest.fail(f"{rec.id}: {rec.problem}", pytrace=False)
 
 
 def _failure_text(out: Outcome) -> str:

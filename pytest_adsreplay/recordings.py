@@ -94,6 +94,8 @@ class Recording:
     nominal_speed: float | None = None
     expect: tuple[Bound, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Why the sidecar could not be used (its tests error with this text), or None.
+    problem: str | None = None
 
     def sha256(self) -> str:
         """Content hash of the recording file (streamed, never fully in memory)."""
@@ -185,9 +187,20 @@ def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Rec
             "'adsreplay generate DIR'",
         )
     root = roots[0] if len(set(roots)) == 1 else Path(os.path.commonpath(roots))
-    recs = [load_recording(p, root) for p in found]
+    recs = [_load_or_flag(p, root) for p in found]
     recs.sort(key=lambda r: r.id)
     return recs
+
+
+def _load_or_flag(path: Path, root: Path) -> Recording:
+    """load_recording, but a broken sidecar only flags its own recording."""
+    try:
+        return load_recording(path, root)
+    except SidecarError as exc:
+        return Recording(
+            path=path, id=recording_id(path, root), root=root, sidecar=sidecar_path(path),
+            problem=str(exc),
+        )  # fmt: skip
 
 
 def recording_id(path: Path, root: Path) -> str:

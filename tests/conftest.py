@@ -15,7 +15,6 @@ import scipy.signal  # noqa: F401
 
 # Imported once here: pytester's in-process runs restore sys.modules afterwards, and a
 # C extension imported first inside an inner run cannot be loaded again in the next one.
-
 from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
 
 #: A small TTC cascade used by the plugin tests (a test project's own function).
@@ -111,22 +110,35 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """
     pytester.makepyfile(aebfn=TTC_FUNCTION)
     root = pytester.path / "recs"
-    write_approach(root / "ccrs" / "a40.mf4", ego_kph=40, sidecar='''
+    write_approach(
+        root / "ccrs" / "a40.mf4",
+        ego_kph=40,
+        sidecar="""
         scenario = "CCRs"
         tags = ["ncap", "ccrs"]
         [expect]
         brake = true
         ttc_at_brake = [1.4, 1.6]
         collision = false
-    ''')
-    write_approach(root / "ccrs" / "b60.mf4", ego_kph=60, sidecar='''
+    """,
+    )
+    write_approach(
+        root / "ccrs" / "b60.mf4",
+        ego_kph=60,
+        sidecar="""
         scenario = "CCRs"
         tags = ["ncap", "ccrs"]
-    ''')
-    write_approach(root / "ccrm" / "c50.mf4", ego_kph=50, target_kph=20, sidecar='''
+    """,
+    )
+    write_approach(
+        root / "ccrm" / "c50.mf4",
+        ego_kph=50,
+        target_kph=20,
+        sidecar="""
         scenario = "CCRm"
         tags = ["ncap"]
-    ''')
+    """,
+    )
     pytester.makeini(
         """
         [pytest]

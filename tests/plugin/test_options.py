@@ -72,7 +72,9 @@ def test_precedence_cli_over_env_over_ini(
                                  "*SOURCE tox.ini adsreplay_timeout*"])  # fmt: skip
     monkeypatch.setenv("ADSREPLAY_TIMEOUT", "22")
     result = project.runpytest("-s", "--recordings=recs")
-    result.stdout.fnmatch_lines(["*SETTINGS aebfn:Ttc 22.0 *", "*SOURCE environment ADSREPLAY_TIMEOUT*"])
+    result.stdout.fnmatch_lines(
+        ["*SETTINGS aebfn:Ttc 22.0 *", "*SOURCE environment ADSREPLAY_TIMEOUT*"]
+    )
     result = project.runpytest("-s", "--recordings=recs", "--adsreplay-timeout=33")
     result.stdout.fnmatch_lines(
         ["*SETTINGS aebfn:Ttc 33.0 *", "*SOURCE command line --adsreplay-timeout*"]
@@ -109,9 +111,7 @@ def test_bad_cli_values_are_usage_errors(
         ("adsreplay_cycle_time = 0", "*adsreplay_cycle_time = '0'*must be > 0*"),
     ],
 )  # fmt: skip
-def test_bad_ini_values_name_the_ini_file(
-    project: pytest.Pytester, ini: str, message: str
-) -> None:
+def test_bad_ini_values_name_the_ini_file(project: pytest.Pytester, ini: str, message: str) -> None:
     project.makeini(f"[pytest]\nadsreplay_function = aebfn:Ttc\n{ini}\n")
     result = project.runpytest("--recordings=recs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -124,7 +124,9 @@ def test_env_var_bad_value_names_the_variable(
     monkeypatch.setenv("ADSREPLAY_TIMEOUT", "forever")
     result = project.runpytest("--recordings=recs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*adsreplay_timeout = 'forever' (from environment ADSREPLAY_TIMEOUT)*"])
+    result.stderr.fnmatch_lines(
+        ["*adsreplay_timeout = 'forever' (from environment ADSREPLAY_TIMEOUT)*"]
+    )
 
 
 def test_ini_paths_are_relative_to_the_ini_file(project: pytest.Pytester) -> None:
@@ -133,7 +135,9 @@ def test_ini_paths_are_relative_to_the_ini_file(project: pytest.Pytester) -> Non
     project.makepyfile(test_r="def test_r(recording):\n    assert recording.path.exists()\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(sub)
-        result = project.runpytest(str(project.path), "-p", "no:cacheprovider", "--rootdir", str(project.path))
+        result = project.runpytest(
+            str(project.path), "-p", "no:cacheprovider", "--rootdir", str(project.path)
+        )
     result.assert_outcomes(passed=3)  # two recordings + the a40 expectation item
 
 
@@ -142,20 +146,26 @@ def test_zero_recordings_is_a_usage_error(project: pytest.Pytester) -> None:
     project.makepyfile(test_r="def test_r(replay):\n    pass\n")
     result = project.runpytest("--recordings=empty")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*no *.mf4 recordings found in *empty (from command line --recordings)*"])
+    result.stderr.fnmatch_lines(
+        ["*no *.mf4 recordings found in *empty (from command line --recordings)*"]
+    )
 
 
 def test_missing_recordings_path_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("--recordings=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*recordings path *nope* (from command line --recordings) does not exist*"])
+    result.stderr.fnmatch_lines(
+        ["*recordings path *nope* (from command line --recordings) does not exist*"]
+    )
 
 
 def test_replay_without_recordings_is_a_usage_error(project: pytest.Pytester) -> None:
     project.makepyfile(test_r="def test_r(replay):\n    pass\n")
     result = project.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*needs recordings, but none are configured*", "*--recordings PATH*"])
+    result.stderr.fnmatch_lines(
+        ["*needs recordings, but none are configured*", "*--recordings PATH*"]
+    )
 
 
 def test_missing_function_module_is_a_usage_error(project: pytest.Pytester) -> None:
@@ -173,7 +183,9 @@ def test_function_params_that_do_not_fit_are_a_usage_error(project: pytest.Pytes
     )
     result = project.runpytest("--recordings=recs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*cannot build function under test aebfn:Ttc with params {'nope': 1}*"])
+    result.stderr.fnmatch_lines(
+        ["*cannot build function under test aebfn:Ttc with params {'nope': 1}*"]
+    )
 
 
 def test_replay_without_function_is_a_usage_error(project: pytest.Pytester) -> None:
@@ -192,7 +204,9 @@ def test_plugin_is_inert_without_recordings(pytester: pytest.Pytester) -> None:
     assert "KPI summary" not in result.stdout.str()
 
 
-def test_recordings_from_env_and_glob(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recordings_from_env_and_glob(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.makepyfile(test_r="def test_r(recording):\n    print('ID', recording.id)\n")
     monkeypatch.setenv("ADSREPLAY_RECORDINGS", "recs/ccrs")
     result = project.runpytest("-s", "-k", "test_r")
