@@ -179,7 +179,7 @@ def pytest_collection_modifyitems(
         return
     for rec in run.recordings:
         if (rec.expect or rec.problem) and rec.sidecar is not None:
-            parent = SidecarFile.from_parent(session, path=rec.sidecar)
+            parent = SidecarFile.from_parent(session, path=rec.sidecar, nodeid=rec.id)
             items.append(ExpectItem.from_parent(parent, name="expect", recording=rec))
 
 
@@ -199,7 +199,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Enqueue every chain the selected tests need, once, before the first test runs."""
     run = _run(session.config)
     chains = [c for c in map(_chain_of, session.items) if c is not None]
-    if not chains:
+    if not chains or session.config.option.collectonly:
         return
     try:
         run.start(chains)
@@ -367,6 +367,8 @@ class _Summary:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     run = _run(session.config)
+    if session.config.option.collectonly:
+        return
     try:
         run.begin()
     except Exception as exc:

@@ -24,7 +24,7 @@ def test_ids_are_sorted_posix_paths(project: pytest.Pytester) -> None:
             "test_r.py::test_r[ccrm/c50.mf4]",
             "test_r.py::test_r[ccrs/a40.mf4]",
             "test_r.py::test_r[ccrs/b60.mf4]",
-            "recs/ccrs/a40.toml::expect",
+            "ccrs/a40.mf4::expect",
         ]
     )
 
