@@ -1,0 +1,25 @@
+"""Every bundled recording, replayed inline through the reference function, meets its sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_adsreplay import replay_file
+from pytest_adsreplay.recordings import check_expectations, discover
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
+BUNDLED = discover([RECORDINGS])
+
+
+def test_bundled_set_is_complete() -> None:
+    assert len(BUNDLED) == 16
+    assert all(r.expect for r in BUNDLED)
+
+
+@pytest.mark.parametrize("rec", BUNDLED, ids=[r.id for r in BUNDLED])
+def test_reference_function_meets_sidecar(rec) -> None:  # type: ignore[no-untyped-def]
+    result = replay_file(rec.path, "pytest_adsreplay.reference:TtcAeb", recording_id=rec.id)
+    violations = check_expectations(rec.expect, result.kpis)
+    assert not violations, "\n".join(v.describe() for v in violations)

@@ -1,0 +1,145 @@
+"""Loading and stepping the function under test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pytest_adsreplay.errors import FunctionError, FunctionLoadError
+from pytest_adsreplay.function import Frame, declared_cycle_time, load_function, run_function
+
+T = np.arange(0, 1, 0.01)
+SIGNALS = {"ego_speed": np.full(T.size, 10.0), "target_distance": np.linspace(20, 10, T.size)}
+
+
+class Good:
+    cycle_time = 0.02
+
+    def __init__(self, decel: float = 3.0):
+        self.decel = decel
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def step(self, frame):  # type: ignore[no-untyped-def]
+        return {"fcw": 1 if frame["target_distance"] < 15 else 0,
+                "aeb_decel": self.decel if frame["t"] >= 0.5 else 0.0, "extra": frame["t"] * 2}  # fmt: skip
+
+
+def test_load_by_string_and_by_class() -> None:
+    fn = load_function("pytest_adsreplay.reference:TtcAeb", {"fcw_ttc": 3.0})
+    assert fn.fcw_ttc == 3.0  # type: ignore[attr-defined]
+    assert isinstance(load_function(Good, {"decel": 2.0}), Good)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "is not of the form 'module:attr'"),
+        ("no_such_mod_xyz:Aeb", "cannot import module 'no_such_mod_xyz'"),
+        ("pytest_adsreplay.reference:Nope", "has no attribute 'Nope'"),
+        ("pytest_adsreplay.reference:__doc__", "is a str, not a class or zero-argument factory"),
+        ("math:pi", "is a float, not a class"),
+    ],
+)
+def test_load_errors(spec: str, message: str) -> None:
+    with pytest.raises(FunctionLoadError, match=message):
+        load_function(spec)
+
+
+def test_bad_params_show_the_signature() -> None:
+    with pytest.raises(
+        FunctionLoadError, match=r"(?s)with params \{'nope': 1\}.*signature is Good\(decel"
+    ):
+        load_function(Good, {"nope": 1})
+
+
+def test_object_without_step() -> None:
+    with pytest.raises(FunctionLoadError, match="without a step"):
+        load_function(dict)
+
+
+def test_declared_cycle_time() -> None:
+    assert declared_cycle_time(Good()) == 0.02
+    assert declared_cycle_time(object()) is None
+    bad = Good()
+    bad.cycle_time = -1  # type: ignore[misc]
+    with pytest.raises(FunctionLoadError, match="positive"):
+        declared_cycle_time(bad)
+
+
+def test_run_collects_outputs_calls_reset_and_fills_absent_inputs() -> None:
+    seen = []
+
+    class Spy(Good):
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            seen.append(dict(frame))
+            return super().step(frame)
+
+    fn = Spy()
+    out = run_function(fn, T, SIGNALS, inputs=("ego_speed", "ego_accel", "target_distance"))
+    assert fn.resets == 1
+    assert set(out) == {"fcw", "aeb_decel", "extra"}
+    assert out["aeb_decel"][49] == 0.0 and out["aeb_decel"][50] == 3.0
+    assert out["extra"][10] == pytest.approx(0.2)
+    assert math.isnan(seen[0]["ego_accel"]) and seen[3]["t"] == pytest.approx(0.03)
+
+
+def test_frame_is_read_only_and_cheap() -> None:
+    frame = Frame({"t": [0.0, 0.1], "x": [1.0, 2.0]})
+    frame._i = 1
+    assert frame["x"] == 2.0 and frame.get("y", 5) == 5 and len(frame) == 2 and "t" in frame
+    with pytest.raises(TypeError):
+        frame["x"] = 3.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"fcw": 0}, r"step\(\) returned no 'aeb_decel' at t = 0.000 s \(cycle 0\)"),
+        ({"aeb_decel": "strong"}, r"aeb_decel = 'strong' at t = 0.000 s.*finite number"),
+        ({"aeb_decel": float("nan")}, r"aeb_decel = nan .*finite number"),
+        ({"aeb_decel": -2.0}, r"aeb_decel = -2.0 .*≥ 0"),
+        ({"aeb_decel": None}, r"aeb_decel = None"),
+        ({"aeb_decel": 1.0, "fcw": 0.5}, r"fcw = 0.5 .*expected 0 or 1"),
+        ({"aeb_decel": 1.0, "state": "BRAKE"}, r"non-numeric extra output 'state'"),
+        (None, r"step\(\) returned NoneType None"),
+    ],
+)
+def test_garbage_outputs_are_function_errors(result: object, message: str) -> None:
+    class Garbage:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            return result
+
+    with pytest.raises(FunctionError, match=message) as info:
+        run_function(Garbage(), T, SIGNALS, recording="rec.mf4")
+    assert info.value.t == 0.0
+    assert str(info.value).startswith("rec.mf4: ")
+
+
+def test_exception_carries_the_function_traceback_and_t() -> None:
+    class Raises:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            if frame["t"] > 0.3:
+                return {"aeb_decel": 1 / 0}
+            return {"aeb_decel": 0.0}
+
+    with pytest.raises(FunctionError) as info:
+        run_function(Raises(), T, SIGNALS, recording="rec.mf4")
+    err = info.value
+    assert err.t == pytest.approx(0.31)
+    assert "raised ZeroDivisionError: division by zero at t = 0.310 s (cycle 31)" in str(err)
+    assert err.traceback and "in step" in err.traceback
+    assert "pytest_adsreplay/function.py" not in err.traceback  # only the function's own frames
+
+
+def test_reset_that_raises() -> None:
+    class BadReset(Good):
+        def reset(self) -> None:
+            raise RuntimeError("no calibration file")
+
+    with pytest.raises(FunctionError, match="reset\\(\\) raised RuntimeError: no calibration file"):
+        run_function(BadReset(), T, SIGNALS)
