@@ -12,6 +12,7 @@ from pytest_adsreplay.kpi import (
     KPI_NAMES,
     MAX_EXTRAPOLATION,
     SCALAR_KPIS,
+    TARGET_END_TOLERANCE,
     KpiSettings,
     compute_kpis,
     project,
@@ -148,9 +149,11 @@ def test_nan_requests_are_no_requests() -> None:
 
 
 def test_invalid_target_does_not_count() -> None:
-    valid = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], dtype=float)
-    t, sig = scene(gap0=1.0, target_valid=valid)
-    k = compute_kpis(t, sig, outputs([0] * 10, [0] * 10))
+    """Invalid for the last 0.37 s (longer than TARGET_END_TOLERANCE): no target there."""
+    valid = np.where(np.arange(40) < 3, 1.0, 0.0)
+    t, sig = scene(n=40, gap0=1.0, target_valid=valid)
+    assert t[-1] - t[2] > TARGET_END_TOLERANCE
+    k = compute_kpis(t, sig, outputs([0] * 40, [0] * 40))
     assert k["min_ttc"] == pytest.approx(sig["target_distance"][2] / 10)
     assert k["min_distance"] == pytest.approx(sig["target_distance"][2])
     assert k["collision"] is False
@@ -410,3 +413,86 @@ def test_long_recording_keeps_the_projection_grid_bounded() -> None:
         30.0 + 20.0 * (lead_stop - t[100]) - (19.0 * (lead_stop - t[100]) + 0.5 * 2 * 0.25)
     )
     assert p.contact_time == pytest.approx(lead_stop + gap_at_stop / 19.0, abs=DT)
+
+
+# --------------------------------------------------------------------------- lead past the end
+
+
+def lead_ending(lead_v: np.ndarray, gap_end: float, ego_v: float = 20.0):
+    """100 Hz scene with the ego at constant `ego_v` and the lead at speeds `lead_v`, the
+    gap consistent with them and `gap_end` at the last sample."""
+    n = lead_v.size
+    t = np.round(np.arange(n) * DT, 10)
+    rel = lead_v - ego_v
+    gap = np.concatenate([[0.0], np.cumsum(0.5 * (rel[1:] + rel[:-1]) * DT)])
+    sig = {
+        "ego_speed": np.full(n, ego_v),
+        "target_distance": gap - gap[-1] + gap_end,
+        "target_rel_speed": rel,
+    }
+    return t, sig
+
+
+def test_braking_lead_keeps_its_deceleration_past_the_end() -> None:
+    """Lead at the ego's speed but braking at 0.5 m/s²; the coasting ego closes 3 m in √12 s."""
+    t, sig = lead_ending(20.0 + 0.5 * (3.0 - np.arange(301) * DT), gap_end=3.0)
+    p = project(t, sig, np.zeros(t.size), None)
+    assert p.collision
+    assert p.contact_time == pytest.approx(3.0 + math.sqrt(12.0), abs=DT)
+    assert p.impact_speed == pytest.approx(0.5 * math.sqrt(12.0), abs=1e-3)
+
+
+def test_lead_stops_past_the_end_and_stays() -> None:
+    """Lead at 1 m/s braking at 4 m/s² stops 0.125 m on; the ego (5 m/s, 8 m/s²) 1.5625 m on."""
+    t, sig = lead_ending(np.maximum(1.0 + 4.0 * (1.0 - np.arange(101) * DT), 0.0), 2.0, 5.0)
+    p = project(t, sig, np.full(t.size, 8.0), t[-1], IDEAL)
+    assert not p.collision
+    assert p.min_distance == pytest.approx(2.0 + 0.125 - 1.5625, abs=1e-3)
+    assert p.t[-1] == pytest.approx(t[-1] + 5.0 / 8.0, abs=DT)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        lambda s: 20.0 + 0.25 * (3.0 - s),  # braking below LEAD_DECEL_MIN: noise
+        lambda s: 20.0 + 4.0 * np.clip(2.4 - s, 0.0, None),  # braked, but not in the last 0.5 s
+        lambda s: 20.0 + np.random.default_rng(7).normal(0.0, 0.05, s.size),  # speed noise
+    ],
+    ids=["below-threshold", "braked-earlier", "noise"],
+)
+def test_lead_holds_its_speed_without_a_real_deceleration_at_the_end(profile) -> None:
+    """Held speed keeps the projected gap at about 15 m; 0.3 m/s² would take 3.75 m off."""
+    t, sig = lead_ending(profile(np.arange(301) * DT), gap_end=15.0)
+    p = project(t, sig, np.zeros(t.size), None)
+    assert not p.collision
+    assert np.nanmin(p.gap) > 14.5
+
+
+def test_accelerating_lead_keeps_its_last_speed() -> None:
+    """Lead at 18 m/s accelerating at 1 m/s²: held at 18 m/s, the ego hits it after 1.5 s."""
+    t, sig = lead_ending(18.0 - 1.0 * (3.0 - np.arange(301) * DT), gap_end=3.0)
+    p = project(t, sig, np.zeros(t.size), None)
+    assert p.collision
+    assert p.contact_time == pytest.approx(3.0 + 1.5, abs=DT)
+    assert p.impact_speed == pytest.approx(2.0, abs=1e-6)
+
+
+def test_lead_deceleration_needs_half_a_window_of_samples() -> None:
+    """Target acquired 0.2 s before the end: too short to estimate, its last speed is held."""
+    t, sig = lead_ending(20.0 + 6.0 * (3.0 - np.arange(301) * DT), gap_end=3.0)
+    sig["target_distance"][:-21] = math.nan
+    p = project(t, sig, np.zeros(t.size), None)
+    assert not p.collision
+    assert np.nanmin(p.gap) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(("lateral", "hits"), [(2.5, False), (0.0, True)])
+def test_target_lost_at_the_end_keeps_its_last_lateral(lateral: float, hits: bool) -> None:
+    """Lost in the last 5 cycles: continued with its last lateral offset (in path or not)."""
+    lat = np.where(np.arange(100) < 90, 0.0, lateral)
+    t, sig = scene(n=100, gap0=9.5, target_lateral=lat)
+    sig["target_distance"][-5:] = math.nan
+    p = project(t, sig, np.zeros(100), None)
+    assert p.collision is hits
+    if hits:
+        assert p.contact_time == pytest.approx(0.95)

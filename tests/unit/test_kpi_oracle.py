@@ -12,13 +12,20 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pytest_adsreplay.kpi import COAST_HORIZON, KpiSettings, project, recorded_brake_time
+from pytest_adsreplay.kpi import (
+    COAST_HORIZON,
+    TARGET_END_TOLERANCE,
+    KpiSettings,
+    project,
+    recorded_brake_time,
+)
 
 DT = 0.01
 KMH = 1 / 3.6
@@ -405,3 +412,300 @@ def test_recorded_brake_time_on_noisy_profiles(
     assert found is not None
     assert found == pytest.approx(truth, abs=DT)
     assert recorded_brake_time(t, clean) == pytest.approx(truth, abs=DT)
+
+
+# --------------------------------------------------------------------------- lead braking at the end
+#
+# Open-loop CCRb recordings end (at about a 1 m recorded gap) while the lead is still braking:
+# past the end the lead keeps its last speed and deceleration until it stops.
+
+
+def _stationary(d: float, v: float, a: float, t0: float) -> Outcome:
+    """Ego at v, braking at a from t0, d before a stationary lead (AEB_REFERENCE, no ramp)."""
+    if d >= v**2 / (2 * a):
+        return Outcome(False, None, 0.0, d - v**2 / (2 * a))
+    impact = math.sqrt(v**2 - 2 * a * d)
+    return Outcome(True, t0 + (v - impact) / a, impact, 0.0)
+
+
+def braking_lead_closed_form(d0: float, v0: float, a_t: float, t_on: float, a_e: float) -> Outcome:
+    """AEB_REFERENCE braking-target case, completed to an outcome (times from the lead's onset).
+
+    Both at v0, gap d0 when the lead starts braking at a_t (t = 0, step); the ego's
+    deceleration a_e starts at t_on >= 0 (step). Lead stops at T_l = v0 / a_t.
+    1. t < min(t_on, T_l): gap d0 - a_t t²/2; contact at √(2 d0 / a_t), closing a_t t.
+    2. T_l <= t_on (lead stops first): lead at rest at X = d0 + v0²/(2 a_t); stationary case
+       with d_b = X - v0 t_on (contact at X / v0 with v0 if d_b <= 0).
+    3. Both braking, s = t - t_on: closing speed w0 - Δa s with w0 = a_t t_on, Δa = a_e - a_t,
+       gap g_on - w0 s + Δa s²/2 with g_on = d0 - a_t t_on²/2. Contact at the first root
+       s_c = 2 g_on / (w0 + √(w0² - 2 Δa g_on)) with closing √(w0² - 2 Δa g_on), if it
+       comes before the lead stops (s_c <= T_l - t_on). Else, if the closing speed reaches 0
+       first (Δa > 0, s* = w0/Δa < T_l - t_on): avoided, minimum gap g_on - w0²/(2 Δa) (the
+       reference formula). Else the lead stops first: stationary case from T_l with the
+       ego's speed v0 - a_e (T_l - t_on) and the gap at T_l.
+    """
+    t_l = v0 / a_t
+    t1 = min(t_on, t_l)
+    if d0 - a_t * t1**2 / 2 <= 0.0:
+        tc = math.sqrt(2 * d0 / a_t)
+        return Outcome(True, tc, a_t * tc, 0.0)
+    if t_l <= t_on:
+        x_lead = d0 + v0**2 / (2 * a_t)
+        d_b = x_lead - v0 * t_on
+        if d_b <= 0.0:
+            return Outcome(True, x_lead / v0, v0, 0.0)
+        return _stationary(d_b, v0, a_e, t_on)
+    g_on, w0, da, s_l = d0 - a_t * t_on**2 / 2, a_t * t_on, a_e - a_t, t_l - t_on
+    disc = w0**2 - 2 * da * g_on
+    if disc >= 0.0:
+        s_c = 2 * g_on / (w0 + math.sqrt(disc))
+        if s_c <= s_l:
+            return Outcome(True, t_on + s_c, math.sqrt(disc), 0.0)
+    if da > 0.0 and w0 / da < s_l:
+        return Outcome(False, None, 0.0, g_on - w0**2 / (2 * da))
+    g_l = g_on - w0 * s_l + da * s_l**2 / 2
+    return _stationary(g_l, v0 - a_e * s_l, a_e, t_l)
+
+
+@dataclass(frozen=True)
+class Body:
+    """Exact 1-D motion from x0, v0 under a piecewise-linear acceleration through `knots`
+    ((time, accel), equal times = a step, constant outside), up to standstill."""
+
+    x0: float
+    v0: float
+    knots: tuple[tuple[float, float], ...]
+
+    @cached_property
+    def pieces(self) -> tuple[list[tuple[float, float, float, float, float]], float]:
+        """(start, x, v, a, jerk) pieces and the stop time (inf if it never stops)."""
+        edges = [(t0, a0, t1, a1) for (t0, a0), (t1, a1) in itertools.pairwise(self.knots)]
+        spans = [(0.0, self.knots[0][1], self.knots[0][0], self.knots[0][1])]
+        spans += [e for e in edges if e[2] > e[0]]
+        spans.append((self.knots[-1][0], self.knots[-1][1], math.inf, self.knots[-1][1]))
+        x, v, out = self.x0, self.v0, []
+        for t0, a0, t1, a1 in spans:
+            if t1 <= 0.0 and math.isfinite(t1):
+                continue
+            span = t1 - t0
+            j = (a1 - a0) / span if math.isfinite(span) else 0.0
+            out.append((t0, x, v, a0, j))
+            stops = [r.real for r in np.roots([j / 2, a0, v]) if abs(r.imag) < 1e-12]
+            stops = [r for r in stops if 0.0 < r <= span] if (j or a0) else []
+            if stops:
+                return out, t0 + min(stops)
+            x += v * span + a0 * span**2 / 2 + j * span**3 / 6
+            v += a0 * span + j * span**2 / 2
+        return out, math.inf
+
+    def state(self, t: float) -> tuple[float, float, float, float]:
+        """Position, speed, acceleration and jerk at t (all 0 but x once stopped)."""
+        pieces, t_stop = self.pieces
+        t0, x, v, a, j = next(p for p in reversed(pieces) if p[0] <= min(t, t_stop))
+        tau = min(t, t_stop) - t0
+        x += v * tau + a * tau**2 / 2 + j * tau**3 / 6
+        if t >= t_stop:
+            return x, 0.0, 0.0, 0.0
+        return x, v + a * tau + j * tau**2 / 2, a + j * tau, j
+
+    def breaks(self) -> list[float]:
+        pieces, t_stop = self.pieces
+        return [p[0] for p in pieces] + ([t_stop] if math.isfinite(t_stop) else [])
+
+
+def exact_outcome(lead: Body, ego: Body) -> Outcome:
+    """First contact / minimum gap of two Bodies: per phase the gap is a cubic, solved exactly."""
+    cuts = [*sorted({0.0, *lead.breaks(), *ego.breaks()}), math.inf]
+    min_gap = math.inf
+    for start, end in itertools.pairwise(cuts):
+        xl, vl, al, jl = lead.state(start)
+        xe, ve, ae, je = ego.state(start)
+        poly = [(jl - je) / 6, (al - ae) / 2, vl - ve, xl - xe]
+        span = min(end - start, 60.0)  # both stopped long before: the last phase is constant
+        if poly[3] <= 0.0:
+            return Outcome(True, start, ve - vl, 0.0)
+        roots = [r.real for r in np.roots(poly) if abs(r.imag) < 1e-9 and 0.0 <= r.real <= span]
+        if roots:  # the gap is positive at the start of the phase: its first root is contact
+            r = min(roots)
+            return Outcome(True, start + r, -float(np.polyval(np.polyder(poly), r)), 0.0)
+        extrema = [r.real for r in np.roots(np.polyder(poly)) if abs(r.imag) < 1e-9]
+        candidates = [0.0, span] + [r for r in extrema if 0.0 < r < span]
+        min_gap = min(min_gap, *(float(np.polyval(poly, c)) for c in candidates))
+    return Outcome(False, None, 0.0, min_gap)
+
+
+LEAD_ONSET = 1.0  # s into the recording: the lead starts braking
+END_GAP = 1.0  # m; the recording ends at this recorded (unbraked) gap ...
+END_BEFORE_STOP = 0.3  # s; ... or this long before the lead stops, whichever is first
+
+
+def braking_lead_recording(
+    v0: float, gap0: float, a_t: float, ramp: float
+) -> tuple[np.ndarray, dict[str, np.ndarray], Body]:
+    """Recorded ego at constant v0; lead from gap0 at v0 braking to a_t over `ramp` from
+    LEAD_ONSET; the recording ends while the lead is still braking."""
+    lead = Body(gap0, v0, ((LEAD_ONSET, 0.0), (LEAD_ONSET + ramp, -a_t)))
+    _, t_stop = lead.pieces
+    fine = np.arange(0.0, t_stop, DT)
+    gap = np.array([lead.state(x)[0] for x in fine]) - v0 * fine
+    t_end = min(fine[gap <= END_GAP].min(initial=math.inf), t_stop - END_BEFORE_STOP)
+    t = np.round(np.arange(0.0, t_end + DT / 2, DT), 10)
+    states = np.array([lead.state(x)[:2] for x in t])
+    ego_v = np.full(t.size, v0)
+    sig = {
+        "ego_speed": ego_v,
+        "target_distance": states[:, 0] - v0 * t,
+        "target_rel_speed": states[:, 1] - ego_v,
+        "target_valid": np.ones(t.size),
+    }
+    return t, sig, lead
+
+
+def ego_body(v0: float, t_on: float, a_e: float, jerk: float) -> Body:
+    ramp = 0.0 if math.isinf(jerk) else a_e / jerk
+    return Body(0.0, v0, ((t_on, 0.0), (t_on + ramp, -a_e)))
+
+
+CCRB_CASES = [(2.0, 12.0), (2.0, 40.0), (6.0, 12.0), (6.0, 40.0)]
+
+
+@pytest.mark.parametrize("jerk", [NO_RAMP, 40.0])
+@pytest.mark.parametrize("when", ["early", "late"])
+@pytest.mark.parametrize("ego_decel", [3.0, 6.0, 9.0])
+@pytest.mark.parametrize("lead_ramp", [0.0, 1.0])
+@pytest.mark.parametrize(("lead_decel", "gap0"), CCRB_CASES)
+def test_ccrb_recording_ends_while_lead_brakes(
+    lead_decel: float, gap0: float, lead_ramp: float, ego_decel: float, when: str, jerk: float
+) -> None:
+    v0, delay = 50 * KMH, 0.2
+    t, sig, lead = braking_lead_recording(v0, gap0, lead_decel, lead_ramp)
+    assert t[-1] >= LEAD_ONSET + lead_ramp + 0.5  # the last 0.5 s show the full deceleration
+    assert lead.state(t[-1])[1] > 1.0  # ... and the lead is still moving
+    t_req = LEAD_ONSET + 0.5 if when == "early" else t[-1] - 0.3
+    aeb, t_b = step_request(t, t_req, ego_decel)
+    proj = project(t, sig, aeb, t_b, KpiSettings(actuator_delay=delay, brake_jerk=jerk))
+
+    expected = exact_outcome(lead, ego_body(v0, t_b + delay, ego_decel, jerk))
+    if lead_ramp == 0.0 and math.isinf(jerk):  # cross-check against the closed form
+        closed = braking_lead_closed_form(gap0, v0, lead_decel, t_b + delay - LEAD_ONSET, ego_decel)
+        assert closed.collision is expected.collision
+        if expected.collision:
+            assert closed.contact_time + LEAD_ONSET == pytest.approx(expected.contact_time)
+            assert closed.impact_speed == pytest.approx(expected.impact_speed)
+        else:
+            assert closed.min_gap == pytest.approx(expected.min_gap)
+    check(proj, expected)
+
+
+def test_ccrb_end_cases_cover_every_branch() -> None:
+    """The grid above must avoid and collide, with the lead still moving and already stopped."""
+    v0, seen = 50 * KMH, set()
+    for (a_t, gap0), ramp, a_e, when in itertools.product(
+        CCRB_CASES, [0.0, 1.0], [3.0, 6.0, 9.0], ["early", "late"]
+    ):
+        t, _, lead = braking_lead_recording(v0, gap0, a_t, ramp)
+        t_b = t[round((LEAD_ONSET + 0.5 if when == "early" else t[-1] - 0.3) / DT)]
+        out = exact_outcome(lead, ego_body(v0, t_b + 0.2, a_e, NO_RAMP))
+        lead_stopped = out.collision and lead.state(out.contact_time)[1] == 0.0
+        seen.add((out.collision, lead_stopped))
+    assert seen == {(False, False), (True, False), (True, True)}
+
+
+@pytest.mark.parametrize(
+    ("a_t", "d0", "t_on", "a_e"),
+    [
+        (6.0, 12.0, 0.5, 9.0),  # both braking, relative speed reaches 0: avoided
+        (6.0, 12.0, 1.2, 9.0),  # both braking, contact while the lead moves
+        (6.0, 40.0, 1.9, 3.0),  # the lead stops first, then the ego hits it
+        (6.0, 40.0, 2.5, 9.0),  # the lead stopped before the ego even brakes
+        (2.0, 3.0, 2.0, 9.0),  # contact before the ego brakes
+        (2.0, 40.0, 1.0, 2.0),  # equal decelerations: closing speed stays a_t t_on
+        (6.0, 12.0, 0.8, 4.0),  # ego brakes less than the lead
+    ],
+)
+def test_braking_lead_closed_form_matches_exact_kinematics(
+    a_t: float, d0: float, t_on: float, a_e: float
+) -> None:
+    v0 = 50 * KMH
+    lead = Body(d0, v0, ((0.0, -a_t),))
+    closed = braking_lead_closed_form(d0, v0, a_t, t_on, a_e)
+    exact = exact_outcome(lead, Body(0.0, v0, ((t_on, 0.0), (t_on, -a_e))))
+    assert closed.collision is exact.collision
+    assert closed.impact_speed == pytest.approx(exact.impact_speed, abs=1e-9)
+    assert closed.min_gap == pytest.approx(exact.min_gap, abs=1e-9)
+    if exact.collision:
+        assert closed.contact_time == pytest.approx(exact.contact_time, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- target lost at the end
+
+
+def drop_target_tail(sig: dict[str, np.ndarray], cycles: int, how: str) -> dict[str, np.ndarray]:
+    """A copy of `sig` whose target is lost in the last `cycles` samples."""
+    out = {k: v.copy() for k, v in sig.items()}
+    tail = slice(out["ego_speed"].size - cycles, None)
+    if how == "invalid":  # the tracker flags it
+        out["target_valid"][tail] = 0.0
+    else:  # the radar group ends early / frames dropped: every target channel is NaN
+        for name in ("target_distance", "target_rel_speed", "target_valid"):
+            out[name][tail] = math.nan
+    return out
+
+
+DROPOUTS = [(1, "nan"), (3, "invalid"), (20, "nan"), (round(TARGET_END_TOLERANCE / DT), "nan")]
+
+
+@pytest.mark.parametrize(("cycles", "how"), DROPOUTS)
+@pytest.mark.parametrize("when", ["early", "late", "none"])
+@pytest.mark.parametrize("scenario", ["CCRb", "CCRs"])
+def test_target_lost_in_the_last_cycles_is_continued(
+    scenario: str, when: str, cycles: int, how: str
+) -> None:
+    """Within TARGET_END_TOLERANCE of the end, the lead goes on from its last valid sample."""
+    v0, delay, jerk = 50 * KMH, 0.2, 40.0
+    if scenario == "CCRb":
+        t, full, lead = braking_lead_recording(v0, 12.0, 6.0, 0.0)
+    else:  # ends at TTC 0.6 s, like the generated CCRs recordings
+        t, full = constant_ego_recording(3.4, v0, gap0=4 * v0, v_lead=0.0)
+        lead = Body(4 * v0, 0.0, ((0.0, 0.0),))
+    sig = drop_target_tail(full, cycles, how)
+    assert t[-1] - t[-1 - cycles] <= TARGET_END_TOLERANCE + 1e-9
+    settings_ = KpiSettings(actuator_delay=delay, brake_jerk=jerk)
+    if when == "none":
+        aeb, t_b = np.zeros(t.size), None
+        ego = Body(0.0, v0, ((0.0, 0.0),))
+    else:  # "late" requests while the target is already lost (for the longer dropouts)
+        aeb, t_b = step_request(t, t[-1] - (0.6 if when == "early" else 0.15), 9.0)
+        ego = ego_body(v0, t_b + delay, 9.0, jerk)
+    proj = project(t, sig, aeb, t_b, settings_)
+
+    check(proj, exact_outcome(lead, ego))
+    whole = project(t, full, aeb, t_b, settings_)
+    assert proj.collision is whole.collision
+    assert proj.impact_speed == pytest.approx(whole.impact_speed, abs=1e-6)
+    assert proj.min_distance == pytest.approx(whole.min_distance, abs=1e-6)
+    untouched = drop_target_tail(full, cycles, how)
+    assert all(np.array_equal(sig[k], untouched[k], equal_nan=True) for k in sig)
+
+
+@pytest.mark.parametrize("how", ["nan", "invalid"])
+@pytest.mark.parametrize("when", ["early", "none"])
+def test_target_lost_for_longer_is_no_target(when: str, how: str) -> None:
+    """Lost 0.3 s before the end (> TARGET_END_TOLERANCE): nothing to hit past the end."""
+    v0 = 50 * KMH
+    t, full = constant_ego_recording(3.4, v0, gap0=4 * v0, v_lead=0.0)
+    cycles = 30
+    sig = drop_target_tail(full, cycles, how)
+    assert t[-1] - t[-1 - cycles] > TARGET_END_TOLERANCE
+    aeb, t_b = step_request(t, 2.6, 4.0) if when == "early" else (np.zeros(t.size), None)
+    proj = project(t, sig, aeb, t_b)
+    assert not proj.collision
+    assert proj.contact_time is None
+    assert proj.t[-1] == pytest.approx(t[-1])  # the projection stops at the end
+    assert np.isnan(proj.gap[proj.t > t[-1 - cycles] + 1e-9]).all()
+    if t_b is None:  # the recorded gap at the last valid sample
+        assert proj.min_distance == pytest.approx(full["target_distance"][-1 - cycles])
+    else:  # the projected gap at the last valid sample
+        assert proj.min_distance == pytest.approx(np.nanmin(proj.gap))
+        assert np.nanargmin(proj.gap) == np.flatnonzero(np.isfinite(proj.gap))[-1]
+    assert project(t, full, aeb, t_b).collision  # with the target it is a collision
