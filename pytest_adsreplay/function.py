@@ -279,4 +279,4 @@ def _collect(
         if col is None:
             col = out[key] = [math.nan] * n
             extras.add(key)
-        col[i] = value  # type: ignore[assignment]
+        col[i] = value
