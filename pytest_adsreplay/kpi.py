@@ -6,7 +6,8 @@ re-propagated piecewise-analytically (constant-jerk / constant-deceleration piec
 the recorded lead trajectory, sampled on a fine grid, and the contact time is refined by
 bisection on the exact gap.
 
-Past the end of the recording the lead is continued from its last valid state:
+Past the end of the recording both vehicles are continued from their last state, each with
+its own last deceleration (never an acceleration) until it stops:
 
 * **Deliberate deviation from SPEC §4's wording.** SPEC §4 says the lead is "continued at
   its last speed", but also requires agreement with the closed forms (AEB_REFERENCE.md,
@@ -23,6 +24,26 @@ Past the end of the recording the lead is continued from its last valid state:
   that ends a few samples before the bus group, a dropped last frame) is continued from its
   last valid sample as above; a target gone for longer is no target, and the projection
   stops at the end of the recording.
+* The ego, **with a braking request held at the end** (the last request > 0), keeps it until
+  standstill (SPEC §4), through the actuator model, with no time bound but
+  `MAX_EXTRAPOLATION`.
+* The ego **without a braking request** (the function never braked, `brake_time` is None)
+  is the recorded one: it keeps its last speed *and its last deceleration* until it stops,
+  the deceleration estimated from the recorded `ego_speed` exactly like the lead's (same
+  window, same threshold, decelerations only). Holding only its speed while the lead keeps
+  braking is pessimistic: a driver braking behind a braking car when the recording ends
+  mid-stop (both at -2 m/s², 20 m apart, 10 m/s) would show a collision at 8.9 m/s instead
+  of a 20 m gap. The recorded driver's braking counts only here: from `brake_time` on the
+  re-propagated ego decelerates by the function's request alone.
+* The ego **whose request was released before the end** obeys the same rule: it keeps its
+  own last deceleration, which for the re-propagated ego is the actuator's, known exactly
+  (the release goes through dead time and jerk limit, then 0): it coasts at its projected
+  speed. The recorded ego's deceleration is not mixed in, as in the recorded part after
+  `brake_time`.
+* Without a braking request held at the end (none at all, or released) the ego is followed
+  for at most `COAST_HORIZON` s past the end of the recording, decelerating or not: a
+  recording that ends while following a slightly slower car must not turn into a
+  "collision" a minute later, and a driver's braking is no promise to stop.
 """
 
 from __future__ import annotations
@@ -66,9 +87,10 @@ KPI_NAMES: tuple[str, ...] = (
 )
 SCALAR_KPIS: tuple[str, ...] = tuple(n for n in KPI_NAMES if n != "activations")
 
-#: Past the end of the recording a coasting ego (no deceleration left) is extrapolated for at
-#: most this long: a recording that ends while following a slightly slower car must not turn
-#: into a "collision" a minute later.
+#: Past the end of the recording an ego without a braking request held at the end (the
+#: function never braked, or released its request) is extrapolated for at most this long (s),
+#: coasting or decelerating: a recording that ends while following a slightly slower car must
+#: not turn into a "collision" a minute later.
 COAST_HORIZON = 5.0
 #: Hard bound on any extrapolation past the end of the recording (s), so projection terminates.
 MAX_EXTRAPOLATION = 120.0
@@ -77,8 +99,9 @@ MAX_EXTRAPOLATION = 120.0
 #: than the default data-quality max gap (0.2 s), so one dropped frame or a radar group
 #: ending a few samples early does not turn a near miss into "nothing ahead".
 TARGET_END_TOLERANCE = 0.25
-#: The lead's deceleration past the end is the least-squares slope of its recorded speed over
-#: this long (s) before its last valid sample (needs samples spanning half of it, else 0) ...
+#: The lead's deceleration past the end (and the recorded ego's, when the function never
+#: braked) is the least-squares slope of its recorded speed over this long (s) before its last
+#: valid sample (needs samples spanning half of it, else 0) ...
 LEAD_DECEL_WINDOW = 0.5
 #: ... and is 0 below this (m/s²): speed noise, not braking.
 LEAD_DECEL_MIN = 0.3
@@ -158,8 +181,9 @@ def ttc(distance: np.ndarray, rel_speed: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Track:
-    """The recorded scene in positions: ego path, lead path, in-path flags, and the lead's
-    state past the end of the recording (`end_target`; from sample `last` on)."""
+    """The recorded scene in positions: ego path, lead path, in-path flags, the lead's state
+    past the end of the recording (`end_target`; from sample `last` on) and the recorded
+    ego's deceleration at the end."""
 
     t: np.ndarray
     ego_v: np.ndarray
@@ -172,6 +196,7 @@ class _Track:
     last: int = -1  # last valid target sample, -1 = none
     lead_v_end: float = 0.0  # speed the lead keeps past `last`, never reversing
     lead_decel_end: float = 0.0  # deceleration (>= 0) it keeps until it stops
+    ego_decel_end: float = 0.0  # recorded ego's deceleration (>= 0) at the end, same estimate
 
     def in_path(self, lateral: np.ndarray) -> np.ndarray:
         return ~(np.abs(lateral) >= self.overlap)
@@ -199,12 +224,12 @@ class _Track:
         return self.lead_x[self.last] + v0 * tau - a * tau**2 / 2, v0 - a * tau
 
 
-def _lead_decel(t: np.ndarray, lead_v: np.ndarray, last: int) -> float:
-    """Deceleration (>= 0) of the lead at sample `last`: least-squares slope of its finite
-    speed samples over LEAD_DECEL_WINDOW; 0 for noise (< LEAD_DECEL_MIN), an accelerating
-    lead, or too short a span of samples."""
+def _end_decel(t: np.ndarray, speed: np.ndarray, last: int) -> float:
+    """Deceleration (>= 0) of a vehicle (lead or recorded ego) at sample `last`: least-squares
+    slope of its finite speed samples over LEAD_DECEL_WINDOW; 0 for noise (< LEAD_DECEL_MIN),
+    an accelerating vehicle, or too short a span of samples."""
     window = slice(int(np.searchsorted(t, t[last] - LEAD_DECEL_WINDOW - 1e-9)), last + 1)
-    tw, vw = t[window], lead_v[window]
+    tw, vw = t[window], speed[window]
     ok = np.isfinite(vw)
     tw, vw = tw[ok], vw[ok]
     if tw.size < 3 or tw[-1] - tw[0] < LEAD_DECEL_WINDOW / 2:
@@ -232,7 +257,8 @@ def _fill_nan(t: np.ndarray, x: np.ndarray, name: str) -> np.ndarray:
 
 def _track(t: np.ndarray, signals: Mapping[str, np.ndarray], overlap: float) -> _Track:
     n = t.size
-    v = _fill_nan(t, _as_float(signals["ego_speed"], n, "ego_speed"), "ego_speed")
+    raw_v = _as_float(signals["ego_speed"], n, "ego_speed")
+    v = _fill_nan(t, raw_v, "ego_speed")
     gap = _as_float(signals["target_distance"], n, "target_distance").copy()
     valid = signals.get("target_valid")
     if valid is not None:
@@ -248,11 +274,13 @@ def _track(t: np.ndarray, signals: Mapping[str, np.ndarray], overlap: float) -> 
     lead_v = np.where(np.isfinite(lead_v), lead_v, slope)
     lead_v[~np.isfinite(gap)] = np.nan
     track = _Track(t, v, x, gap, lead_x, lead_v, lateral, overlap)
+    if v[-1] > 0.0:
+        track.ego_decel_end = _end_decel(t, raw_v, int(np.flatnonzero(np.isfinite(raw_v))[-1]))
     finite = np.flatnonzero(np.isfinite(gap) & np.isfinite(lead_v))
     if finite.size:
         track.last = last = int(finite[-1])
         track.lead_v_end = max(float(lead_v[last]), 0.0)
-        track.lead_decel_end = _lead_decel(t, lead_v, last) if track.lead_v_end > 0 else 0.0
+        track.lead_decel_end = _end_decel(t, lead_v, last) if track.lead_v_end > 0 else 0.0
         if track.end_target and last < n - 1:  # lost in the last cycles: continue it already
             tail = slice(last + 1, n)
             track.lead_x[tail], track.lead_v[tail] = track.lead_after(t[tail])
@@ -287,12 +315,19 @@ class _Pieces:
     t_stop: float
     x_stop: float
 
-    @property
-    def coasts_from(self) -> float:
-        """Start of a final piece without deceleration (ego moves on for ever), else inf."""
-        if math.isfinite(self.t_stop) or self.a0[-1] != 0.0 or self.jerk[-1] != 0.0:
-            return math.inf
-        return float(self.start[-1])
+    @classmethod
+    def constant(cls, t0: float, x0: float, v0: float, decel: float) -> _Pieces:
+        """One piece from t0: speed v0, constant deceleration `decel` (>= 0) until it stops."""
+        v0 = max(v0, 0.0)
+        t_stop = t0 + _stop_after(v0, decel, 0.0)
+        one = np.ones(1)
+        pieces = cls(t0 * one, x0 * one, v0 * one, decel * one, 0.0 * one, t_stop, math.nan)
+        pieces._locate_stop()
+        return pieces
+
+    def _locate_stop(self) -> None:
+        if math.isfinite(self.t_stop):
+            self.x_stop = float(self.polynomial(np.array([self.t_stop]))[0][0])
 
     def polynomial(self, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Position, speed and deceleration of the pieces at `tq`, ignoring the stop."""
@@ -381,8 +416,7 @@ def _ego_pieces(
     arr = np.array(rows, dtype=float).reshape(-1, 5)
     start, xs, vs, decels, jerks = arr.T
     pieces = _Pieces(start, xs, vs, decels, jerks, t_stop=t_stop, x_stop=math.nan)
-    if math.isfinite(t_stop):
-        pieces.x_stop = float(pieces.polynomial(np.array([t_stop]))[0][0])
+    pieces._locate_stop()
     return pieces
 
 
@@ -414,8 +448,9 @@ def _recorded_contact(track: _Track, last: int) -> tuple[float, float] | None:
     return t, max(float(np.nan_to_num(closing, nan=0.0)), 0.0)
 
 
-def _end_time(track: _Track, pieces: _Pieces, start: float) -> float:
-    """When the projection may stop: standstill, nothing left to hit, or a hard bound."""
+def _end_time(track: _Track, pieces: _Pieces, start: float, horizon: float) -> float:
+    """When the projection may stop: standstill, nothing left to hit, the ego's extrapolation
+    bound `horizon` (inf while a braking request is held), or a hard bound."""
     t_end = float(track.t[-1])
     end = max(start, t_end) + MAX_EXTRAPOLATION
     if not track.end_target:
@@ -427,10 +462,7 @@ def _end_time(track: _Track, pieces: _Pieces, start: float) -> float:
         end = min(end, t_end if reversing else stop)
     else:
         end = min(end, stop)
-    coast = pieces.coasts_from
-    if math.isfinite(coast):
-        end = min(end, max(coast, t_end) + COAST_HORIZON)
-    return max(end, start)
+    return max(min(end, horizon), start)
 
 
 def _lead_on(track: _Track, tq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -473,9 +505,12 @@ def project(
 
     Before `brake_time` (everywhere when it is None) the ego follows the recording; from it
     the ego starts from its recorded state and decelerates only by the requested deceleration,
-    delayed by `actuator_delay` and rate-limited by `brake_jerk`. The last request is held
-    past the end of the recording; the lead keeps its last speed and deceleration there, up
-    to standstill (see the module docstring: a deliberate deviation from SPEC §4's wording).
+    delayed by `actuator_delay` and rate-limited by `brake_jerk`. Past the end of the
+    recording each vehicle keeps its own last deceleration up to standstill: the lead and,
+    without a braking request, the recorded ego the one estimated from their recorded speed
+    (see the module docstring: a deliberate deviation from SPEC §4's wording), the
+    re-propagated ego its last request (0 once released). Without a braking request held at
+    the end the ego is followed for at most COAST_HORIZON past the end.
     """
     t = np.asarray(t, dtype=float).reshape(-1)
     n = t.size
@@ -502,8 +537,14 @@ def project(
     min_recorded = float(before[in_path_before].min()) if in_path_before.any() else math.inf
 
     start = float(t[ib])
-    pieces = _ego_pieces(t, request, ib, float(track.ego_x[ib]), float(track.ego_v[ib]), settings)
-    end = _end_time(track, pieces, start)
+    x0, v0 = float(track.ego_x[ib]), float(track.ego_v[ib])
+    if brake_time is None:  # the recorded ego, past the end: its own last deceleration
+        pieces = _Pieces.constant(start, x0, v0, track.ego_decel_end)
+    else:
+        pieces = _ego_pieces(t, request, ib, x0, v0, settings)
+    held = brake_time is not None and request[-1] > 0.0
+    horizon = math.inf if held else float(t[-1]) + COAST_HORIZON
+    end = _end_time(track, pieces, start, horizon)
     step = max((t[1] - t[0]) / _SUBSTEPS, (end - start) / _MAX_POINTS)
     tq = start + step * np.arange(math.floor((end - start) / step) + 1)
     if tq[-1] < end:

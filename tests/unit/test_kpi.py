@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_adsreplay.kpi import (
+    COAST_HORIZON,
     KPI_NAMES,
     MAX_EXTRAPOLATION,
     SCALAR_KPIS,
@@ -496,3 +497,64 @@ def test_target_lost_at_the_end_keeps_its_last_lateral(lateral: float, hits: boo
     assert p.collision is hits
     if hits:
         assert p.contact_time == pytest.approx(0.95)
+
+
+# --------------------------------------------------------------------------- recorded ego past the end
+
+
+def ego_ending(ego_v: np.ndarray, gap_end: float):
+    """100 Hz scene with the recorded ego at speeds `ego_v` and a stationary target `gap_end`
+    ahead of it at the last sample."""
+    n = ego_v.size
+    t = np.round(np.arange(n) * DT, 10)
+    ego_x = np.concatenate([[0.0], np.cumsum(0.5 * (ego_v[1:] + ego_v[:-1]) * DT)])
+    sig = {
+        "ego_speed": ego_v,
+        "target_distance": ego_x[-1] + gap_end - ego_x,
+        "target_rel_speed": -ego_v,
+    }
+    return t, sig
+
+
+def test_braking_recorded_ego_keeps_its_deceleration_past_the_end() -> None:
+    """No request; the driver brakes at 2 m/s² and the recording ends at 10 m/s, 30 m before a
+    stationary target: the ego stops 25 m on, 5 m short (held speed: contact at 10 m/s)."""
+    t, sig = ego_ending(10.0 + 2.0 * (3.0 - np.arange(301) * DT), gap_end=30.0)
+    p = project(t, sig, np.zeros(t.size), None)
+    assert not p.collision
+    assert p.min_distance == pytest.approx(5.0, abs=1e-3)
+    assert p.t[-1] == pytest.approx(t[-1] + 5.0, abs=DT)
+    assert p.ego_speed[-1] == pytest.approx(0.0, abs=1e-6)
+    assert p.decel[p.t < t[-1] + 4.9] == pytest.approx(2.0)
+
+
+def test_recorded_ego_deceleration_is_bounded_by_the_coast_horizon() -> None:
+    """10 m/s at 1 m/s² would stop 50 m on after 10 s; followed for COAST_HORIZON (37.5 m)."""
+    t, sig = ego_ending(10.0 + 1.0 * (3.0 - np.arange(301) * DT), gap_end=45.0)
+    p = project(t, sig, np.zeros(t.size), None)
+    assert not p.collision
+    assert p.t[-1] == pytest.approx(t[-1] + COAST_HORIZON)
+    assert p.min_distance == pytest.approx(45.0 - 37.5, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        lambda s: 10.0 + 0.25 * (3.0 - s),  # braking below LEAD_DECEL_MIN: noise
+        lambda s: 10.0 + 4.0 * np.clip(2.4 - s, 0.0, None),  # braked, but not in the last 0.5 s
+        lambda s: 10.0 + np.random.default_rng(3).normal(0.0, 0.05, s.size),  # speed noise
+        lambda s: 10.0 - 1.0 * (3.0 - s),  # accelerating: only its last speed
+        lambda s: np.where(s < 2.8, math.nan, 10.0 + 6.0 * (3.0 - s)),  # 0.2 s of samples
+    ],
+    ids=["below-threshold", "braked-earlier", "noise", "accelerating", "short-window"],
+)
+def test_recorded_ego_holds_its_speed_without_a_real_deceleration_at_the_end(profile) -> None:
+    """Held at 10 m/s, the ego hits a target 20 m ahead 2 s after the end at 10 m/s."""
+    t, sig = ego_ending(profile(np.arange(301) * DT), gap_end=20.0)
+    if np.isnan(sig["ego_speed"]).any():  # positions from the filled speed, as the projection
+        filled = np.interp(t, t[-21:], sig["ego_speed"][-21:])
+        sig["target_distance"] = ego_ending(filled, 20.0)[1]["target_distance"]
+    p = project(t, sig, np.zeros(t.size), None)
+    assert p.collision
+    assert p.contact_time == pytest.approx(t[-1] + 2.0, abs=2 * DT)
+    assert p.impact_speed == pytest.approx(10.0, abs=0.2)

@@ -709,3 +709,151 @@ def test_target_lost_for_longer_is_no_target(when: str, how: str) -> None:
         assert proj.min_distance == pytest.approx(np.nanmin(proj.gap))
         assert np.nanargmin(proj.gap) == np.flatnonzero(np.isfinite(proj.gap))[-1]
     assert project(t, full, aeb, t_b).collision  # with the target it is a collision
+
+
+# --------------------------------------------------------------------------- ego without a request
+#
+# When the function never brakes the recorded ego is continued past the end with its own last
+# deceleration (estimated like the lead's), for at most COAST_HORIZON; a re-propagated ego
+# whose request was released keeps its own (actuator) deceleration, i.e. coasts.
+
+
+def two_body_recording(
+    lead: Body, ego: Body, duration: float, noise: float = 0.0, seed: int = 0
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """100 Hz recording of an ego and a lead moving as Bodies, with optional Gaussian noise
+    (std `noise` m/s on both speeds and the relative speed, `noise` m on the distance)."""
+    t = np.round(np.arange(0.0, duration + DT / 2, DT), 10)
+    lead_s = np.array([lead.state(x)[:2] for x in t])
+    ego_s = np.array([ego.state(x)[:2] for x in t])
+    rng = np.random.default_rng(seed)
+
+    def jitter() -> np.ndarray | float:
+        return rng.normal(0.0, noise, t.size) if noise else 0.0
+
+    return t, {
+        "ego_speed": ego_s[:, 1] + jitter(),
+        "target_distance": lead_s[:, 0] - ego_s[:, 0] + jitter(),
+        "target_rel_speed": lead_s[:, 1] - ego_s[:, 1] + jitter(),
+        "target_valid": np.ones(t.size),
+    }
+
+
+def both_braking(a: float, gap: float = 20.0, v0: float = 20.0, v_end: float = 10.0):
+    """Both at v0, `gap` apart, brake at `a` from 0.5 s; the recording ends at v_end."""
+    lead = Body(gap, v0, ((0.5, 0.0), (0.5, -a)))
+    ego = Body(0.0, v0, ((0.5, 0.0), (0.5, -a)))
+    return lead, ego, 0.5 + (v0 - v_end) / a
+
+
+@pytest.mark.parametrize("a", [2.0, 4.0, 6.0])
+def test_driver_braking_behind_a_braking_lead_is_avoided_past_the_end(a: float) -> None:
+    """Both at -a m/s², 20 m apart, the recording ends at 10 m/s: the gap stays 20 m (holding
+    the ego's speed instead gave a collision at 8.9 m/s for a = 2)."""
+    lead, ego, duration = both_braking(a)
+    t, sig = two_body_recording(lead, ego, duration)
+    proj = project(t, sig, np.zeros(t.size), None)
+    expected = exact_outcome(lead, ego)
+    assert not expected.collision
+    assert expected.min_gap == pytest.approx(20.0)
+    check(proj, expected)
+    assert proj.t[-1] > t[-1]  # projected past the end (until the gap can only grow)
+    assert proj.gap[-1] == pytest.approx(20.0, abs=GAP_TOL)
+
+
+@pytest.mark.parametrize(
+    ("ego_decel", "lead_decel", "gap0", "collides"),
+    [
+        (4.0, 2.0, 20.0, False),  # closing 4 m/s at the end, but braking harder: 4 m left
+        (6.0, 2.0, 12.0, False),
+        (2.0, 6.0, 40.0, True),  # the lead brakes harder: it stops first and is hit
+        (3.0, 3.0, 30.0, True),  # same deceleration: closing at 8 m/s throughout
+        (3.0, 3.0, 45.0, True),  # ... hit only once the lead has stopped
+    ],
+)
+def test_recorded_ego_keeps_its_deceleration_past_the_end(
+    ego_decel: float, lead_decel: float, gap0: float, collides: bool
+) -> None:
+    """Ego from 22 m/s, lead from 14 m/s, both braking from the start; 2 s recorded."""
+    lead = Body(gap0, 14.0, ((0.0, -lead_decel),))
+    ego = Body(0.0, 22.0, ((0.0, -ego_decel),))
+    t, sig = two_body_recording(lead, ego, 2.0)
+    proj = project(t, sig, np.zeros(t.size), None)
+    expected = exact_outcome(lead, ego)
+    assert expected.collision is collides
+    if collides:
+        assert t[-1] < expected.contact_time <= t[-1] + COAST_HORIZON
+    check(proj, expected)
+
+
+def test_ego_harder_braking_case_is_what_the_old_rule_got_wrong() -> None:
+    """Sanity of the case above: holding the ego's last speed (14 m/s) would hit the lead."""
+    lead = Body(20.0, 14.0, ((0.0, -2.0),))
+    held = Body(0.0, 22.0, ((0.0, -4.0), (2.0, -4.0), (2.0, 0.0)))  # stops braking at the end
+    assert exact_outcome(lead, held).collision
+    assert not exact_outcome(lead, Body(0.0, 22.0, ((0.0, -4.0),))).collision
+
+
+@pytest.mark.parametrize(("a_t", "gap0"), [(3.0, 45.0), (6.0, 20.0)])
+def test_coasting_ego_hits_a_lead_that_stops_past_the_end(a_t: float, gap0: float) -> None:
+    """Recorded ego at a constant 15 m/s, lead braking from LEAD_ONSET until it stops past the
+    end: the ego keeps its speed and hits the stopped lead at 15 m/s (closed form, t_on = inf)."""
+    v0 = 15.0
+    t, sig, lead = braking_lead_recording(v0, gap0, a_t, 0.0)
+    proj = project(t, sig, np.zeros(t.size), None)
+    closed = braking_lead_closed_form(gap0, v0, a_t, math.inf, 1.0)  # the ego never brakes
+    assert closed.collision
+    assert closed.impact_speed == v0
+    contact = closed.contact_time + LEAD_ONSET
+    assert t[-1] < LEAD_ONSET + v0 / a_t < contact <= t[-1] + COAST_HORIZON  # lead stopped
+    check(proj, Outcome(True, contact, v0, 0.0))
+    check(proj, exact_outcome(lead, Body(0.0, v0, ((0.0, 0.0),))))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ego_deceleration_estimate_is_robust_to_noise(seed: int) -> None:
+    """The both-braking case with 0.05 m/s speed noise and 0.05 m distance noise: each
+    deceleration is estimated within about 0.1 m/s², worth about 12.5 m per m/s² over a stop
+    from 10 m/s at 2 m/s², so the 20 m gap holds to within 1.5 m."""
+    lead, ego, duration = both_braking(2.0)
+    t, sig = two_body_recording(lead, ego, duration, noise=0.05, seed=seed)
+    proj = project(t, sig, np.zeros(t.size), None)
+    assert not proj.collision
+    assert proj.min_distance == pytest.approx(20.0, abs=1.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_noisy_constant_speed_ego_gets_no_phantom_deceleration(seed: int) -> None:
+    """Noisy 50 km/h ego ending at TTC 0.5 s before a stationary target: full-speed contact."""
+    v0 = 50 * KMH
+    t, sig = two_body_recording(
+        Body(4 * v0, 0.0, ((0.0, 0.0),)), Body(0.0, v0, ((0.0, 0.0),)), 3.5, 0.05, seed
+    )
+    proj = project(t, sig, np.zeros(t.size), None)
+    assert proj.collision
+    assert proj.contact_time == pytest.approx(4.0, abs=2 * DT)
+    assert proj.impact_speed == pytest.approx(v0, abs=IMPACT_TOL)
+
+
+@pytest.mark.parametrize(("target_x", "collides"), [(109.5, True), (163.5, False)])
+def test_released_request_coasts_past_the_end_despite_recorded_braking(
+    target_x: float, collides: bool
+) -> None:
+    """4 m/s² for 0.5 s from 0.5 s: the re-propagated ego coasts at 18 m/s past the end (at
+    55.5 m). The recorded driver brakes at 3 m/s² in the last second, but after brake_time
+    only the function's request counts, so its own last deceleration is 0: it coasts, for at
+    most COAST_HORIZON (stationary target 3 s or 6 s of coasting ahead)."""
+    n = 301
+    t = np.round(np.arange(n) * DT, 10)
+    ego_v = 20.0 - 3.0 * np.clip(t - 2.0, 0.0, None)
+    ego_x = np.concatenate([[0.0], np.cumsum(0.5 * (ego_v[1:] + ego_v[:-1]) * DT)])
+    sig = {"ego_speed": ego_v, "target_distance": target_x - ego_x, "target_rel_speed": -ego_v}
+    aeb = np.where((t >= 0.5 - 1e-9) & (t < 1.0 - 1e-9), 4.0, 0.0)
+    proj = project(t, sig, aeb, 0.5, KpiSettings(actuator_delay=0.0, brake_jerk=NO_RAMP))
+    assert proj.collision is collides
+    if collides:
+        assert proj.contact_time == pytest.approx(t[-1] + 3.0, abs=DT)
+        assert proj.impact_speed == pytest.approx(18.0, abs=1e-6)
+    else:
+        assert proj.t[-1] == pytest.approx(t[-1] + COAST_HORIZON)
+        assert proj.min_distance == pytest.approx(target_x - 55.5 - 18.0 * COAST_HORIZON, abs=1e-3)
