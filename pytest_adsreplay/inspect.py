@@ -1,4 +1,5 @@
-"""``adsreplay inspect``: what a recording contains and how a channel map resolves in it."""
+"""``adsreplay inspect``: what a recording contains, how a channel map resolves in it, and
+what the data-quality gate says about it."""
 
 from __future__ import annotations
 
@@ -7,34 +8,74 @@ from pathlib import Path
 import numpy as np
 
 from . import mf4
-from .errors import AdsReplayError
+from .errors import AdsReplayError, InvalidRecordingError
+from .quality import DEFAULT_MAX_GAP, GateSettings, assess, describe_settings, time_findings
 from .signals import (
     CANONICAL_SIGNALS,
-    GAP_THRESHOLD,
     REQUIRED_SIGNALS,
     ChannelMap,
     Resolution,
+    can_notes,
     find_gaps,
+    read_signals,
     resolve_channels,
 )
 
 _MAX_LISTED = 5
 
 
-def inspect_recording(path: str | Path, channel_map: ChannelMap | None = None) -> str:
-    """Plain-text report: file, groups, channels, map resolution and data-quality findings.
+def inspect_recording(
+    path: str | Path,
+    channel_map: ChannelMap | None = None,
+    *,
+    max_gap: float = DEFAULT_MAX_GAP,
+    settings: GateSettings | None = None,
+) -> str:
+    """Plain-text report: file, metadata, groups, channels, raw CAN decoding, map
+    resolution, the data-quality gate's verdict and other findings.
 
-    Never raises for a bad recording: a RecordingError's text becomes the report.
+    The gate uses ``settings`` or, by default, ``max_gap`` and what the recording's
+    sidecar says (``nominal_speed``, whether a target is expected). Never raises for a
+    bad recording: a RecordingError's text becomes the report.
     """
     path = Path(path)
     cmap = channel_map if channel_map is not None else ChannelMap.default()
     lines = [f"Recording: {path}"]
+    notes: list[str] = []
+    if settings is None:
+        settings = _sidecar_settings(path, max_gap, notes)
     try:
-        with mf4.open_recording(path, recording=str(path)) as reader:
-            _report(reader, cmap, lines)
+        with mf4.open_recording(path, recording=str(path), dbc=cmap.dbc_pairs()) as reader:
+            findings = _report(reader, cmap, lines)
     except AdsReplayError as exc:
         lines.append(f"ERROR: {exc}")
+        return "\n".join(lines) + "\n"
+    lines += _gate_section(path, cmap, settings, notes)
+    findings = notes + findings
+    lines.append("Findings:")
+    lines.extend(f"  - {f}" for f in findings)
+    if not findings:
+        lines.append("  none")
     return "\n".join(lines) + "\n"
+
+
+def _sidecar_settings(path: Path, max_gap: float, notes: list[str]) -> GateSettings:
+    from .errors import SidecarError
+    from .quality import expects_target
+    from .recordings import load_recording, sidecar_path
+
+    if not sidecar_path(path).is_file():
+        return GateSettings(max_gap=max_gap)
+    try:
+        rec = load_recording(path)
+    except SidecarError as exc:
+        notes.append(f"sidecar: {exc.message}")
+        return GateSettings(max_gap=max_gap)
+    return GateSettings(
+        max_gap=max_gap,
+        nominal_speed=rec.nominal_speed,
+        expect_target=expects_target(rec.scenario, rec.expect, rec.meta),
+    )
 
 
 def _span(ts: np.ndarray) -> str:
@@ -52,23 +93,69 @@ def _rate(ts: np.ndarray) -> str:
     return f"~{1.0 / float(np.median(dt)):.4g} Hz"
 
 
-def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> None:
+def _group_line(g: mf4.GroupInfo, ts: np.ndarray) -> str:
+    what = f"  [{g.index}] {g.name}: {g.samples} samples, "
+    if not g.time:
+        master = f"a {g.master} master" if g.master else "no master channel"
+        what += f"NO TIME CHANNEL ({master})"
+    else:
+        what += f"{_rate(ts)}, {_span(ts)}"
+    if g.bus:
+        what += f", raw {g.bus} bus logging"
+    if g.decoded:
+        what += f", decoded from {g.decoded}"
+    return what
+
+
+def _channel_line(c: mf4.ChannelInfo, width: int) -> str:
+    unit = repr(c.unit) if c.unit else "-"
+    text = f"  {c.ref:<{width}}  unit {unit}  {c.dtype}  conversion {c.conversion}"
+    if c.kind != "scalar":
+        text += f"  ({c.kind} channel, not mappable)"
+    if c.aliases:
+        text += f"  aka {', '.join(c.aliases[:3])}"
+    return text
+
+
+def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> list[str]:
     info = reader.info
     lines.append(f"  size {info.size} bytes, MDF {info.version}, start {info.start_time or '?'}")
+    meta = ", ".join(f"{k} = {v!r}" for k, v in info.metadata.items())
+    lines.append(f"Metadata: {meta or 'none'}")
     findings: list[str] = []
 
     lines.append(f"Groups ({len(info.groups)}):")
     for g in info.groups:
-        ts = reader.master(g.index)
-        lines.append(f"  [{g.index}] {g.name}: {g.samples} samples, {_rate(ts)}, {_span(ts)}")
-        findings.extend(_time_findings(f"group {g.index} ({g.name})", ts))
+        where = f"group {g.index} ({g.name})"
+        if not g.time:
+            lines.append(_group_line(g, np.zeros(0)))
+            findings.append(f"{where} has no time channel: its channels cannot be replayed")
+            continue
+        try:
+            ts = reader.master(g.index)
+        except AdsReplayError as exc:
+            lines.append(f"  [{g.index}] {g.name}: {g.samples} samples, time unreadable")
+            findings.append(f"{where}: {exc.message}")
+            continue
+        lines.append(_group_line(g, ts))
+        findings.extend(_time_findings(where, ts))
 
     channels = info.channels()
     lines.append(f"Channels ({len(channels)}):")
     width = max((len(c.ref) for c in channels), default=0)
-    for c in channels:
-        unit = repr(c.unit) if c.unit else "-"
-        lines.append(f"  {c.ref:<{width}}  unit {unit}  {c.dtype}  conversion {c.conversion}")
+    lines.extend(_channel_line(c, width) for c in channels)
+
+    can = can_notes(info, cmap.source)
+    if can:
+        lines.append("CAN bus logging:")
+        lines.extend(f"  {n}" for n in can)
+        if info.can is not None and info.can.unknown:
+            findings.append(f"CAN IDs not in the DBC ({', '.join(info.can.dbc)}): "
+                            f"{info.can.unknown_text()}")  # fmt: skip
+        if info.can is not None and info.can.error:
+            findings.append(f"decoding raw CAN failed: {info.can.error}")
+        if info.can is None:
+            findings.append(can[0])
 
     lines.append(f"Channel map: {cmap.source} (fingerprint {cmap.fingerprint()[:12]})")
     resolved = resolve_channels(cmap, info, recording=info.path)
@@ -76,13 +163,15 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> None:
     for name in CANONICAL_SIGNALS:
         lines.append(f"  {name:<{width}} <- {_resolution_text(name, resolved.get(name))}")
 
-    usable = [r for r in resolved.values() if r.found]
-    wanted = []
-    for r in usable:
-        if r.channel is not None and r.channel not in wanted:
+    wanted: list[mf4.ChannelInfo] = []
+    for r in resolved.values():
+        if r.found and r.channel is not None and r.channel not in wanted:
             wanted.append(r.channel)
-    for cs in reader.read(wanted):
-        findings.extend(_nan_findings(cs.channel.ref, cs.timestamps, cs.samples))
+    try:
+        for cs in reader.read(wanted):
+            findings.extend(_nan_findings(cs.channel.ref, cs.timestamps, cs.samples))
+    except AdsReplayError as exc:
+        findings.append(f"mapped channels cannot be read: {exc.message}")
 
     for name, occ in info.duplicates().items():
         findings.append(
@@ -93,11 +182,28 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> None:
         res = resolved.get(name)
         if res is None or not res.found:
             findings.append(f"required signal {name} cannot be resolved: replay will fail")
+    return findings
 
-    lines.append("Findings:")
-    lines.extend(f"  - {f}" for f in findings)
-    if not findings:
-        lines.append("  none")
+
+def _gate_section(
+    path: Path, cmap: ChannelMap, settings: GateSettings, notes: list[str]
+) -> list[str]:
+    """The data-quality gate as the read stage runs it: verdict and each finding."""
+    head = f"Data-quality gate ({describe_settings(settings)}):"
+    try:
+        sig = read_signals(path, cmap, recording_id=str(path), max_gap=settings.max_gap)
+    except InvalidRecordingError as exc:
+        return [head, f"  FAIL {exc.message}", "  verdict: invalid recording"]
+    except AdsReplayError as exc:
+        return [head, f"  not run: {exc.message.splitlines()[0]}",
+                "  verdict: the replay cannot run (see above)"]  # fmt: skip
+    found = assess(sig, settings)
+    out = [head]
+    out += [f"  {'FAIL' if f.fatal else 'note'} {f.text()}" for f in found]
+    fatal = sum(f.fatal for f in found)
+    out.append(f"  verdict: invalid recording ({fatal} failed check(s))" if fatal
+               else "  verdict: valid")  # fmt: skip
+    return out
 
 
 def _resolution_text(name: str, res: Resolution | None) -> str:
@@ -114,25 +220,17 @@ def _resolution_text(name: str, res: Resolution | None) -> str:
 
 
 def _time_findings(where: str, ts: np.ndarray) -> list[str]:
-    out = []
-    nan = np.flatnonzero(~np.isfinite(ts))
-    if nan.size:
-        out.append(f"{where}: {nan.size} non-finite timestamp(s), first at sample {nan[0]}")
+    out = [f.message for f in time_findings(where, ts)]
     finite = ts[np.isfinite(ts)]
-    dec = np.flatnonzero(np.diff(finite) < 0)
-    if dec.size:
-        i = int(dec[0]) + 1
-        out.append(
-            f"{where}: non-monotonic time, {dec.size} backward step(s), first at sample {i} "
-            f"(t={finite[i]:.6g} s after {finite[i - 1]:.6g} s)"
-        )
-    gaps = find_gaps(finite, GAP_THRESHOLD) if not dec.size else np.zeros(0, dtype=np.int64)
+    if out and any("backwards" in m for m in out):
+        return out
+    gaps = find_gaps(finite, DEFAULT_MAX_GAP)
     if gaps.size:
         listed = ", ".join(
             f"{finite[i + 1] - finite[i]:.3f} s at t={finite[i]:.3f} s" for i in gaps[:_MAX_LISTED]
         )
         more = f" (+{gaps.size - _MAX_LISTED} more)" if gaps.size > _MAX_LISTED else ""
-        out.append(f"{where}: {gaps.size} gap(s) longer than {GAP_THRESHOLD} s: {listed}{more}")
+        out.append(f"{where}: {gaps.size} gap(s) longer than {DEFAULT_MAX_GAP} s: {listed}{more}")
     return out
 
 

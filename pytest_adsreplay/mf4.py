@@ -1,14 +1,33 @@
-"""The only module that touches asammdf: reading mapped channels and writing recordings."""
+"""The only module that touches asammdf: reading recordings, decoding raw CAN, writing files.
+
+Reads MDF 4 (``.mf4``) and MDF 3/2 (``.mdf``, ``.dat``) through asammdf. Every problem
+with a file is a :class:`~pytest_adsreplay.errors.RecordingError` naming it; a file that
+reads but has no usable time base is an :class:`~pytest_adsreplay.errors.InvalidRecordingError`.
+
+asammdf trusts a file's block layout: a corrupt record size or byte offset makes its C
+extension read (and write) outside its buffers, which crashes the worker. So before any
+sample is read, :meth:`Mf4Reader.read` checks that every channel it reads lies inside its
+group's record and that the data blocks hold as many records as the group declares.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import io
+import logging
+import math
+import re
+import struct
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import InvalidRecordingError, RecordingError
 
 
 @dataclass
@@ -32,13 +51,22 @@ class GroupData:
 
 
 def write_recording(
-    path: str | Path, groups: Sequence[GroupData], *, header_comment: str | None = None
+    path: str | Path,
+    groups: Sequence[GroupData],
+    *,
+    header_comment: str | None = None,
+    version: str = "4.10",
 ) -> Path:
-    """Write ``groups`` as an uncompressed MDF 4.10 file (one channel group per GroupData)."""
+    """Write ``groups`` as an uncompressed MDF file (one channel group per GroupData).
+
+    ``version`` "4.10" writes MF4; "3.30" (or another 3.x/2.x) writes classic MDF for
+    ``.mdf``/``.dat`` files. ``header_comment`` is plain text or an ``<HDcomment>`` XML
+    with ``<common_properties>`` (see :func:`parse_header_comment`).
+    """
     from asammdf import MDF, Signal
 
     path = Path(path)
-    mdf = MDF(version="4.10")
+    mdf = MDF(version=version)
     try:
         if header_comment is not None:
             mdf.header.comment = header_comment
@@ -56,41 +84,244 @@ def write_recording(
                 for ch in group.channels
             ]
             mdf.append(sigs, acq_name=group.name, comment=group.name)
-        mdf.save(path, overwrite=True, compression=0)
+        saved = Path(mdf.save(path, overwrite=True, compression=0))
     finally:
         mdf.close()
+    if saved != path:  # asammdf picks the suffix (.dat -> .mdf, .MF4 -> .mf4)
+        saved.replace(path)
     return path
+
+
+def write_can_recording(
+    path: str | Path,
+    frames: Sequence[tuple[float, int, bytes]],
+    *,
+    bus: int = 1,
+    name: str = "CAN1",
+    header_comment: str | None = None,
+) -> Path:
+    """Write raw CAN bus logging (``(t, can_id, payload)`` frames) as an MF4 file.
+
+    One bus-event channel group with a ``CAN_DataFrame`` structure channel, as CAN loggers
+    write it; decode it with a DBC through the channel map's ``[can]`` table.
+    """
+    from asammdf import MDF, Signal
+    from asammdf.blocks import v4_constants as v4c
+    from asammdf.blocks.source_utils import Source
+
+    path = Path(path)
+    ordered = sorted(frames, key=lambda f: f[0])
+    n = len(ordered)
+    rec = np.zeros(n, dtype=[
+        ("CAN_DataFrame.BusChannel", "u1"), ("CAN_DataFrame.ID", "<u4"),
+        ("CAN_DataFrame.IDE", "u1"), ("CAN_DataFrame.DLC", "u1"),
+        ("CAN_DataFrame.DataLength", "u1"), ("CAN_DataFrame.DataBytes", "u1", (8,)),
+    ])  # fmt: skip
+    rec["CAN_DataFrame.BusChannel"] = bus
+    rec["CAN_DataFrame.ID"] = [f[1] for f in ordered]
+    rec["CAN_DataFrame.IDE"] = [int(f[1] > 0x7FF) for f in ordered]
+    sizes = [min(len(f[2]), 8) for f in ordered]
+    rec["CAN_DataFrame.DLC"] = sizes
+    rec["CAN_DataFrame.DataLength"] = sizes
+    payload = b"".join(f[2][:8].ljust(8, b"\0") for f in ordered)
+    rec["CAN_DataFrame.DataBytes"] = np.frombuffer(payload, dtype="u1").reshape(n, 8)
+    ts = np.array([f[0] for f in ordered], dtype=np.float64)
+    src = Source(name=name, path=name, comment="", source_type=Source.SOURCE_BUS,
+                 bus_type=Source.BUS_TYPE_CAN)  # fmt: skip
+    mdf: Any = MDF(version="4.10")
+    try:
+        if header_comment is not None:
+            mdf.header.comment = header_comment
+        mdf.append([Signal(rec, ts, name="CAN_DataFrame", source=src)], acq_name=name,
+                   acq_source=src)  # fmt: skip
+        mdf.groups[0].channel_group.flags |= v4c.FLAG_CG_BUS_EVENT
+        saved = Path(mdf.save(path, overwrite=True, compression=0))
+    finally:
+        mdf.close()
+    if saved != path:
+        saved.replace(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- metadata
+
+#: Major MDF versions asammdf reads (2.x and 3.x share the classic block layout).
+SUPPORTED_VERSIONS = ("2", "3", "4")
+_MAX_COMMENT_BYTES = 1 << 20
+#: MDF 3 HD block: id+size (4), 3 links (12), dg count (2), date (10), time (8); then
+#: author, organization, project and subject (32 bytes each).
+_V3_HD_FIELDS = 36
+_ASAMMDF_NOTE = re.compile(r"\n?[^\n<>]*: updated by asammdf [\w.+-]+")
+
+
+def _tag(el: ET.Element) -> str:
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def _properties(node: ET.Element) -> dict[str, Any]:
+    """``<common_properties>`` content: ``e`` → text, ``tree`` → dict, ``list``/``elist`` → list."""
+    out: dict[str, Any] = {}
+    for el in node:
+        name = el.get("name")
+        tag = _tag(el)
+        if not name:
+            continue
+        if tag == "e":
+            out[name] = (el.text or "").strip()
+        elif tag == "tree":
+            out[name] = _properties(el)
+        elif tag == "list":
+            out[name] = [_properties(li) for li in el if _tag(li) == "li"]
+        elif tag == "elist":
+            out[name] = [(li.text or "").strip() for li in el if _tag(li) == "eli"]
+    return out
+
+
+def _non_empty(value: Any) -> bool:
+    return value not in ("", None, {}, [])
+
+
+def parse_header_comment(text: str) -> dict[str, Any]:
+    """Metadata of an MDF header comment: ``description`` plus the common properties.
+
+    ``<HDcomment><TX>free text</TX><common_properties><e name="vehicle">X</e>…`` gives
+    ``{"description": "free text", "vehicle": "X", …}``; ``<tree name="t">`` becomes a
+    nested dict. Plain (non-XML) text is the description. Empty values are left out, as
+    are the "updated by asammdf" notes asammdf appends when it saves a file.
+    """
+    meta: dict[str, Any] = {}
+    text = (text or "").strip()
+    for _ in range(4):  # asammdf's MDF 3 writer may wrap an earlier <HDcomment> in the TX
+        text = _ASAMMDF_NOTE.sub("", text).strip()
+        if not text.startswith("<"):
+            break
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError:
+            meta.setdefault("description", text)
+            return meta
+        props = next((el for el in root.iter() if _tag(el) == "common_properties"), None)
+        if props is not None:
+            meta.update({k: v for k, v in _properties(props).items() if _non_empty(v)})
+        tx = next((el for el in root if _tag(el) == "TX"), None)
+        text = (tx.text or "").strip() if tx is not None else ""
+    else:
+        text = ""
+    text = _ASAMMDF_NOTE.sub("", text).strip()
+    if text and not text.startswith("<"):
+        meta.setdefault("description", text)
+    return meta
+
+
+def _read_block_text(fh: Any, address: int, size: int, v4: bool) -> str:
+    """Text of a TX/MD block at ``address`` ('' when the link is empty or broken)."""
+    if address <= 0 or address >= size:
+        return ""
+    fh.seek(address)
+    if v4:
+        head = fh.read(24)
+        if len(head) < 24 or head[:4] not in (b"##TX", b"##MD"):
+            return ""
+        length = struct.unpack_from("<Q", head, 8)[0]
+        raw = fh.read(max(0, min(length - 24, _MAX_COMMENT_BYTES)))
+    else:
+        head = fh.read(4)
+        if len(head) < 4 or head[:2] != b"TX":
+            return ""
+        length = struct.unpack_from("<H", head, 2)[0]
+        raw = fh.read(max(0, min(length - 4, _MAX_COMMENT_BYTES)))
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The header metadata of a recording (see :func:`parse_header_comment`).
+
+    Reads only the header and its comment block (no asammdf import, no samples). MDF 3
+    files add their author/organization/project/subject header fields. A file that cannot
+    be read gives ``{}``: reading it for the replay reports what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            size = path.stat().st_size
+            head = fh.read(64 + 24 + 6 * 8)
+            if len(head) < 64 + 8 or not head.startswith((b"MDF ", b"UnFinMF ")):
+                return {}
+            version = head[8:16].decode("ascii", "replace").strip(" \0")
+            if version.startswith("4"):
+                if head[64:68] != b"##HD" or len(head) < 64 + 24 + 6 * 8:
+                    return {}
+                comment_addr = struct.unpack_from("<Q", head, 64 + 24 + 5 * 8)[0]
+                return parse_header_comment(_read_block_text(fh, comment_addr, size, True))
+            if not version.startswith(("2", "3")) or head[64:66] != b"HD":
+                return {}
+            fh.seek(64)
+            hd = fh.read(_V3_HD_FIELDS + 4 * 32)
+            if len(hd) < _V3_HD_FIELDS + 4 * 32:
+                return {}
+            comment_addr = struct.unpack_from("<I", hd, 8)[0]
+            meta: dict[str, Any] = {}
+            fields = ("author", "organization", "project", "subject")
+            for i, name in enumerate(fields):
+                start = _V3_HD_FIELDS + 32 * i
+                value = hd[start : start + 32].split(b"\0", 1)[0].decode("latin-1").strip()
+                if value:
+                    meta[name] = value
+            meta.update(parse_header_comment(_read_block_text(fh, comment_addr, size, False)))
+            return meta
+    except (OSError, ValueError, struct.error):
+        return {}
 
 
 # ----------------------------------------------------------------------------- reading
 
-_INT_TYPES = (0, 1, 2, 3)  # v4 data types: unsigned/signed, Intel/Motorola
-_FLOAT_TYPES = (4, 5)
-_CONVERSION_KINDS = {
-    0: "none",
-    1: "linear",
-    2: "rational",
-    3: "algebraic",
-    4: "table (interpolated)",
-    5: "table",
-    6: "range table",
-    7: "value-to-text",
-    8: "range-to-text",
-    9: "text-to-value",
-    10: "text-to-text",
-    11: "bitfield-to-text",
+_V4 = {
+    "master": (2, 3),
+    "virtual": (3, 6),
+    "uint": (0, 1),
+    "int": (2, 3),
+    "float": (4, 5),
+    "string": (6, 7, 8, 9, 17),
+    "bytes": (10,),
 }
+_V3 = {
+    "master": (1,),
+    "virtual": (),
+    "uint": (0, 9, 13),
+    "int": (1, 10, 14),
+    "float": (2, 3, 11, 12, 15, 16),
+    "string": (7,),
+    "bytes": (8,),
+}
+_CONVERSION_KINDS_V4 = {
+    0: "none", 1: "linear", 2: "rational", 3: "algebraic", 4: "table (interpolated)",
+    5: "table", 6: "range table", 7: "value-to-text", 8: "range-to-text", 9: "text-to-value",
+    10: "text-to-text", 11: "bitfield-to-text",
+}  # fmt: skip
+_CONVERSION_KINDS_V3 = {
+    65535: "none", 0: "linear", 1: "table (interpolated)", 2: "table", 6: "polynomial",
+    7: "exponential", 8: "logarithmic", 9: "rational", 10: "formula", 11: "value-to-text",
+    12: "range-to-text", 132: "date", 133: "time",
+}  # fmt: skip
 #: Conversions whose physical values stay discrete: integer channels keep previous-value hold.
 _DISCRETE_CONVERSIONS = frozenset(
     {"none", "table", "range table", "value-to-text", "range-to-text", "bitfield-to-text"}
 )
-_MASTER_TYPES = (2, 3)  # master, virtual master
 _READ_HINT = "re-export it from the logger, or check that the file was copied completely"
+_SYNC_TYPES = {0: "none", 1: "time", 2: "angle", 3: "distance", 4: "index"}
+#: zlib cannot expand data more than about 1032:1; a DZ block claiming more is corrupt.
+_MAX_INFLATE_RATIO = 1100
 
 
 @dataclass(frozen=True)
 class ChannelInfo:
-    """Metadata of one channel in a recording (no samples)."""
+    """Metadata of one channel in a recording (no samples).
+
+    ``kind`` is "scalar", "array" (an MF4 array channel) or "structure" (a composed
+    channel such as a raw CAN frame); only scalars can feed a canonical signal.
+    ``aliases`` are other names the channel answers to (MF4 display names; for a signal
+    decoded from raw CAN, the bare DBC signal name and ``Bus.Message.Signal``).
+    """
 
     name: str
     group: int
@@ -99,6 +330,8 @@ class ChannelInfo:
     dtype: str
     conversion: str
     comment: str = ""
+    kind: str = "scalar"
+    aliases: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -107,7 +340,7 @@ class ChannelInfo:
 
     @property
     def numeric(self) -> bool:
-        return self.dtype.startswith(("uint", "int", "float"))
+        return self.kind == "scalar" and self.dtype.startswith(("uint", "int", "float"))
 
     @property
     def discrete(self) -> bool:
@@ -117,12 +350,40 @@ class ChannelInfo:
 
 @dataclass(frozen=True)
 class GroupInfo:
-    """Metadata of one channel group (one acquisition rate)."""
+    """Metadata of one channel group (one acquisition rate).
+
+    ``time`` is False when the group has no time master channel (asammdf would then
+    number the samples 0, 1, 2, … as if they were seconds). ``bus`` is "CAN" for a raw
+    CAN bus-logging group, ``decoded`` the DBC file a decoded message group came from.
+    """
 
     index: int
     name: str
     samples: int
     channels: tuple[ChannelInfo, ...]
+    time: bool = True
+    bus: str = ""
+    decoded: str = ""
+    master: str = ""
+
+
+@dataclass(frozen=True)
+class CanInfo:
+    """What decoding raw CAN frames with the channel map's DBC files found.
+
+    IDs are ``(can_id, bus_channel)`` pairs as asammdf reports them (bus 0 = any).
+    """
+
+    dbc: tuple[str, ...]
+    frames: int
+    found: tuple[tuple[int, str], ...] = ()
+    unknown: tuple[tuple[int, int], ...] = ()
+    error: str = ""
+
+    def unknown_text(self, limit: int = 10) -> str:
+        ids = [f"0x{i:X}" + (f" (bus {b})" if b else "") for i, b in self.unknown[:limit]]
+        more = f" (+{len(self.unknown) - limit} more)" if len(self.unknown) > limit else ""
+        return ", ".join(ids) + more
 
 
 @dataclass(frozen=True)
@@ -134,6 +395,8 @@ class RecordingInfo:
     version: str
     start_time: str
     groups: tuple[GroupInfo, ...]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    can: CanInfo | None = None
 
     def channels(self) -> list[ChannelInfo]:
         return [c for g in self.groups for c in g.channels]
@@ -142,7 +405,9 @@ class RecordingInfo:
     def _by_name(self) -> dict[str, list[ChannelInfo]]:
         index: dict[str, list[ChannelInfo]] = {}
         for c in self.channels():
-            index.setdefault(c.name, []).append(c)
+            for name in (c.name, *c.aliases):
+                if c not in index.setdefault(name, []):
+                    index[name].append(c)
         return index
 
     def occurrences(self, name: str) -> list[ChannelInfo]:
@@ -150,10 +415,16 @@ class RecordingInfo:
         return list(self._by_name.get(name, ()))
 
     def channel_names(self) -> list[str]:
-        return sorted(self._by_name)
+        return sorted({c.name for c in self.channels()})
 
     def duplicates(self) -> dict[str, list[ChannelInfo]]:
-        return {n: list(cs) for n, cs in sorted(self._by_name.items()) if len(cs) > 1}
+        by_name: dict[str, list[ChannelInfo]] = {}
+        for c in self.channels():
+            by_name.setdefault(c.name, []).append(c)
+        return {n: cs for n, cs in sorted(by_name.items()) if len(cs) > 1}
+
+    def raw_bus_groups(self) -> list[GroupInfo]:
+        return [g for g in self.groups if g.bus]
 
 
 @dataclass
@@ -170,128 +441,219 @@ def _subject(path: Path, recording: str | None) -> str:
     return "the file" if recording is not None and Path(recording) == path else str(path)
 
 
-def _recording_error(path: Path, what: str, recording: str | None) -> Any:
-    from .errors import RecordingError
-
-    return RecordingError(
-        f"{_subject(path, recording)} {what}", recording=recording, hint=_READ_HINT
-    )
+def _recording_error(
+    path: Path, what: str, recording: str | None, hint: str = _READ_HINT
+) -> RecordingError:
+    return RecordingError(f"{_subject(path, recording)} {what}", recording=recording, hint=hint)
 
 
-def _check_header(path: Path, recording: str | None) -> None:
-    """Cheap checks before asammdf: exists, not empty, MDF magic, version 4.x."""
-    from .errors import RecordingError
-
-    if not path.exists():
+def _check_file(path: Path, recording: str | None) -> tuple[int, str]:
+    """Cheap checks before asammdf: exists, readable, not empty, MDF magic and version."""
+    try:
+        is_dir = path.is_dir()
+        exists = is_dir or path.exists() or path.is_symlink()
+    except OSError:
+        is_dir, exists = False, True
+    if not exists:
         raise RecordingError(
             f"{_subject(path, recording)} does not exist",
             recording=recording,
             hint="check the --recordings path; the file may have been moved or deleted",
         )
-    if path.is_dir():
-        raise _recording_error(path, "is a directory, not an MF4 file", recording)
-    size = path.stat().st_size
-    if size == 0:
+    if is_dir:
+        raise _recording_error(
+            path,
+            "is a directory, not an MDF file",
+            recording,
+            hint="rename the directory (a recording is a file ending in .mf4, .mdf or .dat) "
+            "or move it out of the recordings folder",
+        )
+    try:
+        with path.open("rb") as fh:
+            size = path.stat().st_size
+            head = fh.read(64)
+    except PermissionError:
+        raise _recording_error(
+            path,
+            "cannot be opened: permission denied",
+            recording,
+            hint="make the file readable for the user running pytest and the workers "
+            "(e.g. chmod a+r), or remove it from the recordings",
+        ) from None
+    except OSError as exc:
+        raise _recording_error(
+            path, f"cannot be opened: {exc.strerror or exc}", recording
+        ) from None
+    if size == 0 or not head:
         raise _recording_error(path, "is empty (0 bytes)", recording)
-    with path.open("rb") as fh:
-        head = fh.read(16)
     if not head.startswith((b"MDF ", b"UnFinMF ")):
         raise _recording_error(
-            path, f"is not an MF4 file (it starts with {head[:8]!r}, not b'MDF     ')", recording
+            path,
+            f"is not an MF4/MDF file (it starts with {head[:8]!r}, not b'MDF     ')",
+            recording,
+            hint="only ASAM MDF recordings (.mf4, .mdf, .dat) can be replayed; "
+            + _READ_HINT,
         )
     version = head[8:16].decode("ascii", "replace").strip(" \0")
-    if not version.startswith("4"):
+    if not version.startswith(SUPPORTED_VERSIONS):
         raise RecordingError(
-            f"{_subject(path, recording)} is MDF version {version!r}, not MF4 (4.x)",
+            f"{_subject(path, recording)} is MDF version {version!r}, which cannot be read "
+            "(asammdf reads MDF 2.x, 3.x and 4.x)",
             recording=recording,
-            hint="convert it with asammdf: MDF(path).convert('4.10').save('out.mf4')",
+            hint=_READ_HINT,
         )
-    if size < 64 + 104:
-        raise _recording_error(path, f"is truncated ({size} bytes, no header block)", recording)
+    minimum = 64 + (104 if version.startswith("4") else 164)
+    if size < minimum:
+        raise _recording_error(
+            path, f"is truncated ({size} bytes, the header block is incomplete)", recording
+        )
+    return size, version
 
 
-class _QuietHalfBuiltMdf:
-    """Swallow the AttributeError asammdf's ``MDF4.__del__`` raises for a file it failed to open.
+@contextlib.contextmanager
+def _quiet_asammdf() -> Iterator[list[bool]]:
+    """Silence asammdf's own error log while we turn its failures into RecordingErrors.
 
-    Without this the garbage collector reports it as an unraisable exception later, at a
-    random place (under pytest ``-W error`` that fails an unrelated test).
+    Also swallows the AttributeError ``MDF4.__del__`` raises for a file it failed to
+    open: without this the garbage collector reports it later, at a random place (under
+    pytest ``-W error`` that fails an unrelated test). A caller that caught such a
+    failure appends to the yielded list; only then (or when an exception leaves the
+    block) is the garbage collected here, since a full collection costs ~0.2 s.
     """
+    import gc
+    import sys
+    import warnings
 
-    def __enter__(self) -> _QuietHalfBuiltMdf:
-        import sys
+    logger = logging.getLogger("asammdf")
+    level = logger.level
+    old_hook = sys.unraisablehook
 
-        self._old = sys.unraisablehook
+    def hook(u: Any) -> None:
+        if isinstance(u.exc_value, AttributeError) and "MDF" in repr(u.object):
+            return
+        if isinstance(u.exc_value, ResourceWarning):  # its open file handles (-W error)
+            return
+        old_hook(u)
 
-        def hook(u: Any) -> None:
-            if isinstance(u.exc_value, AttributeError) and "MDF" in repr(u.object):
-                return
-            self._old(u)
-
-        sys.unraisablehook = hook
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import gc
-        import sys
-
-        gc.collect()
-        sys.unraisablehook = self._old
+    logger.setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = hook
+    failed: list[bool] = []
+    try:
+        yield failed
+    finally:
+        logger.setLevel(level)
+        if failed or sys.exc_info()[0] is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
+        sys.unraisablehook = old_hook
 
 
-def _dtype_text(channel: Any) -> str:
+def _is_v4(mdf: Any) -> bool:
+    return str(mdf.version).startswith("4")
+
+
+def _codes(mdf: Any) -> dict[str, tuple[int, ...]]:
+    return _V4 if _is_v4(mdf) else _V3
+
+
+def _dtype_text(channel: Any, codes: Mapping[str, tuple[int, ...]]) -> str:
     dt, bits = channel.data_type, channel.bit_count
-    if dt in (0, 1):
-        return f"uint{bits}"
-    if dt in (2, 3):
-        return f"int{bits}"
-    if dt in _FLOAT_TYPES:
-        return f"float{bits}"
-    if dt in (6, 7, 8, 9, 17):
+    for kind in ("uint", "int", "float"):
+        if dt in codes[kind]:
+            return f"{kind}{bits}"
+    if dt in codes["string"]:
         return "string"
-    if dt == 10:
+    if dt in codes["bytes"]:
         return "bytes"
     return f"data type {dt}"
 
 
-def _conversion_text(channel: Any) -> str:
+def _conversion_text(channel: Any, v4: bool) -> str:
     conv = channel.conversion
     if conv is None:
         return "none"
-    kind = _CONVERSION_KINDS.get(conv.conversion_type, f"type {conv.conversion_type}")
-    if kind == "linear" and float(conv.a) == 1.0 and float(conv.b) == 0.0:
-        return "none"
+    kinds = _CONVERSION_KINDS_V4 if v4 else _CONVERSION_KINDS_V3
+    kind = kinds.get(conv.conversion_type, f"type {conv.conversion_type}")
+    if kind == "linear":
+        try:
+            if float(conv.a) == 1.0 and float(conv.b) == 0.0:
+                return "none"
+        except (AttributeError, TypeError, ValueError):
+            pass
     return kind
 
 
-class Mf4Reader:
-    """An open MF4 file: metadata in :attr:`info`, samples read on demand.
+def _kind(deps: Any) -> str:
+    if not deps:
+        return "scalar"
+    return "array" if any(type(d).__name__ == "ChannelArrayBlock" for d in deps) else "structure"
 
-    Use :func:`open_recording`; every failure is a RecordingError naming the file.
+
+def _unit(channel: Any) -> str:
+    conv = channel.conversion
+    unit = (getattr(conv, "unit", "") if conv is not None else "") or getattr(channel, "unit", "")
+    return str(unit or "").strip()
+
+
+def _display_names(channel: Any) -> dict[str, str]:
+    """Other names of a channel (``{name: kind}``; kind "message" for a decoded CAN signal)."""
+    names = getattr(channel, "display_names", None) or {}
+    return {str(n): str(k) for n, k in names.items() if n and n != channel.name}
+
+
+def _is_can_logging(mdf: Any, grp: Any) -> bool:
+    if not _is_v4(mdf):
+        return False
+    from asammdf.blocks import v4_constants as v4c
+
+    flagged = bool(grp.channel_group.flags & v4c.FLAG_CG_BUS_EVENT)
+    return flagged and any(ch.name == "CAN_DataFrame" for ch in grp.channels)
+
+
+class Mf4Reader:
+    """An open MDF file: metadata in :attr:`info`, samples read on demand.
+
+    Use :func:`open_recording`; every failure is a RecordingError naming the file. With
+    ``dbc`` (``(file, bus channel)`` pairs, bus 0 = any), raw CAN bus-logging groups are
+    decoded through asammdf's ``extract_bus_logging``; the decoded messages appear as
+    extra groups whose channels are named ``Message.Signal``.
     """
 
-    def __init__(self, path: str | Path, *, recording: str | None = None) -> None:
-        from .errors import AdsReplayError
-
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        recording: str | None = None,
+        dbc: Sequence[tuple[str | Path, int]] = (),
+    ) -> None:
         self.path = Path(path)
         self.recording = recording
-        _check_header(self.path, recording)
+        self._mdf: Any = None
+        self._decoded: Any = None
+        self._size, _ = _check_file(self.path, recording)
         from asammdf import MDF
 
         failure = ""
-        with _QuietHalfBuiltMdf():
+        with _quiet_asammdf() as failed:
             try:
-                self._mdf: Any = MDF(self.path)
+                self._mdf = MDF(self.path)
             except Exception as exc:
                 failure = f"{type(exc).__name__}: {exc}"
+                failed.append(True)
         if failure:
-            raise _recording_error(
-                self.path,
-                f"cannot be read ({failure}); it is probably truncated or corrupt",
-                recording,
+            with self.path.open("rb") as fh:
+                unfinished = fh.read(8) == b"UnFinMF "
+            why = (
+                "the logger did not finalize it (UnFinMF: power loss or a crash while "
+                "recording?)"
+                if unfinished
+                else "it is probably truncated or corrupt"
             )
+            raise _recording_error(self.path, f"cannot be read ({failure}); {why}", recording)
         try:
-            self.info = self._build_info()
-        except AdsReplayError:
+            self.info = self._build_info(dbc)
+        except RecordingError:
             self.close()
             raise
         except Exception as exc:
@@ -300,83 +662,279 @@ class Mf4Reader:
                 self.path, f"has unreadable metadata ({type(exc).__name__}: {exc})", recording
             ) from None
 
-    def _build_info(self) -> RecordingInfo:
-        mdf = self._mdf
+    # -- metadata --------------------------------------------------------------------
+    def _groups_of(self, mdf: Any, offset: int, decoded: str = "") -> list[GroupInfo]:
+        v4 = _is_v4(mdf)
+        codes = _codes(mdf)
         groups = []
         for gi, grp in enumerate(mdf.groups):
             cg = grp.channel_group
             name = (getattr(cg, "acq_name", "") or "").strip() or (cg.comment or "").strip()
+            deps = list(getattr(grp, "channel_dependencies", []) or [])
             chans = []
+            master = ""
             for ci, ch in enumerate(grp.channels):
-                if ch.channel_type in _MASTER_TYPES:
+                if ch.channel_type in codes["master"]:
+                    sync = getattr(ch, "sync_type", 1) if v4 else 1
+                    master = _SYNC_TYPES.get(sync, f"sync type {sync}")
                     continue
-                conv = ch.conversion
-                unit = (conv and conv.unit) or ch.unit or ""
+                cname, names = ch.name, _display_names(ch)
+                aliases = tuple(names)
+                message = next((n for n, k in names.items() if k == "message"), None)
+                if decoded and message:
+                    aliases = (cname, *(a for a in aliases if a != message))
+                    cname = message
                 chans.append(
                     ChannelInfo(
-                        name=ch.name,
-                        group=gi,
+                        name=cname,
+                        group=offset + gi,
                         index=ci,
-                        unit=unit,
-                        dtype=_dtype_text(ch),
-                        conversion=_conversion_text(ch),
+                        unit=_unit(ch),
+                        dtype=_dtype_text(ch, codes),
+                        conversion=_conversion_text(ch, v4),
                         comment=(ch.comment or "").strip(),
+                        kind=_kind(deps[ci] if ci < len(deps) else None),
+                        aliases=aliases,
                     )
                 )
-            groups.append(GroupInfo(gi, name or f"group {gi}", int(cg.cycles_nr), tuple(chans)))
+            groups.append(
+                GroupInfo(
+                    offset + gi,
+                    name or f"group {offset + gi}",
+                    int(cg.cycles_nr),
+                    tuple(chans),
+                    time=master == "time",
+                    bus="CAN" if not decoded and _is_can_logging(mdf, grp) else "",
+                    decoded=decoded,
+                    master=master,
+                )
+            )
+        return groups
+
+    def _build_info(self, dbc: Sequence[tuple[str | Path, int]]) -> RecordingInfo:
+        mdf = self._mdf
+        groups = self._groups_of(mdf, 0)
+        can: CanInfo | None = None
+        bus_groups = [g for g in groups if g.bus == "CAN"]
+        if bus_groups and dbc:
+            can = self._decode_can(dbc, sum(g.samples for g in bus_groups))
+            if self._decoded is not None:
+                label = ", ".join(Path(p).name for p, _ in dbc)
+                groups += self._groups_of(self._decoded, len(groups), decoded=label)
         start = mdf.header.start_time
         return RecordingInfo(
             path=str(self.path),
-            size=self.path.stat().st_size,
+            size=self._size,
             version=str(mdf.version),
             start_time=start.isoformat() if start is not None else "",
             groups=tuple(groups),
+            metadata=parse_header_comment(mdf.header.comment or ""),
+            can=can,
         )
 
+    def _decode_can(self, dbc: Sequence[tuple[str | Path, int]], frames: int) -> CanInfo:
+        files = tuple(str(p) for p, _ in dbc)
+        for i, grp in enumerate(self._mdf.groups):
+            if _is_can_logging(self._mdf, grp):
+                self._check_layout(i, [ci for ci, _ in enumerate(grp.channels)])
+        try:
+            with _quiet_asammdf(), contextlib.redirect_stdout(io.StringIO()):
+                self._decoded = self._mdf.extract_bus_logging(
+                    database_files={"CAN": [(str(p), int(bus)) for p, bus in dbc]}
+                )
+        except Exception as exc:
+            self._decoded = None
+            return CanInfo(files, frames, error=f"{type(exc).__name__}: {exc}")
+        call = (getattr(self._mdf, "last_call_info", None) or {}).get("CAN", {}) or {}
+        found: list[tuple[int, str]] = []
+        for ids in (call.get("found_ids") or {}).values():
+            for key, message in ids:
+                can_id = key[0] if isinstance(key, tuple) else key
+                found.append((int(can_id), str(message)))
+        unknown = sorted((int(i), int(b)) for i, b in call.get("unknown_ids") or ())
+        if self._decoded is not None and not self._decoded.groups:
+            self._decoded.close()
+            self._decoded = None
+        return CanInfo(files, frames, tuple(sorted(set(found))), tuple(unknown))
+
+    # -- layout checks ---------------------------------------------------------------
+    def _corrupt(self, what: str) -> RecordingError:
+        return _recording_error(
+            self.path, f"is corrupt: {what}; it is probably truncated or damaged", self.recording
+        )
+
+    def _check_layout(self, gi: int, channel_indexes: Sequence[int]) -> None:
+        """Raise RecordingError unless asammdf can read these channels of raw group ``gi``
+        without reading outside its buffers (see the module docstring)."""
+        mdf = self._mdf
+        grp = mdf.groups[gi]
+        cg = grp.channel_group
+        v4 = _is_v4(mdf)
+        record = int(cg.samples_byte_nr)
+        inval = int(getattr(cg, "invalidation_bytes_nr", 0) or 0) if v4 else 0
+        cycles = int(cg.cycles_nr)
+        where = f"group {gi}"
+        if cycles < 0 or record < 0 or inval < 0:
+            raise self._corrupt(f"{where} has a negative size")
+        if v4 and cg.flags & 1:  # VLSD channel group: variable-length data, no records
+            return
+        if cycles and record + inval == 0:
+            raise self._corrupt(f"{where} declares {cycles} samples of 0 bytes each")
+        have = 0
+        try:
+            for block in grp.get_data_blocks():
+                original = int(block.original_size or 0)
+                compressed = int(block.compressed_size or 0)
+                in_file = getattr(block, "location", 0) == 0
+                if in_file and block.block_type == 0 and block.address + original > self._size:
+                    raise self._corrupt(
+                        f"{where}'s data block at byte {block.address} ends after the end of "
+                        f"the file ({self._size} bytes)"
+                    )
+                if block.block_type != 0 and original > max(compressed, 1) * _MAX_INFLATE_RATIO:
+                    raise self._corrupt(
+                        f"{where}'s compressed data block claims {original} bytes from "
+                        f"{compressed}"
+                    )
+                have += original
+        except RecordingError:
+            raise
+        except Exception as exc:
+            raise self._corrupt(f"{where}'s data blocks cannot be listed ({exc})") from None
+        need = cycles * (record + inval)
+        if need > have:
+            raise self._corrupt(
+                f"{where} declares {cycles} samples ({need} bytes) but its data blocks "
+                f"hold only {have} bytes"
+            )
+        for ci in channel_indexes:
+            ch = grp.channels[ci]
+            if v4 and ch.channel_type in _V4["virtual"]:
+                continue
+            if v4:
+                byte_offset, bit_offset = int(ch.byte_offset), int(ch.bit_offset)
+            else:
+                byte_offset, bit_offset = divmod(int(ch.start_offset), 8)
+                byte_offset += int(getattr(ch, "additional_byte_offset", 0) or 0)
+            bits = int(ch.bit_count)
+            numeric = _dtype_text(ch, _codes(mdf)).startswith(("uint", "int", "float"))
+            if bits <= 0 or (numeric and bits > 64):
+                raise self._corrupt(f"channel {ch.name}@{gi}/{ci} has {bits} bits")
+            end = byte_offset + math.ceil((bit_offset + bits) / 8)
+            if byte_offset < 0 or end > record:
+                raise self._corrupt(
+                    f"channel {ch.name}@{gi}/{ci} lies at bytes {byte_offset}..{end} outside "
+                    f"its group's {record}-byte record"
+                )
+            if v4 and ch.flags & 2 and int(ch.pos_invalidation_bit) >= inval * 8:
+                raise self._corrupt(
+                    f"channel {ch.name}@{gi}/{ci}'s invalidation bit lies outside the record"
+                )
+
+    def _group_of(self, group: int) -> tuple[Any, int, bool]:
+        """(asammdf object, its group index, is raw) for a group index of :attr:`info`."""
+        n_raw = len(self._mdf.groups)
+        if group < n_raw:
+            return self._mdf, group, True
+        return self._decoded, group - n_raw, False
+
+    def _require_time(self, group: int) -> None:
+        g = self.info.groups[group]
+        if not g.time:
+            what = "no master channel" if not g.master else f"a {g.master} master"
+            raise InvalidRecordingError(
+                f"group {g.index} ({g.name}) has no time channel ({what}); its "
+                f"{g.samples} samples cannot be placed in time",
+                recording=self.recording,
+                hint="re-export the recording with the logger's timestamps (a time master "
+                "channel per group)",
+            )
+
+    # -- samples ---------------------------------------------------------------------
     def read(self, channels: Sequence[ChannelInfo]) -> list[ChannelSamples]:
         """Samples of exactly these channels; numeric conversions applied, enums kept raw."""
-        from .errors import RecordingError
-
         if not channels:
             return []
-        items = [(c.name, c.group, c.index) for c in channels]
+        for c in channels:
+            if c.kind != "scalar":
+                raise RecordingError(
+                    f"channel {c.ref} is an {c.kind} channel; only scalar channels can be "
+                    "mapped",
+                    recording=self.recording,
+                    hint="map a scalar channel (e.g. one element Name[0] of an array)",
+                )
+            self._require_time(c.group)
+        by_source: dict[int, list[ChannelInfo]] = {}
+        for c in channels:
+            mdf, gi, raw = self._group_of(c.group)
+            by_source.setdefault(id(mdf), []).append(c)
+            if raw:
+                self._check_layout(gi, [c.index, *self._master_indexes(gi)])
+        sigs: dict[tuple[int, int], Any] = {}
+        for chans in by_source.values():
+            mdf, _, _ = self._group_of(chans[0].group)
+            items = []
+            for c in chans:
+                _, gi, raw = self._group_of(c.group)
+                items.append((c.name if raw else None, gi, c.index))
+            try:
+                with _quiet_asammdf():
+                    got = mdf.select(items, ignore_value2text_conversions=True)
+            except Exception as exc:
+                raise _recording_error(
+                    self.path,
+                    f"cannot read channels {', '.join(c.ref for c in chans)} "
+                    f"({type(exc).__name__}: {exc}); the data blocks are probably corrupt",
+                    self.recording,
+                ) from None
+            for c, sig in zip(chans, got, strict=True):
+                sigs[(c.group, c.index)] = sig
+        return [self._samples(c, sigs[(c.group, c.index)]) for c in channels]
+
+    def _samples(self, info: ChannelInfo, sig: Any) -> ChannelSamples:
         try:
-            sigs = self._mdf.select(items, ignore_value2text_conversions=True)
-        except Exception as exc:
+            samples = np.array(sig.samples, dtype=np.float64)  # own copy, not a file view
+        except (TypeError, ValueError):
+            raise RecordingError(
+                f"channel {info.ref} holds {sig.samples.dtype} samples, not numbers",
+                recording=self.recording,
+                hint="map a numeric channel in the channel map",
+            ) from None
+        if samples.ndim != 1:
+            raise RecordingError(
+                f"channel {info.ref} is an array channel (shape {samples.shape[1:]} per "
+                "sample); only scalar channels can be mapped",
+                recording=self.recording,
+                hint="map a scalar channel in the channel map",
+            )
+        bits = sig.invalidation_bits
+        if bits is not None:
+            samples[np.asarray(bits, dtype=bool)] = np.nan
+        ts = np.array(sig.timestamps, dtype=np.float64)
+        if ts.shape != samples.shape:
             raise _recording_error(
                 self.path,
-                f"cannot read channels {', '.join(c.ref for c in channels)} "
-                f"({type(exc).__name__}: {exc}); the data blocks are probably corrupt",
+                f"has {ts.size} timestamps for {samples.size} samples of channel {info.ref}",
                 self.recording,
-            ) from None
-        out = []
-        for info, sig in zip(channels, sigs, strict=True):
-            try:
-                samples = np.array(sig.samples, dtype=np.float64)  # own copy, not a file view
-            except (TypeError, ValueError):
-                raise RecordingError(
-                    f"channel {info.ref} holds {sig.samples.dtype} samples, not numbers",
-                    recording=self.recording,
-                    hint="map a numeric channel in the channel map",
-                ) from None
-            if samples.ndim != 1:
-                raise RecordingError(
-                    f"channel {info.ref} is an array channel (shape {samples.shape[1:]} per "
-                    "sample); only scalar channels can be mapped",
-                    recording=self.recording,
-                    hint="map a scalar channel in the channel map",
-                )
-            bits = sig.invalidation_bits
-            if bits is not None:
-                samples[np.asarray(bits, dtype=bool)] = np.nan
-            ts = np.array(sig.timestamps, dtype=np.float64)
-            out.append(ChannelSamples(info, ts, samples))
-        return out
+            )
+        return ChannelSamples(info, ts, samples)
+
+    def _master_indexes(self, gi: int) -> list[int]:
+        codes = _codes(self._mdf)
+        return [i for i, ch in enumerate(self._mdf.groups[gi].channels)
+                if ch.channel_type in codes["master"]]  # fmt: skip
 
     def master(self, group: int) -> np.ndarray:
-        """The timestamps of one channel group (float64 seconds)."""
+        """The timestamps of one channel group (float64 seconds; empty without a time
+        channel, see :attr:`GroupInfo.time`)."""
+        if not self.info.groups[group].time:
+            return np.zeros(0)
+        mdf, gi, raw = self._group_of(group)
+        if raw:
+            self._check_layout(gi, self._master_indexes(gi))
         try:
-            return np.asarray(self._mdf.get_master(group), dtype=np.float64)
+            with _quiet_asammdf():
+                return np.array(mdf.get_master(gi), dtype=np.float64)
         except Exception as exc:
             raise _recording_error(
                 self.path,
@@ -385,9 +943,12 @@ class Mf4Reader:
             ) from None
 
     def close(self) -> None:
-        mdf, self._mdf = getattr(self, "_mdf", None), None
-        if mdf is not None:
-            mdf.close()
+        for attr in ("_decoded", "_mdf"):
+            mdf = getattr(self, attr, None)
+            setattr(self, attr, None)
+            if mdf is not None:
+                with contextlib.suppress(Exception):
+                    mdf.close()
 
     def __enter__(self) -> Mf4Reader:
         return self
@@ -396,6 +957,12 @@ class Mf4Reader:
         self.close()
 
 
-def open_recording(path: str | Path, *, recording: str | None = None) -> Mf4Reader:
-    """Open an MF4 file for reading; a RecordingError names the file and what to do."""
-    return Mf4Reader(path, recording=recording)
+def open_recording(
+    path: str | Path,
+    *,
+    recording: str | None = None,
+    dbc: Sequence[tuple[str | Path, int]] = (),
+) -> Mf4Reader:
+    """Open an MDF file (4.x, 3.x or 2.x) for reading; a RecordingError names the file and
+    what to do. ``dbc`` decodes raw CAN bus logging (see :class:`Mf4Reader`)."""
+    return Mf4Reader(path, recording=recording, dbc=dbc)

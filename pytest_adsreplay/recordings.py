@@ -14,12 +14,14 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import SidecarError, UsageError
 
-RECORDING_SUFFIXES = (".mf4",)
+#: MF4, and classic MDF 3/2 files (read through asammdf like MF4).
+RECORDING_SUFFIXES = (".mf4", ".mdf", ".dat")
 #: Boolean expectations that are not KPIs themselves.
 EVENT_EXPECTATIONS = {"brake": "brake_time", "fcw": "fcw_time"}
 #: KPIs whose bound is a count of list items rather than a value.
@@ -105,13 +107,25 @@ class Recording:
                 h.update(chunk)
         return h.hexdigest()
 
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """The file header's metadata: ``description`` (the header comment text) and its
+        common properties, e.g. ``{"vehicle": "…", "driver": "…"}`` (nested ``<tree>``
+        elements are dicts). Read lazily from the header only; ``{}`` for an unreadable
+        file (its replay reports why)."""
+        from .mf4 import read_metadata
+
+        return read_metadata(self.path)
+
     def matches(
         self,
         pattern: str | Sequence[str] | None = None,
         tags: str | Sequence[str] | None = None,
         scenario: str | Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Selection of ``@pytest.mark.recordings``: id glob(s), all tags, scenario name(s)."""
+        """Selection of ``@pytest.mark.recordings``: id glob(s), all tags, scenario name(s),
+        header metadata (every key must match, see :func:`metadata_matches`)."""
         if pattern is not None:
             pats = [pattern] if isinstance(pattern, str) else list(pattern)
             if not any(fnmatch.fnmatchcase(self.id, p) for p in pats):
@@ -124,7 +138,38 @@ class Recording:
             names = [scenario] if isinstance(scenario, str) else list(scenario)
             if self.scenario not in names:
                 return False
-        return True
+        return metadata is None or metadata_matches(self.metadata, metadata)
+
+
+def _lookup(meta: Mapping[str, Any], key: str) -> Any:
+    """``meta[key]``, or a nested value for a dotted key ("vehicle.model")."""
+    if key in meta:
+        return meta[key]
+    node: Any = meta
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def metadata_matches(meta: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Every ``key: value`` of ``wanted`` matches the recording's header metadata.
+
+    A value is compared as text with glob patterns (``"ID.*"``); a list matches when any
+    of its items does; ``True`` only asks for the key to be present and non-empty.
+    """
+    for key, want in wanted.items():
+        have = _lookup(meta, str(key))
+        if have is None:
+            return False
+        if want is True:
+            continue
+        options = list(want) if isinstance(want, list | tuple | set) else [want]
+        text = str(have)
+        if not any(fnmatch.fnmatchcase(text, str(o)) for o in options):
+            return False
+    return True
 
 
 def _is_recording(path: Path) -> bool:
@@ -158,7 +203,9 @@ def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Rec
     """Find the recordings named by ``specs``, sorted, with POSIX ids relative to the root.
 
     The root is the single directory given (or a file's folder, or a glob's fixed prefix);
-    with several specs it is their common folder. Zero recordings is a usage error.
+    with several specs it is their common folder. Zero recordings is a usage error. A
+    directory named like a recording (``x.mf4``) that holds no recordings is kept as one:
+    its replay errors with "is a directory" instead of it silently vanishing.
     """
     if not specs:
         raise UsageError(
@@ -176,15 +223,15 @@ def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Rec
         root, files = _expand(spec)
         roots.append(root.resolve())
         for f in files:
-            if f.is_dir():
-                continue
-            found[f.resolve()] = None
+            if f.is_dir() and _holds_recordings(f):
+                continue  # a folder that happens to be named like a recording
+            found[_absolute(f)] = None
     if not found:
         given = ", ".join(str(s) for s in specs)
         raise UsageError(
             f"no *.mf4 recordings found in {given} (from {source})",
-            hint="point --recordings at a folder of .mf4 files, or create some with "
-            "'adsreplay generate DIR'",
+            hint="point --recordings at a folder of .mf4 (or .mdf/.dat) files, or create "
+            "some with 'adsreplay generate DIR'",
         )
     root = roots[0] if len(set(roots)) == 1 else Path(os.path.commonpath(roots))
     recs = [_load_or_flag(p, root) for p in found]
@@ -203,12 +250,22 @@ def _load_or_flag(path: Path, root: Path) -> Recording:
         )  # fmt: skip
 
 
+def _absolute(path: Path) -> Path:
+    """``path`` with its folders resolved but not a symlink in its own name (so a linked
+    recording keeps its name in the test id)."""
+    return path.parent.resolve() / path.name
+
+
+def _holds_recordings(folder: Path) -> bool:
+    return any(_is_recording(p) and not p.is_dir() for p in folder.rglob("*"))
+
+
 def recording_id(path: Path, root: Path) -> str:
     """POSIX path of ``path`` relative to ``root`` (the test id)."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return _absolute(path).relative_to(root.resolve()).as_posix()
     except ValueError:
-        return path.resolve().as_posix()
+        return _absolute(path).as_posix()
 
 
 def sidecar_path(path: Path) -> Path:
@@ -305,11 +362,11 @@ def parse_expect(table: Any, side: Path) -> tuple[Bound, ...]:
                 raise SidecarError(
                     f"sidecar {side}: {where} takes {{min = …}} and/or {{max = …}}, got {spec!r}"
                 )
-            lo = _number(spec["min"], where, side) if "min" in spec else None
-            hi = _number(spec["max"], where, side) if "max" in spec else None
-            if lo is not None and hi is not None and lo > hi:
-                raise SidecarError(f"sidecar {side}: {where} has min {lo} > max {hi}")
-            bounds.append(Bound(name, lo=lo, hi=hi))
+            lo_ = _number(spec["min"], where, side) if "min" in spec else None
+            hi_ = _number(spec["max"], where, side) if "max" in spec else None
+            if lo_ is not None and hi_ is not None and lo_ > hi_:
+                raise SidecarError(f"sidecar {side}: {where} has min {lo_} > max {hi_}")
+            bounds.append(Bound(name, lo=lo_, hi=hi_))
         else:
             raise SidecarError(
                 f"sidecar {side}: {where} must be a bool, a number, [min, max] or "

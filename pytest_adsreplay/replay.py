@@ -99,16 +99,31 @@ def read(
     cycle_time: float,
     *,
     recording_id: str | None = None,
+    max_gap: float = 0.2,
+    nominal_speed: float | None = None,
+    expect_target: str | None = None,
+    gate: bool = True,
 ) -> Signals:
-    """Stage 1: MF4 → canonical signals on the cycle grid."""
+    """Stage 1: MF4 → canonical signals on the cycle grid, through the data-quality gate.
+
+    A recording the gate rejects raises InvalidRecordingError (see :mod:`.quality`:
+    ``max_gap`` in s, the sidecar's ``nominal_speed`` in km/h, ``expect_target`` the
+    reason a target object must be present, or None); ``gate=False`` only reads.
+    """
+    from .quality import GateSettings
+    from .quality import gate as run_gate
     from .signals import ChannelMap, load_channel_map, read_signals
 
     cmap = channel_map if isinstance(channel_map, ChannelMap) else load_channel_map(channel_map)
     rid = recording_id or str(path)
     try:
-        return read_signals(path, cmap, cycle_time, recording_id=rid)
+        sig = read_signals(path, cmap, cycle_time, recording_id=rid, max_gap=max_gap)
+        if gate:
+            settings = GateSettings(max_gap, nominal_speed, expect_target)
+            run_gate(sig, settings, recording=rid)
     except AdsReplayError as exc:
         raise exc.with_recording(rid) from None
+    return sig
 
 
 def step(
@@ -140,18 +155,37 @@ def replay_file(
     params: Mapping[str, Any] | None = None,
     cycle_time: float | None = None,
     recording_id: str | None = None,
+    max_gap: float = 0.2,
+    nominal_speed: float | None = None,
+    expect_target: bool | None = None,
+    sidecar: bool = True,
     **settings: float,
 ) -> ReplayResult:
     """Replay one recording through ``function`` (``module:attr`` or the class/factory).
 
     ``settings`` takes the SPEC §4 knobs by name: ``brake_threshold`` (m/s²),
     ``actuator_delay`` (s) and ``brake_jerk`` (m/s³, ``math.inf`` for an ideal step).
+    The data-quality gate runs as in the read stage: ``max_gap`` (s), and the sidecar's
+    ``nominal_speed`` and target expectation unless given here (``sidecar=False``
+    ignores the sidecar); an invalid recording raises InvalidRecordingError.
     """
     ks = kpi_settings(**settings)
     fn = load_function(function, params)
     ct = resolve_cycle_time(fn, cycle_time)
     rid = recording_id or Path(path).name
-    sig = read(path, channel_map, ct, recording_id=rid)
+    target = "replay_file(expect_target=True)" if expect_target else None
+    if sidecar:
+        from .quality import expects_target
+        from .recordings import load_recording, sidecar_path
+
+        if sidecar_path(Path(path)).is_file():
+            rec = load_recording(Path(path))
+            if nominal_speed is None:
+                nominal_speed = rec.nominal_speed
+            if expect_target is None:
+                target = expects_target(rec.scenario, rec.expect, rec.meta)
+    sig = read(path, channel_map, ct, recording_id=rid, max_gap=max_gap,
+               nominal_speed=nominal_speed, expect_target=target)  # fmt: skip
     outputs = step(fn, sig.t, sig.values, recording_id=rid)
     result = kpis(sig.t, sig.values, outputs, ks)
     return ReplayResult(

@@ -242,8 +242,21 @@ _MAP_HINT = (
     "the channel map format is [signals.<canonical name>] with channels = [\"Name\", "
     "\"Name@group\", …] and either unit = \"km/h\" or scale = 0.2778 (+ offset = 0.0)"
 )
-_TOP_KEYS = ("signals", "use_builtin", "description")
+_CAN_HINT = (
+    "write [can] dbc = [\"vehicle.dbc\"] (paths relative to the channel map), optionally "
+    "bus = 1 (the CAN channel the DBC applies to; 0 = any), or per file "
+    "dbc = [{ file = \"radar.dbc\", bus = 2 }]; map signals as channels = [\"Message.Signal\"]"
+)
+_TOP_KEYS = ("signals", "use_builtin", "description", "can")
 _SIGNAL_KEYS = ("channels", "unit", "scale", "offset")
+
+
+@dataclass(frozen=True)
+class DbcFile:
+    """A DBC file of the channel map's ``[can]`` table and the CAN bus it decodes (0 = any)."""
+
+    path: Path
+    bus: int = 0
 
 
 @dataclass(frozen=True)
@@ -252,10 +265,13 @@ class ChannelMap:
 
     A map file overrides the built-in candidates signal by signal; signals it does not
     mention keep the built-in candidates unless the file says ``use_builtin = false``.
+    ``dbc`` lists the DBC files that decode raw CAN bus logging (``[can]`` table): the
+    decoded signals are channels named ``Message.Signal`` (and the bare signal name).
     """
 
     signals: Mapping[str, SignalSpec]
     source: str = "built-in"
+    dbc: tuple[DbcFile, ...] = ()
 
     @classmethod
     def default(cls) -> ChannelMap:
@@ -270,7 +286,10 @@ class ChannelMap:
 
     @classmethod
     def load(cls, path: str | Path) -> ChannelMap:
-        """Read a channel-map TOML file; every problem is a ChannelMapError naming it."""
+        """Read a channel-map TOML file; every problem is a ChannelMapError naming it.
+
+        DBC paths in its ``[can]`` table are relative to the map file's folder.
+        """
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -290,11 +309,16 @@ class ChannelMap:
             raise ChannelMapError(
                 f"channel map {path}: TOML syntax error: {exc}", hint=_MAP_HINT
             ) from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(data, source=str(path), base=path.parent)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> ChannelMap:
-        """Build a map from the parsed TOML structure (validated like :meth:`load`)."""
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: str = "<dict>", base: Path | None = None
+    ) -> ChannelMap:
+        """Build a map from the parsed TOML structure (validated like :meth:`load`).
+
+        ``base`` is the folder relative DBC paths start from (default: the current one).
+        """
 
         def fail(msg: str, hint: str = _MAP_HINT) -> ChannelMapError:
             return ChannelMapError(f"channel map {source}: {msg}", hint=hint)
@@ -308,6 +332,7 @@ class ChannelMap:
         use_builtin = data.get("use_builtin", True)
         if not isinstance(use_builtin, bool):
             raise fail(f"use_builtin must be true or false, got {use_builtin!r}")
+        dbc = _parse_can(data.get("can"), base or Path.cwd(), fail)
         table = data.get("signals")
         if not isinstance(table, Mapping) or not table:
             raise fail("no [signals.<name>] tables found")
@@ -317,18 +342,26 @@ class ChannelMap:
         merged = dict(cls.default().signals) if use_builtin else {}
         merged.update(specs)
         ordered = {n: merged[n] for n in CANONICAL_SIGNALS if n in merged}
-        return cls(ordered, source)
+        return cls(ordered, source, dbc)
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized plain structure (``use_builtin = false``: complete by itself)."""
-        return {
+        out: dict[str, Any] = {
             "use_builtin": False,
             "signals": {n: self.signals[n].to_dict() for n in CANONICAL_SIGNALS
                         if n in self.signals},
-        }
+        }  # fmt: skip
+        if self.dbc:
+            out["can"] = {"dbc": [{"file": str(d.path), "bus": d.bus} for d in self.dbc]}
+        return out
+
+    def dbc_pairs(self) -> list[tuple[Path, int]]:
+        """``(file, bus)`` pairs as the MDF reader takes them."""
+        return [(d.path, d.bus) for d in self.dbc]
 
     def fingerprint(self) -> str:
-        """sha256 hex of the normalized map (independent of its source path and spelling)."""
+        """sha256 hex of the normalized map and its DBC files' contents (independent of
+        the map's source path and spelling)."""
         norm: dict[str, Any] = {}
         for name, spec in sorted(self.signals.items()):
             entry: dict[str, Any] = {"channels": [str(c) for c in spec.channels]}
@@ -339,8 +372,62 @@ class ChannelMap:
                 scale, offset, _ = unit_info(spec.unit)
                 entry["unit"] = [scale, offset]
             norm[name] = entry
+        if self.dbc:
+            norm["[can]"] = [[_file_sha256(d.path), d.bus] for d in self.dbc]
         blob = json.dumps(norm, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path.name}"
+
+
+def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
+    """The ``[can]`` table: ``dbc`` = file or list of files / ``{file, bus}`` tables."""
+    if table is None:
+        return ()
+    if not isinstance(table, Mapping):
+        raise fail(f"[can] must be a table, got {type(table).__name__}", _CAN_HINT)
+    unknown = sorted(set(table) - {"dbc", "bus"})
+    if unknown:
+        raise fail(f"[can]: unknown key(s) {', '.join(unknown)}; allowed: dbc, bus", _CAN_HINT)
+
+    def bus_of(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise fail(f"{where}: bus must be a CAN channel number >= 0 (0 = any), got "
+                       f"{value!r}", _CAN_HINT)
+        return value
+
+    default_bus = bus_of(table.get("bus", 0), "[can]")
+    entries = table.get("dbc")
+    if entries is None:
+        raise fail("[can] has no dbc = [...] list", _CAN_HINT)
+    if isinstance(entries, str | Mapping):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise fail(f"[can] dbc must be a non-empty list, got {entries!r}", _CAN_HINT)
+    out = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            extra = sorted(set(entry) - {"file", "bus"})
+            if extra or not isinstance(entry.get("file"), str):
+                raise fail(f"[can] dbc entry {dict(entry)!r}: write {{ file = \"x.dbc\", "
+                           "bus = 1 }", _CAN_HINT)
+            file, bus = entry["file"], bus_of(entry.get("bus", default_bus), "[can] dbc")
+        elif isinstance(entry, str):
+            file, bus = entry, default_bus
+        else:
+            raise fail(f"[can] dbc entries are file names or tables, got {entry!r}", _CAN_HINT)
+        path = Path(file).expanduser()
+        path = path if path.is_absolute() else (base / path).absolute()
+        if not path.is_file():
+            raise fail(f"[can] DBC file {file!r} not found (looked for {path})",
+                       "DBC paths are relative to the channel map's folder")
+        out.append(DbcFile(path, bus))
+    return tuple(out)
 
 
 def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
@@ -638,13 +725,30 @@ def resample(
 
 
 @dataclass
+class Trace:
+    """The samples behind one canonical signal: SI values on the channel's own timestamps.
+
+    Kept next to the resampled signals so the data-quality gate (:mod:`.quality`) can judge
+    the logger's real sampling (rates, gaps, non-finite values), not the grid's.
+    """
+
+    channel: str
+    timestamps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
 class Signals:
-    """Canonical signals of one recording on the uniform cycle grid ``t``."""
+    """Canonical signals of one recording on the uniform cycle grid ``t``.
+
+    ``traces`` holds the raw samples of each mapped signal (see :class:`Trace`).
+    """
 
     t: np.ndarray
     values: dict[str, np.ndarray]
     cycle_time: float
     sources: dict[str, str] = field(default_factory=dict)
+    traces: dict[str, Trace] = field(default_factory=dict)
 
 
 def check_timestamps(ts: np.ndarray, where: str, *, recording: str) -> None:
@@ -652,26 +756,11 @@ def check_timestamps(ts: np.ndarray, where: str, *, recording: str) -> None:
 
     Equal consecutive timestamps are tolerated (resampling keeps the last sample).
     """
-    bad = np.flatnonzero(~np.isfinite(ts))
-    if bad.size:
-        i = int(bad[0])
-        after = f" (after t={ts[i - 1]:.6g} s)" if i > 0 and np.isfinite(ts[i - 1]) else ""
-        raise InvalidRecordingError(
-            f"{where}: timestamp is {ts[i]} at sample {i}{after}; {bad.size} of {ts.size} "
-            "timestamps are not finite",
-            recording=recording,
-            hint="re-export the recording from the logger; the time channel is corrupt",
-        )
-    dec = np.flatnonzero(np.diff(ts) < 0)
-    if dec.size:
-        i = int(dec[0]) + 1
-        raise InvalidRecordingError(
-            f"{where}: time goes backwards at sample {i} (t={ts[i]:.6g} s after "
-            f"t={ts[i - 1]:.6g} s); {dec.size} decreasing step(s) in total",
-            recording=recording,
-            hint="re-export the recording sorted by time, or cut the recording at the "
-            "logger restart",
-        )
+    from .quality import invalid_error, time_findings
+
+    findings = time_findings(where, ts)
+    if findings:
+        raise invalid_error(findings, recording)
 
 
 def read_signals(
@@ -680,21 +769,33 @@ def read_signals(
     cycle_time: float = DEFAULT_CYCLE_TIME,
     *,
     recording_id: str | None = None,
+    max_gap: float = GAP_THRESHOLD,
 ) -> Signals:
     """Read the mapped channels of ``path`` and resample them onto the cycle grid.
 
     Only the channels the map resolves are read. The grid spans from the earliest start
     to the latest end of those channels; a signal is NaN outside its channel's span and,
-    for continuous signals, inside gaps (see :func:`find_gaps`). Flags are 0/1 (any
-    non-zero value is 1) and held; where ``target_valid`` is 0 the target signals are NaN.
+    for continuous signals, inside gaps longer than ``max_gap`` (see :func:`find_gaps`).
+    Flags are 0/1 (any non-zero value is 1) and held; where ``target_valid`` is 0 the
+    target signals are NaN. The data-quality gate is *not* applied here (see
+    :func:`pytest_adsreplay.quality.gate`), except for what resampling cannot do without:
+    finite, non-decreasing timestamps and a time channel.
     """
     from . import mf4
 
     if not (cycle_time > 0 and math.isfinite(cycle_time)):
         raise ValueError(f"cycle_time must be a positive number of seconds, got {cycle_time!r}")
+    if not (max_gap > 0 and math.isfinite(max_gap)):
+        raise ValueError(f"max_gap must be a positive number of seconds, got {max_gap!r}")
     rec = recording_id or str(path)
-    with mf4.open_recording(path, recording=rec) as reader:
+    with mf4.open_recording(path, recording=rec, dbc=channel_map.dbc_pairs()) as reader:
         info = reader.info
+        if info.can is not None and info.can.error:
+            raise ChannelMapError(
+                f"decoding raw CAN with {', '.join(info.can.dbc)} failed: {info.can.error}",
+                recording=rec,
+                hint=f"check the [can] DBC files of the channel map ({channel_map.source})",
+            )
         resolved = resolve_channels(channel_map, info, recording=rec)
         for res in resolved.values():
             if res.error is not None:
@@ -707,7 +808,29 @@ def read_signals(
             if r.channel not in wanted:
                 wanted.append(r.channel)
         data = {(c.channel.group, c.channel.index): c for c in reader.read(wanted)}
-    return _assemble(usable, data, cycle_time, rec)
+    return _assemble(usable, data, cycle_time, rec, max_gap)
+
+
+def can_notes(info: RecordingInfo, source: str) -> list[str]:
+    """What raw CAN bus logging in a file means for the channel map (for messages)."""
+    raw = info.raw_bus_groups()
+    if not raw:
+        return []
+    groups = ", ".join(f"group {g.index} ({g.name}, {g.samples} frames)" for g in raw)
+    can = info.can
+    if can is None:
+        return [f"the file holds raw CAN bus logging in {groups}; add [can] dbc = "
+                f"[\"….dbc\"] to the channel map ({source}) to decode it"]
+    notes = []
+    if can.found:
+        msgs = ", ".join(f"{m} (0x{i:X})" for i, m in can.found)
+        notes.append(f"decoded CAN messages with {', '.join(Path(d).name for d in can.dbc)}: "
+                     f"{msgs}")
+    else:
+        notes.append(f"no CAN frame matched the DBC file(s) {', '.join(can.dbc)}")
+    if can.unknown:
+        notes.append(f"CAN IDs not in the DBC: {can.unknown_text()}")
+    return notes
 
 
 def _raise_missing(
@@ -725,6 +848,7 @@ def _raise_missing(
         tried = ", ".join(str(c) for c in res.spec.channels)
         close = ", ".join(res.close_matches) if res.close_matches else "none"
         lines.append(f"{n}: tried {tried}; close matches in the file: {close}")
+    lines += can_notes(info, source)
     raise MissingChannelError(
         f"required signal(s) not found in the recording ({len(info.channel_names())} "
         "channels):\n    " + "\n    ".join(lines),
@@ -739,6 +863,7 @@ def _assemble(
     data: Mapping[tuple[int, int], ChannelSamples],
     cycle_time: float,
     rec: str,
+    max_gap: float = GAP_THRESHOLD,
 ) -> Signals:
     chans: dict[str, ChannelSamples] = {}
     for name, res in usable.items():
@@ -760,18 +885,21 @@ def _assemble(
     grid = make_grid(t_min, t_max, cycle_time)
     if grid.size < 2:
         raise InvalidRecordingError(
-            f"recording spans {t_max - t_min:.6g} s ({t_min:.6g} .. {t_max:.6g} s), shorter "
-            f"than one cycle of {cycle_time:g} s",
+            f"data-quality check 'duration' failed: the recording spans {t_max - t_min:.6g} s "
+            f"({t_min:.6g} .. {t_max:.6g} s), shorter than one cycle of {cycle_time:g} s",
             recording=rec,
             hint="check that the file is complete; a replay needs at least two cycles",
         )
     values: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
+    traces: dict[str, Trace] = {}
     for name, cs in chans.items():
         res = usable[name]
+        assert res.channel is not None
         raw = cs.samples * res.scale + res.offset
+        traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
         vals = resample(cs.timestamps, raw, grid, hold=res.hold,
-                        max_gap=None if res.hold else GAP_THRESHOLD)
+                        max_gap=None if res.hold else max_gap)
         if name in FLAG_SIGNALS:
             vals = np.where(np.isnan(vals), np.nan, (vals != 0).astype(np.float64))
         values[name] = vals
@@ -787,4 +915,4 @@ def _assemble(
         sources["target_valid"] = "derived: isfinite(target_distance)"
     ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
     return Signals(t=grid, values=ordered, cycle_time=cycle_time,
-                   sources={n: sources[n] for n in ordered})
+                   sources={n: sources[n] for n in ordered}, traces=traces)

@@ -115,17 +115,38 @@ def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None
     return f"{stage} stage did not finish (status {status})"
 
 
+def _channel_map(ctx: Mapping[str, Any]) -> Any:
+    """The session's channel map; a worker whose copy differs (fingerprint) must not read."""
+    from .errors import ChannelMapError
+    from .signals import ChannelMap, load_channel_map
+
+    cmap = load_channel_map(ctx.get("channel_map"))
+    want = ctx.get("channel_map_sha")
+    if want and isinstance(cmap, ChannelMap) and cmap.fingerprint() != want:
+        raise ChannelMapError(
+            f"the channel map {ctx['channel_map']} on this worker differs from the session's "
+            f"(fingerprint {cmap.fingerprint()[:12]}, session {want[:12]})",
+            hint="deploy the same channel map (and DBC files) to every worker",
+        )
+    return cmap
+
+
 def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     """MF4 → canonical signals on the cycle grid, stored in Redis for the aeb stage."""
     from . import replay
+    from .errors import SidecarError
 
     conn = _connection()
+    if ctx.get("problem"):  # a broken sidecar: record the error, read nothing
+        return _failure("read", SidecarError(str(ctx["problem"]), recording=ctx["rec"]))
     try:
         sig = replay.read(
-            ctx["path"], ctx.get("channel_map"), float(ctx["cycle_time"]), recording_id=ctx["rec"]
-        )
+            ctx["path"], _channel_map(ctx), float(ctx["cycle_time"]), recording_id=ctx["rec"],
+            max_gap=float(ctx.get("max_gap") or 0.2), nominal_speed=ctx.get("nominal_speed"),
+            expect_target=ctx.get("expect_target"),
+        )  # fmt: skip
     except AdsReplayError as exc:
-        return _failure("read", exc)
+        return _failure("read", exc.with_recording(ctx["rec"]))
     save_arrays(conn, data_key(ctx, "signals"), {"t": sig.t, **sig.values}, int(ctx["ttl"]))
     return {"ok": True, "stage": "read", "n": len(sig.t), "sources": dict(sig.sources)}
 

@@ -80,8 +80,11 @@ def test_inspect_non_monotonic_time(tmp_path: Path) -> None:
     path = write_recording(tmp_path / "dec.mf4",
                            [GroupData("G", t, [ChannelData("VehSpd", t, unit="m/s")])])
     text = inspect_recording(path, None)
-    assert ("group 0 (G): non-monotonic time, 1 backward step(s), first at sample 20 "
-            "(t=0.1 s after 0.19 s)") in text
+    assert ("group 0 (G): time goes backwards at sample 20 (t=0.1 s after t=0.19 s); "
+            "1 decreasing step(s) in total") in text
+    gate = text.split("Data-quality gate")[1]
+    assert "not run: required signal(s) not found" in gate  # only a speed channel
+    assert "verdict: the replay cannot run" in gate
 
 
 def test_inspect_bad_file_reports_instead_of_raising(tmp_path: Path) -> None:
@@ -89,7 +92,7 @@ def test_inspect_bad_file_reports_instead_of_raising(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x01garbage" * 100)
     text = inspect_recording(path, None)
     assert text.splitlines()[0] == f"Recording: {path}"
-    assert "ERROR: " in text and "is not an MF4 file" in text
+    assert "ERROR: " in text and "is not an MF4/MDF file" in text
     assert "re-export it from the logger" in text
     assert "does not exist" in inspect_recording(tmp_path / "missing.mf4", None)
 
@@ -102,3 +105,43 @@ def test_inspect_clean_file_has_no_findings(tmp_path: Path) -> None:
         ChannelData("ObjRelSpd", t, unit="m/s"),
     ])])
     assert inspect_recording(path, None).endswith("Findings:\n  none\n")
+
+
+def _approach(path: Path, kph: float = 40.0, vehicle_t: np.ndarray | None = None) -> Path:
+    v = kph / 3.6
+    tv = np.arange(401) * 0.01 if vehicle_t is None else vehicle_t
+    tr = np.arange(81) * 0.05
+    return write_recording(path, [
+        GroupData("Vehicle", tv, [ChannelData("VehSpd", np.full(tv.size, kph), unit="km/h")]),
+        GroupData("Radar", tr, [ChannelData("ObjDist", 4 * v - v * tr, unit="m"),
+                                ChannelData("ObjRelSpd", np.full(tr.size, -v), unit="m/s")]),
+    ], header_comment="<HDcomment><TX>run 7</TX><common_properties><e name='driver'>anna</e>"
+                      "</common_properties></HDcomment>")  # fmt: skip
+
+
+def test_inspect_shows_the_gate_with_the_sidecar_settings(tmp_path: Path) -> None:
+    gap = np.r_[np.arange(0, 200), np.arange(250, 401)] * 0.01
+    path = _approach(tmp_path / "r.mf4", 45.0, vehicle_t=gap)
+    (tmp_path / "r.toml").write_text('scenario = "CCRs"\nnominal_speed = 40\n')
+    text = inspect_recording(path)
+    assert "Metadata: driver = 'anna', description = 'run 7'" in text
+    gate = text.split("Data-quality gate (")[1].split("Findings:")[0]
+    assert gate.startswith("max_gap 0.2 s, min rate 10 Hz, nominal_speed 40 km/h, target "
+                           "expected: scenario 'CCRs'):")  # fmt: skip
+    lines = gate.splitlines()[1:]
+    assert lines[0].startswith("  FAIL gap at t = 1.990 s: channel VehSpd@0/1 (ego_speed) has no "
+                               "samples for 0.510 s")  # fmt: skip
+    assert lines[1].startswith("  FAIL presence at t = 2.000 s: ego_speed is missing (NaN)")
+    assert lines[2].startswith("  FAIL nominal_speed at t = 0.000 s: ego speed 45.000 km/h")
+    assert lines[-1] == "  verdict: invalid recording (3 failed check(s))"
+    # a wider max_gap, as the ini would set it, lets the gap pass
+    assert "FAIL gap" not in inspect_recording(path, max_gap=0.6)
+
+
+def test_inspect_of_a_valid_recording_and_a_broken_sidecar(tmp_path: Path) -> None:
+    path = _approach(tmp_path / "ok.mf4")
+    assert "  verdict: valid\n" in inspect_recording(path)
+    (tmp_path / "ok.toml").write_text("scenario = \n")
+    text = inspect_recording(path)
+    assert "  - sidecar: sidecar " in text and "is not valid TOML" in text
+    assert "  verdict: valid\n" in text

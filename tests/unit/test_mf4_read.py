@@ -396,8 +396,11 @@ def test_gap_in_a_continuous_signal_is_nan(tmp_path: Path) -> None:
     ("content", "fragment"),
     [
         (b"", "is empty (0 bytes)"),
-        (b"hello world, this is not a measurement\n" * 20, "is not an MF4 file"),
-        (b"MDF     3.30    " + b"\0" * 200, "is MDF version '3.30', not MF4"),
+        (b"hello world, this is not a measurement\n" * 20, "is not an MF4/MDF file"),
+        (b"MDF     5.00    " + b"\0" * 400, "is MDF version '5.00', which cannot be read"),
+        (b"MDF     4.10    " + b"\0" * 100, "is truncated (116 bytes, the header block is "
+                                            "incomplete)"),
+        (b"MDF     3.30    " + b"\0" * 400, "cannot be read ("),
     ],
 )
 def test_unreadable_files(tmp_path: Path, content: bytes, fragment: str) -> None:
@@ -471,3 +474,276 @@ def test_string_channel_cannot_be_mapped() -> None:
 def test_bad_cycle_time(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cycle_time must be a positive number"):
         read_signals(scenario(tmp_path / "c.mf4"), DEFAULT, cycle_time=0.0)
+
+
+# ------------------------------------------------------------- real logger shapes
+
+HEADER = (
+    '<HDcomment xmlns="http://www.asam.net/mdf/v4"><TX>track day, run 7</TX>'
+    '<common_properties><e name="vehicle">ID.4 prototype</e><e name="driver">anna</e>'
+    '<tree name="site"><e name="name">Papenburg</e><e name="lane">2</e></tree>'
+    "</common_properties></HDcomment>"
+)
+META = {"description": "track day, run 7", "vehicle": "ID.4 prototype", "driver": "anna",
+        "site": {"name": "Papenburg", "lane": "2"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("suffix", "version"), [(".mdf", "3.30"), (".dat", "3.00"),
+                                                 (".mdf", "2.14")])  # fmt: skip
+def test_mdf3_files_read_like_mf4(tmp_path: Path, suffix: str, version: str) -> None:
+    tv = np.arange(0, 300) * 0.01
+    tr = np.arange(0, 60) * 0.05
+    path = write_recording(tmp_path / f"old{suffix}", [
+        GroupData("Vehicle", tv, [
+            ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h"),
+            ChannelData("DrvBrkPdl", (tv > 1.5).astype(np.uint8), conversion=VALUE_TO_TEXT),
+        ]),
+        GroupData("Radar", tr, [
+            ChannelData("ObjDist", (4000 - 100 * tr).astype(np.int16), "m",
+                        conversion={"a": 0.01, "b": 0.0}),
+            ChannelData("ObjRelSpd", np.full(tr.size, -1.0), unit="m/s"),
+        ]),
+    ], version=version)  # fmt: skip
+    with mf4.open_recording(path) as reader:
+        assert reader.info.version == version
+        assert [g.name for g in reader.info.groups] == ["Vehicle", "Radar"]
+        by_name = {c.name: c for c in reader.info.channels()}
+        assert by_name["VehSpd"].unit == "km/h" and by_name["VehSpd"].dtype == "float64"
+        assert by_name["DrvBrkPdl"].discrete and by_name["ObjDist"].conversion == "linear"
+    sig = read_signals(path, DEFAULT)
+    assert sig.values["ego_speed"] == pytest.approx(10.0)
+    assert sig.values["driver_brake"][149] == 0.0 and sig.values["driver_brake"][151] == 1.0
+    assert sig.values["target_distance"][100] == pytest.approx(40.0 - 1.0, abs=0.011)
+
+
+def test_header_metadata_of_mf4(tmp_path: Path) -> None:
+    t = np.arange(0, 50) * 0.01
+    path = write_recording(tmp_path / "m.mf4", [GroupData("G", t, minimal_required(t))],
+                           header_comment=HEADER)  # fmt: skip
+    assert mf4.read_metadata(path) == META
+    with mf4.open_recording(path) as reader:
+        assert reader.info.metadata == META
+
+
+def test_header_metadata_of_mdf3_includes_its_header_fields(tmp_path: Path) -> None:
+    t = np.arange(0, 50) * 0.01
+    path = write_recording(tmp_path / "m.dat", [GroupData("G", t, minimal_required(t))],
+                           header_comment=HEADER, version="3.30")  # fmt: skip
+    meta = mf4.read_metadata(path)
+    assert {k: meta[k] for k in META if k in meta} == META  # + author from the header fields
+    assert "updated by asammdf" not in str(meta)
+
+
+@pytest.mark.parametrize(
+    ("text", "meta"),
+    [
+        ("", {}),
+        ("plain logger note\nline 2", {"description": "plain logger note\nline 2"}),
+        ("<HDcomment><TX>cut off", {"description": "<HDcomment><TX>cut off"}),
+        ("<HDcomment><TX/><common_properties><e name='x'/></common_properties></HDcomment>", {}),
+        ("<HDcomment><common_properties><elist name='s'><eli>a</eli><eli>b</eli></elist><list "
+         "name='l'><li><e name='k'>v</e></li></list></common_properties></HDcomment>",
+         {"s": ["a", "b"], "l": [{"k": "v"}]}),
+        ("<HDcomment><TX>a\nWed Nov 22 10:00:00 2026: updated by asammdf 8.8.28</TX></HDcomment>",
+         {"description": "a"}),
+    ],
+)
+def test_parse_header_comment(text: str, meta: dict[str, Any]) -> None:
+    assert mf4.parse_header_comment(text) == meta
+
+
+def test_metadata_of_unreadable_files_is_empty(tmp_path: Path) -> None:
+    (tmp_path / "z.mf4").write_bytes(b"")
+    (tmp_path / "r.mf4").write_bytes(b"MDF     4.10    " + b"\xff" * 200)
+    assert mf4.read_metadata(tmp_path / "z.mf4") == {}
+    assert mf4.read_metadata(tmp_path / "r.mf4") == {}
+    assert mf4.read_metadata(tmp_path / "missing.mf4") == {}
+    assert mf4.read_metadata(tmp_path) == {}
+
+
+def test_recording_metadata_selects_like_tags(tmp_path: Path) -> None:
+    from pytest_adsreplay.recordings import discover
+
+    t = np.arange(0, 50) * 0.01
+    write_recording(tmp_path / "a.mf4", [GroupData("G", t, minimal_required(t))],
+                    header_comment=HEADER)  # fmt: skip
+    write_recording(tmp_path / "b.mdf", [GroupData("G", t, minimal_required(t))],
+                    header_comment="<HDcomment><TX>b</TX><common_properties><e name='driver'>"
+                    "bob</e></common_properties></HDcomment>", version="3.30")  # fmt: skip
+    a, b = discover([tmp_path])
+    assert (a.id, b.id) == ("a.mf4", "b.mdf")
+    assert a.metadata == META and b.metadata["driver"] == "bob"
+    sel = {"driver": "anna"}
+    assert a.matches(metadata=sel) and not b.matches(metadata=sel)
+    assert a.matches(metadata={"driver": ["bob", "anna"]}) and b.matches(metadata={"driver": "b*"})
+    assert a.matches(metadata={"site.name": "Papenburg", "vehicle": "ID.*"})
+    assert not a.matches(metadata={"site.lane": "3"})
+    assert a.matches(metadata={"vehicle": True}) and not b.matches(metadata={"vehicle": True})
+    assert a.matches(pattern="a.*", metadata=sel) and not a.matches(pattern="b*", metadata=sel)
+
+
+def test_array_and_structure_channels_are_listed_but_never_read(tmp_path: Path) -> None:
+    from asammdf import MDF, Signal
+
+    t = np.arange(0, 100) * 0.01
+    arr = np.zeros(t.size, dtype=[("ObjDistArr", "<f8", (4,))])
+    arr["ObjDistArr"] = [30.0, 40.0, 50.0, 60.0]
+    struct = np.zeros(t.size, dtype=[("Obj.Dist", "<f8"), ("Obj.Id", "u1")])
+    mdf = MDF(version="4.10")
+    mdf.append([Signal(arr, t, name="ObjDistArr"),
+                Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
+                Signal(np.full(t.size, -1.0), t, name="ObjRelSpd", unit="m/s")],
+               acq_name="Sensors")  # fmt: skip
+    mdf.append([Signal(struct, t, name="Obj")], acq_name="Structs")
+    path = tmp_path / "arr.mf4"
+    mdf.save(path, overwrite=True)
+    mdf.close()
+    with mf4.open_recording(path) as reader:
+        kinds = {c.name: c.kind for c in reader.info.channels()}
+    assert kinds["ObjDistArr"] == "array" and kinds["Obj"] == "structure"
+    assert kinds["ObjDistArr[1]"] == "scalar" and kinds["Obj.Dist"] == "scalar"
+    # an element of the array can be mapped; the array itself cannot
+    elem = cmap(target_distance={"channels": ["ObjDistArr[1]"], "unit": "m"})
+    assert read_signals(path, elem).values["target_distance"] == pytest.approx(40.0)
+    whole = cmap(target_distance={"channels": ["ObjDistArr"], "unit": "m"})
+    with pytest.raises(RecordingError, match=r"ObjDistArr@0/1 for target_distance holds "
+                                             r"float64\[?.*data, not numbers|array channel"):
+        read_signals(path, whole)
+    from pytest_adsreplay.inspect import inspect_recording
+
+    text = inspect_recording(path, elem)
+    assert "ObjDistArr@0/1" in text and "(array channel, not mappable)" in text
+    assert "Obj@1/1" in text and "(structure channel, not mappable)" in text
+    assert "verdict: valid" in text
+
+
+def _without_time_master(path: Path) -> Path:
+    from asammdf import MDF, Signal
+
+    t = np.arange(0, 100) * 0.01
+    mdf = MDF(version="4.10")
+    mdf.append([Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
+                *[Signal(t, t, name=n) for n in ("ObjDist", "ObjRelSpd")]],
+               acq_name="Vehicle")  # fmt: skip
+    mdf.groups[0].channels[0].channel_type = 0  # demote the master to a value channel
+    mdf.groups[0].channels[0].name = "t_raw"
+    mdf.save(path, overwrite=True)
+    mdf.close()
+    return path
+
+
+def test_group_without_time_channel_is_invalid(tmp_path: Path) -> None:
+    path = _without_time_master(tmp_path / "notime.mf4")
+    with mf4.open_recording(path) as reader:
+        (group,) = reader.info.groups
+        assert not group.time and group.master == ""
+        assert reader.master(0).size == 0
+    with pytest.raises(InvalidRecordingError) as info:
+        read_signals(path, DEFAULT, recording_id="notime.mf4")
+    assert str(info.value) == (
+        "notime.mf4: group 0 (Vehicle) has no time channel (no master channel); its 100 "
+        "samples cannot be placed in time\n  -> re-export the recording with the logger's "
+        "timestamps (a time master channel per group)"
+    )
+    from pytest_adsreplay.inspect import inspect_recording
+
+    text = inspect_recording(path)
+    assert "[0] Vehicle: 100 samples, NO TIME CHANNEL (no master channel)" in text
+    assert "group 0 (Vehicle) has no time channel: its channels cannot be replayed" in text
+
+
+def test_permission_denied(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "locked.mf4"
+    if os.geteuid() == 0:  # root reads despite chmod; a write-only procfs file refuses it
+        target = Path("/proc/sys/vm/compact_memory")
+        try:
+            target.open("rb").close()
+        except PermissionError:
+            path.symlink_to(target)
+        except OSError as exc:
+            pytest.skip(f"running as root and no write-only procfs file to test with ({exc})")
+        else:
+            pytest.skip("running as root, and /proc/sys/vm/compact_memory is readable")
+    else:
+        scenario(path)
+        path.chmod(0)
+    with pytest.raises(RecordingError) as info:
+        read_signals(path, DEFAULT, recording_id="locked.mf4")
+    assert str(info.value) == (
+        f"locked.mf4: {path} cannot be opened: permission denied\n  -> make the file readable "
+        "for the user running pytest and the workers (e.g. chmod a+r), or remove it from the "
+        "recordings"
+    )
+
+
+def _patch(path: Path, offset: int, fmt: str, value: int) -> None:
+    import struct
+
+    data = bytearray(path.read_bytes())
+    struct.pack_into(fmt, data, offset, value)
+    path.write_bytes(bytes(data))
+
+
+def _addresses(path: Path) -> tuple[int, int]:
+    """(CN block address of VehSpd, CG block address of its group)."""
+    from asammdf import MDF
+
+    with MDF(path) as mdf:
+        grp = mdf.groups[0]
+        return grp.channels[1].address, grp.channel_group.address
+
+
+def test_corrupt_record_offset_is_caught_before_asammdf_reads(tmp_path: Path) -> None:
+    """A byte offset outside the record made asammdf's C code corrupt the heap (segfault)."""
+    path = scenario(tmp_path / "c.mf4")
+    cn, _ = _addresses(path)
+    _patch(path, cn + 24 + 8 * 8 + 4, "<I", 262152)  # cn_byte_offset
+    with pytest.raises(RecordingError) as info:
+        read_signals(path, DEFAULT, recording_id="c.mf4")
+    assert ("is corrupt: channel VehSpd@0/1 lies at bytes 262152..262160 outside its group's "
+            "25-byte record; it is probably truncated or damaged") in str(info.value)
+
+
+@pytest.mark.parametrize(("cycles", "fragment"), [
+    (401, "group 0 declares 401 samples (10025 bytes) but its data blocks hold only 10000 "
+          "bytes"),
+    (2**40, "group 0 declares 1099511627776 samples"),
+])  # fmt: skip
+def test_inflated_sample_count_is_caught(tmp_path: Path, cycles: int, fragment: str) -> None:
+    path = scenario(tmp_path / "c.mf4")
+    _, cg = _addresses(path)
+    _patch(path, cg + 24 + 6 * 8 + 8, "<Q", cycles)  # cg_cycle_count
+    with pytest.raises(RecordingError, match="is corrupt: ") as info:
+        read_signals(path, DEFAULT)
+    assert fragment in str(info.value)
+
+
+def test_unfinalized_file_header(tmp_path: Path) -> None:
+    """A logger that lost power leaves "UnFinMF "; asammdf reads what is there, or we say so."""
+    path = scenario(tmp_path / "u.mf4")
+    data = bytearray(path.read_bytes())
+    data[:8] = b"UnFinMF "
+    path.write_bytes(bytes(data))
+    assert read_signals(path, DEFAULT).t.size == 400
+    path.write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(RecordingError, match=r"UnFinMF: power loss or a crash while recording"):
+        read_signals(path, DEFAULT)
+
+
+def test_max_gap_and_raw_traces(tmp_path: Path) -> None:
+    t = np.r_[np.arange(0, 100), np.arange(130, 250)] * 0.01  # a 0.31 s gap
+    path = simple(tmp_path / "gap.mf4", [
+        ("G", t, [ChannelData("VehSpd", np.full(t.size, 18.0), unit="km/h"),
+                  *minimal_required(t)]),
+    ])  # fmt: skip
+    assert np.isnan(read_signals(path, DEFAULT).values["ego_speed"][110])
+    sig = read_signals(path, DEFAULT, max_gap=0.5)
+    assert sig.values["ego_speed"][110] == pytest.approx(5.0)
+    trace = sig.traces["ego_speed"]
+    assert trace.channel == "VehSpd@0/1" and np.array_equal(trace.timestamps, t)
+    assert trace.values == pytest.approx(5.0)  # SI, on the channel's own timestamps
+    assert set(sig.traces) == {"ego_speed", "target_distance", "target_rel_speed"}
+    with pytest.raises(ValueError, match="max_gap must be a positive number"):
+        read_signals(path, DEFAULT, max_gap=0.0)
