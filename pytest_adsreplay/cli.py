@@ -1,8 +1,9 @@
-"""The ``adsreplay`` command: generate, inspect, worker."""
+"""The ``adsreplay`` command: generate, inspect, worker, history, compare."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,12 +36,71 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(args.redis_url, burst=args.burst, namespace=args.namespace)
 
 
+DEFAULT_DB = ".adsreplay/results.sqlite"
+
+
+def _open_db(url: str | None) -> object:
+    """The results store for history/compare; a missing SQLite file is an error, not a new
+    empty database."""
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .store import is_postgres, open_store
+
+    url = url or os.environ.get("ADSREPLAY_DB", "").strip() or DEFAULT_DB
+    if not is_postgres(url):
+        path = Path(url[len("sqlite:///") :] if url.startswith("sqlite:///") else url)
+        if not path.exists():
+            raise UsageError(
+                f"no results database at {path}",
+                hint="run pytest with the plugin first, or pass --db (a SQLite path or "
+                "postgresql://…; default: $ADSREPLAY_DB, else .adsreplay/results.sqlite)",
+            )
+    try:
+        return open_store(url)
+    except UsageError as exc:
+        from .broker import mask_url
+
+        raise UsageError(
+            f"results database {mask_url(url)}: {exc.message}", hint=exc.hint
+        ) from None
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from .history import TREND_KPIS, recording_lines, runs_lines
+
+    store = _open_db(args.db)
+    if args.recording:
+        lines = recording_lines(store, args.recording, args.limit, args.kpi or TREND_KPIS)
+    else:
+        lines = runs_lines(store, args.limit)
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .history import compare_lines
+
+    store = _open_db(args.db)
+    print("\n".join(compare_lines(store, args.run_a, args.run_b, show_all=args.all)))
+    return 0
+
+
+def _kpi_name(text: str) -> str:
+    from .store import KPI_COLUMNS
+
+    names = [n for n, _ in KPI_COLUMNS]
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"unknown KPI {text!r} (one of {', '.join(names)})")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .generate import SUITES
 
     parser = argparse.ArgumentParser(
         prog="adsreplay",
-        description="pytest-adsreplay tools: scenario recordings, inspection, workers",
+        description="pytest-adsreplay tools: scenario recordings, inspection, workers, run history",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -59,6 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     wk.add_argument("--namespace", default="adsreplay", help="queue prefix (default: adsreplay)")
     wk.set_defaults(func=_cmd_worker)
+
+    db_help = "results database: SQLite path or postgresql://… (default: $ADSREPLAY_DB, else "
+    db_help += f"{DEFAULT_DB})"
+    hist = sub.add_parser(
+        "history", help="runs, newest first; with RECORDING its KPI trend over the runs"
+    )
+    hist.add_argument("recording", nargs="?", metavar="RECORDING", help="recording id")
+    hist.add_argument("--db", metavar="URL", default=None, help=db_help)
+    hist.add_argument("--limit", type=int, default=20, metavar="N", help="runs shown (20)")
+    hist.add_argument(
+        "--kpi", action="append", type=_kpi_name, metavar="NAME", help="KPI column (repeatable)"
+    )
+    hist.set_defaults(func=_cmd_history)
+
+    cmp = sub.add_parser(
+        "compare", help="per-recording KPI deltas between two runs, new and fixed failures"
+    )
+    cmp.add_argument("run_a", metavar="RUN_A", help="run id, unique prefix, latest or previous")
+    cmp.add_argument("run_b", metavar="RUN_B", help="run id, unique prefix, latest or previous")
+    cmp.add_argument("--db", metavar="URL", default=None, help=db_help)
+    cmp.add_argument("--all", action="store_true", help="also list unchanged recordings")
+    cmp.set_defaults(func=_cmd_compare)
     return parser
 
 

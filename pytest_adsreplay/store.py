@@ -2,6 +2,8 @@
 
 Exactly one results row per (run, recording, variant): the db stage writes it in one
 transaction with an upsert, so a retried chain replaces its row instead of adding one.
+SQLite (a path or ``sqlite:///path``) is the default; ``postgresql://…`` stores the same
+schema through psycopg 3 (optional extra ``postgres``), floats as DOUBLE PRECISION.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .broker import mask_url
+from .errors import UsageError
 
 STATUSES = ("ok", "failed", "error", "invalid")
 KPI_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -35,11 +40,15 @@ RUN_COLUMNS = (
     "plugin_version", "host", "recordings_root", "broker", "settings", "exit_status",
 )  # fmt: skip
 
-_SCHEMA = f"""
+
+def _schema(real: str = "REAL") -> str:
+    """The DDL; ``real`` is the float type (PostgreSQL's REAL is only 4 bytes)."""
+    kpis = ", ".join(f"{n} {real if t == 'REAL' else t}" for n, t in KPI_COLUMNS)
+    return f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
-    started_at REAL NOT NULL,
-    finished_at REAL,
+    started_at {real} NOT NULL,
+    finished_at {real},
     function TEXT,
     params TEXT,
     channel_map TEXT,
@@ -58,12 +67,15 @@ CREATE TABLE IF NOT EXISTS results (
     recording_sha256 TEXT,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'error', 'invalid')),
     stage TEXT,
-    {", ".join(f"{n} {t}" for n, t in KPI_COLUMNS)},
+    {kpis},
     error TEXT,
-    written_at REAL NOT NULL,
+    written_at {real} NOT NULL,
     PRIMARY KEY (run_id, recording_id, variant)
 );
 """
+
+
+_SCHEMA = _schema()
 
 
 @dataclass(frozen=True)
@@ -102,9 +114,17 @@ def _kpi_back(name: str, value: Any) -> Any:
 class ResultsStore:
     """SQLite results database at ``url`` (a path or ``sqlite:///path``)."""
 
+    #: parameter placeholder of the driver
+    mark = "?"
+    insert_run = "INSERT OR IGNORE INTO runs ({names}) VALUES ({marks})"
+    upsert_result = "INSERT OR REPLACE INTO results ({names}) VALUES ({marks})"
+
     def __init__(self, url: str):
         if "://" in url and not url.startswith("sqlite:///"):
-            raise ValueError(f"unsupported results database URL {url!r}; use a SQLite path")
+            raise ValueError(
+                f"unsupported results database URL {url!r}; use a SQLite path, sqlite:///path "
+                "or postgresql://user@host/dbname"
+            )
         self.url = url
         self.path = _sqlite_path(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +132,7 @@ class ResultsStore:
             con.executescript(_SCHEMA)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[Any]:
         con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode=WAL")
@@ -120,6 +140,22 @@ class ResultsStore:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE takes the write lock up front)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _q(self, sql: str) -> str:
+        """``sql`` with ``?`` placeholders in the driver's style."""
+        return sql if self.mark == "?" else sql.replace("?", self.mark)
 
     def start_run(self, run_id: str, **fields: Any) -> None:
         cols = {"run_id": run_id, "started_at": time.time(), **fields}
@@ -130,16 +166,14 @@ class ResultsStore:
             if key in cols and not isinstance(cols[key], str):
                 cols[key] = json.dumps(cols[key], sort_keys=True, default=str)
         names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
+        marks = ", ".join(self.mark for _ in cols)
         with self._connect() as con:
-            con.execute(
-                f"INSERT OR IGNORE INTO runs ({names}) VALUES ({marks})", list(cols.values())
-            )
+            con.execute(self.insert_run.format(names=names, marks=marks), list(cols.values()))
 
     def finish_run(self, run_id: str, exit_status: int | None = None) -> None:
         with self._connect() as con:
             con.execute(
-                "UPDATE runs SET finished_at = ?, exit_status = ? WHERE run_id = ?",
+                self._q("UPDATE runs SET finished_at = ?, exit_status = ? WHERE run_id = ?"),
                 (time.time(), exit_status, run_id),
             )
 
@@ -170,55 +204,81 @@ class ResultsStore:
         for name, _ in KPI_COLUMNS:
             names.append(name)
             values.append(_kpi_value(name, kpis.get(name)))
-        marks = ", ".join("?" for _ in names)
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute(
-                    f"INSERT OR REPLACE INTO results ({', '.join(names)}) VALUES ({marks})",
-                    values,
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        marks = ", ".join(self.mark for _ in names)
+        with self._transaction() as con:
+            con.execute(self.upsert_result.format(names=", ".join(names), marks=marks), values)
 
     def has_result(self, run_id: str, recording_id: str, variant: str = "") -> bool:
         with self._connect() as con:
             row = con.execute(
-                "SELECT 1 FROM results WHERE run_id = ? AND recording_id = ? AND variant = ?",
+                self._q(
+                    "SELECT 1 FROM results WHERE run_id = ? AND recording_id = ? AND variant = ?"
+                ),
                 (run_id, recording_id, variant),
             ).fetchone()
         return row is not None
 
-    def results(self, run_id: str) -> list[ResultRow]:
-        """Rows of one run, sorted by recording id."""
+    def _select_results(
+        self, where: str, params: Sequence[Any], order: str, limit: int | None = None
+    ) -> list[tuple[dict[str, Any], ResultRow]]:
+        """(run columns, result row) pairs of ``results JOIN runs``."""
         kpi_names = [n for n, _ in KPI_COLUMNS]
-        cols = ["run_id", "recording_id", "variant", "recording_sha256", "status", "stage",
-                "error", "written_at", *kpi_names]  # fmt: skip
+        res_cols = ["run_id", "recording_id", "variant", "recording_sha256", "status", "stage",
+                    "error", "written_at", *kpi_names]  # fmt: skip
+        run_cols = [c for c in RUN_COLUMNS if c != "run_id"]
+        sql = (
+            f"SELECT {', '.join('r.' + c for c in res_cols)}, "
+            f"{', '.join('u.' + c for c in run_cols)} "
+            "FROM results r LEFT JOIN runs u ON u.run_id = r.run_id "
+            f"WHERE {where} ORDER BY {order}" + ("" if limit is None else f" LIMIT {int(limit)}")
+        )
         with self._connect() as con:
-            rows = con.execute(
-                f"SELECT {', '.join(cols)} FROM results WHERE run_id = ? "
-                "ORDER BY recording_id, variant",
-                (run_id,),
-            ).fetchall()
+            rows = con.execute(self._q(sql), list(params)).fetchall()
         out = []
         for row in rows:
-            rec = dict(zip(cols, row, strict=True))
-            kpis = {n: _kpi_back(n, rec[n]) for n in kpi_names}
-            out.append(
-                ResultRow(
-                    run_id=rec["run_id"],
-                    recording_id=rec["recording_id"],
-                    variant=rec["variant"],
-                    recording_sha256=rec["recording_sha256"],
-                    status=rec["status"],
-                    stage=rec["stage"],
-                    kpis=kpis,
-                    error=rec["error"],
-                    written_at=rec["written_at"],
-                )
-            )
+            rec = dict(zip(res_cols, row[: len(res_cols)], strict=True))
+            run = dict(zip(run_cols, row[len(res_cols) :], strict=True))
+            run["run_id"] = rec["run_id"]
+            out.append((run, _result_row(rec, kpi_names)))
+        return out
+
+    def results(self, run_id: str) -> list[ResultRow]:
+        """Rows of one run, sorted by recording id."""
+        rows = self._select_results("r.run_id = ?", [run_id], "r.recording_id, r.variant")
+        return [row for _, row in rows]
+
+    def history(
+        self, recording_id: str, limit: int | None = None
+    ) -> list[tuple[dict[str, Any], ResultRow]]:
+        """(run, row) of one recording over the runs, newest run first (every variant)."""
+        return self._select_results(
+            "r.recording_id = ?",
+            [recording_id],
+            "u.started_at DESC, r.written_at DESC, r.variant",
+            limit,
+        )
+
+    def recording_ids(self) -> list[str]:
+        """Every recording id with at least one result, sorted."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT DISTINCT recording_id FROM results ORDER BY recording_id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """Per run: how many results of each status, and ``collisions`` (projected)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT run_id, status, COUNT(*), "
+                "SUM(CASE WHEN collision = 1 THEN 1 ELSE 0 END) "
+                "FROM results GROUP BY run_id, status"
+            ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for run_id, status, count, collisions in rows:
+            per = out.setdefault(run_id, {"collisions": 0})
+            per[status] = int(count)
+            per["collisions"] += int(collisions or 0)
         return out
 
     def runs(self) -> list[dict[str, Any]]:
@@ -236,5 +296,94 @@ class ResultsStore:
         return None
 
 
+def _result_row(rec: Mapping[str, Any], kpi_names: Sequence[str]) -> ResultRow:
+    return ResultRow(
+        run_id=rec["run_id"],
+        recording_id=rec["recording_id"],
+        variant=rec["variant"],
+        recording_sha256=rec["recording_sha256"],
+        status=rec["status"],
+        stage=rec["stage"],
+        kpis={n: _kpi_back(n, rec[n]) for n in kpi_names},
+        error=rec["error"],
+        written_at=rec["written_at"],
+    )
+
+
+#: Serializes concurrent schema creation (CREATE TABLE IF NOT EXISTS races in PostgreSQL).
+_PG_SCHEMA_LOCK = 0x61647372  # "adsr"
+#: URLs whose schema this process created or checked already (a db job opens the store once
+#: per recording; the DDL round trips are needed once).
+_PG_READY: set[str] = set()
+
+
+class PostgresStore(ResultsStore):
+    """The same schema in PostgreSQL through psycopg 3 (``postgresql://user@host/db``).
+
+    Choose a schema with the libpq option ``?options=-csearch_path%3Dmyschema``. Every
+    operation is its own connection and transaction, as with SQLite, so the store can be
+    used from RQ workers on other hosts.
+    """
+
+    mark = "%s"
+    insert_run = "INSERT INTO runs ({names}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING"
+    upsert_result = (
+        "INSERT INTO results ({names}) VALUES ({marks}) "
+        "ON CONFLICT (run_id, recording_id, variant) DO UPDATE SET "
+        + ", ".join(
+            f"{c} = EXCLUDED.{c}"
+            for c in ["recording_sha256", "status", "stage", "error", "written_at"]
+            + [n for n, _ in KPI_COLUMNS]
+        )
+    )
+
+    def __init__(self, url: str):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                f"results database {mask_url(url)} needs psycopg 3, which is not installed",
+                hint="pip install 'pytest-adsreplay[postgres]'",
+            ) from None
+        self.url = url
+        self.path = None  # type: ignore[assignment]
+        if url in _PG_READY:
+            return
+        with self._transaction() as con:
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
+            for statement in _schema("DOUBLE PRECISION").split(";"):
+                if statement.strip():
+                    con.execute(statement)
+        _PG_READY.add(url)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """A connection whose block is one transaction (committed unless it raises)."""
+        import psycopg
+
+        try:
+            con = psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise UsageError(
+                f"cannot connect to PostgreSQL: {str(exc).strip()}",
+                hint="check that PostgreSQL is up and the database exists "
+                "(createdb NAME), or use a SQLite path",
+            ) from None
+        with con:
+            yield con
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._connect() as con:
+            yield con
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(url: str) -> ResultsStore:
+    """The results store at ``url``: PostgreSQL for ``postgresql://…``, else SQLite."""
+    if is_postgres(url):
+        return PostgresStore(url)
     return ResultsStore(url)

@@ -1,0 +1,147 @@
+"""The HTML report: every linked page and image exists, failures first; Chromium renders it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+
+class _Page(HTMLParser):
+    """Links, images and table rows (as lists of cell texts) of an HTML page."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self.feed(path.read_text(encoding="utf-8"))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(str(a["href"]))
+        elif tag == "img" and a.get("src"):
+            self.images.append(str(a["src"]))
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _broken_project(project: pytest.Pytester) -> None:
+    """b60 violates its expectation (failed), recs/bad/corrupt.mf4 cannot be read (error)."""
+    (project.path / "recs/ccrs/b60.toml").write_text('scenario = "CCRs"\n[expect]\nbrake = false\n')
+    (project.path / "recs/bad").mkdir()
+    (project.path / "recs/bad/corrupt.mf4").write_bytes(b"MDF     4.10    " + b"\0" * 48)
+
+
+def _check_report(report: Path) -> list[list[str]]:
+    index = report / "index.html"
+    assert index.exists()
+    page = _Page(index)
+    assert len(page.links) == 4
+    for link in page.links:
+        target = (report / link).resolve()
+        assert target.is_file(), link
+        sub = _Page(target)
+        assert "../index.html" in sub.links
+        assert (target.parent / "../index.html").resolve() == index.resolve()
+        for img in sub.images:
+            png = target.parent / img
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", img
+            assert png.stat().st_size > 20_000  # four panels of curves, not an empty canvas
+    return page.rows
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["plain", "xdist"])
+def test_report_links_every_page_and_image(project: pytest.Pytester, xdist: bool) -> None:
+    _broken_project(project)
+    project.makepyfile(test_r="def test_r(replay):\n    pass\n")
+    old = project.path / "report/recordings/gone_mf4-12345678.html"  # an earlier run's page
+    old.parent.mkdir(parents=True)
+    old.write_text("<html></html>")
+    (project.path / "report/notes.txt").write_text("mine")
+    args = ["--recordings=recs", "--adsreplay-report=report"]
+    run = project.runpytest_subprocess if xdist else project.runpytest
+    result = run(*args, *(["-n", "2"] if xdist else []))
+    result.stdout.fnmatch_lines(["adsreplay report: report/index.html"])
+    rows = _check_report(project.path / "report")
+    assert not old.exists() and (project.path / "report/notes.txt").read_text() == "mine"
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["recording", "scenario", "outcome"]
+    assert [(r[0], r[2]) for r in body] == [
+        ("bad/corrupt.mf4", "error"),
+        ("ccrs/b60.mf4", "failed"),
+        ("ccrm/c50.mf4", "passed"),
+        ("ccrs/a40.mf4", "passed"),
+    ]
+    a40 = body[3]
+    assert a40[3:6] == ["3.500", "4.500", "1.500"]
+
+    pages = project.path / "report/recordings"
+    assert len(list(pages.glob("*.png"))) == 3  # the corrupt recording has nothing to plot
+    corrupt = next(pages.glob("bad_corrupt*.html")).read_text()
+    assert "no signals to plot" in corrupt and "read stage" in corrupt
+    a40_page = _Page(next(pages.glob("ccrs_a40*.html")))
+    kpis = {r[0]: r[1] for r in a40_page.rows if len(r) == 2}
+    assert kpis["brake time [s]"] == "4.500" and kpis["collision (projected)"] == "no"
+    assert a40_page.images == [next(pages.glob("ccrs_a40*.png")).name]
+
+
+def test_report_without_recordings_needs_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--adsreplay-report=report")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "report").exists()
+
+
+def _not_blank(png: Path) -> None:
+    import matplotlib.image
+    import numpy as np
+
+    img = matplotlib.image.imread(png)
+    assert img.shape[0] >= 600 and img.shape[1] >= 1000
+    rgb = (img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    colors = np.unique(rgb, axis=0)
+    assert len(colors) > 50, f"{png} looks blank ({len(colors)} colours)"
+    assert rgb.std() > 10
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not on PATH")
+def test_chromium_renders_the_report(project: pytest.Pytester) -> None:
+    _broken_project(project)
+    project.runpytest("--recordings=recs", "--adsreplay-report=report")
+    report = project.path / "report"
+    page = next((report / "recordings").glob("ccrs_b60*.html"))
+    for name, target in (("index.png", report / "index.html"), ("page.png", page)):
+        shot = project.path / name
+        subprocess.run(
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1200,900",
+                f"--screenshot={shot}",
+                target.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        _not_blank(shot)
