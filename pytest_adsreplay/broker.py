@@ -1,7 +1,14 @@
-"""Redis connections (embedded fakeredis or a real server) and the in-process worker."""
+"""Redis connections (embedded fakeredis or a real server), queues, the in-process worker.
+
+The only module that opens Redis connections for the session; it also knows how to mask
+a URL's password (every message that names a server goes through ``mask_url``) and how
+to remove a run's keys. Worker processes live in ``worker``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import signal
 import threading
@@ -15,14 +22,42 @@ STAGES = ("read", "aeb", "db")
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print)."""
-    return re.sub(r"(?<=://)([^:/@]*):([^@]*)@", r"\1:***@", url)
+    """``url`` with its password (userinfo and any ``password=`` query value) as ``***``.
+
+    ``redis://user:pw@host`` -> ``redis://user:***@host``; a userinfo without ``:`` may
+    be a password written in the wrong place, so it is masked whole. Passwords may
+    contain ``@``: the host starts after the last one, as in urllib.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _mask_query(url)
+    query = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    at = rest.rfind("@", 0, query)  # a Redis URL's path (/db) never holds an "@"
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = (f"{user}:***" if colon else "***") + rest[at:]
+    return f"{scheme}://{_mask_query(rest)}"
+
+
+def _mask_query(text: str) -> str:
+    return re.sub(r"(?i)((?:^|[?&;])password=)[^&#;]*", r"\1***", text)
+
+
+def describe(conn: Any) -> str:
+    """The masked URL a client was made from (``connect`` notes it), else host:port/db."""
+    label = getattr(conn, "adsreplay_url", None)
+    if label:
+        return str(label)
+    kw = getattr(getattr(conn, "connection_pool", None), "connection_kwargs", {}) or {}
+    return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
 
 
 def connect(url: str | None) -> Any:
     """A Redis client: embedded fakeredis when ``url`` is None, else a checked real server.
 
-    An unreachable server raises BrokerError within ``CONNECT_TIMEOUT`` seconds, naming
+    ``redis://``, ``rediss://`` (TLS; certificate options as query arguments, e.g.
+    ``?ssl_ca_certs=ca.pem``) and ``unix://``, password in the URL. An unreachable server
+    raises BrokerError within ``CONNECT_TIMEOUT`` seconds (one PING, no retries), naming
     the URL with its password masked.
     """
     if url is None:
@@ -30,22 +65,84 @@ def connect(url: str | None) -> Any:
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    masked = mask_url(url)
     try:
+        probe = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            probe.ping()
+        finally:
+            probe.close()
         conn = redis.Redis.from_url(
             url,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=None,
             health_check_interval=30,
         )
-        conn.ping()
     except (redis.exceptions.RedisError, OSError, ValueError) as exc:
         raise BrokerError(
-            f"cannot reach Redis at {mask_url(url)}: {mask_url(str(exc))}",
-            hint="start redis-server there, check host/port/password, or drop --redis-url "
-            "to use the embedded fakeredis",
+            f"cannot reach Redis at {masked}: {type(exc).__name__}: {_scrub(str(exc), url)}",
+            hint="start redis-server there, check host/port/password (and the TLS options "
+            "of a rediss:// URL), or drop --redis-url to use the embedded fakeredis",
         ) from None
+    conn.adsreplay_url = masked  # type: ignore[attr-defined]
     return conn
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with ``url`` and its password masked (driver messages may quote them)."""
+    from urllib.parse import unquote, urlsplit
+
+    text = mask_url(text.replace(url, mask_url(url)))
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        for secret in {password, unquote(password or "")}:
+            if secret and len(secret) > 2:
+                text = text.replace(secret, "***")
+    return text
+
+
+class StrictJobTimeoutException(BaseException):
+    """A stage's timeout (``--adsreplay-timeout``), raised into the running job.
+
+    rq raises ``JobTimeoutException``, an ``Exception``: an ``except Exception`` in the
+    function under test (or around its ``step``) would swallow it and report a function
+    failure. Like KeyboardInterrupt this one passes such handlers and reaches rq's
+    bare ``except``, which fails the job; its name keeps the ``JobTimeoutException``
+    that ``stages.describe_crash`` looks for.
+    """
+
+
+@functools.cache
+def death_penalties() -> tuple[type, type]:
+    """(SIGALRM, timer-thread) rq death penalties that raise StrictJobTimeoutException."""
+    from rq.timeouts import TimerDeathPenalty, UnixSignalDeathPenalty
+
+    class StrictSignalDeathPenalty(UnixSignalDeathPenalty):
+        """SIGALRM timeout for a job in the main thread (interrupts sleeps and C calls)."""
+
+        def __init__(self, timeout: Any, exception: Any = None, **kwargs: Any):
+            super().__init__(timeout, StrictJobTimeoutException, **kwargs)
+
+        def handle_death_penalty(self, signum: Any, frame: Any) -> None:
+            raise StrictJobTimeoutException(
+                f"JobTimeoutException: the stage exceeded its timeout of {self._timeout} s"
+            )
+
+    class StrictTimerDeathPenalty(TimerDeathPenalty):
+        """Timer-thread timeout for a job in another thread (cannot interrupt C calls)."""
+
+        def __init__(self, timeout: Any, exception: Any = None, **kwargs: Any):
+            super().__init__(timeout, StrictJobTimeoutException, **kwargs)
+
+    return StrictSignalDeathPenalty, StrictTimerDeathPenalty
 
 
 def queue_names(namespace: str) -> dict[str, str]:
@@ -72,7 +169,6 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
     """A SimpleWorker that leaves pytest's signal handlers and timers as it found them."""
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
-    from rq.timeouts import TimerDeathPenalty
 
     class InProcessWorker(SimpleWorker):
         """SimpleWorker for the embedded mode: no SIGINT/SIGTERM takeover.
@@ -86,9 +182,11 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
             pass
 
         def work(self, *args: Any, **kwargs: Any) -> bool:
+            signal_penalty, timer_penalty = death_penalties()
             if threading.current_thread() is not threading.main_thread():
-                self.death_penalty_class = TimerDeathPenalty
+                self.death_penalty_class = timer_penalty
                 return bool(super().work(*args, **kwargs))
+            self.death_penalty_class = signal_penalty
             saved = signal.getsignal(signal.SIGALRM)
             timer = signal.getitimer(signal.ITIMER_REAL)
             try:
@@ -99,3 +197,34 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
                     signal.setitimer(signal.ITIMER_REAL, *timer)
 
     return InProcessWorker(list(queues), connection=conn, serializer=JSONSerializer)
+
+
+def delete_run(conn: Any, run_id: str, queues: dict[str, Any] | None = None) -> int:
+    """Delete every key of run ``run_id``; returns how many keys went.
+
+    That is every key whose name holds the run id (data hashes ``adsreplay:{run}:*``,
+    jobs, results, executions, the per-run queues and their registries, local workers'
+    registrations) plus the run's entries in shared fleet queues and registries
+    (``queues``). Run ids are unique, so nothing of another session is touched.
+    """
+    keys = [k for k in conn.scan_iter(match=f"*{run_id}*", count=1000)]
+    for i in range(0, len(keys), 500):
+        conn.delete(*keys[i : i + 500])
+    prefix = f"{run_id}-"
+    with conn.pipeline(transaction=False) as pipe:
+        for member in conn.sscan_iter("rq:workers", match=f"*{run_id}*"):
+            pipe.srem("rq:workers", member)
+        for q in (queues or {}).values():
+            if run_id in q.name:
+                pipe.srem("rq:queues", q.key)
+                continue
+            for jid in q.get_job_ids():
+                if jid.startswith(prefix):
+                    pipe.lrem(q.key, 0, jid)
+            for reg in (q.started_job_registry, q.finished_job_registry, q.failed_job_registry,
+                        q.deferred_job_registry, q.ready_job_registry, q.scheduled_job_registry,
+                        q.canceled_job_registry):  # fmt: skip
+                for member, _ in conn.zscan_iter(reg.key, match=f"{prefix}*"):
+                    pipe.zrem(reg.key, member)
+        pipe.execute()
+    return len(keys)

@@ -1,4 +1,4 @@
-"""The ``adsreplay`` command: generate, inspect, worker, history, compare."""
+"""The ``adsreplay`` command: generate, inspect, worker, history, compare, cache."""
 
 from __future__ import annotations
 
@@ -86,6 +86,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_dir(given: str | None) -> Path:
+    from .cache import DEFAULT_DIR
+
+    return Path(given or os.environ.get("ADSREPLAY_CACHE_DIR", "").strip() or DEFAULT_DIR)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from . import cache
+
+    where = _cache_dir(args.cache_dir)
+    if args.action == "info":
+        print(cache.stats(where).text())
+    elif args.action == "clear":
+        gone = cache.clear(where)
+        print(f"removed {gone.entries} entries ({gone.size / 1e6:.1f} MB) from {where}")
+    else:
+        gone = cache.prune(where, args.max_size)
+        left = cache.stats(where)
+        print(f"removed {gone.entries} least recently used entries ({gone.size / 1e6:.1f} MB); "
+              f"{left.text()}")  # fmt: skip
+    return 0
+
+
+def _size(text: str) -> int:
+    from .cache import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _kpi_name(text: str) -> str:
     from .store import KPI_COLUMNS
 
@@ -141,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--db", metavar="URL", default=None, help=db_help)
     cmp.add_argument("--all", action="store_true", help="also list unchanged recordings")
     cmp.set_defaults(func=_cmd_compare)
+
+    from .cache import DEFAULT_DIR
+
+    cache_help = f"cache directory (default: $ADSREPLAY_CACHE_DIR, else {DEFAULT_DIR})"
+    cch = sub.add_parser("cache", help="the decoded-signal cache: size, clear, prune")
+    csub = cch.add_subparsers(dest="action", required=True)
+    for action, text in (("info", "entries and size"), ("clear", "delete every entry")):
+        p = csub.add_parser(action, help=text)
+        p.add_argument("--cache-dir", metavar="DIR", default=None, help=cache_help)
+    prn = csub.add_parser("prune", help="delete least recently used entries down to a size")
+    prn.add_argument("--max-size", type=_size, required=True, metavar="SIZE",
+                     help="size to keep, e.g. 500MB or 2GB")  # fmt: skip
+    prn.add_argument("--cache-dir", metavar="DIR", default=None, help=cache_help)
+    cch.set_defaults(func=_cmd_cache)
     return parser
 
 

@@ -31,6 +31,7 @@ class Option:
     default: Any = None
     env: str | None = None
     metavar: str | None = None
+    const: Any = None  # a flag without argument that stores this value
 
     @property
     def env_var(self) -> str | None:
@@ -83,6 +84,12 @@ OPTIONS: tuple[Option, ...] = (
            default=0.2),
     Option("invalid", None, "adsreplay_invalid",
            "what an invalid recording does to its tests: error | skip | fail", default="error"),
+    Option("cache_dir", "--adsreplay-cache-dir", "adsreplay_cache_dir",
+           "decoded-signal cache directory (local workers of one host share it); "
+           "`adsreplay cache clear` empties it", default=".adsreplay/cache", metavar="DIR"),
+    Option("cache", "--adsreplay-no-cache", "adsreplay_cache",
+           "do not use the decoded-signal cache (ini/env: adsreplay_cache = false)",
+           default=True, const="false"),
 )  # fmt: skip
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -109,6 +116,8 @@ class Settings:
     function_params: Mapping[str, Any] = field(default_factory=dict)
     max_gap: float = 0.2
     invalid: str = "error"
+    cache_dir: Path = Path(".adsreplay/cache")
+    cache: bool = True
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
@@ -146,6 +155,17 @@ def _float(opt: Option, raw: _Raw, *, positive: bool = True, allow_inf: bool = F
     if not positive and value < 0:
         raise _bad(opt, raw, "must be >= 0")
     return value
+
+
+def _bool(opt: Option, raw: _Raw) -> bool:
+    if isinstance(raw.value, bool):
+        return raw.value
+    text = str(raw.value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise _bad(opt, raw, "must be true or false")
 
 
 def _path(raw: _Raw) -> Path:
@@ -215,7 +235,7 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         if not sep or not mod or not attr:
             raise _bad(opt, raw, "is not of the form module:attr (e.g. mypkg.aeb:MyAeb)")
         return text
-    if name in ("channel_map", "baseline", "report"):
+    if name in ("channel_map", "baseline", "report", "cache_dir"):
         return _path(raw)
     if name == "redis_url":
         url = str(raw.value).strip()
@@ -239,6 +259,8 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         return _db_url(raw)
     if name == "update_baseline":
         return bool(raw.value)
+    if name == "cache":
+        return _bool(opt, raw)
     if name in ("timeout", "cycle_time", "max_gap"):
         return _float(opt, raw)
     if name in ("brake_threshold",):

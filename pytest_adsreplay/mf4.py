@@ -147,6 +147,9 @@ def write_can_recording(
 
 #: Major MDF versions asammdf reads (2.x and 3.x share the classic block layout).
 SUPPORTED_VERSIONS = ("2", "3", "4")
+#: asammdf reads the mapped channels of a group in fragments of this many bytes of records
+#: (its defaults read 64-256 MB or whole groups at a time: memory would grow with the file).
+READ_FRAGMENT_SIZE = 8 * 2**20
 _MAX_COMMENT_BYTES = 1 << 20
 #: MDF 3 HD block: id+size (4), 3 links (12), dg count (2), date (10), time (8); then
 #: author, organization, project and subject (32 bytes each).
@@ -631,16 +634,19 @@ class Mf4Reader:
         self.recording = recording
         self._mdf: Any = None
         self._decoded: Any = None
+        self._fh: Any = None
         self._size, _ = _check_file(self.path, recording)
         from asammdf import MDF
 
         failure = ""
         with _quiet_asammdf() as failed:
             try:
-                self._mdf = MDF(self.path)
+                self._mdf = self._open(MDF)
+                self._mdf.configure(read_fragment_size=READ_FRAGMENT_SIZE)
             except Exception as exc:
                 failure = f"{type(exc).__name__}: {exc}"
                 failed.append(True)
+                self._close_file()
         if failure:
             with self.path.open("rb") as fh:
                 unfinished = fh.read(8) == b"UnFinMF "
@@ -661,6 +667,24 @@ class Mf4Reader:
             raise _recording_error(
                 self.path, f"has unreadable metadata ({type(exc).__name__}: {exc})", recording
             ) from None
+
+    def _open(self, mdf_class: Any) -> Any:
+        """A finalized file is read through a plain file object: asammdf then reads the
+        mapped channels fragment by fragment (``READ_FRAGMENT_SIZE``) instead of mapping
+        the file and reading whole groups, so memory stays flat for any file size. An
+        unfinalized one (``UnFinMF``) needs asammdf's own path handling, which repairs
+        a copy."""
+        with self.path.open("rb") as probe:
+            unfinished = probe.read(8) == b"UnFinMF "
+        if unfinished:
+            return mdf_class(self.path)
+        self._fh = self.path.open("rb")
+        return mdf_class(self._fh)
+
+    def _close_file(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fh.close()
 
     # -- metadata --------------------------------------------------------------------
     def _groups_of(self, mdf: Any, offset: int, decoded: str = "") -> list[GroupInfo]:
@@ -870,13 +894,15 @@ class Mf4Reader:
             by_source.setdefault(id(mdf), []).append(c)
             if raw:
                 self._check_layout(gi, [c.index, *self._master_indexes(gi)])
-        sigs: dict[tuple[int, int], Any] = {}
-        for chans in by_source.values():
-            mdf, _, _ = self._group_of(chans[0].group)
-            items = []
-            for c in chans:
-                _, gi, raw = self._group_of(c.group)
-                items.append((c.name if raw else None, gi, c.index))
+        # One group at a time, each converted before the next is read: memory holds the
+        # float64 results plus one group's worth of asammdf's intermediate arrays.
+        by_group: dict[int, list[ChannelInfo]] = {}
+        for c in channels:
+            by_group.setdefault(c.group, []).append(c)
+        out: dict[tuple[int, int], ChannelSamples] = {}
+        for group, chans in by_group.items():
+            mdf, gi, raw = self._group_of(group)
+            items = [(c.name if raw else None, gi, c.index) for c in chans]
             try:
                 with _quiet_asammdf():
                     got = mdf.select(items, ignore_value2text_conversions=True)
@@ -887,13 +913,21 @@ class Mf4Reader:
                     f"({type(exc).__name__}: {exc}); the data blocks are probably corrupt",
                     self.recording,
                 ) from None
-            for c, sig in zip(chans, got, strict=True):
-                sigs[(c.group, c.index)] = sig
-        return [self._samples(c, sigs[(c.group, c.index)]) for c in channels]
+            master: np.ndarray | None = None
+            for c in chans:
+                sig = got.pop(0)
+                cs = self._samples(c, sig, master)
+                master = cs.timestamps
+                out[(c.group, c.index)] = cs
+            del got
+        return [out[(c.group, c.index)] for c in channels]
 
-    def _samples(self, info: ChannelInfo, sig: Any) -> ChannelSamples:
+    def _samples(self, info: ChannelInfo, sig: Any, master: np.ndarray | None) -> ChannelSamples:
+        """Float64 samples and timestamps the caller owns (never a view into asammdf's
+        buffers or a file map); ``master`` is the group's time already read, reused when
+        this channel's is the same."""
         try:
-            samples = np.array(sig.samples, dtype=np.float64)  # own copy, not a file view
+            samples = _owned_float64(sig.samples)
         except (TypeError, ValueError):
             raise RecordingError(
                 f"channel {info.ref} holds {sig.samples.dtype} samples, not numbers",
@@ -910,7 +944,13 @@ class Mf4Reader:
         bits = sig.invalidation_bits
         if bits is not None:
             samples[np.asarray(bits, dtype=bool)] = np.nan
-        ts = np.array(sig.timestamps, dtype=np.float64)
+        stamps = sig.timestamps
+        if master is not None and np.shape(stamps) == master.shape and np.array_equal(
+            stamps, master
+        ):
+            ts = master  # the group's time, shared by its channels
+        else:
+            ts = _owned_float64(stamps)
         if ts.shape != samples.shape:
             raise _recording_error(
                 self.path,
@@ -949,12 +989,22 @@ class Mf4Reader:
             if mdf is not None:
                 with contextlib.suppress(Exception):
                     mdf.close()
+        self._close_file()
 
     def __enter__(self) -> Mf4Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _owned_float64(values: Any) -> np.ndarray:
+    """``values`` as a float64 array that owns its memory (a copy only when needed)."""
+    arr = np.asarray(values)
+    owned = arr.base is None and arr.flags.c_contiguous and arr.flags.writeable
+    if arr.dtype == np.float64 and owned:
+        return arr
+    return np.array(arr, dtype=np.float64)
 
 
 def open_recording(

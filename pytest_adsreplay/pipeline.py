@@ -1,7 +1,7 @@
 """Enqueue, chain and wait: the session side of the read → aeb → db jobs.
 
-A ``ReplaySession`` enqueues every chain of the session at once (``enqueue_many`` per
-stage queue in one pipeline), then each test waits only for its own chain. In the
+A ``ReplaySession`` enqueues every chain of the session at once (one ``enqueue_many``
+per stage queue), then each test waits only for its own chain. In the
 embedded mode the in-process worker is driven by the waiting test: its recording is
 moved to the front of the read queue and the worker runs until that chain is terminal
 (db before aeb before read, so one chain finishes before the next starts).
@@ -89,6 +89,8 @@ class SessionConfig:
     settings: Mapping[str, float]
     namespace: str
     ttl: int = 24 * 3600
+    max_gap: float = 0.2  # s, data-quality gate (ini adsreplay_max_gap)
+    cache_dir: str | None = None  # absolute decoded-signal cache directory; None: off
 
 
 class ReplaySession:
@@ -107,6 +109,17 @@ class ReplaySession:
 
     # -- enqueue ---------------------------------------------------------------------
     def context(self, chain: Chain) -> dict[str, Any]:
+        """The JSON ctx every job of ``chain`` gets.
+
+        The data-quality gate's settings travel with it (``max_gap``, the sidecar's
+        ``nominal_speed``, ``expect_target``: why a target object is expected, or None),
+        and ``problem`` (a broken sidecar: the chain records an error without reading).
+        The channel map is loaded here once per session, so a broken map is a usage error
+        before anything runs; its fingerprint lets the read stage check that a worker
+        reads the same map.
+        """
+        from .quality import expects_target
+
         rec = chain.recording
         sha = self._sha.get(rec.id)
         if sha is None:
@@ -119,10 +132,16 @@ class ReplaySession:
             "rec": rec.id,
             "key": chain.key,
             "variant": chain.variant,
-            "path": str(rec.path.resolve()),
+            "path": str(rec.path.parent.resolve() / rec.path.name),
             "sha256": sha,
             "channel_map": self.cfg.channel_map,
+            "channel_map_sha": self._channel_map_sha(),
+            "max_gap": self.cfg.max_gap,
+            "nominal_speed": rec.nominal_speed,
+            "expect_target": expects_target(rec.scenario, rec.expect, rec.meta),
+            "problem": rec.problem,
             "cycle_time": self.cfg.cycle_time,
+            "cache_dir": self.cfg.cache_dir,
             "function": self.cfg.function,
             "params": dict(chain.params),
             "settings": dict(self.cfg.settings),
@@ -131,18 +150,33 @@ class ReplaySession:
             "timeout": self.cfg.timeout,
         }
 
+    def _channel_map_sha(self) -> str | None:
+        """Fingerprint of the session's channel map (None: built-in); ChannelMapError
+        when it cannot be loaded."""
+        if self.cfg.channel_map is None:
+            return None
+        cached: str | None = getattr(self, "_map_sha", None)
+        if cached is None:
+            from .signals import ChannelMap
+
+            cached = self._map_sha = ChannelMap.load(self.cfg.channel_map).fingerprint()
+        return cached
+
     def enqueue(self, chains: Iterable[Chain]) -> int:
-        """Enqueue the chains not enqueued yet (bulk, one pipeline per stage)."""
+        """Enqueue the chains not enqueued yet, and not claimed by another xdist worker
+        (bulk: one ``enqueue_many`` per stage)."""
         from rq import Queue
         from rq.job import Dependency
 
         new = list({c.key: c for c in chains if c.key not in self._chains}.values())
         if not new:
             return 0
-        ctxs = [self.context(c) for c in new]
         timeout = int(max(1, round(self.cfg.timeout)))
-        common = {"timeout": timeout, "result_ttl": self.cfg.ttl, "failure_ttl": self.cfg.ttl}
+        common: dict[str, Any] = {"timeout": timeout, "result_ttl": self.cfg.ttl,
+                                  "failure_ttl": self.cfg.ttl, "ttl": self.cfg.ttl}  # fmt: skip
         try:
+            mine = self._claim(new)
+            ctxs = [self.context(c) for c in mine]
             for stage, func, parents in (
                 ("read", stages.read_stage, ()),
                 ("aeb", stages.aeb_stage, ("read",)),
@@ -163,16 +197,36 @@ class ReplaySession:
                     )
                     for ctx in ctxs
                 ]
-                with self.conn.pipeline() as pipe:
-                    self.queues[stage].enqueue_many(datas, pipeline=pipe)
-                    pipe.execute()
+                if not datas:
+                    continue
+                # No caller pipeline: rq 3.0 then saves the deferred jobs before it WATCHes
+                # their parents. With ours, a parent that a running worker touches makes
+                # the WATCH fail and rq silently drops the buffered saves (lost jobs).
+                self.queues[stage].enqueue_many(datas)
         except Exception as exc:
             if exc.__class__.__module__.startswith("redis"):
-                raise BrokerError(f"enqueueing failed: {exc}") from exc
+                raise BrokerError(
+                    f"enqueueing on Redis {broker.describe(self.conn)} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             raise
         for c in new:
             self._chains[c.key] = c
         return len(new)
+
+    def _claim(self, chains: list[Chain]) -> list[Chain]:
+        """The chains this process enqueues: ``SET NX adsreplay:{run}:{key}:claimed``.
+
+        Under pytest-xdist every xdist worker shares the run id and (on real Redis) the
+        queues, and each one asks for every chain; the first claim wins, so a chain is
+        enqueued once and every process waits on the same jobs.
+        """
+        with self.conn.pipeline(transaction=False) as pipe:
+            for c in chains:
+                pipe.set(f"adsreplay:{self.cfg.run_id}:{c.key}:claimed", 1, nx=True,
+                         ex=self.cfg.ttl)  # fmt: skip
+            won = pipe.execute()
+        return [c for c, ok in zip(chains, won, strict=True) if ok]
 
     # -- wait --------------------------------------------------------------------------
     def _db_job(self, chain: Chain) -> Any:
@@ -199,15 +253,58 @@ class ReplaySession:
             if not self._worker.work(burst=True, max_jobs=1, logging_level="WARNING"):
                 break
 
-    def _poll(self, chain: Chain) -> None:
-        """Real Redis: wait for this chain's db job, bounded by the stage timeouts."""
-        deadline = time.monotonic() + 3 * self.cfg.timeout + 30
-        job = self._db_job(chain)
+    #: Set when Redis failed mid-run: every later wait fails at once with this error.
+    broken: BrokerError | None = None
+
+    def _poll(self, chain: Chain) -> Outcome:
+        """Real Redis: wait for this chain's db job and read how it ended.
+
+        ``worker_check`` (``worker.WorkerWatch``) retries or fails the jobs of dead or
+        stuck workers and raises when no worker is left; as a last resort the wait ends
+        when nothing in the run's queues moved for 3 stage timeouts + 30 s. A Redis that
+        fails, or forgets the run's jobs (restart, flush), ends the wait and every later
+        one with BrokerError naming the masked URL.
+        """
+        import redis
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+        if self.broken is not None:
+            raise BrokerError(self.broken.message, hint=self.broken.hint)
+        where = broker.describe(self.conn)
+        try:
+            self._wait(chain)
+            return self._read_outcome(chain)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self.broken = BrokerError(
+                f"Redis at {where} failed during the run ({type(exc).__name__}: {exc}); "
+                "the session stops waiting for recordings",
+                hint="check that the server is up and reachable, then re-run",
+            )
+            raise BrokerError(self.broken.message, hint=self.broken.hint) from None
+        except (NoSuchJobError, InvalidJobOperation):
+            self.broken = BrokerError(
+                f"the run's jobs vanished from Redis at {where} (was the server restarted "
+                "or flushed during the run?); the session stops waiting for recordings",
+                hint="Redis must keep its data for the whole session; re-run",
+            )
+            raise BrokerError(self.broken.message, hint=self.broken.hint) from None
+
+    def _wait(self, chain: Chain) -> None:
+        limit = 3 * self.cfg.timeout + 30
+        job = self._claimed_job(chain)
         delay = 0.02
+        progress: tuple[Any, ...] = ()
+        moved = next_look = time.monotonic()
         while job.get_status(refresh=True).value not in TERMINAL:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now >= next_look:
+                next_look = now + 1.0
+                state = self._progress()
+                if state != progress:
+                    progress, moved = state, now
+            if now - moved > limit:
                 raise StageError(
-                    f"no result after {3 * self.cfg.timeout + 30:.0f} s "
+                    f"no result and no progress on the run's queues for {limit:.0f} s "
                     "(3 stages x --adsreplay-timeout + 30 s)",
                     stage="wait",
                     recording=chain.recording.id,
@@ -218,6 +315,30 @@ class ReplaySession:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
+    def _claimed_job(self, chain: Chain, patience: float = 30.0) -> Any:
+        """The chain's db job; another xdist worker may still be enqueueing it."""
+        from rq.exceptions import NoSuchJobError
+
+        claim = f"adsreplay:{self.cfg.run_id}:{chain.key}:claimed"
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return self._db_job(chain)
+            except NoSuchJobError:
+                if not self.conn.exists(claim) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def _progress(self) -> tuple[Any, ...]:
+        """Queue lengths and started counts of the run's queues (changes = progress)."""
+        with self.conn.pipeline(transaction=False) as pipe:
+            for q in self.queues.values():
+                pipe.llen(q.key)
+                pipe.zcard(q.started_job_registry.key)
+                pipe.zcard(q.finished_job_registry.key)
+                pipe.zcard(q.failed_job_registry.key)
+            return tuple(pipe.execute())
+
     def outcome(self, chain: Chain) -> Outcome:
         """How ``chain`` ended (waits for it; cached per session)."""
         cached = self._outcomes.get(chain.key)
@@ -227,9 +348,9 @@ class ReplaySession:
             self.enqueue([chain])
         if self.embedded:
             self._drive(chain)
+            out = self._read_outcome(chain)
         else:
-            self._poll(chain)
-        out = self._read_outcome(chain)
+            out = self._poll(chain)
         self._outcomes[chain.key] = out
         return out
 
@@ -284,14 +405,11 @@ class ReplaySession:
         with contextlib.suppress(Exception):
             self.cleanup()
 
+    #: False in an xdist worker on real Redis: the run's keys are shared with the other
+    #: xdist workers, so only the controller deletes them (``broker.delete_run``).
+    owns_keys: bool = True
+
     def cleanup(self) -> None:
         """Delete this run's data keys and jobs (they would also expire by TTL)."""
-        pattern = f"adsreplay:{self.cfg.run_id}:*"
-        keys = list(self.conn.scan_iter(match=pattern, count=500))
-        keys += list(self.conn.scan_iter(match=f"rq:job:{self.cfg.run_id}-*", count=500))
-        keys += list(self.conn.scan_iter(match=f"rq:results:{self.cfg.run_id}-*", count=500))
-        for i in range(0, len(keys), 500):
-            self.conn.delete(*keys[i : i + 500])
-        for q in self.queues.values():
-            if q.name.startswith(f"adsreplay-{self.cfg.run_id}"):
-                q.delete(delete_jobs=False)
+        if self.owns_keys:
+            broker.delete_run(self.conn, self.cfg.run_id, self.queues)

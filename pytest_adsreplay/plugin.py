@@ -45,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                             metavar=opt.metavar, help=opt.help)  # fmt: skip
         elif opt.flag == "--adsreplay-update-baseline":
             group.addoption(opt.flag, action="store_true", dest=dest, default=False, help=opt.help)
+        elif opt.flag and opt.const is not None:
+            group.addoption(opt.flag, action="store_const", const=opt.const, dest=dest,
+                            default=None, help=opt.help)  # fmt: skip
         elif opt.flag:
             group.addoption(opt.flag, dest=dest, default=None, metavar=opt.metavar, help=opt.help)
         if opt.ini:

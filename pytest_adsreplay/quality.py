@@ -210,8 +210,8 @@ def time_findings(where: str, ts: np.ndarray) -> list[Finding]:
             "timestamps are not finite",
             t=float(prev[-1]) if prev.size else None, hint=_HINTS["time"],
         ))  # fmt: skip
-    finite = ts[np.isfinite(ts)]
-    dec = np.flatnonzero(np.diff(finite) < 0)
+    finite = ts[np.isfinite(ts)] if bad.size else ts
+    dec = np.flatnonzero(finite[1:] < finite[:-1])  # no difference array: ts may be long
     if dec.size:
         i = int(dec[0]) + 1
         out.append(Finding(
@@ -270,24 +270,48 @@ def gate(
     return findings
 
 
+_Sampling = tuple[np.ndarray, float | None, np.ndarray]
+
+
+def _sampling(timestamps: np.ndarray, max_gap: float) -> _Sampling:
+    """(finite timestamps, median positive interval or None, ``find_gaps(ts, max_gap)``).
+
+    One interval array, reordered in place for the median: the channels of a group
+    share their time array, which may hold millions of samples.
+    """
+    from .signals import gaps_and_median
+
+    finite = np.isfinite(timestamps)
+    ts = timestamps if finite.all() else timestamps[finite]
+    del finite
+    dt = np.diff(ts)
+    if not (dt > 0).any():
+        return ts, None, find_gaps(ts, max_gap)
+    if np.isinf(dt).any():  # the rate counts infinite intervals, find_gaps does not
+        return ts, float(np.median(dt[dt > 0])), find_gaps(ts, max_gap)
+    gaps, median = gaps_and_median(dt, max_gap)
+    return ts, median, gaps
+
+
 def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
     out: list[Finding] = []
+    done: dict[int, _Sampling] = {}
     for name, trace in signals.traces.items():
-        ts = trace.timestamps[np.isfinite(trace.timestamps)]
+        key = id(trace.timestamps)
+        if key not in done:
+            done[key] = _sampling(trace.timestamps, max_gap)
+        ts, med, gaps = done[key]
         where = f"channel {trace.channel} ({name})"
-        dt = np.diff(ts)
-        pos = dt[dt > 0]
-        if pos.size == 0:
+        if med is None:
             out.append(Finding("rate", f"{where} has {ts.size} sample(s) at one instant; no "
                                "sampling rate", t=float(ts[0]) if ts.size else None,
                                hint=_HINTS["rate"]))  # fmt: skip
             continue
-        rate = 1.0 / float(np.median(pos))
+        rate = 1.0 / med
         if rate < MIN_RATE_HZ - _TOL:
             out.append(Finding("rate", f"{where} is sampled at {rate:.3g} Hz, below the "
                                f"minimum of {MIN_RATE_HZ:g} Hz", t=float(ts[0]),
                                hint=_HINTS["rate"]))  # fmt: skip
-        gaps = find_gaps(ts, max_gap)
         if gaps.size:
             i = int(gaps[0])
             more = f" ({gaps.size} gaps in total)" if gaps.size > 1 else ""

@@ -22,6 +22,9 @@ from .pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
 from .recordings import Recording, discover
 from .replay import ReplayResult
 
+INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C), without importing pytest
+FLEET = "adsreplay"  # queue prefix of external workers (``adsreplay worker`` default)
+
 
 class ReplayRun:
     """Recordings, broker, store and outcomes of one pytest session (or xdist worker)."""
@@ -34,6 +37,7 @@ class ReplayRun:
         self.session: ReplaySession | None = None
         self._store: Any = None
         self.started = False
+        self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
 
     # -- recordings ------------------------------------------------------------------
     @property
@@ -93,10 +97,23 @@ class ReplayRun:
 
     @property
     def workers_label(self) -> str:
+        """How the jobs run: in-process, N local processes, or external workers only."""
         if self.settings.redis_url is None:
             return "in-process"
         n = self.settings.workers
-        return str(os.cpu_count() or 1) if n is None else str(n)
+        if n == 0:
+            from .broker import queue_names
+
+            return "external only (queues " + ", ".join(queue_names(FLEET).values()) + ")"
+        count = (os.cpu_count() or 1) if n is None else n
+        return f"{count} local process{'es' if count != 1 else ''}"
+
+    @property
+    def namespace(self) -> str:
+        """Queue prefix: per run, except with only external workers (the fleet queues)."""
+        if self.settings.redis_url is not None and self.settings.workers == 0:
+            return FLEET
+        return f"adsreplay-{self.run_id}"
 
     def start(self, chains: Iterable[Chain]) -> None:
         """Connect, check the function, enqueue every chain the session needs (once)."""
@@ -104,6 +121,8 @@ class ReplayRun:
         if self.session is None:
             self.session = self._open_session()
         self.session.enqueue(chains)
+        if self.local_workers is not None and not self.local_workers.procs:
+            self.local_workers.start()  # after the enqueue: no worker races the first one
         self.started = True
 
     def _open_session(self) -> ReplaySession:
@@ -124,9 +143,27 @@ class ReplayRun:
             db=self.settings.db,
             timeout=self.settings.timeout,
             settings=self.settings.kpi_settings(),
-            namespace=f"adsreplay-{self.run_id}",
+            namespace=self.namespace,
+            max_gap=self.settings.max_gap,
+            cache_dir=str(Path(self.settings.cache_dir).resolve()) if self.settings.cache else None,
         )
-        return ReplaySession(cfg, conn, embedded=self.settings.redis_url is None)
+        url = self.settings.redis_url
+        session = ReplaySession(cfg, conn, embedded=url is None)
+        if url is None:
+            return session
+        from .worker import LocalWorkers, WorkerWatch, local_worker_count
+
+        # xdist workers share the run's keys on real Redis; the controller deletes them.
+        session.owns_keys = self.owner
+        count = local_worker_count(self.settings.workers)
+        if count:
+            where = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self.local_workers = LocalWorkers(
+                url, cfg.namespace, count, prefix=f"adsreplay-{self.run_id}-{where}",
+                preload_modules=[spec.partition(":")[0]],
+            )  # fmt: skip
+        session.worker_check = WorkerWatch(session, self.local_workers)
+        return session
 
     def outcome(self, chain: Chain) -> Outcome:
         if self.session is None:
@@ -180,13 +217,34 @@ class ReplayRun:
         )
 
     def finish(self, exitstatus: int | None, *, complete: bool) -> None:
-        """Drain (when the session ran to the end), write missing rows, close the run."""
-        if self.session is not None:
-            if complete and self.owner:
+        """Drain (when the session ran to the end), write missing rows, close the run.
+
+        Local worker processes are stopped whatever happened (Ctrl-C, errors: at once).
+        """
+        interrupted = exitstatus == INTERRUPTED
+        try:
+            if self.session is not None and complete and not interrupted and self.owner:
                 self.session.drain()
-            self.session.close(self.store if self.owner else None)
+        finally:
+            if self.local_workers is not None:
+                # before cleanup, so that no worker writes keys after it
+                self.local_workers.stop(fast=interrupted or not complete)
+            if self.session is not None:
+                self.session.close(self.store if self.owner else None)
+            elif self.owner and self.settings.redis_url is not None and self.configured:
+                self._delete_shared_run()
         if self.owner and self.configured and self._store_exists():
             self.store.finish_run(self.run_id, exitstatus)
+
+    def _delete_shared_run(self) -> None:
+        """xdist controller on real Redis: the workers shared the run's keys; delete them."""
+        import contextlib
+
+        from .broker import connect, delete_run, make_queues
+
+        with contextlib.suppress(Exception):
+            conn = connect(self.settings.redis_url)
+            delete_run(conn, self.run_id, make_queues(conn, self.namespace))
 
     def _store_exists(self) -> bool:
         return self._store is not None or Path(self.settings.db).exists()
@@ -205,6 +263,26 @@ class ReplayRun:
             f"function {fn}, broker {self.broker_label}, workers {workers or self.workers_label}, "
             f"run {self.run_id}"
         )
+
+    # -- baseline and report (issue 6) ---------------------------------------------------
+    def sha256(self, rec: Recording) -> str:
+        """The recording's content hash: the one the session computed for its chain."""
+        known = getattr(self.session, "_sha", {}).get(rec.id) if self.session else None
+        return known or rec.sha256()
+
+    @property
+    def cycle_time(self) -> float:
+        """The session's resampling grid (s): the function's own or ``adsreplay_cycle_time``."""
+        if self.session is not None:
+            return float(self.session.cfg.cycle_time)
+        return float(self.settings.cycle_time or 0.01)
+
+    def arrays(self, chain: Chain) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(signals incl. ``t``, outputs) of a chain this process waited for; empty dicts
+        when the replay produced none (they live in Redis until the session ends)."""
+        if self.session is None:
+            return {}, {}
+        return self.session.arrays(chain)
 
 
 def git_commit(path: Path) -> str | None:

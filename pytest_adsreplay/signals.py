@@ -13,6 +13,7 @@ import json
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -678,10 +679,28 @@ def find_gaps(timestamps: np.ndarray, threshold: float = GAP_THRESHOLD) -> np.nd
     ts = np.asarray(timestamps, dtype=np.float64)
     if ts.size < 2:
         return np.zeros(0, dtype=np.int64)
-    dt = np.diff(ts)
-    finite = dt[np.isfinite(dt) & (dt > 0)]
-    med = float(np.median(finite)) if finite.size else 0.0
-    return np.flatnonzero(dt > max(threshold, 2.0 * med))
+    return gaps_and_median(np.diff(ts), threshold)[0]
+
+
+def gaps_and_median(dt: np.ndarray, threshold: float) -> tuple[np.ndarray, float | None]:
+    """``(i where dt[i] > max(threshold, 2 * median), median)`` of sampling intervals
+    ``dt``, the median taken over the finite positive ones (None if there is none).
+
+    ``dt`` is consumed (reordered in place): a long recording's interval array is not
+    copied again for the median. The candidates above ``threshold`` are kept first.
+    """
+    over = np.flatnonzero(dt > threshold)
+    over_dt = dt[over]
+    usable = np.isfinite(dt) & (dt > 0)
+    pos = dt if usable.all() else dt[usable]
+    del usable
+    med = float(np.median(pos, overwrite_input=True)) if pos.size else None
+    limit = max(threshold, 2.0 * (med or 0.0))
+    return over[over_dt > limit], med
+
+
+#: Grid points resampled per step: bounds the temporary arrays of a long recording.
+RESAMPLE_CHUNK = 1 << 20
 
 
 def resample(
@@ -706,15 +725,24 @@ def resample(
     out = np.full(grid.shape, np.nan)
     if ts.size == 0:
         return out
-    inside = (grid >= ts[0] - _TIME_TOL) & (grid <= ts[-1] + _TIME_TOL)
-    g = grid[inside]
-    if hold:
-        idx = np.searchsorted(ts, g + _TIME_TOL, side="right") - 1
-        out[inside] = vs[np.clip(idx, 0, None)]
-    else:
+    first, last = ts[0] - _TIME_TOL, ts[-1] + _TIME_TOL
+    if not hold:
         keep = np.r_[ts[1:] != ts[:-1], True]
-        ts, vs = ts[keep], vs[keep]
-        out[inside] = np.interp(np.clip(g, ts[0], ts[-1]), ts, vs)
+        if not keep.all():
+            ts, vs = ts[keep], vs[keep]
+        del keep
+    flat_grid, flat_out = grid.reshape(-1), out.reshape(-1)
+    for a in range(0, flat_grid.size, RESAMPLE_CHUNK):
+        g = flat_grid[a : a + RESAMPLE_CHUNK]
+        inside = (g >= first) & (g <= last)
+        g = g[inside]
+        if hold:
+            idx = np.searchsorted(ts, g + _TIME_TOL, side="right") - 1
+            flat_out[a : a + RESAMPLE_CHUNK][inside] = vs[np.clip(idx, 0, None)]
+        else:
+            flat_out[a : a + RESAMPLE_CHUNK][inside] = np.interp(
+                np.clip(g, ts[0], ts[-1]), ts, vs
+            )
     if max_gap is not None:
         for i in find_gaps(ts, max_gap):
             out[(grid > ts[i] + _TIME_TOL) & (grid < ts[i + 1] - _TIME_TOL)] = np.nan
@@ -749,6 +777,14 @@ class Signals:
     cycle_time: float
     sources: dict[str, str] = field(default_factory=dict)
     traces: dict[str, Trace] = field(default_factory=dict)
+
+
+def _to_si(samples: np.ndarray, scale: float, offset: float, *, in_place: bool) -> np.ndarray:
+    """``samples * scale + offset`` (the same float operations), in place when the caller
+    owns ``samples`` and nothing else reads them."""
+    out = np.multiply(samples, scale, out=samples if in_place else None)
+    out += offset
+    return out
 
 
 def check_timestamps(ts: np.ndarray, where: str, *, recording: str) -> None:
@@ -893,22 +929,26 @@ def _assemble(
     values: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
     traces: dict[str, Trace] = {}
+    uses = Counter(id(cs.samples) for cs in chans.values())
     for name, cs in chans.items():
         res = usable[name]
         assert res.channel is not None
-        raw = cs.samples * res.scale + res.offset
+        raw = _to_si(cs.samples, res.scale, res.offset, in_place=uses[id(cs.samples)] == 1)
         traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
         vals = resample(cs.timestamps, raw, grid, hold=res.hold,
                         max_gap=None if res.hold else max_gap)
-        if name in FLAG_SIGNALS:
-            vals = np.where(np.isnan(vals), np.nan, (vals != 0).astype(np.float64))
+        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
+            nan = np.isnan(vals)
+            np.copyto(vals, vals != 0, casting="unsafe")
+            vals[nan] = np.nan
+            del nan
         values[name] = vals
         sources[name] = res.source
     if "target_valid" in values:
         invalid = values["target_valid"] == 0
         for name in TARGET_SIGNALS:
             if name in values:
-                values[name] = np.where(invalid, np.nan, values[name])
+                values[name][invalid] = np.nan
     else:
         dist = values.get("target_distance", np.full(grid.shape, np.nan))
         values["target_valid"] = np.isfinite(dist).astype(np.float64)

@@ -13,11 +13,13 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from . import cache
 from .errors import AdsReplayError
 
 DTYPE = "<f8"
@@ -32,14 +34,23 @@ def data_key(ctx: Mapping[str, Any], what: str) -> str:
 
 
 def save_arrays(conn: Any, key: str, arrays: Mapping[str, np.ndarray], ttl: int) -> None:
-    """Store float arrays as raw buffers in one Redis hash that expires after ``ttl`` s."""
-    mapping = {name: np.ascontiguousarray(a, dtype=DTYPE).tobytes() for name, a in arrays.items()}
+    """Store float arrays as raw buffers in one Redis hash that expires after ``ttl`` s.
+
+    The buffers are handed to the client as memoryviews, not copied into bytes first.
+    """
+    mapping = {name: _buffer(a) for name, a in arrays.items()}
     pipe = conn.pipeline(transaction=True)
     pipe.delete(key)
     if mapping:
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl)
     pipe.execute()
+
+
+def _buffer(a: np.ndarray) -> memoryview:
+    """The raw little-endian float64 bytes of ``a``, without a copy when already so."""
+    data: Any = np.ascontiguousarray(a, dtype=DTYPE)
+    return memoryview(data).cast("B")
 
 
 def load_arrays(conn: Any, key: str) -> dict[str, np.ndarray]:
@@ -132,23 +143,65 @@ def _channel_map(ctx: Mapping[str, Any]) -> Any:
 
 
 def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
-    """MF4 → canonical signals on the cycle grid, stored in Redis for the aeb stage."""
+    """MF4 → canonical signals on the cycle grid, stored in Redis for the aeb stage.
+
+    With ``ctx["cache_dir"]`` the signals come from the decoded-signal cache when an
+    entry for this file, map, grid and gate settings exists (:mod:`.cache`), and a fresh
+    read that passed the gate is stored there. The result says ``cache`` = hit, miss or
+    off, and the stage's own ``seconds``.
+    """
     from . import replay
     from .errors import SidecarError
 
+    started = time.perf_counter()
     conn = _connection()
     if ctx.get("problem"):  # a broken sidecar: record the error, read nothing
         return _failure("read", SidecarError(str(ctx["problem"]), recording=ctx["rec"]))
     try:
-        sig = replay.read(
-            ctx["path"], _channel_map(ctx), float(ctx["cycle_time"]), recording_id=ctx["rec"],
-            max_gap=float(ctx.get("max_gap") or 0.2), nominal_speed=ctx.get("nominal_speed"),
-            expect_target=ctx.get("expect_target"),
-        )  # fmt: skip
+        cmap = _channel_map(ctx)
+        entry_key = _cache_key(ctx, cmap)
+        hit = cache.load(ctx["cache_dir"], entry_key) if entry_key else None
+        if hit is not None:
+            t, values, sources = hit.t, hit.values, hit.sources
+        else:
+            sig = replay.read(
+                ctx["path"], cmap, float(ctx["cycle_time"]), recording_id=ctx["rec"],
+                max_gap=_max_gap(ctx), nominal_speed=ctx.get("nominal_speed"),
+                expect_target=ctx.get("expect_target"),
+            )  # fmt: skip
+            t, values, sources = sig.t, sig.values, sig.sources
+            del sig  # its raw traces: only the gate needed them
+            if entry_key:
+                cache.store(ctx["cache_dir"], entry_key, t, values, sources)
     except AdsReplayError as exc:
         return _failure("read", exc.with_recording(ctx["rec"]))
-    save_arrays(conn, data_key(ctx, "signals"), {"t": sig.t, **sig.values}, int(ctx["ttl"]))
-    return {"ok": True, "stage": "read", "n": len(sig.t), "sources": dict(sig.sources)}
+    save_arrays(conn, data_key(ctx, "signals"), {"t": t, **values}, int(ctx["ttl"]))
+    return {
+        "ok": True,
+        "stage": "read",
+        "n": len(t),
+        "sources": dict(sources),
+        "cache": "off" if not entry_key else "hit" if hit is not None else "miss",
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _max_gap(ctx: Mapping[str, Any]) -> float:
+    return float(ctx.get("max_gap") or 0.2)
+
+
+def _cache_key(ctx: Mapping[str, Any], cmap: Any) -> str | None:
+    """The decoded-signal cache key of this read, or None (cache off, or no file hash)."""
+    if not ctx.get("cache_dir") or not ctx.get("sha256"):
+        return None
+    return cache.key(
+        sha256=str(ctx["sha256"]),
+        channel_map=cmap.fingerprint(),
+        cycle_time=float(ctx["cycle_time"]),
+        max_gap=_max_gap(ctx),
+        nominal_speed=ctx.get("nominal_speed"),
+        expect_target=ctx.get("expect_target"),
+    )
 
 
 def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:

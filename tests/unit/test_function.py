@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_adsreplay.errors import FunctionError, FunctionLoadError
-from pytest_adsreplay.function import Frame, declared_cycle_time, load_function, run_function
+from pytest_adsreplay.function import declared_cycle_time, load_function, run_function
 
 T = np.arange(0, 1, 0.01)
 SIGNALS = {"ego_speed": np.full(T.size, 10.0), "target_distance": np.linspace(20, 10, T.size)}
@@ -88,12 +88,96 @@ def test_run_collects_outputs_calls_reset_and_fills_absent_inputs() -> None:
     assert math.isnan(seen[0]["ego_accel"]) and seen[3]["t"] == pytest.approx(0.03)
 
 
-def test_frame_is_read_only_and_cheap() -> None:
-    frame = Frame({"t": [0.0, 0.1], "x": [1.0, 2.0]})
-    frame._i = 1
-    assert frame["x"] == 2.0 and frame.get("y", 5) == 5 and len(frame) == 2 and "t" in frame
-    with pytest.raises(TypeError):
-        frame["x"] = 3.0  # type: ignore[index]
+def test_each_frame_is_a_fresh_dict_a_function_may_keep() -> None:
+    kept: list[dict[str, float]] = []
+
+    class Keeps(Good):
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            kept.append(frame)
+            out = super().step(frame)
+            frame["t"] = -1.0  # changes only this frame
+            return out
+
+    out = run_function(Keeps(), T, SIGNALS)
+    assert [f["ego_speed"] for f in kept[:2]] == [10.0, 10.0]
+    assert kept[1] is not kept[0] and kept[2]["target_distance"] == SIGNALS["target_distance"][2]
+    assert out["extra"][3] == pytest.approx(0.06)  # not disturbed by the writes
+
+
+class Varying:
+    """Results that leave the fast path at ``switch``: another key set, then a Mapping."""
+
+    def __init__(self, switch: int, bad: object = None) -> None:
+        self.switch, self.bad = switch, bad
+
+    def step(self, frame):  # type: ignore[no-untyped-def]
+        i = round(frame["t"] / 0.01)
+        if i == self.switch and self.bad is not None:
+            return self.bad
+        if i < self.switch:
+            return {"aeb_decel": 1.0, "fcw": 0}
+        if i % 2:
+            return {"aeb_decel": 2.0, "late": float(i)}
+        from types import MappingProxyType
+
+        return MappingProxyType({"aeb_decel": np.float32(3.0), "fcw": True})
+
+
+def test_results_that_change_shape_are_collected_cycle_by_cycle() -> None:
+    out = run_function(Varying(switch=10), T, SIGNALS)
+    assert list(out) == ["fcw", "aeb_decel", "late"]
+    assert out["aeb_decel"][9] == 1.0 and out["aeb_decel"][11] == 2.0
+    assert out["aeb_decel"][12] == 3.0 and out["fcw"][12] == 1.0 and out["fcw"][11] == 0.0
+    assert math.isnan(out["late"][10]) and out["late"][11] == 11.0
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"aeb_decel": 1.0, "fcw": 0.5}, r"fcw = 0.5 at t = 0.070 s \(cycle 7\)"),
+        ({"aeb_decel": -1.0, "fcw": 0}, r"aeb_decel = -1.0 at t = 0.070 s"),
+        ({"aeb_decel": 1.0, "fcw": "on"}, r"fcw = 'on' at t = 0.070 s"),
+        ({"aeb_decel": np.array([1.0]), "fcw": 0}, r"aeb_decel = array\(\[1.\]\) at t = 0.070 s"),
+        ({"aeb_decel": 1j, "fcw": 0}, r"aeb_decel = 1j at t = 0.070 s"),
+        ({"aeb_decel": 1.0, "fcw": 0, "x": None}, r"non-numeric extra output 'x' = None at t = 0.070"),
+        ({"fcw": 0, "x": 1.0}, r"returned no 'aeb_decel' at t = 0.070 s"),
+    ],
+)
+def test_a_bad_result_after_good_ones_names_its_cycle(bad: object, message: str) -> None:
+    with pytest.raises(FunctionError, match=message):
+        run_function(Varying(switch=7, bad=bad), T, SIGNALS)
+
+
+def test_a_bad_result_before_an_exception_is_reported_first() -> None:
+    class BadThenRaises:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            i = round(frame["t"] / 0.01)
+            if i == 20:
+                raise RuntimeError("later")
+            return {"aeb_decel": -1.0 if i == 5 else 0.0, "fcw": 0}
+
+    with pytest.raises(FunctionError, match=r"aeb_decel = -1.0 at t = 0.050 s"):
+        run_function(BadThenRaises(), T, SIGNALS)
+
+
+@pytest.mark.parametrize("value", [np.bool_(True), np.array(1.0), np.float32(1.0), np.uint8(1)])
+def test_numpy_numbers_are_numbers(value: object) -> None:
+    class Numpy:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            return {"aeb_decel": value, "fcw": value}
+
+    out = run_function(Numpy(), T, SIGNALS)
+    assert (out["aeb_decel"] == 1.0).all() and (out["fcw"] == 1.0).all()
+
+
+def test_only_aeb_decel_and_big_integers() -> None:
+    class Minimal:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            return {"aeb_decel": 2**70 if frame["t"] > 0.5 else 0}
+
+    out = run_function(Minimal(), T, SIGNALS)
+    assert out["aeb_decel"][-1] == float(2**70) and out["fcw"].sum() == 0.0
+    assert run_function(Minimal(), T[:0], {"ego_speed": T[:0]})["aeb_decel"].size == 0
 
 
 @pytest.mark.parametrize(

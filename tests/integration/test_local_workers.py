@@ -1,0 +1,61 @@
+"""Local worker processes: preloaded, short-lived registrations, always stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from integration_kit import processes_with, unique, wait_for, write_function_module
+
+from pytest_adsreplay.broker import connect
+from pytest_adsreplay.worker import LIVENESS_TTL, LocalWorkers, local_worker_count
+
+
+@pytest.mark.parametrize(
+    ("requested", "xdist", "expected"),
+    [(4, None, 4), (0, None, 0), (4, "2", 2), (1, "4", 1), (5, "2", 2), (None, None, None)],
+)
+def test_local_worker_count(requested, xdist, expected, monkeypatch) -> None:
+    """Under xdist each xdist worker starts max(1, N // count): every one owns a worker."""
+    import os
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    if xdist:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", xdist)
+    assert local_worker_count(requested) == (os.cpu_count() or 1 if expected is None
+                                             else expected)  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_preloaded_registered_and_stopped(real_redis: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    write_function_module(tmp_path / "fn")
+    monkeypatch.syspath_prepend(str(tmp_path / "fn"))  # becomes the workers' PYTHONPATH
+    marks = tmp_path / "imported"
+    monkeypatch.setenv("AEBFN_IMPORT_MARK", str(marks))
+    namespace = unique("adsreplay-local")
+    workers = LocalWorkers(real_redis, namespace, 2, prefix=namespace,
+                           preload_modules=["aebfn"]).start()  # fmt: skip
+    conn = connect(real_redis)
+    try:
+        keys = [f"rq:worker:{n}" for n in workers.names]
+        wait_for(lambda: all(conn.exists(k) for k in keys), 30)
+        pids = set(workers.pids.values())
+        # before any job: the function's module, asammdf and numpy are already imported
+        assert pids <= {int(p) for p in marks.read_text().split()}
+        for pid in pids:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "asammdf" in maps and "numpy" in maps
+        assert all(0 < conn.ttl(k) <= LIVENESS_TTL for k in keys)
+    finally:
+        workers.stop()
+    assert all(p.poll() is not None for p in workers.procs.values())
+    assert processes_with(namespace) == []  # nor their heartbeat processes
+    from rq import Worker
+
+    from pytest_adsreplay.broker import make_queues
+
+    for q in make_queues(conn, namespace).values():  # a warm stop unregisters
+        assert Worker.all_keys(connection=conn, queue=q) == []
+    assert all(not conn.exists(k) or conn.hget(k, "death") for k in keys)
+    assert workers.exit_codes == {} or set(workers.exit_codes.values()) <= {0}

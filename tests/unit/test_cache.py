@@ -1,0 +1,379 @@
+"""The decoded-signal cache: keys, entries on disk, and the read stage that uses them.
+
+The read stage runs here with its Redis connection replaced by an in-memory fakeredis
+(no queue, no worker); the pipeline and plugin wiring is tested in tests/plugin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from adsreplay_testkit import write_approach
+
+from pytest_adsreplay import cache, cli, stages
+from pytest_adsreplay.signals import ChannelMap
+
+T = np.arange(0.0, 1.0, 0.01)
+VALUES = {
+    "ego_speed": np.linspace(10.0, 11.0, T.size),
+    "target_distance": np.where(T < 0.5, np.nan, 30.0 - T),
+    "target_valid": (T >= 0.5).astype(np.float64),
+}
+SOURCES = {"ego_speed": "VehSpd@0/1 (km/h -> m/s)", "target_distance": "Radar@1/1",
+           "target_valid": "Radar.Valid@1/3"}  # fmt: skip
+
+KEY_ARGS: dict[str, Any] = {
+    "sha256": "a" * 64, "channel_map": "b" * 64, "cycle_time": 0.01, "max_gap": 0.2,
+    "nominal_speed": None, "expect_target": None,
+}  # fmt: skip
+
+
+def _key(**changes: Any) -> str:
+    return cache.key(**{**KEY_ARGS, **changes})
+
+
+# ------------------------------------------------------------------------------ keys
+
+
+def test_key_is_stable() -> None:
+    assert _key() == _key() and len(_key()) == 64
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sha256": "c" * 64},
+        {"channel_map": "d" * 64},
+        {"cycle_time": 0.02},
+        {"cycle_time": 0.01 + 1e-15},
+        {"max_gap": 0.3},
+        {"nominal_speed": 40.0},
+        {"expect_target": "scenario 'CCRs'"},
+    ],
+)
+def test_every_input_of_a_read_changes_the_key(change: dict[str, Any]) -> None:
+    assert _key(**change) != _key()
+
+
+def test_plugin_version_and_format_are_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_adsreplay
+
+    before = _key()
+    monkeypatch.setattr(cache, "FORMAT", cache.FORMAT + 1)
+    assert _key() != before
+    monkeypatch.undo()
+    monkeypatch.setattr(pytest_adsreplay, "__version__", "999.0")
+    assert _key() != before
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def test_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    assert cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    entry = cache.load(tmp_path, _key())
+    assert entry is not None
+    assert entry.t.tobytes() == T.tobytes()
+    assert list(entry.values) == list(VALUES)  # order kept
+    for name, arr in VALUES.items():
+        assert entry.values[name].dtype == np.float64
+        assert entry.values[name].tobytes() == arr.tobytes(), name  # NaN bits too
+    assert entry.sources == SOURCES
+    assert cache.entry_path(tmp_path, _key()).parent.name == _key()[:2]
+
+
+def test_missing_entry_is_a_miss(tmp_path: Path) -> None:
+    assert cache.load(tmp_path, _key()) is None
+    assert cache.load(tmp_path / "nowhere", _key()) is None
+
+
+def _corrupt_truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt_garbage(path: Path) -> None:
+    path.write_bytes(b"\x93NUMPY not really" * 10)
+
+
+def _corrupt_other_key(path: Path) -> None:
+    other = path.parent / "other"
+    cache.store(other, _key(sha256="f" * 64), T, VALUES, SOURCES)
+    path.write_bytes(cache.entry_path(other, _key(sha256="f" * 64)).read_bytes())
+
+
+def _corrupt_pickled(path: Path) -> None:
+    np.savez(path, t=T, __meta__=np.array([{"evil": 1}], dtype=object))
+
+
+def _corrupt_short_signal(path: Path) -> None:
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["v.ego_speed"] = arrays["v.ego_speed"][:-1]
+    np.savez(path, **arrays)
+
+
+def _corrupt_float32(path: Path) -> None:
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["t"] = arrays["t"].astype(np.float32)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [_corrupt_truncated, _corrupt_garbage, _corrupt_other_key, _corrupt_pickled,
+     _corrupt_short_signal, _corrupt_float32],
+)  # fmt: skip
+def test_a_corrupt_entry_is_a_miss_and_is_deleted(tmp_path: Path, corrupt: Any) -> None:
+    cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    path = cache.entry_path(tmp_path, _key())
+    corrupt(path)
+    assert cache.load(tmp_path, _key()) is None
+    assert not path.exists()
+    assert cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    assert cache.load(tmp_path, _key()) is not None
+
+
+def test_entries_hold_no_pickles(tmp_path: Path) -> None:
+    cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    with zipfile.ZipFile(cache.entry_path(tmp_path, _key())) as zf:
+        assert zf.testzip() is None
+        for name in zf.namelist():
+            with zf.open(name) as member:
+                assert np.load(member, allow_pickle=False).dtype != object
+
+
+def test_an_unwritable_cache_is_no_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert cache.store(blocker, _key(), T, VALUES, SOURCES) is False
+    assert cache.load(blocker, _key()) is None
+
+
+def test_writes_are_atomic_under_concurrent_writers(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            for _ in range(5):
+                cache.store(tmp_path, _key(), T, {**VALUES, "ego_speed": VALUES["ego_speed"]},
+                            SOURCES)  # fmt: skip
+                entry = cache.load(tmp_path, _key())
+                assert entry is not None  # never a half-written file
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    left = sorted(p.name for p in cache.entry_path(tmp_path, _key()).parent.iterdir())
+    assert left == [f"{_key()}.npz"]  # no temporary files
+
+
+# ----------------------------------------------------------------------- maintenance
+
+
+def test_stats_clear_and_prune(tmp_path: Path) -> None:
+    keys = [_key(sha256=c * 64) for c in "123"]
+    for k in keys:
+        cache.store(tmp_path, k, T, VALUES, SOURCES)
+    size = cache.entry_path(tmp_path, keys[0]).stat().st_size
+    assert cache.stats(tmp_path).entries == 3
+    assert cache.stats(tmp_path).size == pytest.approx(3 * size, rel=0.01)
+    import os
+
+    for i, k in enumerate(keys):  # keys[0] used longest ago
+        os.utime(cache.entry_path(tmp_path, k), (1000 + i, 1000 + i))
+    cache.load(tmp_path, keys[0])  # a hit makes it the most recently used
+    gone = cache.prune(tmp_path, int(2.5 * size))
+    assert gone.entries == 1 and not cache.entry_path(tmp_path, keys[1]).exists()
+    assert cache.clear(tmp_path).entries == 2
+    assert cache.stats(tmp_path).entries == 0
+    assert cache.clear(tmp_path / "never-made").entries == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("0", 0), ("500MB", 500 * 10**6), ("2GB", 2 * 10**9), ("1.5g", 1.5e9)]
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert cache.parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "MB", "2XB", "-1GB", "lots"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        cache.parse_size(text)
+
+
+def test_cli_cache_info_clear_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    assert cli.main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert "1 entries" in capsys.readouterr().out
+    assert cli.main(["cache", "prune", "--max-size", "1GB", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 0 " in capsys.readouterr().out
+    assert cli.main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 entries")
+    assert cache.stats(tmp_path).entries == 0
+
+
+def test_cli_cache_dir_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ADSREPLAY_CACHE_DIR", str(tmp_path / "c"))
+    assert cli.main(["cache", "info"]) == 0
+    assert str(tmp_path / "c") in capsys.readouterr().out
+
+
+# -------------------------------------------------------------------- the read stage
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import fakeredis
+
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    monkeypatch.setattr(stages, "_connection", lambda: redis)
+    return redis
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _ctx(path: Path, cache_dir: Path | None, **changes: Any) -> dict[str, Any]:
+    ctx = {
+        "run": "r1", "rec": path.name, "key": "k1", "path": str(path), "sha256": _sha(path),
+        "channel_map": None, "channel_map_sha": None, "max_gap": 0.2, "nominal_speed": None,
+        "expect_target": None, "problem": None, "cycle_time": 0.01, "ttl": 600,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+    }  # fmt: skip
+    ctx.update(changes)
+    return ctx
+
+
+def _stored(conn: Any, ctx: dict[str, Any]) -> dict[str, bytes]:
+    raw = conn.hgetall(stages.data_key(ctx, "signals"))
+    return {k.decode(): v for k, v in raw.items()}
+
+
+def test_a_hit_gives_bit_identical_signals(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    plain = stages.read_stage(_ctx(rec, None))
+    assert plain["cache"] == "off"
+    uncached = _stored(conn, _ctx(rec, None))
+
+    cold = stages.read_stage(_ctx(rec, tmp_path / "c"))
+    assert cold["cache"] == "miss" and cache.stats(tmp_path / "c").entries == 1
+    assert _stored(conn, _ctx(rec, None)) == uncached
+    warm = stages.read_stage(_ctx(rec, tmp_path / "c"))
+    assert warm["cache"] == "hit"
+    assert _stored(conn, _ctx(rec, None)) == uncached
+    for res in (cold, warm):
+        assert {k: res[k] for k in ("ok", "n", "sources")} == {
+            k: plain[k] for k in ("ok", "n", "sources")
+        }
+
+
+def _hit_after(tmp_path: Path, conn: Any, first: dict[str, Any], second: dict[str, Any]) -> str:
+    assert stages.read_stage(first)["cache"] == "miss"
+    return str(stages.read_stage(second)["cache"])
+
+
+def test_a_changed_byte_of_the_file_is_a_miss(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40.5)
+    first = _ctx(rec, tmp_path / "c")
+    stages.read_stage(first)
+    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    data = bytearray(rec.read_bytes())
+    at = data.find(np.float64(40.5).tobytes())  # the first VehSpd sample
+    assert at > 0
+    data[at] ^= 0x01  # its lowest mantissa bit
+    rec.write_bytes(bytes(data))
+    second = _ctx(rec, tmp_path / "c")
+    assert second["sha256"] != first["sha256"]
+    assert stages.read_stage(second)["cache"] == "miss"
+    changed = np.frombuffer(_stored(conn, second)["ego_speed"])
+    assert changed[0] != speed[0] and changed[1] == speed[1]
+    assert stages.read_stage(second)["cache"] == "hit"
+
+
+def test_a_changed_channel_map_is_a_miss(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    cmap = tmp_path / "map.toml"
+    cmap.write_text('[signals.ego_speed]\nchannels = ["VehSpd"]\nunit = "km/h"\n')
+    first = _ctx(rec, tmp_path / "c", channel_map=str(cmap))
+    stages.read_stage(first)
+    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    cmap.write_text('[signals.ego_speed]\nchannels = ["VehSpd"]\nscale = 0.5\n')
+    second = _ctx(rec, tmp_path / "c", channel_map=str(cmap))
+    assert stages.read_stage(second)["cache"] == "miss"
+    assert np.frombuffer(_stored(conn, second)["ego_speed"])[0] == 0.5 * 40.0 != speed[0]
+
+
+def test_a_changed_dbc_file_changes_the_map_fingerprint(tmp_path: Path) -> None:
+    dbc = tmp_path / "v.dbc"
+    dbc.write_text('VERSION ""\n')
+    cmap = tmp_path / "map.toml"
+    cmap.write_text('[can]\ndbc = ["v.dbc"]\n[signals.ego_speed]\nchannels = ["VehSpd"]\n')
+    before = ChannelMap.load(cmap).fingerprint()
+    dbc.write_text('VERSION "2"\n')
+    assert ChannelMap.load(cmap).fingerprint() != before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"cycle_time": 0.02}, {"max_gap": 0.5}, {"nominal_speed": 40.0},
+     {"expect_target": "scenario 'CCRs'"}],
+)  # fmt: skip
+def test_changed_grid_or_gate_settings_are_a_miss(
+    tmp_path: Path, conn: Any, change: dict[str, Any]
+) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    first = _ctx(rec, tmp_path / "c")
+    assert _hit_after(tmp_path, conn, first, _ctx(rec, tmp_path / "c", **change)) == "miss"
+    assert stages.read_stage(first)["cache"] == "hit"
+
+
+def test_a_recording_the_gate_rejects_is_not_cached(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    bad = _ctx(rec, tmp_path / "c", nominal_speed=80.0)  # driven at 40 km/h
+    for _ in range(2):
+        res = stages.read_stage(bad)
+        assert res["ok"] is False and res["outcome"] == "invalid"
+    assert cache.stats(tmp_path / "c").entries == 0
+
+
+def test_no_file_hash_means_no_cache(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    assert stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))["cache"] == "off"
+    assert cache.stats(tmp_path / "c").entries == 0
+
+
+def test_a_corrupt_entry_is_read_again_and_replaced(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    ctx = _ctx(rec, tmp_path / "c")
+    stages.read_stage(ctx)
+    good = _stored(conn, ctx)
+    (entry,) = (tmp_path / "c").glob("*/*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])
+    res = stages.read_stage(ctx)
+    assert res["ok"] and res["cache"] == "miss"
+    assert _stored(conn, ctx) == good
+    assert stages.read_stage(ctx)["cache"] == "hit"
+
+
+def test_an_unwritable_cache_dir_still_reads(tmp_path: Path, conn: Any) -> None:
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = stages.read_stage(_ctx(rec, blocker))
+    assert res["ok"] and res["cache"] == "miss"
