@@ -295,10 +295,13 @@ def _failure_text(out: Outcome) -> str:
 def _outcome(item: pytest.Item, chain: Chain) -> Outcome:
     """Wait for a chain; errors and invalid recordings end the test here (setup)."""
     run = _run(item.config)
+    problem = None
     try:
         out = run.outcome(chain)
     except AdsReplayError as exc:
-        pytest.fail(f"{chain.recording.id}: {exc}", pytrace=False)
+        problem = f"{chain.recording.id}: {exc}"
+    if problem is not None:  # outside the except: no "During handling of…" noise
+        pytest.fail(problem, pytrace=False)
     _attach_properties(item, chain, out)
     _after_outcome(item, chain, out)
     if out.status == "error":

@@ -99,13 +99,18 @@ def parent_result(conn: Any, ctx: Mapping[str, Any], stage: str) -> dict[str, An
         return {"ok": False, "stage": stage, "outcome": "error",
                 "error": f"{stage} job {jid} vanished from Redis (expired or deleted)"}  # fmt: skip
     status = job.get_status()
-    if status == JobStatus.FINISHED:
-        value = job.return_value()
-        if isinstance(value, dict):
-            return value
+    try:
+        if status == JobStatus.FINISHED:
+            value = job.return_value()
+            if isinstance(value, dict):
+                return value
+            return {"ok": False, "stage": stage, "outcome": "error",
+                    "error": f"{stage} job returned {value!r:.200}, not a result dict"}  # fmt: skip
+        result = job.latest_result()
+    except ValueError as exc:  # JSON decode of a tampered result stream: never unpickled
         return {"ok": False, "stage": stage, "outcome": "error",
-                "error": f"{stage} job returned {value!r}, not a result dict"}  # fmt: skip
-    result = job.latest_result()
+                "error": f"{stage} job's result in Redis is not valid JSON ({exc}); "
+                         "something other than pytest-adsreplay wrote it"}  # fmt: skip
     exc_string = (result.exc_string if result is not None else None) or ""
     return {"ok": False, "stage": stage, "outcome": "error",
             "error": describe_crash(stage, str(status.value if status else status), exc_string,
