@@ -147,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_cmd_inspect)
 
     wk = sub.add_parser("worker", help="run a worker on the plugin's queues (distributed mode)")
-    wk.add_argument("--redis-url", required=True, metavar="URL")
+    wk.add_argument(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="default: $ADSREPLAY_REDIS_URL (keeps a password out of the process list)",
+    )
     wk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     wk.add_argument("--namespace", default="adsreplay", help="queue prefix (default: adsreplay)")
     wk.set_defaults(func=_cmd_worker)
