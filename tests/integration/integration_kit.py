@@ -390,11 +390,21 @@ def pytest_cmd(*args: str) -> list[str]:
 
 
 def spawn_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    """A pytest session in ``cwd`` as a child process (stdout+stderr in one pipe)."""
+    """A pytest session in ``cwd`` as a child process (stdout+stderr in one pipe).
+
+    SIGINT is reset to its default in the child: a shell without job control (a CI
+    script run in the background) starts children with SIGINT ignored, and Python
+    keeps an ignored SIGINT ignored, so the Ctrl-C tests would send it into the void.
+    """
     return subprocess.Popen(
         pytest_cmd(*args), cwd=cwd, env=env or subprocess_env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def collect(proc: Any, started: float, timeout: float = 120) -> Any:
