@@ -67,21 +67,34 @@ def write_approach(
     t = np.arange(0.0, duration, 0.01)
     tr = np.arange(0.0, duration, 0.05)
     gap = dv * (pre + ttc0) - dv * tr
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_recording(
-        path,
-        [
-            GroupData("Vehicle", t, [
-                ChannelData("VehSpd", np.full(t.size, ego_kph), "km/h"),
-                ChannelData("VehAccX", np.zeros(t.size), "m/s^2"),
-            ]),
-            GroupData("Radar", tr, [
-                ChannelData("Radar.Obj0.DistX", gap, "m"),
-                ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -dv), "m/s"),
-                ChannelData("Radar.Obj0.Valid", np.ones(tr.size, dtype=np.uint8)),
-            ]),
-        ],
-    )  # fmt: skip
+    write_logger_layout(path, t, ego_kph, tr, gap, np.full(tr.size, -dv), np.ones(tr.size))
     if sidecar is not None:
         path.with_suffix(".toml").write_text(textwrap.dedent(sidecar))
     return path
+
+
+def write_logger_layout(
+    path: Path,
+    t_bus: np.ndarray,
+    speed_kph: float,
+    t_radar: np.ndarray,
+    dist: np.ndarray,
+    vrel: np.ndarray,
+    valid: np.ndarray,
+) -> Path:
+    """The logger layout the built-in map resolves: a 100 Hz bus and a 20 Hz radar group."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_recording(
+        path,
+        [
+            GroupData("Vehicle", t_bus, [
+                ChannelData("VehSpd", np.full(t_bus.size, speed_kph), "km/h"),
+                ChannelData("VehAccX", np.zeros(t_bus.size), "m/s^2"),
+            ]),
+            GroupData("Radar", t_radar, [
+                ChannelData("Radar.Obj0.DistX", dist, "m"),
+                ChannelData("Radar.Obj0.VrelX", vrel, "m/s"),
+                ChannelData("Radar.Obj0.Valid", np.asarray(valid, dtype=np.uint8)),
+            ]),
+        ],
+    )  # fmt: skip

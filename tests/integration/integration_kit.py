@@ -129,9 +129,8 @@ def write_scenario(
     Channel names are the ones the built-in map resolves: group "Vehicle" at 100 Hz
     (``VehSpd`` km/h, ``VehAccX``), group "Radar" at 20 Hz (``Radar.Obj0.*``).
     """
-    from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
+    from adsreplay_testkit import write_logger_layout
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     v = speed_kph / 3.6
     if duration is None:
         duration = min(5.0, 0.85 * dist0 / v) if target else 5.0
@@ -139,23 +138,10 @@ def write_scenario(
     tv = np.arange(steps + 1) * 0.01
     tr = np.arange(steps // 5 + 1) * 0.05
     if target:
-        dist, vrel, valid = dist0 - v * tr, np.full(tr.size, -v), np.ones(tr.size, np.uint8)
+        dist, vrel, valid = dist0 - v * tr, np.full(tr.size, -v), np.ones(tr.size)
     else:
-        dist, vrel, valid = np.full(tr.size, 250.0), np.zeros(tr.size), np.zeros(tr.size, np.uint8)
-    write_recording(
-        path,
-        [
-            GroupData("Vehicle", tv, [
-                ChannelData("VehSpd", np.full(tv.size, speed_kph), "km/h"),
-                ChannelData("VehAccX", np.zeros(tv.size), "m/s^2"),
-            ]),
-            GroupData("Radar", tr, [
-                ChannelData("Radar.Obj0.DistX", dist, "m"),
-                ChannelData("Radar.Obj0.VrelX", vrel, "m/s"),
-                ChannelData("Radar.Obj0.Valid", valid, ""),
-            ]),
-        ],
-    )  # fmt: skip
+        dist, vrel, valid = np.full(tr.size, 250.0), np.zeros(tr.size), np.zeros(tr.size)
+    write_logger_layout(path, tv, speed_kph, tr, dist, vrel, valid)
     if sidecar is not None:
         path.with_suffix(".toml").write_text(sidecar)
     return path
