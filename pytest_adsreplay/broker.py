@@ -166,7 +166,14 @@ def worker_order(queues: dict[str, Any]) -> list[Any]:
 
 
 def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
-    """A SimpleWorker that leaves pytest's signal handlers and timers as it found them."""
+    """A SimpleWorker that leaves pytest's signal handlers and timers as it found them.
+
+    asammdf is imported here, before the first job, so that its import (about a second
+    on a busy machine) is not charged to the first read stage's timeout. scipy.signal is
+    not: the KPIs need it only for a recording whose deceleration can reach the braking
+    onset (``kpi.recorded_brake_time``), and its import costs as much again.
+    """
+    import asammdf  # noqa: F401
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 

@@ -11,12 +11,14 @@ as nothing they depend on changes. An entry is keyed by all of it:
   skips the gate too (an invalid recording is read and judged again on every run),
 - :data:`FORMAT` and the plugin version (a new release never reads an older entry).
 
-An entry is one uncompressed ``.npz`` file (``t`` and one array per signal, float64,
-plus a small JSON document) written to a temporary file and renamed into place, so
-workers on one host can share a directory and write concurrently. It is loaded with
-``allow_pickle=False``; an entry that is unreadable, truncated or for another key is a
-miss, deleted and written again. Nothing is ever evicted by the plugin: see
-``adsreplay cache info|clear|prune``.
+An entry is two files named by the key: ``<key>.npy``, one float64 array of ``t`` and
+then each signal as rows (a plain ``.npy``: loaded with ``allow_pickle=False``, one read,
+no copies), and ``<key>.json`` with the row names and sources. Each is written to a
+temporary file and renamed into place, the ``.npy`` first, so workers on one host can
+share a directory and write concurrently (a key's content is fully determined by the
+key, so two writers write the same bytes). An entry that is incomplete, unreadable,
+truncated or for another key is a miss, deleted and written again. The plugin never
+evicts: see ``adsreplay cache info|clear|prune``.
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ import json
 import os
 import tempfile
 import time
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 #: Bump when the entry layout or the meaning of the cached signals changes.
-FORMAT = 1
+FORMAT = 2
 DEFAULT_DIR = ".adsreplay/cache"
-SUFFIX = ".npz"
-_META = "__meta__"
-_PREFIX = "v."
+DATA, META = ".npy", ".json"
+_DTYPE = np.dtype("<f8")
+_STALE = 3600.0  # s: a temporary or half-written file this old was left by a killed writer
 
 
 def key(
@@ -69,8 +71,8 @@ def key(
 
 
 def entry_path(cache_dir: str | Path, entry_key: str) -> Path:
-    """Where the entry of ``entry_key`` lives: ``<dir>/<2 hex>/<key>.npz``."""
-    return Path(cache_dir) / entry_key[:2] / f"{entry_key}{SUFFIX}"
+    """The entry's data file ``<dir>/<2 hex>/<key>.npy`` (its metadata: ``.json``)."""
+    return Path(cache_dir) / entry_key[:2] / f"{entry_key}{DATA}"
 
 
 @dataclass
@@ -83,36 +85,32 @@ class Entry:
 
 
 def load(cache_dir: str | Path, entry_key: str) -> Entry | None:
-    """The entry of ``entry_key``, or None (missing, or corrupt: then it is deleted)."""
-    path = entry_path(cache_dir, entry_key)
+    """The entry of ``entry_key``, or None (missing, or broken: then it is deleted)."""
+    data = entry_path(cache_dir, entry_key)
+    meta_path = data.with_suffix(META)
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            meta = json.loads(bytes(npz[_META]).decode("utf-8"))
-            if meta.get("key") != entry_key or meta.get("format") != FORMAT:
-                raise ValueError("entry of another key")
-            t = _float_vector(npz["t"])
-            values = {}
-            for name in meta["names"]:
-                arr = _float_vector(npz[_PREFIX + name])
-                if arr.shape != t.shape:
-                    raise ValueError(f"{name} has {arr.size} samples, t has {t.size}")
-                values[name] = arr
-            sources = {str(k): str(v) for k, v in dict(meta["sources"]).items()}
-    except FileNotFoundError:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        names = [str(n) for n in meta["names"]]
+        if meta.get("key") != entry_key or meta.get("format") != FORMAT:
+            raise ValueError("entry of another key")
+        table = np.load(data, allow_pickle=False)
+        if table.dtype != _DTYPE or table.shape != (len(names) + 1, int(meta["samples"])):
+            raise ValueError(f"unexpected {table.dtype} {table.shape}")
+        sources = {str(k): str(v) for k, v in dict(meta["sources"]).items()}
+    except FileNotFoundError:  # no entry, or half of one (``prune`` removes those)
         return None
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        with contextlib.suppress(OSError):
-            path.unlink()
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        _delete(data)
         return None
     with contextlib.suppress(OSError):
-        os.utime(path)  # last use, for ``adsreplay cache prune``
-    return Entry(t, values, sources)
+        os.utime(meta_path)  # last use, for ``adsreplay cache prune``
+    return Entry(table[0], dict(zip(names, table[1:], strict=True)), sources)
 
 
-def _float_vector(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype != np.float64 or arr.ndim != 1:
-        raise ValueError(f"expected a float64 vector, got {arr.dtype} {arr.shape}")
-    return arr
+def _delete(data: Path) -> None:
+    for p in (data, data.with_suffix(META)):
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def store(
@@ -122,29 +120,46 @@ def store(
     values: Mapping[str, np.ndarray],
     sources: Mapping[str, str],
 ) -> bool:
-    """Write an entry atomically (temporary file + rename); False when the directory is
-    not writable or full (the cache is an optimization, a failed write is no error)."""
-    path = entry_path(cache_dir, entry_key)
+    """Write an entry atomically (temporary files + rename); False when the directory is
+    not writable or full (the cache is an optimization, a failed write is no error).
+
+    The rows go to the file one by one, so a long recording is never copied into one
+    block in memory.
+    """
+    data = entry_path(cache_dir, entry_key)
+    rows: list[Any] = [np.ascontiguousarray(t, dtype=_DTYPE).reshape(-1)]
+    rows += [np.ascontiguousarray(v, dtype=_DTYPE).reshape(-1) for v in values.values()]
+    if any(r.shape != rows[0].shape for r in rows):
+        raise ValueError("every signal must have one sample per grid point")
     meta = {"key": entry_key, "format": FORMAT, "names": list(values),
-            "sources": dict(sources)}  # fmt: skip
-    arrays = {_PREFIX + k: np.ascontiguousarray(v, dtype=np.float64) for k, v in values.items()}
-    arrays["t"] = np.ascontiguousarray(t, dtype=np.float64)
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    tmp = None
+            "sources": dict(sources), "samples": int(rows[0].size)}  # fmt: skip
+    header = {"descr": np.lib.format.dtype_to_descr(_DTYPE), "fortran_order": False,
+              "shape": (len(rows), rows[0].size)}  # fmt: skip
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-        tmp = None
+        data.parent.mkdir(parents=True, exist_ok=True)
+
+        def write_data(fh: IO[bytes]) -> None:
+            np.lib.format.write_array_header_1_0(fh, header)
+            for row in rows:
+                fh.write(memoryview(row).cast("B"))
+
+        _atomic(data, write_data)
+        _atomic(data.with_suffix(META), lambda fh: fh.write(json.dumps(meta).encode("utf-8")))
         return True
     except OSError:
         return False
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
+
+def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 # --------------------------------------------------------------------- maintenance
@@ -152,7 +167,7 @@ def store(
 
 @dataclass(frozen=True)
 class Stats:
-    """What a cache directory holds."""
+    """What a cache directory holds (or what an operation removed)."""
 
     path: Path
     entries: int
@@ -162,35 +177,37 @@ class Stats:
         return f"{self.path}: {self.entries} entries, {self.size / 1e6:.1f} MB"
 
 
-def _entries(cache_dir: Path) -> Iterator[Path]:
-    if not cache_dir.is_dir():
-        return
-    for sub in sorted(cache_dir.iterdir()):
-        if sub.is_dir() and len(sub.name) == 2:
-            yield from sorted(p for p in sub.iterdir() if p.name.endswith(SUFFIX))
+def _buckets(cache_dir: Path) -> Iterator[Path]:
+    if cache_dir.is_dir():
+        for sub in sorted(cache_dir.iterdir()):
+            if sub.is_dir() and len(sub.name) == 2:
+                yield sub
+
+
+def _scan(cache_dir: Path) -> list[tuple[float, int, Path]]:
+    """(last use, bytes, data path) of every complete entry."""
+    out = []
+    for sub in _buckets(cache_dir):
+        for meta in sub.glob(f"*{META}"):
+            data = meta.with_suffix(DATA)
+            with contextlib.suppress(OSError):
+                out.append((meta.stat().st_mtime, meta.stat().st_size + data.stat().st_size,
+                            data))  # fmt: skip
+    return sorted(out)
 
 
 def stats(cache_dir: str | Path) -> Stats:
-    cache_dir = Path(cache_dir)
-    entries = size = 0
-    for p in _entries(cache_dir):
-        with contextlib.suppress(OSError):
-            size += p.stat().st_size
-            entries += 1
-    return Stats(cache_dir, entries, size)
+    found = _scan(Path(cache_dir))
+    return Stats(Path(cache_dir), len(found), sum(size for _, size, _ in found))
 
 
 def clear(cache_dir: str | Path) -> Stats:
-    """Delete every entry (and stale temporary files); returns what was removed."""
+    """Delete every entry and every leftover file; returns what the entries held."""
     cache_dir = Path(cache_dir)
     removed = stats(cache_dir)
-    if not cache_dir.is_dir():
-        return removed
-    for sub in cache_dir.iterdir():
-        if not (sub.is_dir() and len(sub.name) == 2):
-            continue
+    for sub in _buckets(cache_dir):
         for p in sub.iterdir():
-            if p.name.endswith(SUFFIX):
+            if p.name.endswith((DATA, META)):
                 with contextlib.suppress(OSError):
                     p.unlink()
         with contextlib.suppress(OSError):
@@ -199,32 +216,26 @@ def clear(cache_dir: str | Path) -> Stats:
 
 
 def prune(cache_dir: str | Path, max_bytes: int) -> Stats:
-    """Delete the least recently used entries until at most ``max_bytes`` remain; also
-    temporary files older than an hour (left by killed writers). Returns what went."""
+    """Delete the least recently used entries until at most ``max_bytes`` remain, and the
+    files killed writers left (older than an hour). Returns what went."""
     cache_dir = Path(cache_dir)
-    found: list[tuple[float, int, Path]] = []
-    stale = time.time() - 3600
-    for sub in cache_dir.iterdir() if cache_dir.is_dir() else ():
-        if not (sub.is_dir() and len(sub.name) == 2):
-            continue
+    stale = time.time() - _STALE
+    for sub in _buckets(cache_dir):
         for p in sub.iterdir():
             with contextlib.suppress(OSError):
-                st = p.stat()
-                if p.name.startswith(".tmp-"):
-                    if st.st_mtime < stale:
-                        p.unlink()
-                elif p.name.endswith(SUFFIX):
-                    found.append((st.st_mtime, st.st_size, p))
+                orphan = p.suffix == DATA and not p.with_suffix(META).exists()
+                if (p.name.startswith(".tmp-") or orphan) and p.stat().st_mtime < stale:
+                    p.unlink()
+    found = _scan(cache_dir)
     total = sum(size for _, size, _ in found)
     entries = size_removed = 0
-    for _, size, p in sorted(found):
+    for _, size, data in found:
         if total <= max_bytes:
             break
-        with contextlib.suppress(OSError):
-            p.unlink()
-            total -= size
-            entries += 1
-            size_removed += size
+        _delete(data)
+        total -= size
+        entries += 1
+        size_removed += size
     return Stats(cache_dir, entries, size_removed)
 
 

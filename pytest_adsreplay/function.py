@@ -8,6 +8,7 @@ import math
 import traceback
 from collections.abc import Callable, Mapping
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -148,9 +149,9 @@ def run_function(
 ) -> dict[str, np.ndarray]:
     """Call ``fn.step`` once per cycle in time order; return its outputs as arrays on ``t``.
 
-    Each frame is a fresh dict of ``t`` and the signals at that cycle (so a function may
-    keep it); ``inputs`` lists the canonical signal names every frame carries (NaN where
-    absent). ``aeb_decel`` is required and must be a finite number ≥ 0; ``fcw`` defaults
+    Each frame is a fresh read-only mapping of ``t`` and the signals at that cycle (so a
+    function may keep it); ``inputs`` lists the canonical signal names every frame carries
+    (NaN where absent). ``aeb_decel`` is required and must be a finite number ≥ 0; ``fcw`` defaults
     to 0; extra numeric keys are kept as additional output arrays.
 
     The loop only calls ``step`` and appends each result's values to one flat list (no
@@ -223,20 +224,22 @@ def run_function(
     return slow.arrays()
 
 
-def _frame_builder(keys: tuple[str, ...]) -> Callable[..., dict[str, float]]:
-    """A function of one value per key that returns the frame dict.
+def _frame_builder(keys: tuple[str, ...]) -> Callable[..., Mapping[str, float]]:
+    """A function of one value per key that returns the read-only frame (SPEC §3).
 
     Generated like a dataclass ``__init__``: a dict display is about twice as fast as
     ``dict(zip(keys, values))``, and building the frame is a third of the loop's cost.
+    The dict is wrapped in a ``MappingProxyType``: the function cannot write to it, and
+    since each cycle gets its own, it may keep one.
     """
     if not all(type(k) is str for k in keys):
-        return lambda *values: dict(zip(keys, values, strict=True))
+        return lambda *values: MappingProxyType(dict(zip(keys, values, strict=True)))
     args = ", ".join(f"_{i}" for i in range(len(keys)))
     items = ", ".join(f"{k!r}: _{i}" for i, k in enumerate(keys))
-    code = f"def frame({args}):\n    return {{{items}}}\n"
-    namespace: dict[str, Any] = {}
+    code = f"def frame({args}):\n    return _proxy({{{items}}})\n"
+    namespace: dict[str, Any] = {"_proxy": MappingProxyType}
     exec(code, namespace)
-    frame: Callable[..., dict[str, float]] = namespace["frame"]
+    frame: Callable[..., Mapping[str, float]] = namespace["frame"]
     return frame
 
 

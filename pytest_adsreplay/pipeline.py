@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import time
 import uuid
@@ -150,6 +151,25 @@ class ReplaySession:
             "timeout": self.cfg.timeout,
         }
 
+    def _hash(self, recordings: list[Recording]) -> None:
+        """Content hashes of ``recordings`` on all CPUs at once (hashlib and file reads
+        release the GIL); ``context`` then finds them. An unreadable file gets none."""
+        todo = list({r.id: r for r in recordings if r.id not in self._sha}.values())
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def sha(rec: Recording) -> str | None:
+            try:
+                return rec.sha256()
+            except OSError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            for rec, digest in zip(todo, pool.map(sha, todo), strict=True):
+                if digest is not None:
+                    self._sha[rec.id] = digest
+
     def _channel_map_sha(self) -> str | None:
         """Fingerprint of the session's channel map (None: built-in); ChannelMapError
         when it cannot be loaded."""
@@ -176,6 +196,7 @@ class ReplaySession:
                                   "failure_ttl": self.cfg.ttl, "ttl": self.cfg.ttl}  # fmt: skip
         try:
             mine = self._claim(new)
+            self._hash([c.recording for c in mine])
             ctxs = [self.context(c) for c in mine]
             for stage, func, parents in (
                 ("read", stages.read_stage, ()),
@@ -244,13 +265,18 @@ class ReplaySession:
             q.push_job_id(jid, at_front=True)
 
     def _drive(self, chain: Chain) -> None:
-        """Embedded mode: run the in-process worker until this chain's db job is terminal."""
+        """Embedded mode: run the in-process worker until this chain's db job is terminal.
+
+        One ``work`` call normally runs the whole chain (its read job is first in line,
+        then its aeb and db jobs become ready in the queues the worker looks at first), so
+        the worker's start and stop (a dozen Redis round trips) happen once per chain.
+        """
         if self._worker is None:
             self._worker = broker.in_process_worker(self.conn, broker.worker_order(self.queues))
         self._prioritize(chain)
         job = self._db_job(chain)
         while job.get_status(refresh=True).value not in TERMINAL:
-            if not self._worker.work(burst=True, max_jobs=1, logging_level="WARNING"):
+            if not self._worker.work(burst=True, max_jobs=3, logging_level="WARNING"):
                 break
 
     #: Set when Redis failed mid-run: every later wait fails at once with this error.

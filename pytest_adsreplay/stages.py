@@ -153,7 +153,8 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     With ``ctx["cache_dir"]`` the signals come from the decoded-signal cache when an
     entry for this file, map, grid and gate settings exists (:mod:`.cache`), and a fresh
     read that passed the gate is stored there. The result says ``cache`` = hit, miss or
-    off, and the stage's own ``seconds``.
+    off, the stage's own ``seconds`` and of those ``decode_seconds``, the time to get the
+    signals (a read, or a cache hit) before handing them to the aeb stage.
     """
     from . import replay
     from .errors import SidecarError
@@ -180,6 +181,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
                 cache.store(ctx["cache_dir"], entry_key, t, values, sources)
     except AdsReplayError as exc:
         return _failure("read", exc.with_recording(ctx["rec"]))
+    decoded = time.perf_counter()
     save_arrays(conn, data_key(ctx, "signals"), {"t": t, **values}, int(ctx["ttl"]))
     return {
         "ok": True,
@@ -188,6 +190,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         "sources": dict(sources),
         "cache": "off" if not entry_key else "hit" if hit is not None else "miss",
         "seconds": time.perf_counter() - started,
+        "decode_seconds": decoded - started,
     }
 
 

@@ -1,9 +1,10 @@
 """Worker processes on the plugin's queues: a session's local workers and external fleets.
 
 The model is a long-lived process per worker, each running an rq ``SimpleWorker`` loop
-with asammdf, numpy, scipy, the stages and the function's module imported once. It was
-chosen by measurement (``tests/integration/bench_worker_model.py``: 20 recordings x 3
-jobs on one worker, two runs on a loaded 2-core machine): 54 / 20 ms per job, against
+with asammdf, numpy, the stages and the function's module imported once (scipy.signal
+when a KPI first needs it). It was chosen by measurement
+(``tests/integration/bench_worker_model.py``: 20 recordings x 3 jobs on one worker, two
+runs on a loaded 2-core machine): 54 / 20 ms per job, against
 140 / 69 ms for a forking ``Worker`` whose parent preloads the same modules (fork and
 horse teardown per job) and 941 / 736 ms for a plain forking worker, whose every work
 horse imports asammdf again. Job timeouts still work: the job runs in the worker's main
@@ -49,9 +50,8 @@ log = logging.getLogger(__name__)
 
 URL_ENV = "ADSREPLAY_REDIS_URL"
 #: Modules every worker imports before its first job (the function's module is added).
-PRELOAD = (
+PRELOAD = (  # not scipy.signal: see broker.in_process_worker
     "numpy",
-    "scipy.signal",
     "asammdf",
     "pytest_adsreplay.stages",
     "pytest_adsreplay.replay",

@@ -7,8 +7,8 @@ The read stage runs here with its Redis connection replaced by an in-memory fake
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,16 @@ def test_round_trip_is_bit_identical(tmp_path: Path) -> None:
         assert entry.values[name].tobytes() == arr.tobytes(), name  # NaN bits too
     assert entry.sources == SOURCES
     assert cache.entry_path(tmp_path, _key()).parent.name == _key()[:2]
+    assert entry.t.flags.c_contiguous and entry.values["ego_speed"].flags.c_contiguous
 
 
 def test_missing_entry_is_a_miss(tmp_path: Path) -> None:
     assert cache.load(tmp_path, _key()) is None
     assert cache.load(tmp_path / "nowhere", _key()) is None
+
+
+def _meta(path: Path) -> Path:
+    return path.with_suffix(".json")
 
 
 def _corrupt_truncated(path: Path) -> None:
@@ -101,52 +106,66 @@ def _corrupt_garbage(path: Path) -> None:
     path.write_bytes(b"\x93NUMPY not really" * 10)
 
 
+def _corrupt_bad_json(path: Path) -> None:
+    _meta(path).write_text('{"key": ')
+
+
 def _corrupt_other_key(path: Path) -> None:
     other = path.parent / "other"
     cache.store(other, _key(sha256="f" * 64), T, VALUES, SOURCES)
-    path.write_bytes(cache.entry_path(other, _key(sha256="f" * 64)).read_bytes())
+    _meta(path).write_bytes(_meta(cache.entry_path(other, _key(sha256="f" * 64))).read_bytes())
 
 
 def _corrupt_pickled(path: Path) -> None:
-    np.savez(path, t=T, __meta__=np.array([{"evil": 1}], dtype=object))
+    np.save(path, np.array([[{"evil": 1}] * T.size] * 4, dtype=object), allow_pickle=True)
 
 
 def _corrupt_short_signal(path: Path) -> None:
-    with np.load(path) as npz:
-        arrays = dict(npz)
-    arrays["v.ego_speed"] = arrays["v.ego_speed"][:-1]
-    np.savez(path, **arrays)
+    np.save(path, np.load(path)[:, :-1])
 
 
 def _corrupt_float32(path: Path) -> None:
-    with np.load(path) as npz:
-        arrays = dict(npz)
-    arrays["t"] = arrays["t"].astype(np.float32)
-    np.savez(path, **arrays)
+    np.save(path, np.load(path).astype(np.float32))
+
+
+def _corrupt_names(path: Path) -> None:
+    meta = json.loads(_meta(path).read_text())
+    meta["names"] = meta["names"][:-1]
+    _meta(path).write_text(json.dumps(meta))
 
 
 @pytest.mark.parametrize(
     "corrupt",
-    [_corrupt_truncated, _corrupt_garbage, _corrupt_other_key, _corrupt_pickled,
-     _corrupt_short_signal, _corrupt_float32],
+    [_corrupt_truncated, _corrupt_garbage, _corrupt_bad_json, _corrupt_other_key,
+     _corrupt_pickled, _corrupt_short_signal, _corrupt_float32, _corrupt_names],
 )  # fmt: skip
 def test_a_corrupt_entry_is_a_miss_and_is_deleted(tmp_path: Path, corrupt: Any) -> None:
     cache.store(tmp_path, _key(), T, VALUES, SOURCES)
     path = cache.entry_path(tmp_path, _key())
     corrupt(path)
     assert cache.load(tmp_path, _key()) is None
-    assert not path.exists()
+    assert not path.exists() and not _meta(path).exists()
     assert cache.store(tmp_path, _key(), T, VALUES, SOURCES)
     assert cache.load(tmp_path, _key()) is not None
 
 
-def test_entries_hold_no_pickles(tmp_path: Path) -> None:
+@pytest.mark.parametrize("half", [".npy", ".json"])
+def test_half_an_entry_is_a_miss(tmp_path: Path, half: str) -> None:
     cache.store(tmp_path, _key(), T, VALUES, SOURCES)
-    with zipfile.ZipFile(cache.entry_path(tmp_path, _key())) as zf:
-        assert zf.testzip() is None
-        for name in zf.namelist():
-            with zf.open(name) as member:
-                assert np.load(member, allow_pickle=False).dtype != object
+    cache.entry_path(tmp_path, _key()).with_suffix(half).unlink()
+    assert cache.load(tmp_path, _key()) is None
+    assert cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    assert cache.load(tmp_path, _key()) is not None
+
+
+def test_entries_are_a_plain_npy_and_json(tmp_path: Path) -> None:
+    cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    path = cache.entry_path(tmp_path, _key())
+    table = np.load(path, allow_pickle=False)
+    assert table.dtype == np.float64 and table.shape == (1 + len(VALUES), T.size)
+    meta = json.loads(_meta(path).read_text())
+    assert meta["names"] == list(VALUES) and meta["sources"] == SOURCES
+    assert sorted(p.name for p in path.parent.iterdir()) == [f"{_key()}.json", f"{_key()}.npy"]
 
 
 def test_an_unwritable_cache_is_no_error(tmp_path: Path) -> None:
@@ -156,16 +175,21 @@ def test_an_unwritable_cache_is_no_error(tmp_path: Path) -> None:
     assert cache.load(blocker, _key()) is None
 
 
+def test_signals_of_another_length_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one sample per grid point"):
+        cache.store(tmp_path, _key(), T, {"ego_speed": T[:-1]}, {})
+
+
 def test_writes_are_atomic_under_concurrent_writers(tmp_path: Path) -> None:
     errors: list[BaseException] = []
 
     def write(i: int) -> None:
         try:
             for _ in range(5):
-                cache.store(tmp_path, _key(), T, {**VALUES, "ego_speed": VALUES["ego_speed"]},
-                            SOURCES)  # fmt: skip
+                cache.store(tmp_path, _key(), T, VALUES, SOURCES)
                 entry = cache.load(tmp_path, _key())
                 assert entry is not None  # never a half-written file
+                assert entry.values["ego_speed"].tobytes() == VALUES["ego_speed"].tobytes()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -176,7 +200,7 @@ def test_writes_are_atomic_under_concurrent_writers(tmp_path: Path) -> None:
         th.join()
     assert errors == []
     left = sorted(p.name for p in cache.entry_path(tmp_path, _key()).parent.iterdir())
-    assert left == [f"{_key()}.npz"]  # no temporary files
+    assert left == [f"{_key()}.json", f"{_key()}.npy"]  # no temporary files
 
 
 # ----------------------------------------------------------------------- maintenance
@@ -186,19 +210,36 @@ def test_stats_clear_and_prune(tmp_path: Path) -> None:
     keys = [_key(sha256=c * 64) for c in "123"]
     for k in keys:
         cache.store(tmp_path, k, T, VALUES, SOURCES)
-    size = cache.entry_path(tmp_path, keys[0]).stat().st_size
+    size = sum(cache.entry_path(tmp_path, keys[0]).with_suffix(x).stat().st_size
+               for x in (".npy", ".json"))
     assert cache.stats(tmp_path).entries == 3
     assert cache.stats(tmp_path).size == pytest.approx(3 * size, rel=0.01)
     import os
 
     for i, k in enumerate(keys):  # keys[0] used longest ago
-        os.utime(cache.entry_path(tmp_path, k), (1000 + i, 1000 + i))
+        os.utime(cache.entry_path(tmp_path, k).with_suffix(".json"), (1000 + i, 1000 + i))
     cache.load(tmp_path, keys[0])  # a hit makes it the most recently used
     gone = cache.prune(tmp_path, int(2.5 * size))
     assert gone.entries == 1 and not cache.entry_path(tmp_path, keys[1]).exists()
     assert cache.clear(tmp_path).entries == 2
     assert cache.stats(tmp_path).entries == 0
     assert cache.clear(tmp_path / "never-made").entries == 0
+
+
+def test_prune_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    import os
+
+    cache.store(tmp_path, _key(), T, VALUES, SOURCES)
+    bucket = cache.entry_path(tmp_path, _key()).parent
+    leftovers = [bucket / ".tmp-abc.npy", bucket / f"{'0' * 64}.npy"]
+    fresh = bucket / ".tmp-new.json"
+    for p in [*leftovers, fresh]:
+        p.write_bytes(b"x")
+    for p in leftovers:
+        os.utime(p, (1000, 1000))
+    assert cache.prune(tmp_path, 10**9).entries == 0
+    assert not any(p.exists() for p in leftovers) and fresh.exists()
+    assert cache.load(tmp_path, _key()) is not None
 
 
 @pytest.mark.parametrize(
@@ -363,7 +404,7 @@ def test_a_corrupt_entry_is_read_again_and_replaced(tmp_path: Path, conn: Any) -
     ctx = _ctx(rec, tmp_path / "c")
     stages.read_stage(ctx)
     good = _stored(conn, ctx)
-    (entry,) = (tmp_path / "c").glob("*/*.npz")
+    (entry,) = (tmp_path / "c").glob("*/*.npy")
     entry.write_bytes(entry.read_bytes()[:100])
     res = stages.read_stage(ctx)
     assert res["ok"] and res["cache"] == "miss"

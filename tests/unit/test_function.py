@@ -88,20 +88,22 @@ def test_run_collects_outputs_calls_reset_and_fills_absent_inputs() -> None:
     assert math.isnan(seen[0]["ego_accel"]) and seen[3]["t"] == pytest.approx(0.03)
 
 
-def test_each_frame_is_a_fresh_dict_a_function_may_keep() -> None:
-    kept: list[dict[str, float]] = []
+def test_each_frame_is_a_fresh_read_only_mapping_a_function_may_keep() -> None:
+    kept: list[object] = []
 
     class Keeps(Good):
         def step(self, frame):  # type: ignore[no-untyped-def]
             kept.append(frame)
             out = super().step(frame)
-            frame["t"] = -1.0  # changes only this frame
+            with pytest.raises(TypeError):
+                frame["t"] = -1.0  # read-only (SPEC §3)
             return out
 
     out = run_function(Keeps(), T, SIGNALS)
-    assert [f["ego_speed"] for f in kept[:2]] == [10.0, 10.0]
-    assert kept[1] is not kept[0] and kept[2]["target_distance"] == SIGNALS["target_distance"][2]
-    assert out["extra"][3] == pytest.approx(0.06)  # not disturbed by the writes
+    assert [f["ego_speed"] for f in kept[:2]] == [10.0, 10.0]  # type: ignore[index]
+    assert kept[1] is not kept[0]
+    assert kept[2]["target_distance"] == SIGNALS["target_distance"][2]  # type: ignore[index]
+    assert out["extra"][3] == pytest.approx(0.06)
 
 
 class Varying:

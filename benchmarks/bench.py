@@ -1,0 +1,443 @@
+"""Overhead, scaling, cache and memory of pytest-adsreplay, measured side by side in one run.
+
+    python benchmarks/bench.py            # 40 recordings x 10 min (the issue's default)
+    python benchmarks/bench.py --quick    # 8 x 2 min, a 0.2 GB memory file: a quick look
+
+Prints every figure and every ratio next to its target. Nothing here is a test: the
+numbers depend on the machine (and on what else runs on it: every timed step runs
+``--repeat`` times, interleaved, and the best is used); the ratios are what we optimise.
+
+What is measured (workload: see ``workload.py``):
+
+(a) a bare script: asammdf read of the mapped channels, numpy resampling, a plain Python
+    loop calling the reference function's ``step``, one sqlite insert per recording;
+(b) the plugin's main job: ``pytest --recordings … --aeb-function …`` with the embedded
+    fakeredis and in-process worker (decoded-signal cache off, as (a) has none);
+(c) the same with real Redis and 1 or 2 local worker processes (cache off);
+(d) the design we did not build, one RQ job per frame, on a slice, per frame;
+the read stage with the decoded-signal cache off / cold / warm (the stage's own time,
+all recordings, run as RQ jobs), whole sessions cold and warm; and the peak RSS of one
+read stage (a worker process on real Redis) on a ~1 GB recording.
+
+Every subprocess runs with Python's bytecode cache enabled (a normal CI machine): a
+``PYTHONDONTWRITEBYTECODE`` in the environment would make every pytest run compile the
+plugin, pytest and its assertion rewriting from source, which (a) never pays. Plugins
+of the development environment that are not ours (hypothesis) are disabled in (b)/(c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))
+
+import workload  # noqa: E402
+
+PY = sys.executable
+FUNCTION = "pytest_adsreplay.reference:TtcAeb"
+REDIS_URL = os.environ.get("ADSREPLAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+PYTEST_PLUGINS_OFF = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+
+#: The issue's memory case: 5 mapped channels (of the 62) in a channel map of their own.
+MAP5 = """\
+use_builtin = false
+[signals.ego_speed]
+channels = ["VehSpd"]
+[signals.ego_accel]
+channels = ["VehAccX"]
+[signals.target_distance]
+channels = ["Radar.Obj0.DistX"]
+[signals.target_rel_speed]
+channels = ["Radar.Obj0.VrelX"]
+[signals.target_valid]
+channels = ["Radar.Obj0.Valid"]
+"""
+
+BARE_SCRIPT = r'''
+"""The bare way: asammdf + numpy + a Python loop + sqlite, single process, no plugin."""
+import math, sqlite3, sys
+import numpy as np
+from asammdf import MDF
+from pytest_adsreplay.reference import TtcAeb
+
+CH = {"ego_speed": ("VehSpd", 1 / 3.6), "ego_accel": ("VehAccX", 1.0),
+      "driver_brake": ("DrvBrkPdl", None), "target_distance": ("Radar.Obj0.DistX", 1.0),
+      "target_rel_speed": ("Radar.Obj0.VrelX", 1.0), "target_lateral": ("Radar.Obj0.DistY", 1.0),
+      "target_valid": ("Radar.Obj0.Valid", None)}
+db = sqlite3.connect(sys.argv[1])
+db.execute("CREATE TABLE IF NOT EXISTS r (rec TEXT, brake_time REAL, max_decel REAL)")
+for path in sys.argv[2:]:
+    with MDF(path) as mdf:
+        sigs = mdf.select([c for c, _ in CH.values()])
+    t0 = min(s.timestamps[0] for s in sigs); t1 = max(s.timestamps[-1] for s in sigs)
+    t = np.arange(math.ceil(t0 / 0.01), math.floor(t1 / 0.01) + 1) * 0.01
+    cols = {}
+    for (name, (_, scale)), s in zip(CH.items(), sigs):
+        x = np.asarray(s.samples, float)
+        if scale is None:   # flags: previous-value hold
+            idx = np.clip(np.searchsorted(s.timestamps, t, side="right") - 1, 0, len(x) - 1)
+            cols[name] = x[idx].tolist()
+        else:
+            cols[name] = (np.interp(t, s.timestamps, x) * scale).tolist()
+    fn = TtcAeb(); fn.reset()
+    names = list(cols); tt = t.tolist(); decel = []
+    for i in range(len(tt)):
+        frame = {n: cols[n][i] for n in names}; frame["t"] = tt[i]
+        decel.append(fn.step(frame)["aeb_decel"])
+    d = np.array(decel); hit = np.flatnonzero(d >= 1.0)
+    db.execute("INSERT INTO r VALUES (?, ?, ?)",
+               (path, float(t[hit[0]]) if hit.size else None, float(d.max())))
+    db.commit()
+'''
+
+PLUGIN_TEST = '''
+def test_replay(replay):
+    assert replay.max_decel >= 0
+'''
+
+NAIVE_JOB = '''
+from pytest_adsreplay.reference import TtcAeb
+
+def step_frame(frame):
+    """One frame as one job. A real per-frame design would also have to load and save the
+    function's state in Redis every frame; this lower bound does not."""
+    fn = TtcAeb()
+    fn.reset()
+    return dict(fn.step(frame))
+'''
+
+READ_STAGE_JOBS = r'''
+"""Run the read stage of every recording as RQ jobs (embedded fakeredis, in-process
+worker); print the stage's own seconds summed and the cache outcomes."""
+import json, sys
+from pathlib import Path
+from rq import Queue
+from rq.serializers import JSONSerializer
+from pytest_adsreplay import broker, stages
+from pytest_adsreplay.pipeline import Chain, ReplaySession, SessionConfig
+from pytest_adsreplay.recordings import discover
+
+rec_dir, cache_dir, db = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = SessionConfig(run_id="bench", function="pytest_adsreplay.reference:TtcAeb", params={},
+                    channel_map=None, cycle_time=0.01, db=db, timeout=600, namespace="bench",
+                    settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0})
+conn = broker.connect(None)
+session = ReplaySession(cfg, conn, embedded=True)
+q = Queue("bench-read", connection=conn, serializer=JSONSerializer)
+ctxs = []
+for rec in discover([Path(rec_dir)]):
+    ctx = session.context(Chain(rec, {}))
+    ctx["cache_dir"] = cache_dir or None
+    ctxs.append(ctx)
+jobs = [q.enqueue(stages.read_stage, ctx, job_timeout=600) for ctx in ctxs]
+broker.in_process_worker(conn, [q]).work(burst=True, logging_level="WARNING")
+results = [j.return_value() for j in jobs]
+assert all(r and r["ok"] for r in results), results
+print(json.dumps({"seconds": sum(r["seconds"] for r in results),
+                  "decode": sum(r["decode_seconds"] for r in results),
+                  "cache": sorted({r["cache"] for r in results})}))
+'''
+
+PEAK_RSS = r'''
+"""One read stage in a fresh worker process (real Redis when reachable); print the peak RSS."""
+import json, sys, uuid
+from pathlib import Path
+from rq import Queue
+from rq.serializers import JSONSerializer
+from pytest_adsreplay import broker, stages
+from pytest_adsreplay.recordings import Recording
+
+path, cmap, cache_dir, url = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4] or None
+conn = broker.connect(url)
+run = "bench-rss-" + uuid.uuid4().hex[:8]
+ctx = {"run": run, "rec": Path(path).name, "key": "big", "path": path,
+       "sha256": Recording(Path(path), Path(path).name, Path(path).parent).sha256(),
+       "channel_map": cmap, "channel_map_sha": None, "max_gap": 0.2, "nominal_speed": None,
+       "expect_target": None, "problem": None, "cycle_time": 0.01, "ttl": 600,
+       "cache_dir": cache_dir}
+q = Queue(run, connection=conn, serializer=JSONSerializer)
+job = q.enqueue(stages.read_stage, ctx, job_timeout=1800, job_id=f"{run}-read")
+broker.in_process_worker(conn, [q]).work(burst=True, logging_level="WARNING")
+result = job.return_value()
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent
+peak = next(int(line.split()[1]) for line in open("/proc/self/status")
+            if line.startswith("VmHWM")) / 1024
+broker.delete_run(conn, run, {"q": q})
+result = result or {}
+print(json.dumps({"peak_mb": peak, "ok": bool(result.get("ok")), "n": result.get("n"),
+                  "signals": len(result.get("sources", {})), "redis": bool(url)}))
+'''
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def run(cmd: Sequence[str], cwd: Path) -> tuple[float, str]:
+    """Wall seconds and stdout of a subprocess; a failure ends the benchmark."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(list(cmd), cwd=cwd, env=ENV, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"benchmark step failed: {' '.join(cmd[:8])} … (exit {proc.returncode})")
+    return wall, proc.stdout
+
+
+def best(times: Sequence[float]) -> float:
+    return min(times)
+
+
+def shown(times: Sequence[float]) -> str:
+    return "runs " + ", ".join(f"{x:.2f}" for x in times)
+
+
+def redis_up(url: str) -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work: Path = args.work
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.rec_dir = self.work / f"recs-{args.count}x{args.minutes:g}"
+        self.proj = self.work / "proj"
+        self.proj.mkdir(exist_ok=True)
+        (self.proj / "test_bench.py").write_text(PLUGIN_TEST)
+        (self.proj / "pytest.ini").write_text("[pytest]\n")
+        (self.work / "bare.py").write_text(BARE_SCRIPT)
+        self.paths: list[Path] = []
+        self.frames = 0
+
+    def bare(self) -> float:
+        db = self.work / "bare.sqlite"
+        db.unlink(missing_ok=True)
+        return run([PY, str(self.work / "bare.py"), str(db), *map(str, self.paths)], self.work)[0]
+
+    def plugin(self, *extra: str) -> float:
+        db = self.work / "plugin.sqlite"
+        cmd = [PY, "-m", "pytest", "-q", *PYTEST_PLUGINS_OFF, f"--recordings={self.rec_dir}",
+               f"--aeb-function={FUNCTION}", f"--adsreplay-db={db}", *extra]  # fmt: skip
+        wall, out = run(cmd, self.proj)
+        if f"{len(self.paths)} passed" not in out:
+            raise SystemExit(f"plugin run did not pass all recordings:\n{out[-2000:]}")
+        return wall
+
+    def read_stage(self, cache_dir: Path | None) -> tuple[float, float, list[str]]:
+        script = self.work / "read_stage_jobs.py"
+        script.write_text(READ_STAGE_JOBS)
+        _, out = run([PY, str(script), str(self.rec_dir), str(cache_dir or ""),
+                      str(self.work / "stage.sqlite")], self.work)  # fmt: skip
+        res = json.loads(out.strip().splitlines()[-1])
+        return float(res["seconds"]), float(res["decode"]), list(res["cache"])
+
+    def peak_rss(self, path: Path, cmap: Path | None, url: str | None) -> dict[str, Any]:
+        script = self.work / "peak_rss.py"
+        script.write_text(PEAK_RSS)
+        cache_dir = self.work / f"rss-cache-{uuid.uuid4().hex[:6]}"
+        try:
+            _, out = run([PY, str(script), str(path), str(cmap or ""), str(cache_dir),
+                          url or ""], self.work)  # fmt: skip
+        finally:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    def naive_per_frame(self, frames: int) -> float:
+        """Seconds per frame when every frame is its own RQ job (embedded fakeredis)."""
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        from pytest_adsreplay import broker, replay
+
+        (self.work / "naive_job.py").write_text(NAIVE_JOB)
+        sys.path.insert(0, str(self.work))
+        sig = replay.read(self.paths[0], None, 0.01)
+        rows = [{"t": float(sig.t[i]), **{n: float(v[i]) for n, v in sig.values.items()}}
+                for i in range(min(frames, sig.t.size))]  # fmt: skip
+        conn = broker.connect(None)
+        q = Queue("naive", connection=conn, serializer=JSONSerializer)
+        t0 = time.perf_counter()
+        q.enqueue_many([Queue.prepare_data("naive_job.step_frame", args=(r,)) for r in rows])
+        broker.in_process_worker(conn, [q]).work(burst=True, logging_level="WARNING")
+        per_frame = (time.perf_counter() - t0) / len(rows)
+        if q.finished_job_registry.count != len(rows):
+            raise SystemExit("per-frame jobs did not all finish")
+        return per_frame
+
+
+def repeat(n: int, steps: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Run every step ``n`` times, interleaved (so a busy minute hits all of them)."""
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(n):
+        for name, step in steps.items():
+            times[name].append(step())
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--count", type=int, default=40, help="recordings (default 40)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="minutes each (default 10)")
+    ap.add_argument("--frames", type=int, default=2000, help="frames for (d) (default 2000)")
+    ap.add_argument("--big-gb", type=float, default=1.0, help="size of the memory recording")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each timed step (best; 3)")
+    ap.add_argument("--quick", action="store_true", help="8 x 2 min, 0.2 GB, 1000 frames")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "adsreplay-bench",
+                    help="recordings, databases and caches (reused between runs)")  # fmt: skip
+    ap.add_argument("--skip-redis", action="store_true", help="skip (c) and real Redis")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.count, args.minutes, args.big_gb, args.frames = 8, 2.0, 0.2, 1000
+    b = Bench(args)
+    figures: dict[str, Any] = {}
+    load0 = os.getloadavg()
+
+    print(f"pytest-adsreplay benchmark  {time.strftime('%Y-%m-%d %H:%M')}  "
+          f"{platform.python_implementation()} {platform.python_version()}  "
+          f"{os.cpu_count()} CPUs  load {load0[0]:.2f}")  # fmt: skip
+    print(f"workload: {args.count} recordings x {args.minutes:g} min at 100 Hz, "
+          f"{workload.channel_count()} channels in {len(workload.LAYOUT)} groups -> {b.rec_dir}")
+    t0 = time.perf_counter()
+    b.paths = workload.build(b.rec_dir, args.count, args.minutes)
+    size = sum(p.stat().st_size for p in b.paths)
+    b.frames = round(args.count * args.minutes * 60 * 100)
+    print(f"          {size / 1e6:.0f} MB, {b.frames} frames (built/checked in "
+          f"{time.perf_counter() - t0:.1f} s); every timed step runs {args.repeat}x, "
+          "interleaved, best shown")  # fmt: skip
+    use_redis = not args.skip_redis and redis_up(REDIS_URL)
+    if not args.skip_redis and not use_redis:
+        print(f"          real Redis at {REDIS_URL} is not reachable: (c) skipped")
+
+    # warm-up: OS file cache, bytecode caches (one run of each kind, not timed)
+    b.bare()
+    b.plugin("--adsreplay-no-cache")
+
+    steps: dict[str, Callable[[], float]] = {
+        "a": b.bare,
+        "b": lambda: b.plugin("--adsreplay-no-cache"),
+    }
+    if use_redis:
+        for n in (1, 2):
+            steps[f"c{n}"] = lambda n=n: b.plugin(  # type: ignore[misc]
+                f"--redis-url={REDIS_URL}", f"--adsreplay-workers={n}", "--adsreplay-no-cache"
+            )
+    times = repeat(args.repeat, steps)
+    for k, v in times.items():
+        figures[k] = best(v)
+        figures[f"{k}_runs"] = v
+
+    print("\n(a) bare script                            "
+          f"{figures['a']:8.2f} s   ({shown(times['a'])})")  # fmt: skip
+    print("(b) plugin, embedded fakeredis, in-process "
+          f"{figures['b']:8.2f} s   ({shown(times['b'])})")  # fmt: skip
+    if use_redis:
+        for n in (1, 2):
+            print(f"(c) plugin, real Redis, {n} worker process{'es' if n > 1 else '  '}  "
+                  f"{figures[f'c{n}']:8.2f} s   ({shown(times[f'c{n}'])})")  # fmt: skip
+
+    d = [b.naive_per_frame(args.frames) for _ in range(args.repeat)]
+    figures["d_per_frame"] = best(d)
+    figures["b_per_frame"] = figures["b"] / b.frames
+    print(f"(d) one RQ job per frame ({args.frames} frames)      "
+          f"{figures['d_per_frame'] * 1e6:8.0f} us/frame ({', '.join(f'{x * 1e6:.0f}' for x in d)})"
+          f";  (b): {figures['b_per_frame'] * 1e6:.2f} us/frame")  # fmt: skip
+
+    # decoded-signal cache: the read stage alone, then whole sessions
+    cache = b.work / "cache"
+    stage: dict[str, list[float]] = {"off": [], "cold": [], "warm": []}
+    decode: dict[str, list[float]] = {"off": [], "cold": [], "warm": []}
+    for _ in range(args.repeat):
+        shutil.rmtree(cache, ignore_errors=True)
+        for k, where, expected in (("off", None, "off"), ("cold", cache, "miss"),
+                                   ("warm", cache, "hit")):  # fmt: skip
+            seconds, decoding, outcome = b.read_stage(where)
+            assert outcome == [expected], outcome
+            stage[k].append(seconds)
+            decode[k].append(decoding)
+    for k in stage:
+        figures[f"read_{k}"], figures[f"decode_{k}"] = best(stage[k]), best(decode[k])
+    print(f"\nread stage, all {args.count} recordings, as RQ jobs (the stage's own time; decode ="
+          " getting the signals, the rest hands them to the aeb stage through Redis):")
+    for k, label in (("off", "cache off"), ("cold", "cache cold (read + store)"),
+                     ("warm", "cache warm (hit)")):  # fmt: skip
+        print(f"    {label:26s} stage {figures[f'read_{k}']:6.3f} s  decode "
+              f"{figures[f'decode_{k}']:6.3f} s   (stage {shown(stage[k])})")  # fmt: skip
+    sessions: dict[str, list[float]] = {"cold": [], "warm": []}
+    for _ in range(args.repeat):
+        shutil.rmtree(cache, ignore_errors=True)
+        sessions["cold"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
+        sessions["warm"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
+    figures["session_cold"], figures["session_warm"] = (best(v) for v in sessions.values())
+    print(f"whole session (b) with the cache: cold {figures['session_cold']:.2f} s "
+          f"({shown(sessions['cold'])}), warm {figures['session_warm']:.2f} s "
+          f"({shown(sessions['warm'])})")  # fmt: skip
+
+    # memory
+    big = b.work / f"big-{args.big_gb:g}GB.mf4"
+    if not big.exists():
+        t0 = time.perf_counter()
+        workload.write_workload_recording(big, args.big_gb * 1e9 / workload.BYTES_PER_MINUTE, 7)
+        print(f"\nbuilt {big} in {time.perf_counter() - t0:.0f} s")
+    map5 = b.work / "map5.toml"
+    map5.write_text(MAP5)
+    url = REDIS_URL if use_redis else None
+    rss5 = b.peak_rss(big, map5, url)
+    rss7 = b.peak_rss(big, None, url)
+    figures.update(big_gb=big.stat().st_size / 1e9, rss5_mb=rss5["peak_mb"],
+                   rss7_mb=rss7["peak_mb"])  # fmt: skip
+    where = "worker process on real Redis" if url else "in-process fakeredis (holds the data too)"
+    print(f"\npeak RSS of one read stage ({where}, cache on), {figures['big_gb']:.2f} GB file, "
+          f"{rss5['n']} grid points:")  # fmt: skip
+    print(f"    5 mapped channels of {workload.channel_count()} (the issue's case)  "
+          f"{rss5['peak_mb']:6.0f} MB")  # fmt: skip
+    print(f"    7 mapped channels (built-in map)         {rss7['peak_mb']:6.0f} MB")
+
+    rows: list[tuple[str, float, str, bool]] = [
+        ("(b) / (a)", figures["b"] / figures["a"], "<= 1.15", figures["b"] / figures["a"] <= 1.15),
+    ]
+    if use_redis:
+        r = figures["c2"] / figures["c1"]
+        rows.append(("(c, 2 workers) / (c, 1 worker)", r, "<= 0.60", r <= 0.6))
+    r = figures["d_per_frame"] / figures["b_per_frame"]
+    rows.append(("per-frame (d) / (b)", r, ">= 50", r >= 50))
+    r = figures["read_cold"] / figures["read_warm"]
+    rows.append(("read stage cold / warm", r, ">= 5", r >= 5))
+    r = figures["decode_cold"] / figures["decode_warm"]
+    rows.append(("  its decode part cold / warm", r, ">= 5", r >= 5))
+    rss = figures["rss5_mb"]
+    rows.append(("peak RSS of a read stage, MB", rss, "<= 400", rss <= 400))
+    print("\nratios                                  value   target   ")
+    for name, value, target, ok in rows:
+        print(f"  {name:34s} {value:8.2f}   {target:8s} {'holds' if ok else 'MISSED'}")
+    load1 = os.getloadavg()
+    print(f"\nload average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end; "
+          f"figures in {b.work / 'bench.json'}")  # fmt: skip
+    figures["targets"] = {name: {"value": v, "target": t, "holds": ok} for name, v, t, ok in rows}
+    (b.work / "bench.json").write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
