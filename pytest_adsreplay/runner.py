@@ -36,7 +36,6 @@ class ReplayRun:
         self.rootdir = rootdir
         self.session: ReplaySession | None = None
         self._store: Any = None
-        self.started = False
         self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
 
     # -- recordings ------------------------------------------------------------------
@@ -123,7 +122,6 @@ class ReplayRun:
         self.session.enqueue(chains)
         if self.local_workers is not None and not self.local_workers.procs:
             self.local_workers.start()  # after the enqueue: no worker races the first one
-        self.started = True
 
     def _open_session(self) -> ReplaySession:
         from .broker import connect
