@@ -3,7 +3,8 @@
 Reading an MF4 file, resampling and the data-quality gate give the same signals as long
 as nothing they depend on changes. An entry is keyed by all of it:
 
-- the recording's content hash (sha256 of the file, computed by the session),
+- the recording's content hash (sha256 of the file; :func:`content_hash` remembers it
+  per file path and ``stat`` signature, so a warm run does not read the file at all),
 - the channel map's fingerprint (normalized map plus the contents of its DBC files),
 - the cycle time of the grid,
 - the data-quality gate's settings (``max_gap``, the sidecar's ``nominal_speed`` and
@@ -19,6 +20,14 @@ share a directory and write concurrently (a key's content is fully determined by
 key, so two writers write the same bytes). An entry that is incomplete, unreadable,
 truncated or for another key is a miss, deleted and written again. The plugin never
 evicts: see ``adsreplay cache info|clear|prune``.
+
+Hash memos live in ``<dir>/hashes/``: one small JSON file per recording path holding the
+file's device, inode, size, mtime and ctime (ns) and its sha256. Any write to a file
+changes its ctime (which no user-space call can set back), and a copy or a checkout is
+a new inode, so a changed file never reuses an old hash. As in git's "racy clean" rule a
+hash is only remembered when the file was last changed more than
+:data:`_RACY` seconds before it was read, and when its ``stat`` did not change while it
+was being hashed.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ DEFAULT_DIR = ".adsreplay/cache"
 DATA, META = ".npy", ".json"
 _DTYPE = np.dtype("<f8")
 _STALE = 3600.0  # s: a temporary or half-written file this old was left by a killed writer
+HASHES = "hashes"
+_RACY = 2.0  # s: a file changed this recently is hashed again next time
 
 
 def key(
@@ -68,6 +79,38 @@ def key(
     }
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
+    """sha256 of the file at ``path``, remembered in ``cache_dir`` by its ``stat``
+    signature (see the module docstring); OSError when the file cannot be read."""
+    from .recordings import file_sha256
+
+    path = os.path.abspath(path)
+    before = _signature(os.stat(path))
+    memo = (
+        Path(cache_dir) / HASHES / (hashlib.sha256(path.encode("utf-8")).hexdigest() + META)
+        if cache_dir
+        else None
+    )
+    if memo is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            known = json.loads(memo.read_text(encoding="utf-8"))
+            if known["path"] == path and known["stat"] == before:
+                return str(known["sha256"])
+    digest = file_sha256(path)
+    settled = time.time_ns() - max(before[3], before[4]) > _RACY * 1e9
+    if memo is not None and settled and _signature(os.stat(path)) == before:
+        record = {"path": path, "stat": before, "sha256": digest}
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(memo, lambda fh: fh.write(json.dumps(record).encode("utf-8")))
+    return digest
+
+
+def _signature(st: os.stat_result) -> list[int]:
+    """What identifies one version of a file: device, inode, size, mtime and ctime (ns)."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def entry_path(cache_dir: str | Path, entry_key: str) -> Path:
@@ -202,9 +245,17 @@ def stats(cache_dir: str | Path) -> Stats:
 
 
 def clear(cache_dir: str | Path) -> Stats:
-    """Delete every entry and every leftover file; returns what the entries held."""
+    """Delete every entry, every remembered file hash and every leftover file; returns
+    what the entries held."""
     cache_dir = Path(cache_dir)
     removed = stats(cache_dir)
+    hashes = cache_dir / HASHES
+    if hashes.is_dir():
+        for p in hashes.iterdir():
+            with contextlib.suppress(OSError):
+                p.unlink()
+        with contextlib.suppress(OSError):
+            hashes.rmdir()
     for sub in _buckets(cache_dir):
         for p in sub.iterdir():
             if p.name.endswith((DATA, META)):

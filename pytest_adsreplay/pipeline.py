@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -122,19 +121,12 @@ class ReplaySession:
         from .quality import expects_target
 
         rec = chain.recording
-        sha = self._sha.get(rec.id)
-        if sha is None:
-            try:
-                sha = self._sha[rec.id] = rec.sha256()
-            except OSError:
-                sha = None
         return {
             "run": self.cfg.run_id,
             "rec": rec.id,
             "key": chain.key,
             "variant": chain.variant,
             "path": str(rec.path.parent.resolve() / rec.path.name),
-            "sha256": sha,
             "channel_map": self.cfg.channel_map,
             "channel_map_sha": self._channel_map_sha(),
             "max_gap": self.cfg.max_gap,
@@ -151,24 +143,16 @@ class ReplaySession:
             "timeout": self.cfg.timeout,
         }
 
-    def _hash(self, recordings: list[Recording]) -> None:
-        """Content hashes of ``recordings`` on all CPUs at once (hashlib and file reads
-        release the GIL); ``context`` then finds them. An unreadable file gets none."""
-        todo = list({r.id: r for r in recordings if r.id not in self._sha}.values())
-        if len(todo) < 2:
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        def sha(rec: Recording) -> str | None:
+    def sha256(self, rec: Recording) -> str | None:
+        """The recording's content hash: as its read stage computed it (the session does
+        not hash: the stages do, beside the read), else computed now; None if unreadable."""
+        known = self._sha.get(rec.id)
+        if known is None:
             try:
-                return rec.sha256()
+                known = self._sha[rec.id] = rec.sha256()
             except OSError:
                 return None
-
-        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
-            for rec, digest in zip(todo, pool.map(sha, todo), strict=True):
-                if digest is not None:
-                    self._sha[rec.id] = digest
+        return known
 
     def _channel_map_sha(self) -> str | None:
         """Fingerprint of the session's channel map (None: built-in); ChannelMapError
@@ -196,7 +180,6 @@ class ReplaySession:
                                   "failure_ttl": self.cfg.ttl, "ttl": self.cfg.ttl}  # fmt: skip
         try:
             mine = self._claim(new)
-            self._hash([c.recording for c in mine])
             ctxs = [self.context(c) for c in mine]
             for stage, func, parents in (
                 ("read", stages.read_stage, ()),
@@ -267,16 +250,16 @@ class ReplaySession:
     def _drive(self, chain: Chain) -> None:
         """Embedded mode: run the in-process worker until this chain's db job is terminal.
 
-        One ``work`` call normally runs the whole chain (its read job is first in line,
-        then its aeb and db jobs become ready in the queues the worker looks at first), so
-        the worker's start and stop (a dozen Redis round trips) happen once per chain.
+        One ``run`` normally runs the whole chain (its read job is first in line, then its
+        aeb and db jobs become ready in the queues the worker looks at first); the worker
+        is registered once per session (``cleanup`` unregisters it).
         """
         if self._worker is None:
             self._worker = broker.in_process_worker(self.conn, broker.worker_order(self.queues))
         self._prioritize(chain)
         job = self._db_job(chain)
         while job.get_status(refresh=True).value not in TERMINAL:
-            if not self._worker.work(burst=True, max_jobs=3, logging_level="WARNING"):
+            if not self._worker.run(max_jobs=3):
                 break
 
     #: Set when Redis failed mid-run: every later wait fails at once with this error.
@@ -386,6 +369,8 @@ class ReplaySession:
         res = stages.parent_result(self.conn, ctx, "db")
         if "status" not in res:
             return Outcome(rid, var, status="error", stage="db", error=res.get("error"))
+        if res.get("sha256"):
+            self._sha[rid] = str(res["sha256"])
         return Outcome(
             rid,
             var,
@@ -425,7 +410,7 @@ class ReplaySession:
                         variant=chain.variant,
                         status="error",
                         stage="wait",
-                        sha256=self._sha.get(chain.recording.id),
+                        sha256=self.sha256(chain.recording),
                         error="the session ended before this recording was replayed",
                     )
         with contextlib.suppress(Exception):
@@ -437,5 +422,8 @@ class ReplaySession:
 
     def cleanup(self) -> None:
         """Delete this run's data keys and jobs (they would also expire by TTL)."""
+        if self._worker is not None:
+            with contextlib.suppress(Exception):
+                self._worker.close()
         if self.owns_keys:
             broker.delete_run(self.conn, self.cfg.run_id, self.queues)

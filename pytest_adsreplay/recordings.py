@@ -35,6 +35,16 @@ def boundable_kpis() -> tuple[str, ...]:
     return (*EVENT_EXPECTATIONS, *KPI_NAMES)
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex of a file, streamed in 1 MiB blocks (hashlib releases the GIL for
+    each block, so a hash in a thread runs beside Python code on another core)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Bound:
     """One expectation: ``lo <= value <= hi`` (either end may be None) or an exact value."""
@@ -101,11 +111,7 @@ class Recording:
 
     def sha256(self) -> str:
         """Content hash of the recording file (streamed, never fully in memory)."""
-        h = hashlib.sha256()
-        with open(self.path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
+        return file_sha256(self.path)
 
     @cached_property
     def metadata(self) -> dict[str, Any]:

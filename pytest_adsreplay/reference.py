@@ -122,14 +122,23 @@ class TtcAeb:
         self._clear_since: float | None = None
 
     def ttc(self, frame: Mapping[str, float]) -> float:
-        """TTC of the in-path target: inf when not closing, NaN with no (in-path) target."""
-        d = frame.get("target_distance", math.nan)
-        vr = frame.get("target_rel_speed", math.nan)
-        valid = frame.get("target_valid", math.nan)
-        if not (d > 0.0) or vr != vr or valid == 0.0:
-            return math.nan
-        lat = frame.get("target_lateral", math.nan)
-        if abs(lat) > self.max_lateral:
+        """TTC of the in-path target: inf when not closing, NaN with no (in-path) target.
+
+        A replay's frame carries every canonical input (NaN where absent), so the signals
+        are read by subscript, which is cheaper than ``get`` on the read-only frame; a
+        hand-made frame without some of them falls back to ``get`` (missing = NaN).
+        """
+        try:
+            d = frame["target_distance"]
+            vr = frame["target_rel_speed"]
+            valid = frame["target_valid"]
+            lat = frame["target_lateral"]
+        except KeyError:
+            d = frame.get("target_distance", math.nan)
+            vr = frame.get("target_rel_speed", math.nan)
+            valid = frame.get("target_valid", math.nan)
+            lat = frame.get("target_lateral", math.nan)
+        if not (d > 0.0) or vr != vr or valid == 0.0 or abs(lat) > self.max_lateral:
             return math.nan
         return d / -vr if vr < 0.0 else math.inf
 
@@ -140,7 +149,10 @@ class TtcAeb:
         # False for NaN (no in-path target) and inf (not closing); the hysteresis band
         # keeps a threat alive through noise once it has crossed fcw_ttc.
         critical = ttc <= self.fcw_ttc + self.hysteresis
-        speed = frame.get("ego_speed", math.nan)
+        try:
+            speed = frame["ego_speed"]
+        except KeyError:
+            speed = math.nan
         state = self.state
 
         if critical and speed >= self.min_speed:

@@ -264,8 +264,8 @@ class ReplayRun:
 
     # -- baseline and report (issue 6) ---------------------------------------------------
     def sha256(self, rec: Recording) -> str:
-        """The recording's content hash: the one the session computed for its chain."""
-        known = getattr(self.session, "_sha", {}).get(rec.id) if self.session else None
+        """The recording's content hash: the one its read stage computed."""
+        known = self.session.sha256(rec) if self.session else None
         return known or rec.sha256()
 
     @property

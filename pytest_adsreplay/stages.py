@@ -13,6 +13,7 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -154,19 +155,28 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     entry for this file, map, grid and gate settings exists (:mod:`.cache`), and a fresh
     read that passed the gate is stored there. The result says ``cache`` = hit, miss or
     off, the stage's own ``seconds`` and of those ``decode_seconds``, the time to get the
-    signals (a read, or a cache hit) before handing them to the aeb stage.
+    signals (a read, or a cache hit) before handing them to the aeb stage, and the
+    file's ``sha256`` (for the results row). With the cache the hash comes first (it is
+    the key; remembered per file, see ``cache.content_hash``); without it the file is
+    hashed in a thread while it is read.
     """
     from . import replay
     from .errors import SidecarError
 
     started = time.perf_counter()
     conn = _connection()
-    if ctx.get("problem"):  # a broken sidecar: record the error, read nothing
-        return _failure("read", SidecarError(str(ctx["problem"]), recording=ctx["rec"]))
+    cache_dir = ctx.get("cache_dir") or None
+    sha: str | None = ctx.get("sha256")
+    hashing = None if sha or cache_dir else _Hashing(ctx["path"])
+    entry_key = hit = None
     try:
+        if cache_dir and not sha:
+            sha = _content_hash(ctx["path"], cache_dir)
+        if ctx.get("problem"):  # a broken sidecar: record the error, read nothing
+            raise SidecarError(str(ctx["problem"]), recording=ctx["rec"])
         cmap = _channel_map(ctx)
-        entry_key = _cache_key(ctx, cmap)
-        hit = cache.load(ctx["cache_dir"], entry_key) if entry_key else None
+        entry_key = _cache_key(ctx, cmap, sha) if cache_dir else None
+        hit = cache.load(cache_dir, entry_key) if entry_key and cache_dir else None
         if hit is not None:
             t, values, sources = hit.t, hit.values, hit.sources
         else:
@@ -177,10 +187,12 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
             )  # fmt: skip
             t, values, sources = sig.t, sig.values, sig.sources
             del sig  # its raw traces: only the gate needed them
-            if entry_key:
-                cache.store(ctx["cache_dir"], entry_key, t, values, sources)
+            if entry_key and cache_dir:
+                cache.store(cache_dir, entry_key, t, values, sources)
     except AdsReplayError as exc:
-        return _failure("read", exc.with_recording(ctx["rec"]))
+        failed = _failure("read", exc.with_recording(ctx["rec"]))
+        failed["sha256"] = sha or (hashing.result() if hashing else None)
+        return failed
     decoded = time.perf_counter()
     save_arrays(conn, data_key(ctx, "signals"), {"t": t, **values}, int(ctx["ttl"]))
     return {
@@ -189,21 +201,52 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         "n": len(t),
         "sources": dict(sources),
         "cache": "off" if not entry_key else "hit" if hit is not None else "miss",
+        "sha256": sha or (hashing.result() if hashing else None),
         "seconds": time.perf_counter() - started,
         "decode_seconds": decoded - started,
     }
+
+
+class _Hashing:
+    """The sha256 of a file, computed in a thread (hashlib releases the GIL per block,
+    so it runs beside the read on another core); ``result`` is None for an unreadable
+    file (the read says why)."""
+
+    def __init__(self, path: str):
+        import threading
+
+        self._digest: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        from .recordings import file_sha256
+
+        with contextlib.suppress(OSError):
+            self._digest = file_sha256(path)
+
+    def result(self) -> str | None:
+        self._thread.join()
+        return self._digest
+
+
+def _content_hash(path: str, cache_dir: str) -> str | None:
+    try:
+        return cache.content_hash(path, cache_dir)
+    except OSError:  # unreadable: no cache key; the read reports why
+        return None
 
 
 def _max_gap(ctx: Mapping[str, Any]) -> float:
     return float(ctx.get("max_gap") or 0.2)
 
 
-def _cache_key(ctx: Mapping[str, Any], cmap: Any) -> str | None:
-    """The decoded-signal cache key of this read, or None (cache off, or no file hash)."""
-    if not ctx.get("cache_dir") or not ctx.get("sha256"):
+def _cache_key(ctx: Mapping[str, Any], cmap: Any, sha: str | None) -> str | None:
+    """The decoded-signal cache key of this read, or None (no file hash)."""
+    if not sha:
         return None
     return cache.key(
-        sha256=str(ctx["sha256"]),
+        sha256=sha,
         channel_map=cmap.fingerprint(),
         cycle_time=float(ctx["cycle_time"]),
         max_gap=_max_gap(ctx),
@@ -256,7 +299,7 @@ def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
             )
         except AdsReplayError as exc:
             outcome.update(status=exc.outcome, stage="db", error=str(exc))
-    sha = ctx.get("sha256")
+    sha = ctx.get("sha256") or read.get("sha256")
     store = open_store(ctx["db"])
     store.write_result(
         ctx["run"],

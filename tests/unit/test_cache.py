@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +294,8 @@ def _sha(path: Path) -> str:
 
 def _ctx(path: Path, cache_dir: Path | None, **changes: Any) -> dict[str, Any]:
     ctx = {
-        "run": "r1", "rec": path.name, "key": "k1", "path": str(path), "sha256": _sha(path),
+        "run": "r1", "rec": path.name, "key": "k1", "path": str(path),
+        "sha256": changes.pop("sha256") if "sha256" in changes else _sha(path),
         "channel_map": None, "channel_map_sha": None, "max_gap": 0.2, "nominal_speed": None,
         "expect_target": None, "problem": None, "cycle_time": 0.01, "ttl": 600,
         "cache_dir": None if cache_dir is None else str(cache_dir),
@@ -393,10 +396,81 @@ def test_a_recording_the_gate_rejects_is_not_cached(tmp_path: Path, conn: Any) -
     assert cache.stats(tmp_path / "c").entries == 0
 
 
-def test_no_file_hash_means_no_cache(tmp_path: Path, conn: Any) -> None:
+def test_the_stage_hashes_the_file_itself(tmp_path: Path, conn: Any) -> None:
     rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
-    assert stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))["cache"] == "off"
+    off = stages.read_stage(_ctx(rec, None, sha256=None))  # hashed in a thread beside the read
+    cold = stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))
+    warm = stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))
+    assert (off["cache"], cold["cache"], warm["cache"]) == ("off", "miss", "hit")
+    assert off["sha256"] == cold["sha256"] == warm["sha256"] == _sha(rec)
+
+
+def test_an_unreadable_file_has_no_hash_and_no_entry(tmp_path: Path, conn: Any) -> None:
+    for cache_dir in (None, tmp_path / "c"):
+        res = stages.read_stage(_ctx(tmp_path / "gone.mf4", cache_dir, sha256=None))
+        assert res["ok"] is False and res["sha256"] is None
+        assert "gone.mf4" in res["error"]
     assert cache.stats(tmp_path / "c").entries == 0
+
+
+def test_a_file_changed_in_place_is_hashed_again_and_misses(
+    tmp_path: Path, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same size, mtime set back: the ctime (which no user-space call can set back) and
+    the content differ, so neither the remembered hash nor the old entry is used."""
+    monkeypatch.setattr(cache, "_RACY", 0.2)
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40.5)
+    time.sleep(0.3)  # settled: its hash is remembered
+    first = _ctx(rec, tmp_path / "c", sha256=None)
+    before = stages.read_stage(first)
+    assert before["cache"] == "miss" and before["sha256"] == _sha(rec)
+    assert len(list((tmp_path / "c" / cache.HASHES).iterdir())) == 1
+    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    st = rec.stat()
+    data = bytearray(rec.read_bytes())
+    data[data.find(np.float64(40.5).tobytes())] ^= 0x01  # lowest mantissa bit of a sample
+    rec.write_bytes(bytes(data))
+    os.utime(rec, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rec.stat().st_size == st.st_size and rec.stat().st_mtime_ns == st.st_mtime_ns
+    second = stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))
+    assert second["cache"] == "miss" and second["sha256"] == _sha(rec) != before["sha256"]
+    changed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    assert changed[0] != speed[0] and changed[1] == speed[1]
+
+
+def test_remembered_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_RACY", 0.2)
+    rec = tmp_path / "r.mf4"
+    rec.write_bytes(b"MDF     " + bytes(5000))
+    digest = _sha(rec)
+    # a file changed within _RACY of being hashed is not remembered ("racy clean")
+    assert cache.content_hash(rec, tmp_path / "c") == digest
+    assert not (tmp_path / "c" / cache.HASHES).exists()
+    time.sleep(0.3)
+    assert cache.content_hash(rec, tmp_path / "c") == digest
+    (memo,) = (tmp_path / "c" / cache.HASHES).iterdir()
+
+    import pytest_adsreplay.recordings as recordings
+
+    def no_reading(path: Any) -> str:
+        raise AssertionError("the file was read again")
+
+    monkeypatch.setattr(recordings, "file_sha256", no_reading)
+    assert cache.content_hash(rec, tmp_path / "c") == digest  # remembered: not read
+    # a copy put in its place keeps size and mtime but is another inode: hashed again
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "_RACY", 0.2)
+    copy = tmp_path / "copy.mf4"
+    copy.write_bytes(b"MDF     " + bytes(4999) + b"\x01")
+    os.utime(copy, ns=(rec.stat().st_atime_ns, rec.stat().st_mtime_ns))
+    os.replace(copy, rec)
+    assert cache.content_hash(rec, tmp_path / "c") == _sha(rec) != digest
+    # a broken memo is ignored; clear removes the memos with the entries
+    memo.write_text("{not json")
+    assert cache.content_hash(rec, tmp_path / "c") == _sha(rec)
+    cache.clear(tmp_path / "c")
+    assert not (tmp_path / "c" / cache.HASHES).exists()
+    assert cache.content_hash(rec, None) == _sha(rec)  # no cache dir: just hashed
 
 
 def test_a_corrupt_entry_is_read_again_and_replaced(tmp_path: Path, conn: Any) -> None:
