@@ -7,11 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from pytest_adsreplay import function
 from pytest_adsreplay.errors import FunctionError, FunctionLoadError
 from pytest_adsreplay.function import declared_cycle_time, load_function, run_function
 
 T = np.arange(0, 1, 0.01)
 SIGNALS = {"ego_speed": np.full(T.size, 10.0), "target_distance": np.linspace(20, 10, T.size)}
+
+
+@pytest.fixture(autouse=True, params=[function.CHUNK, 7, 1], ids=["chunk", "chunk7", "chunk1"])
+def chunk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every test also runs with chunks of 7 and 1 cycles, so each irregular result,
+    exception and bad value lands mid-chunk, on a chunk's first cycle and after
+    checked chunks."""
+    monkeypatch.setattr(function, "CHUNK", request.param)
+    return int(request.param)
 
 
 class Good:
