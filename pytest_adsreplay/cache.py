@@ -150,6 +150,40 @@ def load(cache_dir: str | Path, entry_key: str) -> Entry | None:
     return Entry(table[0], dict(zip(names, table[1:], strict=True)), sources)
 
 
+def check(cache_dir: str | Path, entry_key: str) -> dict[str, Any] | None:
+    """The metadata of a complete entry (``names``, ``sources``, ``samples``) without
+    loading its data, or None (missing, or broken: then it is deleted). The data file
+    must have exactly the size its metadata implies; :func:`load` checks the rest."""
+    data = entry_path(cache_dir, entry_key)
+    try:
+        meta = json.loads(data.with_suffix(META).read_text(encoding="utf-8"))
+        if meta.get("key") != entry_key or meta.get("format") != FORMAT:
+            raise ValueError("entry of another key")
+        rows, samples = len(meta["names"]) + 1, int(meta["samples"])
+        if data.stat().st_size != _header_size(rows, samples) + _DTYPE.itemsize * rows * samples:
+            raise ValueError("data file of another size")
+        meta["sources"] = {str(k): str(v) for k, v in dict(meta["sources"]).items()}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        _delete(data)
+        return None
+    return dict(meta)
+
+
+def _header_size(rows: int, samples: int) -> int:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, _header(rows, samples))
+    return buf.tell()
+
+
+def _header(rows: int, samples: int) -> dict[str, Any]:
+    return {"descr": np.lib.format.dtype_to_descr(_DTYPE), "fortran_order": False,
+            "shape": (rows, samples)}  # fmt: skip
+
+
 def _delete(data: Path) -> None:
     for p in (data, data.with_suffix(META)):
         with contextlib.suppress(OSError):
@@ -176,8 +210,7 @@ def store(
         raise ValueError("every signal must have one sample per grid point")
     meta = {"key": entry_key, "format": FORMAT, "names": list(values),
             "sources": dict(sources), "samples": int(rows[0].size)}  # fmt: skip
-    header = {"descr": np.lib.format.dtype_to_descr(_DTYPE), "fortran_order": False,
-              "shape": (len(rows), rows[0].size)}  # fmt: skip
+    header = _header(len(rows), rows[0].size)
     try:
         data.parent.mkdir(parents=True, exist_ok=True)
 

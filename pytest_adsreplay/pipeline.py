@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import broker, stages
-from .errors import BrokerError, StageError
+from .errors import AdsReplayError, BrokerError, StageError
 from .recordings import Recording
 
 TERMINAL = ("finished", "failed", "stopped", "canceled")
@@ -382,12 +382,16 @@ class ReplaySession:
         )
 
     def arrays(self, chain: Chain) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(signals incl. ``t``, outputs) of a finished chain, read from Redis."""
-        ctx = {"run": self.cfg.run_id, "key": chain.key}
-        return (
-            stages.load_arrays(self.conn, stages.data_key(ctx, "signals")),
-            stages.load_arrays(self.conn, stages.data_key(ctx, "outputs")),
-        )
+        """(signals incl. ``t``, outputs) of a finished chain: outputs from Redis, signals
+        where its read stage handed them over (Redis or the decoded-signal cache); empty
+        when there are none."""
+        ctx = self.context(chain)
+        read = stages.parent_result(self.conn, ctx, "read")
+        try:
+            signals = stages.load_signals(self.conn, ctx, read) if read.get("ok") else {}
+        except AdsReplayError:
+            signals = {}
+        return signals, stages.load_arrays(self.conn, stages.data_key(ctx, "outputs"))
 
     # -- end ---------------------------------------------------------------------------
     def unfinished(self) -> list[Chain]:

@@ -10,7 +10,7 @@ found in CI reproduces here without any queue::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,29 @@ class ReplayResult:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.kpis.items() if k != "activations")
         return f"ReplayResult({self.recording!r}, {shown})"
 
+    @classmethod
+    def deferred(
+        cls, load: Callable[[], tuple[dict[str, Any], dict[str, Any]]], **fields: Any
+    ) -> ReplayResult:
+        """A result whose ``t``, ``signals`` and ``outputs`` come from ``load()`` (signals
+        with ``t``, outputs) on first use: the plugin's, as most tests read only KPIs."""
+        result = cls(t=np.zeros(0), signals={}, outputs={}, **fields)
+        for name in _ARRAYS:
+            del result.__dict__[name]
+        result.__dict__["_load"] = load
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        load = self.__dict__.get("_load") if name in _ARRAYS else None
+        if load is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        signals, outputs = load()
+        del self.__dict__["_load"]
+        self.t, self.signals, self.outputs = signals.get("t"), signals, outputs
+        return getattr(self, name)
+
+
+_ARRAYS = ("t", "signals", "outputs")
 
 _KPI_FIELDS = frozenset(
     {

@@ -171,13 +171,10 @@ class ReplayRun:
 
     def result(self, chain: Chain, outcome: Outcome) -> ReplayResult:
         assert self.session is not None
-        signals, outputs = self.session.arrays(chain)
-        t = signals.get("t")
-        return ReplayResult(
+        session = self.session
+        return ReplayResult.deferred(
+            lambda: session.arrays(chain),
             recording=chain.recording.id,
-            t=t,  # type: ignore[arg-type]
-            signals=signals,
-            outputs=outputs,
             kpis=dict(outcome.kpis),
             cycle_time=self.session.cfg.cycle_time,
             function=self.session.cfg.function,

@@ -3,7 +3,8 @@
 Rules (ECOSYSTEM_NOTES §1): importable module-level functions, one small JSON-able
 ``ctx`` dict in, a small JSON-able dict out, no module state. Signal arrays never travel
 as job arguments or pickles: they sit in Redis hashes as raw little-endian float64
-buffers with a TTL (``save_arrays``/``load_arrays``).
+buffers with a TTL (``save_arrays``/``load_arrays``), or, with the decoded-signal cache,
+in its content-addressed entry on disk (``load_signals``).
 
 Every stage ends a chain explicitly: an expected failure (bad file, function error) is
 returned as ``{"ok": False, ...}``; the aeb and db jobs depend on their parents with
@@ -149,18 +150,19 @@ def _channel_map(ctx: Mapping[str, Any]) -> Any:
 
 
 def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
-    """MF4 → canonical signals on the cycle grid, stored in Redis for the aeb stage.
+    """MF4 → canonical signals on the cycle grid, handed to the aeb stage.
 
-    With ``ctx["cache_dir"]`` the signals come from the decoded-signal cache when an
-    entry for this file, map, grid and gate settings exists (:mod:`.cache`), and a fresh
-    read that passed the gate is stored there. The result says ``cache`` = hit, miss or
-    off, the stage's own ``seconds`` and of those ``decode_seconds``, the time to get the
-    signals (a read, or a cache hit) before handing them to the aeb stage, and the
-    file's ``sha256`` (for the results row). With the cache the hash comes first (it is
-    the key; remembered per file, see ``cache.content_hash``); without it the file is
-    hashed in a thread while it is read.
+    Without the decoded-signal cache the signals are stored in Redis as raw buffers.
+    With ``ctx["cache_dir"]`` they are handed over as the cache entry's key (SPEC: "or in
+    a content-addressed cache"): a hit is checked (metadata and size) but not loaded, a
+    fresh read that passed the gate is stored there (:mod:`.cache`); the next stages
+    load the entry (:func:`load_signals`), or decode the recording again if it is not
+    on their host. The result says ``cache`` = hit, miss or off, the stage's own
+    ``seconds`` and of those ``decode_seconds``, the time to get the signals (a read, or
+    checking a hit), and the file's ``sha256`` (for the results row). With the cache the
+    hash comes first (it is the key; remembered per file, see ``cache.content_hash``);
+    without it the file is hashed in a thread while it is read.
     """
-    from . import replay
     from .errors import SidecarError
 
     started = time.perf_counter()
@@ -168,7 +170,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     cache_dir = ctx.get("cache_dir") or None
     sha: str | None = ctx.get("sha256")
     hashing = None if sha or cache_dir else _Hashing(ctx["path"])
-    entry_key = hit = None
+    entry_key = handoff = None
     try:
         if cache_dir and not sha:
             sha = _content_hash(ctx["path"], cache_dir)
@@ -176,35 +178,64 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
             raise SidecarError(str(ctx["problem"]), recording=ctx["rec"])
         cmap = _channel_map(ctx)
         entry_key = _cache_key(ctx, cmap, sha) if cache_dir else None
-        hit = cache.load(cache_dir, entry_key) if entry_key and cache_dir else None
-        if hit is not None:
-            t, values, sources = hit.t, hit.values, hit.sources
+        meta = cache.check(cache_dir, entry_key) if entry_key and cache_dir else None
+        if meta is not None:
+            n, sources, handoff = int(meta["samples"]), meta["sources"], entry_key
         else:
-            sig = replay.read(
-                ctx["path"], cmap, float(ctx["cycle_time"]), recording_id=ctx["rec"],
-                max_gap=_max_gap(ctx), nominal_speed=ctx.get("nominal_speed"),
-                expect_target=ctx.get("expect_target"),
-            )  # fmt: skip
-            t, values, sources = sig.t, sig.values, sig.sources
-            del sig  # its raw traces: only the gate needed them
-            if entry_key and cache_dir:
-                cache.store(cache_dir, entry_key, t, values, sources)
+            entry = _decode(ctx, cmap)
+            n, sources = len(entry.t), entry.sources
+            if entry_key and cache_dir and cache.store(cache_dir, entry_key, entry.t,
+                                                       entry.values, sources):  # fmt: skip
+                handoff = entry_key
     except AdsReplayError as exc:
         failed = _failure("read", exc.with_recording(ctx["rec"]))
         failed["sha256"] = sha or (hashing.result() if hashing else None)
         return failed
     decoded = time.perf_counter()
-    save_arrays(conn, data_key(ctx, "signals"), {"t": t, **values}, int(ctx["ttl"]))
+    if handoff is None:
+        save_arrays(conn, data_key(ctx, "signals"), {"t": entry.t, **entry.values},
+                    int(ctx["ttl"]))  # fmt: skip
     return {
         "ok": True,
         "stage": "read",
-        "n": len(t),
+        "n": n,
         "sources": dict(sources),
-        "cache": "off" if not entry_key else "hit" if hit is not None else "miss",
+        "cache": "off" if not entry_key else "hit" if meta is not None else "miss",
+        "signals_cache": handoff,
         "sha256": sha or (hashing.result() if hashing else None),
         "seconds": time.perf_counter() - started,
         "decode_seconds": decoded - started,
     }
+
+
+def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
+    """Read, resample and gate the recording (raises AdsReplayError)."""
+    from . import replay
+
+    sig = replay.read(
+        ctx["path"], cmap, float(ctx["cycle_time"]), recording_id=ctx["rec"],
+        max_gap=_max_gap(ctx), nominal_speed=ctx.get("nominal_speed"),
+        expect_target=ctx.get("expect_target"),
+    )  # fmt: skip
+    # only the grid and the values: the raw traces were for the gate
+    return cache.Entry(sig.t, sig.values, dict(sig.sources))
+
+
+def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:
+    """The signals (with ``t``) a successful read stage handed over: from its cache
+    entry, or from Redis. An entry this host does not have (another host's cache, or
+    cleared meanwhile) is decoded again from the recording and stored; raises
+    AdsReplayError if that fails."""
+    ref = read.get("signals_cache")
+    if not ref:
+        return load_arrays(conn, data_key(ctx, "signals"))
+    cache_dir = ctx.get("cache_dir")
+    entry = cache.load(cache_dir, str(ref)) if cache_dir else None
+    if entry is None:
+        entry = _decode(ctx, _channel_map(ctx))
+        if cache_dir:
+            cache.store(cache_dir, str(ref), entry.t, entry.values, entry.sources)
+    return {"t": entry.t, **entry.values}
 
 
 class _Hashing:
@@ -264,9 +295,9 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     parent = parent_result(conn, ctx, "read")
     if not parent.get("ok"):
         return {"ok": False, "stage": "aeb", "skipped": True}
-    arrays = load_arrays(conn, data_key(ctx, "signals"))
-    t = arrays.pop("t")
     try:
+        arrays = load_signals(conn, ctx, parent)
+        t = arrays.pop("t")
         fn = load_function(ctx["function"], ctx.get("params") or {})
         outputs = replay.step(fn, t, arrays, recording_id=ctx["rec"])
     except AdsReplayError as exc:
@@ -290,10 +321,10 @@ def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         outcome.update(status=bad.get("outcome", "error"), stage=bad.get("stage"),
                        error=bad.get("error"))  # fmt: skip
     else:
-        arrays = load_arrays(conn, data_key(ctx, "signals"))
         outputs = load_arrays(conn, data_key(ctx, "outputs"))
-        t = arrays.pop("t")
         try:
+            arrays = load_signals(conn, ctx, read)
+            t = arrays.pop("t")
             outcome["kpis"] = replay.kpis(
                 t, arrays, outputs, replay.kpi_settings(**ctx["settings"])
             )

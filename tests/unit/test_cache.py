@@ -19,6 +19,7 @@ import pytest
 from adsreplay_testkit import write_approach
 
 from pytest_adsreplay import cache, cli, stages
+from pytest_adsreplay.errors import AdsReplayError
 from pytest_adsreplay.signals import ChannelMap
 
 T = np.arange(0.0, 1.0, 0.01)
@@ -304,27 +305,48 @@ def _ctx(path: Path, cache_dir: Path | None, **changes: Any) -> dict[str, Any]:
     return ctx
 
 
-def _stored(conn: Any, ctx: dict[str, Any]) -> dict[str, bytes]:
-    raw = conn.hgetall(stages.data_key(ctx, "signals"))
-    return {k.decode(): v for k, v in raw.items()}
+def _stored(conn: Any, ctx: dict[str, Any], res: dict[str, Any]) -> dict[str, bytes]:
+    """The signals the next stages get from read result ``res`` (Redis or cache entry)."""
+    return {k: np.asarray(v).tobytes() for k, v in stages.load_signals(conn, ctx, res).items()}
 
 
 def test_a_hit_gives_bit_identical_signals(tmp_path: Path, conn: Any) -> None:
     rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
     plain = stages.read_stage(_ctx(rec, None))
-    assert plain["cache"] == "off"
-    uncached = _stored(conn, _ctx(rec, None))
+    assert plain["cache"] == "off" and plain["signals_cache"] is None
+    uncached = _stored(conn, _ctx(rec, None), plain)
+    assert set(uncached) == {"t", *plain["sources"]}
 
+    conn.flushall()
     cold = stages.read_stage(_ctx(rec, tmp_path / "c"))
     assert cold["cache"] == "miss" and cache.stats(tmp_path / "c").entries == 1
-    assert _stored(conn, _ctx(rec, None)) == uncached
     warm = stages.read_stage(_ctx(rec, tmp_path / "c"))
     assert warm["cache"] == "hit"
-    assert _stored(conn, _ctx(rec, None)) == uncached
     for res in (cold, warm):
+        # handed over as the entry's key: nothing went through Redis
+        assert res["signals_cache"] and not conn.keys("adsreplay:*")
+        assert _stored(conn, _ctx(rec, tmp_path / "c"), res) == uncached
         assert {k: res[k] for k in ("ok", "n", "sources")} == {
             k: plain[k] for k in ("ok", "n", "sources")
         }
+
+
+def test_an_entry_the_next_stage_cannot_find_is_decoded_again(tmp_path: Path, conn: Any) -> None:
+    """A worker on another host (or a cleared cache) decodes the recording again."""
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    plain = stages.read_stage(_ctx(rec, None))
+    want = _stored(conn, _ctx(rec, None), plain)
+    ctx = _ctx(rec, tmp_path / "c")
+    res = stages.read_stage(ctx)
+    cache.clear(tmp_path / "c")
+    assert _stored(conn, ctx, res) == want
+    assert cache.stats(tmp_path / "c").entries == 1  # stored again for the next consumer
+    elsewhere = _ctx(rec, tmp_path / "other-host")
+    assert _stored(conn, elsewhere, res) == want
+    rec.unlink()
+    cache.clear(tmp_path / "other-host")
+    with pytest.raises(AdsReplayError, match="a.mf4"):
+        stages.load_signals(conn, elsewhere, res)
 
 
 def _hit_after(tmp_path: Path, conn: Any, first: dict[str, Any], second: dict[str, Any]) -> str:
@@ -335,8 +357,7 @@ def _hit_after(tmp_path: Path, conn: Any, first: dict[str, Any], second: dict[st
 def test_a_changed_byte_of_the_file_is_a_miss(tmp_path: Path, conn: Any) -> None:
     rec = write_approach(tmp_path / "a.mf4", ego_kph=40.5)
     first = _ctx(rec, tmp_path / "c")
-    stages.read_stage(first)
-    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    speed = np.frombuffer(_stored(conn, first, stages.read_stage(first))["ego_speed"])
     data = bytearray(rec.read_bytes())
     at = data.find(np.float64(40.5).tobytes())  # the first VehSpd sample
     assert at > 0
@@ -344,8 +365,9 @@ def test_a_changed_byte_of_the_file_is_a_miss(tmp_path: Path, conn: Any) -> None
     rec.write_bytes(bytes(data))
     second = _ctx(rec, tmp_path / "c")
     assert second["sha256"] != first["sha256"]
-    assert stages.read_stage(second)["cache"] == "miss"
-    changed = np.frombuffer(_stored(conn, second)["ego_speed"])
+    res = stages.read_stage(second)
+    assert res["cache"] == "miss"
+    changed = np.frombuffer(_stored(conn, second, res)["ego_speed"])
     assert changed[0] != speed[0] and changed[1] == speed[1]
     assert stages.read_stage(second)["cache"] == "hit"
 
@@ -355,12 +377,12 @@ def test_a_changed_channel_map_is_a_miss(tmp_path: Path, conn: Any) -> None:
     cmap = tmp_path / "map.toml"
     cmap.write_text('[signals.ego_speed]\nchannels = ["VehSpd"]\nunit = "km/h"\n')
     first = _ctx(rec, tmp_path / "c", channel_map=str(cmap))
-    stages.read_stage(first)
-    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    speed = np.frombuffer(_stored(conn, first, stages.read_stage(first))["ego_speed"])
     cmap.write_text('[signals.ego_speed]\nchannels = ["VehSpd"]\nscale = 0.5\n')
     second = _ctx(rec, tmp_path / "c", channel_map=str(cmap))
-    assert stages.read_stage(second)["cache"] == "miss"
-    assert np.frombuffer(_stored(conn, second)["ego_speed"])[0] == 0.5 * 40.0 != speed[0]
+    res = stages.read_stage(second)
+    assert res["cache"] == "miss"
+    assert np.frombuffer(_stored(conn, second, res)["ego_speed"])[0] == 0.5 * 40.0 != speed[0]
 
 
 def test_a_changed_dbc_file_changes_the_map_fingerprint(tmp_path: Path) -> None:
@@ -425,7 +447,7 @@ def test_a_file_changed_in_place_is_hashed_again_and_misses(
     before = stages.read_stage(first)
     assert before["cache"] == "miss" and before["sha256"] == _sha(rec)
     assert len(list((tmp_path / "c" / cache.HASHES).iterdir())) == 1
-    speed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    speed = np.frombuffer(_stored(conn, first, before)["ego_speed"])
     st = rec.stat()
     data = bytearray(rec.read_bytes())
     data[data.find(np.float64(40.5).tobytes())] ^= 0x01  # lowest mantissa bit of a sample
@@ -434,7 +456,7 @@ def test_a_file_changed_in_place_is_hashed_again_and_misses(
     assert rec.stat().st_size == st.st_size and rec.stat().st_mtime_ns == st.st_mtime_ns
     second = stages.read_stage(_ctx(rec, tmp_path / "c", sha256=None))
     assert second["cache"] == "miss" and second["sha256"] == _sha(rec) != before["sha256"]
-    changed = np.frombuffer(_stored(conn, first)["ego_speed"])
+    changed = np.frombuffer(_stored(conn, first, second)["ego_speed"])
     assert changed[0] != speed[0] and changed[1] == speed[1]
 
 
@@ -476,13 +498,12 @@ def test_remembered_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_a_corrupt_entry_is_read_again_and_replaced(tmp_path: Path, conn: Any) -> None:
     rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
     ctx = _ctx(rec, tmp_path / "c")
-    stages.read_stage(ctx)
-    good = _stored(conn, ctx)
+    good = _stored(conn, ctx, stages.read_stage(ctx))
     (entry,) = (tmp_path / "c").glob("*/*.npy")
     entry.write_bytes(entry.read_bytes()[:100])
     res = stages.read_stage(ctx)
     assert res["ok"] and res["cache"] == "miss"
-    assert _stored(conn, ctx) == good
+    assert _stored(conn, ctx, res) == good
     assert stages.read_stage(ctx)["cache"] == "hit"
 
 
@@ -492,3 +513,5 @@ def test_an_unwritable_cache_dir_still_reads(tmp_path: Path, conn: Any) -> None:
     blocker.write_text("x")
     res = stages.read_stage(_ctx(rec, blocker))
     assert res["ok"] and res["cache"] == "miss"
+    assert res["signals_cache"] is None  # not stored: handed over through Redis instead
+    assert set(_stored(conn, _ctx(rec, blocker), res)) == {"t", *res["sources"]}
