@@ -23,9 +23,9 @@ evicts: see ``adsreplay cache info|clear|prune``.
 
 Hash memos live in ``<dir>/hashes/``: one small JSON file per recording path holding the
 file's device, inode, size, mtime and ctime (ns) and its sha256. Any write to a file
-changes its ctime (which no user-space call can set back), and a copy or a checkout is
-a new inode, so a changed file never reuses an old hash. As in git's "racy clean" rule a
-hash is only remembered when the file was last changed more than
+changes its ctime on POSIX file systems (no user-space call can set it back), and a copy
+or a checkout is a new inode, so a changed file never reuses an old hash. As in git's
+"racy clean" rule a hash is only remembered when the file was last changed more than
 :data:`_RACY` seconds before it was read, and when its ``stat`` did not change while it
 was being hashed.
 """
@@ -52,7 +52,7 @@ DATA, META = ".npy", ".json"
 _DTYPE = np.dtype("<f8")
 _STALE = 3600.0  # s: a temporary or half-written file this old was left by a killed writer
 HASHES = "hashes"
-_RACY = 2.0  # s: a file changed this recently is hashed again next time
+_RACY = 3.0  # s: a file changed this recently is hashed again next time (> FAT's 2 s)
 
 
 def key(
@@ -83,11 +83,17 @@ def key(
 
 def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
     """sha256 of the file at ``path``, remembered in ``cache_dir`` by its ``stat``
-    signature (see the module docstring); OSError when the file cannot be read."""
+    signature (see the module docstring); OSError when the file cannot be read.
+
+    The signature is taken with ``fstat`` on the opened file: opening revalidates a
+    network file system's cached attributes (NFS close-to-open), where a plain ``stat``
+    may answer from a cache for up to a minute.
+    """
     from .recordings import file_sha256
 
     path = os.path.abspath(path)
-    before = _signature(os.stat(path))
+    with open(path, "rb") as fh:
+        before = _signature(os.fstat(fh.fileno()))
     memo = (
         Path(cache_dir) / HASHES / (hashlib.sha256(path.encode("utf-8")).hexdigest() + META)
         if cache_dir
@@ -100,17 +106,29 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
                 return str(known["sha256"])
     digest = file_sha256(path)
     settled = time.time_ns() - max(before[3], before[4]) > _RACY * 1e9
-    if memo is not None and settled and _signature(os.stat(path)) == before:
-        record = {"path": path, "stat": before, "sha256": digest}
-        with contextlib.suppress(OSError):
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            _atomic(memo, lambda fh: fh.write(json.dumps(record).encode("utf-8")))
+    if memo is not None and settled:
+        with open(path, "rb") as fh:
+            unchanged = _signature(os.fstat(fh.fileno())) == before
+        if unchanged:
+            record = {"path": path, "stat": before, "sha256": digest}
+            with contextlib.suppress(OSError):
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                _atomic(memo, lambda fh: fh.write(json.dumps(record).encode("utf-8")))
     return digest
 
 
 def _signature(st: os.stat_result) -> list[int]:
     """What identifies one version of a file: device, inode, size, mtime and ctime (ns)."""
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def is_key(text: object) -> bool:
+    """True for a well-formed entry key (64 lowercase hex digits): keys read back from
+    Redis name files, so nothing else may reach :func:`entry_path`."""
+    return isinstance(text, str) and len(text) == 64 and all(c in _HEX for c in text)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def entry_path(cache_dir: str | Path, entry_key: str) -> Path:
@@ -157,6 +175,8 @@ def check(cache_dir: str | Path, entry_key: str) -> dict[str, Any] | None:
     data = entry_path(cache_dir, entry_key)
     try:
         meta = json.loads(data.with_suffix(META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise TypeError("metadata is not an object")
         if meta.get("key") != entry_key or meta.get("format") != FORMAT:
             raise ValueError("entry of another key")
         rows, samples = len(meta["names"]) + 1, int(meta["samples"])
@@ -300,10 +320,19 @@ def clear(cache_dir: str | Path) -> Stats:
 
 
 def prune(cache_dir: str | Path, max_bytes: int) -> Stats:
-    """Delete the least recently used entries until at most ``max_bytes`` remain, and the
-    files killed writers left (older than an hour). Returns what went."""
+    """Delete the least recently used entries until at most ``max_bytes`` remain, the
+    files killed writers left (older than an hour) and the remembered hashes of files
+    that no longer exist. Returns what went (entries)."""
     cache_dir = Path(cache_dir)
     stale = time.time() - _STALE
+    hashes = cache_dir / HASHES
+    for p in hashes.iterdir() if hashes.is_dir() else ():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if p.name.startswith(".tmp-"):
+                if p.stat().st_mtime < stale:
+                    p.unlink()
+            elif not os.path.exists(json.loads(p.read_text(encoding="utf-8"))["path"]):
+                p.unlink()
     for sub in _buckets(cache_dir):
         for p in sub.iterdir():
             with contextlib.suppress(OSError):

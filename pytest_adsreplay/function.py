@@ -125,7 +125,7 @@ def declared_cycle_time(fn: Any) -> float | None:
 def _user_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` without this module's own frames."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, _GENERATED):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
@@ -171,7 +171,10 @@ def run_function(
     for name in inputs:
         arrays[name] = None  # NaN throughout
     for name, arr in signals.items():
-        arrays[name] = np.asarray(arr, dtype=np.float64)
+        values = np.asarray(arr, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"signal {name!r} has shape {values.shape}; t has {n} samples")
+        arrays[name] = values
     make_frame, fast_loop = _frame_builder(tuple(arrays))
     nan_chunk = [math.nan] * min(n, CHUNK)
 
@@ -250,6 +253,9 @@ def run_function(
 #: Cycles per chunk: 4096 cycles of 8 signals are about 0.8 MB of float objects.
 CHUNK = 4096
 
+#: The file name of the generated frame builder and fast loop (kept out of tracebacks).
+_GENERATED = "<pytest_adsreplay fast loop>"
+
 #: Returned by the fast loop when every cycle ran.
 _DONE: Any = object()
 
@@ -309,7 +315,7 @@ def _frame_builder(keys: tuple[str, ...]) -> tuple[Callable[..., Mapping[str, fl
         code = "def make_frame(*values):\n    return _proxy(dict(zip(_keys, values, strict=True)))"
         code += "\n"
         code += _FAST_LOOP.replace("VALUES", "values").replace("FRAME", "make_frame(*values)")
-    exec(code, namespace)
+    exec(compile(code, _GENERATED, "exec"), namespace)
     return namespace["make_frame"], namespace["fast_loop"]
 
 

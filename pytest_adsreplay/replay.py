@@ -67,21 +67,35 @@ class ReplayResult:
         cls, load: Callable[[], tuple[dict[str, Any], dict[str, Any]]], **fields: Any
     ) -> ReplayResult:
         """A result whose ``t``, ``signals`` and ``outputs`` come from ``load()`` (signals
-        with ``t``, outputs) on first use: the plugin's, as most tests read only KPIs."""
+        with ``t``, outputs) on first use: the plugin's, as most tests read only KPIs
+        (the plugin loads the ones still referenced before its session ends)."""
         result = cls(t=np.zeros(0), signals={}, outputs={}, **fields)
         for name in _ARRAYS:
             del result.__dict__[name]
         result.__dict__["_load"] = load
         return result
 
-    def __getattr__(self, name: str) -> Any:
-        load = self.__dict__.get("_load") if name in _ARRAYS else None
+    def load(self) -> None:
+        """Load deferred arrays now (nothing to do for a result that has them)."""
+        load = self.__dict__.get("_load")
         if load is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        signals, outputs = load()
-        del self.__dict__["_load"]
+            return
+        try:
+            signals, outputs = load()
+        except AttributeError as exc:  # would read as "no such attribute" to the caller
+            raise RuntimeError(f"loading the arrays of {self.recording} failed: {exc}") from exc
+        self.__dict__.pop("_load", None)
         self.t, self.signals, self.outputs = signals.get("t"), signals, outputs
-        return getattr(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ARRAYS and "_load" in self.__dict__:
+            self.load()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.load()  # a pickle carries the arrays, not the loader
+        return self.__dict__
 
 
 _ARRAYS = ("t", "signals", "outputs")

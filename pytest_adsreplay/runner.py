@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import weakref
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +38,10 @@ class ReplayRun:
         self.session: ReplaySession | None = None
         self._store: Any = None
         self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
+        #: ReplayResults handed to tests whose arrays are not loaded yet (weak: a result
+        #: nobody keeps costs nothing); the ones still alive are loaded before the
+        #: session deletes its keys, so a result kept past the session stays whole.
+        self._deferred: list[weakref.ref[ReplayResult]] = []
 
     # -- recordings ------------------------------------------------------------------
     @property
@@ -172,7 +177,8 @@ class ReplayRun:
     def result(self, chain: Chain, outcome: Outcome) -> ReplayResult:
         assert self.session is not None
         session = self.session
-        return ReplayResult.deferred(
+        self._deferred = [r for r in self._deferred if r() is not None]
+        result = ReplayResult.deferred(
             lambda: session.arrays(chain),
             recording=chain.recording.id,
             kpis=dict(outcome.kpis),
@@ -180,6 +186,8 @@ class ReplayRun:
             function=self.session.cfg.function,
             sources=dict(outcome.sources),
         )
+        self._deferred.append(weakref.ref(result))
+        return result
 
     # -- store -----------------------------------------------------------------------
     @property
@@ -225,11 +233,24 @@ class ReplayRun:
                 # before cleanup, so that no worker writes keys after it
                 self.local_workers.stop(fast=interrupted or not complete)
             if self.session is not None:
+                self._load_deferred()
                 self.session.close(self.store if self.owner else None)
             elif self.owner and self.settings.redis_url is not None and self.configured:
                 self._delete_shared_run()
         if self.owner and self.configured and self._store_exists():
             self.store.finish_run(self.run_id, exitstatus)
+
+    def _load_deferred(self) -> None:
+        """Load the arrays of every handed-out result that is still alive (see
+        ``_deferred``); a failure leaves that result without arrays, nothing else."""
+        import contextlib
+
+        for ref in self._deferred:
+            result = ref()
+            if result is not None:
+                with contextlib.suppress(Exception):
+                    result.load()
+        self._deferred = []
 
     def _delete_shared_run(self) -> None:
         """xdist controller on real Redis: the workers shared the run's keys; delete them."""

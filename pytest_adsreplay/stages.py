@@ -223,18 +223,38 @@ def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
 
 def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:
     """The signals (with ``t``) a successful read stage handed over: from its cache
-    entry, or from Redis. An entry this host does not have (another host's cache, or
-    cleared meanwhile) is decoded again from the recording and stored; raises
-    AdsReplayError if that fails."""
+    entry, or from Redis. An entry this host does not hold (another host's cache, or
+    cleared meanwhile) is decoded again from the recording, but only if this host's file,
+    map and settings give the same key (else AdsReplayError: never other signals under
+    that key); then it is stored. Raises AdsReplayError if that fails."""
+    from .errors import RecordingError
+
     ref = read.get("signals_cache")
     if not ref:
         return load_arrays(conn, data_key(ctx, "signals"))
+    if not cache.is_key(ref):
+        raise RecordingError(f"read stage handed over a malformed cache key {str(ref)[:80]!r}",
+                             recording=ctx.get("rec"))  # fmt: skip
     cache_dir = ctx.get("cache_dir")
-    entry = cache.load(cache_dir, str(ref)) if cache_dir else None
-    if entry is None:
-        entry = _decode(ctx, _channel_map(ctx))
-        if cache_dir:
-            cache.store(cache_dir, str(ref), entry.t, entry.values, entry.sources)
+    entry = cache.load(cache_dir, ref) if cache_dir else None
+    if entry is not None:
+        return {"t": entry.t, **entry.values}
+    cmap = _channel_map(ctx)
+    try:
+        here = _cache_key(ctx, cmap, cache.content_hash(ctx["path"], cache_dir))
+    except OSError as exc:
+        raise RecordingError(f"{ctx['path']} cannot be read again on this worker: {exc}",
+                             recording=ctx.get("rec")) from None  # fmt: skip
+    if here != ref:
+        raise RecordingError(
+            f"the recording {ctx['path']} on this worker differs from the one the read stage "
+            "read (content, channel map or settings), and its cache entry is not here",
+            recording=ctx.get("rec"),
+            hint="deploy the same recordings and channel map to every worker host",
+        )
+    entry = _decode(ctx, cmap)
+    if cache_dir:
+        cache.store(cache_dir, ref, entry.t, entry.values, entry.sources)
     return {"t": entry.t, **entry.values}
 
 
@@ -331,6 +351,9 @@ def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         except AdsReplayError as exc:
             outcome.update(status=exc.outcome, stage="db", error=str(exc))
     sha = ctx.get("sha256") or read.get("sha256")
+    if not sha:  # a read job that crashed or timed out did not say
+        with contextlib.suppress(OSError):
+            sha = cache.content_hash(ctx["path"], ctx.get("cache_dir"))
     store = open_store(ctx["db"])
     store.write_result(
         ctx["run"],

@@ -80,6 +80,45 @@ def test_replay_fixture_exposes_kpis_signals_and_outputs(project: pytest.Pyteste
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("cache", ["--adsreplay-no-cache", "--adsreplay-cache-dir=cache"])
+def test_a_replay_kept_past_the_session_keeps_its_arrays(
+    project: pytest.Pytester, cache: str
+) -> None:
+    """The fixture's arrays load on first use; a result a conftest keeps (and one it
+    pickles) still has them after the session deleted its Redis keys."""
+    project.makeconftest(
+        """
+        import pickle
+        KEPT = []
+
+        def pytest_terminal_summary(terminalreporter):
+            kept, copy = KEPT[0], pickle.loads(KEPT[1])
+            for r in (kept, copy):
+                terminalreporter.write_line(
+                    f"LATE {len(r.t)} {sorted(r.outputs)} {r.signals['ego_speed'][0]:.3f}")
+        """
+    )
+    project.makepyfile(
+        test_keep="""
+        import pickle
+        import pytest
+        from conftest import KEPT
+
+        @pytest.mark.recordings(pattern="ccrs/a40.mf4")
+        def test_keep(replay):
+            KEPT.append(replay)  # arrays not touched during the test
+
+        @pytest.mark.recordings(pattern="ccrs/a40.mf4")
+        def test_pickle(replay):
+            KEPT.append(pickle.dumps(replay))  # a pickle carries the arrays, not a loader
+        """
+    )
+    result = project.runpytest("--recordings=recs", "-k", "keep or pickle", cache)
+    result.assert_outcomes(passed=2)
+    late = [line for line in result.stdout.lines if line.startswith("LATE ")]
+    assert late == ["LATE 540 ['aeb_decel', 'fcw', 'ttc'] 11.111"] * 2, late
+
+
 def test_expectation_items_report_every_violated_bound(project: pytest.Pytester) -> None:
     (project.path / "recs/ccrs/b60.toml").write_text(
         'scenario = "CCRs"\n[expect]\nbrake = true\nttc_at_brake = [2.0, 3.0]\n'

@@ -245,6 +245,21 @@ def test_prune_removes_what_killed_writers_left(tmp_path: Path) -> None:
     assert cache.load(tmp_path, _key()) is not None
 
 
+def test_prune_forgets_the_hashes_of_files_that_are_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "_RACY", 0.0)
+    kept, gone = tmp_path / "kept.mf4", tmp_path / "gone.mf4"
+    for f in (kept, gone):
+        f.write_bytes(f.name.encode())
+        cache.content_hash(f, tmp_path / "c")
+    assert len(list((tmp_path / "c" / cache.HASHES).iterdir())) == 2
+    gone.unlink()
+    cache.prune(tmp_path / "c", 10**9)
+    (memo,) = (tmp_path / "c" / cache.HASHES).iterdir()
+    assert json.loads(memo.read_text())["path"] == str(kept)
+
+
 @pytest.mark.parametrize(
     ("text", "size"), [("0", 0), ("500MB", 500 * 10**6), ("2GB", 2 * 10**9), ("1.5g", 1.5e9)]
 )
@@ -345,8 +360,25 @@ def test_an_entry_the_next_stage_cannot_find_is_decoded_again(tmp_path: Path, co
     assert _stored(conn, elsewhere, res) == want
     rec.unlink()
     cache.clear(tmp_path / "other-host")
-    with pytest.raises(AdsReplayError, match="a.mf4"):
+    with pytest.raises(AdsReplayError, match=r"a\.mf4.*cannot be read again"):
         stages.load_signals(conn, elsewhere, res)
+
+
+def test_another_file_at_the_same_path_is_never_stored_under_the_key(
+    tmp_path: Path, conn: Any
+) -> None:
+    """A host whose copy of the recording differs must not decode it under the read
+    stage's key: the stage errors and the cache stays clean."""
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=50)
+    res = stages.read_stage(_ctx(rec, tmp_path / "c"))
+    write_approach(tmp_path / "a.mf4", ego_kph=25)  # what the other host has at that path
+    other = _ctx(rec, tmp_path / "other-host")
+    with pytest.raises(AdsReplayError, match="differs from the one the read stage read"):
+        stages.load_signals(conn, other, res)
+    assert cache.stats(tmp_path / "other-host").entries == 0
+    for bad in ("../../etc/passwd", "A" * 64, 42):
+        with pytest.raises(AdsReplayError, match="malformed cache key"):
+            stages.load_signals(conn, other, {**res, "signals_cache": bad})
 
 
 def _hit_after(tmp_path: Path, conn: Any, first: dict[str, Any], second: dict[str, Any]) -> str:

@@ -239,3 +239,23 @@ def test_reset_that_raises() -> None:
 
     with pytest.raises(FunctionError, match="reset\\(\\) raised RuntimeError: no calibration file"):
         run_function(BadReset(), T, SIGNALS)
+
+
+def test_signals_must_match_the_grid() -> None:
+    for bad in (np.zeros(T.size - 1), np.zeros(T.size + 1), np.zeros((T.size, 2))):
+        with pytest.raises(ValueError, match="'ego_speed' has shape"):
+            run_function(Good(), T, {**SIGNALS, "ego_speed": bad})
+
+
+def test_the_traceback_starts_in_the_function_not_in_the_replay_loop() -> None:
+    class Fails:
+        def step(self, frame):  # type: ignore[no-untyped-def]
+            if frame["t"] > 0.5:
+                raise ZeroDivisionError("boom")
+            return {"aeb_decel": 0.0}
+
+    with pytest.raises(FunctionError) as info:
+        run_function(Fails(), T, SIGNALS)
+    tb = info.value.traceback or ""
+    assert tb.startswith("Traceback") and "fast loop" not in tb and "<string>" not in tb
+    assert 'in step\n    raise ZeroDivisionError("boom")' in tb
