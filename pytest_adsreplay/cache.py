@@ -89,31 +89,33 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
     network file system's cached attributes (NFS close-to-open), where a plain ``stat``
     may answer from a cache for up to a minute.
     """
-    from .recordings import file_sha256
+    from .recordings import stream_sha256
 
     path = os.path.abspath(path)
-    with open(path, "rb") as fh:
-        before = _signature(os.fstat(fh.fileno()))
     memo = (
         Path(cache_dir) / HASHES / (hashlib.sha256(path.encode("utf-8")).hexdigest() + META)
         if cache_dir
         else None
     )
-    if memo is not None:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            known = json.loads(memo.read_text(encoding="utf-8"))
-            if known["path"] == path and known["stat"] == before:
-                return str(known["sha256"])
-    digest = file_sha256(path)
-    settled = time.time_ns() - max(before[3], before[4]) > _RACY * 1e9
-    if memo is not None and settled:
-        with open(path, "rb") as fh:
-            unchanged = _signature(os.fstat(fh.fileno())) == before
-        if unchanged:
-            record = {"path": path, "stat": before, "sha256": digest}
-            with contextlib.suppress(OSError):
-                memo.parent.mkdir(parents=True, exist_ok=True)
-                _atomic(memo, lambda fh: fh.write(json.dumps(record).encode("utf-8")))
+    with open(path, "rb") as fh:
+        before = _signature(os.fstat(fh.fileno()))
+        if memo is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                known = json.loads(memo.read_text(encoding="utf-8"))
+                if known["path"] == path and known["stat"] == before:
+                    return str(known["sha256"])
+        digest = stream_sha256(fh)
+        # remembered only if the file had settled before and did not change while hashed
+        remember = (
+            memo is not None
+            and time.time_ns() - max(before[3], before[4]) > _RACY * 1e9
+            and _signature(os.fstat(fh.fileno())) == before
+        )
+    if memo is not None and remember:
+        record = {"path": path, "stat": before, "sha256": digest}
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(memo, lambda out: out.write(json.dumps(record).encode("utf-8")))
     return digest
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import SidecarError, UsageError
 
@@ -38,10 +38,15 @@ def boundable_kpis() -> tuple[str, ...]:
 def file_sha256(path: str | Path) -> str:
     """sha256 hex of a file, streamed in 1 MiB blocks (hashlib releases the GIL for
     each block, so a hash in a thread runs beside Python code on another core)."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        return stream_sha256(fh)
+
+
+def stream_sha256(fh: BinaryIO) -> str:
+    """sha256 hex of what is left to read in the open binary file ``fh``."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()
 
 

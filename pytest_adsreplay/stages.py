@@ -170,6 +170,10 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     cache_dir = ctx.get("cache_dir") or None
     sha: str | None = ctx.get("sha256")
     hashing = None if sha or cache_dir else _Hashing(ctx["path"])
+
+    def digest() -> str | None:
+        return sha or (hashing.result() if hashing else None)
+
     entry_key = handoff = None
     try:
         if cache_dir and not sha:
@@ -188,9 +192,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
                                                        entry.values, sources):  # fmt: skip
                 handoff = entry_key
     except AdsReplayError as exc:
-        failed = _failure("read", exc.with_recording(ctx["rec"]))
-        failed["sha256"] = sha or (hashing.result() if hashing else None)
-        return failed
+        return {**_failure("read", exc.with_recording(ctx["rec"])), "sha256": digest()}
     decoded = time.perf_counter()
     if handoff is None:
         save_arrays(conn, data_key(ctx, "signals"), {"t": entry.t, **entry.values},
@@ -202,7 +204,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         "sources": dict(sources),
         "cache": "off" if not entry_key else "hit" if meta is not None else "miss",
         "signals_cache": handoff,
-        "sha256": sha or (hashing.result() if hashing else None),
+        "sha256": digest(),
         "seconds": time.perf_counter() - started,
         "decode_seconds": decoded - started,
     }
@@ -281,7 +283,7 @@ class _Hashing:
         return self._digest
 
 
-def _content_hash(path: str, cache_dir: str) -> str | None:
+def _content_hash(path: str, cache_dir: str | None) -> str | None:
     try:
         return cache.content_hash(path, cache_dir)
     except OSError:  # unreadable: no cache key; the read reports why
@@ -351,9 +353,8 @@ def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         except AdsReplayError as exc:
             outcome.update(status=exc.outcome, stage="db", error=str(exc))
     sha = ctx.get("sha256") or read.get("sha256")
-    if not sha:  # a read job that crashed or timed out did not say
-        with contextlib.suppress(OSError):
-            sha = cache.content_hash(ctx["path"], ctx.get("cache_dir"))
+    if not sha:  # a read job that crashed or timed out did not say: hash the file here
+        sha = _content_hash(ctx["path"], ctx.get("cache_dir"))
     store = open_store(ctx["db"])
     store.write_result(
         ctx["run"],

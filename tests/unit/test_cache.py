@@ -506,10 +506,10 @@ def test_remembered_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     import pytest_adsreplay.recordings as recordings
 
-    def no_reading(path: Any) -> str:
+    def no_reading(fh: Any) -> str:
         raise AssertionError("the file was read again")
 
-    monkeypatch.setattr(recordings, "file_sha256", no_reading)
+    monkeypatch.setattr(recordings, "stream_sha256", no_reading)
     assert cache.content_hash(rec, tmp_path / "c") == digest  # remembered: not read
     # a copy put in its place keeps size and mtime but is another inode: hashed again
     monkeypatch.undo()
