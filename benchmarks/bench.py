@@ -78,7 +78,7 @@ BARE_SCRIPT = r'''
 import math, sqlite3, sys
 import numpy as np
 from asammdf import MDF
-from pytest_adsreplay.reference import TtcAeb
+from pytest_adsreplay.function.reference import TtcAeb
 
 CH = {"ego_speed": ("VehSpd", 1 / 3.6), "ego_accel": ("VehAccX", 1.0),
       "driver_brake": ("DrvBrkPdl", None), "target_distance": ("Radar.Obj0.DistX", 1.0),
@@ -110,13 +110,13 @@ for path in sys.argv[2:]:
     db.commit()
 '''
 
-PLUGIN_TEST = '''
+PLUGIN_TEST = """
 def test_replay(replay):
     assert replay.max_decel >= 0
-'''
+"""
 
 NAIVE_JOB = '''
-from pytest_adsreplay.reference import TtcAeb
+from pytest_adsreplay.function.reference import TtcAeb
 
 def step_frame(frame):
     """One frame as one job. A real per-frame design would also have to load and save the
@@ -133,9 +133,10 @@ import json, sys
 from pathlib import Path
 from rq import Queue
 from rq.serializers import JSONSerializer
-from pytest_adsreplay import broker, stages
-from pytest_adsreplay.pipeline import Chain, ReplaySession, SessionConfig
-from pytest_adsreplay.recordings import discover
+from pytest_adsreplay.queue import broker
+from pytest_adsreplay.queue import stages
+from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig
+from pytest_adsreplay.recordings.discovery import discover
 
 rec_dir, cache_dir, db = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = SessionConfig(run_id="bench", function="pytest_adsreplay.reference:TtcAeb", params={},
@@ -164,7 +165,8 @@ import json, sys, uuid
 from pathlib import Path
 from rq import Queue
 from rq.serializers import JSONSerializer
-from pytest_adsreplay import broker, stages
+from pytest_adsreplay.queue import broker
+from pytest_adsreplay.queue import stages
 
 path, cmap, cache_dir, url = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4] or None
 conn = broker.connect(url)
@@ -242,8 +244,17 @@ class Bench:
 
     def plugin(self, *extra: str) -> float:
         db = self.work / "plugin.sqlite"
-        cmd = [PY, "-m", "pytest", "-q", *PYTEST_PLUGINS_OFF, f"--recordings={self.rec_dir}",
-               f"--aeb-function={FUNCTION}", f"--adsreplay-db={db}", *extra]  # fmt: skip
+        cmd = [
+            PY,
+            "-m",
+            "pytest",
+            "-q",
+            *PYTEST_PLUGINS_OFF,
+            f"--recordings={self.rec_dir}",
+            f"--aeb-function={FUNCTION}",
+            f"--adsreplay-db={db}",
+            *extra,
+        ]
         wall, out = run(cmd, self.proj)
         if f"{len(self.paths)} passed" not in out:
             raise SystemExit(f"plugin run did not pass all recordings:\n{out[-2000:]}")
@@ -252,8 +263,16 @@ class Bench:
     def read_stage(self, cache_dir: Path | None) -> tuple[float, float, list[str]]:
         script = self.work / "read_stage_jobs.py"
         script.write_text(READ_STAGE_JOBS)
-        _, out = run([PY, str(script), str(self.rec_dir), str(cache_dir or ""),
-                      str(self.work / "stage.sqlite")], self.work)  # fmt: skip
+        _, out = run(
+            [
+                PY,
+                str(script),
+                str(self.rec_dir),
+                str(cache_dir or ""),
+                str(self.work / "stage.sqlite"),
+            ],
+            self.work,
+        )
         res = json.loads(out.strip().splitlines()[-1])
         return float(res["seconds"]), float(res["decode"]), list(res["cache"])
 
@@ -262,8 +281,9 @@ class Bench:
         script.write_text(PEAK_RSS)
         cache_dir = self.work / f"rss-cache-{uuid.uuid4().hex[:6]}"
         try:
-            _, out = run([PY, str(script), str(path), str(cmap or ""), str(cache_dir),
-                          url or ""], self.work)  # fmt: skip
+            _, out = run(
+                [PY, str(script), str(path), str(cmap or ""), str(cache_dir), url or ""], self.work
+            )
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         return dict(json.loads(out.strip().splitlines()[-1]))
@@ -273,13 +293,16 @@ class Bench:
         from rq import Queue
         from rq.serializers import JSONSerializer
 
-        from pytest_adsreplay import broker, replay
+        from pytest_adsreplay import replay
+        from pytest_adsreplay.queue import broker
 
         (self.work / "naive_job.py").write_text(NAIVE_JOB)
         sys.path.insert(0, str(self.work))
         sig = replay.read(self.paths[0], None, 0.01)
-        rows = [{"t": float(sig.t[i]), **{n: float(v[i]) for n, v in sig.values.items()}}
-                for i in range(min(frames, sig.t.size))]  # fmt: skip
+        rows = [
+            {"t": float(sig.t[i]), **{n: float(v[i]) for n, v in sig.values.items()}}
+            for i in range(min(frames, sig.t.size))
+        ]
         conn = broker.connect(None)
         q = Queue("naive", connection=conn, serializer=JSONSerializer)
         t0 = time.perf_counter()
@@ -308,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-gb", type=float, default=1.0, help="size of the memory recording")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each timed step (default 5)")
     ap.add_argument("--quick", action="store_true", help="8 x 2 min, 0.2 GB, 1000 frames")
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "adsreplay-bench",
-                    help="recordings, databases and caches (reused between runs)")  # fmt: skip
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "adsreplay-bench",
+        help="recordings, databases and caches (reused between runs)",
+    )
     ap.add_argument("--skip-redis", action="store_true", help="skip (c) and real Redis")
     args = ap.parse_args(argv)
     if args.quick:
@@ -318,18 +345,24 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     load0 = os.getloadavg()
 
-    print(f"pytest-adsreplay benchmark  {time.strftime('%Y-%m-%d %H:%M')}  "
-          f"{platform.python_implementation()} {platform.python_version()}  "
-          f"{os.cpu_count()} CPUs  load {load0[0]:.2f}")  # fmt: skip
-    print(f"workload: {args.count} recordings x {args.minutes:g} min at 100 Hz, "
-          f"{workload.channel_count()} channels in {len(workload.LAYOUT)} groups -> {b.rec_dir}")
+    print(
+        f"pytest-adsreplay benchmark  {time.strftime('%Y-%m-%d %H:%M')}  "
+        f"{platform.python_implementation()} {platform.python_version()}  "
+        f"{os.cpu_count()} CPUs  load {load0[0]:.2f}"
+    )
+    print(
+        f"workload: {args.count} recordings x {args.minutes:g} min at 100 Hz, "
+        f"{workload.channel_count()} channels in {len(workload.LAYOUT)} groups -> {b.rec_dir}"
+    )
     t0 = time.perf_counter()
     b.paths = workload.build(b.rec_dir, args.count, args.minutes)
     size = sum(p.stat().st_size for p in b.paths)
     b.frames = round(args.count * args.minutes * 60 * 100)
-    print(f"          {size / 1e6:.0f} MB, {b.frames} frames (built/checked in "
-          f"{time.perf_counter() - t0:.1f} s); every timed step runs {args.repeat}x, "
-          "interleaved, best shown with all runs")  # fmt: skip
+    print(
+        f"          {size / 1e6:.0f} MB, {b.frames} frames (built/checked in "
+        f"{time.perf_counter() - t0:.1f} s); every timed step runs {args.repeat}x, "
+        "interleaved, best shown with all runs"
+    )
     use_redis = not args.skip_redis and redis_up(REDIS_URL)
     if not args.skip_redis and not use_redis:
         print(f"          real Redis at {REDIS_URL} is not reachable: (c) skipped")
@@ -352,21 +385,28 @@ def main(argv: list[str] | None = None) -> int:
         figures[k] = best(v)
         figures[f"{k}_runs"] = v
 
-    print("\n(a) bare script                            "
-          f"{figures['a']:8.2f} s   ({shown(times['a'])})")  # fmt: skip
-    print("(b) plugin, embedded fakeredis, in-process "
-          f"{figures['b']:8.2f} s   ({shown(times['b'])})")  # fmt: skip
+    print(
+        "\n(a) bare script                            "
+        f"{figures['a']:8.2f} s   ({shown(times['a'])})"
+    )
+    print(
+        f"(b) plugin, embedded fakeredis, in-process {figures['b']:8.2f} s   ({shown(times['b'])})"
+    )
     if use_redis:
         for n in (1, 2):
-            print(f"(c) plugin, real Redis, {n} worker process{'es' if n > 1 else '  '}  "
-                  f"{figures[f'c{n}']:8.2f} s   ({shown(times[f'c{n}'])})")  # fmt: skip
+            print(
+                f"(c) plugin, real Redis, {n} worker process{'es' if n > 1 else '  '}  "
+                f"{figures[f'c{n}']:8.2f} s   ({shown(times[f'c{n}'])})"
+            )
 
     d = [b.naive_per_frame(args.frames) for _ in range(args.repeat)]
     figures["d_per_frame"] = best(d)
     figures["b_per_frame"] = figures["b"] / b.frames
-    print(f"(d) one RQ job per frame ({args.frames} frames)      "
-          f"{figures['d_per_frame'] * 1e6:8.0f} us/frame ({', '.join(f'{x * 1e6:.0f}' for x in d)})"
-          f";  (b): {figures['b_per_frame'] * 1e6:.2f} us/frame")  # fmt: skip
+    print(
+        f"(d) one RQ job per frame ({args.frames} frames)      "
+        f"{figures['d_per_frame'] * 1e6:8.0f} us/frame ({', '.join(f'{x * 1e6:.0f}' for x in d)})"
+        f";  (b): {figures['b_per_frame'] * 1e6:.2f} us/frame"
+    )
 
     # decoded-signal cache: the read stage alone, then whole sessions
     cache = b.work / "cache"
@@ -374,31 +414,43 @@ def main(argv: list[str] | None = None) -> int:
     decode: dict[str, list[float]] = {"off": [], "cold": [], "warm": []}
     for _ in range(args.repeat):
         shutil.rmtree(cache, ignore_errors=True)
-        for k, where, expected in (("off", None, "off"), ("cold", cache, "miss"),
-                                   ("warm", cache, "hit")):  # fmt: skip
+        for k, where, expected in (
+            ("off", None, "off"),
+            ("cold", cache, "miss"),
+            ("warm", cache, "hit"),
+        ):
             seconds, decoding, outcome = b.read_stage(where)
             assert outcome == [expected], outcome
             stage[k].append(seconds)
             decode[k].append(decoding)
     for k in stage:
         figures[f"read_{k}"], figures[f"decode_{k}"] = best(stage[k]), best(decode[k])
-    print(f"\nread stage, all {args.count} recordings, as RQ jobs (the stage's own time, hashing"
-          " the file included; decode = getting the signals: a read, or checking a hit; the rest"
-          " hands them to the aeb stage: through Redis with the cache off, as the entry's key"
-          " with it on):")
-    for k, label in (("off", "cache off"), ("cold", "cache cold (read + store)"),
-                     ("warm", "cache warm (hit)")):  # fmt: skip
-        print(f"    {label:26s} stage {figures[f'read_{k}']:6.3f} s  decode "
-              f"{figures[f'decode_{k}']:6.3f} s   (stage {shown(stage[k])})")  # fmt: skip
+    print(
+        f"\nread stage, all {args.count} recordings, as RQ jobs (the stage's own time, hashing"
+        " the file included; decode = getting the signals: a read, or checking a hit; the rest"
+        " hands them to the aeb stage: through Redis with the cache off, as the entry's key"
+        " with it on):"
+    )
+    for k, label in (
+        ("off", "cache off"),
+        ("cold", "cache cold (read + store)"),
+        ("warm", "cache warm (hit)"),
+    ):
+        print(
+            f"    {label:26s} stage {figures[f'read_{k}']:6.3f} s  decode "
+            f"{figures[f'decode_{k}']:6.3f} s   (stage {shown(stage[k])})"
+        )
     sessions: dict[str, list[float]] = {"cold": [], "warm": []}
     for _ in range(args.repeat):
         shutil.rmtree(cache, ignore_errors=True)
         sessions["cold"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
         sessions["warm"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
     figures["session_cold"], figures["session_warm"] = (best(v) for v in sessions.values())
-    print(f"whole session (b) with the cache: cold {figures['session_cold']:.2f} s "
-          f"({shown(sessions['cold'])}), warm {figures['session_warm']:.2f} s "
-          f"({shown(sessions['warm'])})")  # fmt: skip
+    print(
+        f"whole session (b) with the cache: cold {figures['session_cold']:.2f} s "
+        f"({shown(sessions['cold'])}), warm {figures['session_warm']:.2f} s "
+        f"({shown(sessions['warm'])})"
+    )
 
     # memory
     big = b.work / f"big-{args.big_gb:g}GB.mf4"
@@ -411,13 +463,18 @@ def main(argv: list[str] | None = None) -> int:
     url = REDIS_URL if use_redis else None
     rss5 = b.peak_rss(big, map5, url)
     rss7 = b.peak_rss(big, None, url)
-    figures.update(big_gb=big.stat().st_size / 1e9, rss5_mb=rss5["peak_mb"],
-                   rss7_mb=rss7["peak_mb"])  # fmt: skip
+    figures.update(
+        big_gb=big.stat().st_size / 1e9, rss5_mb=rss5["peak_mb"], rss7_mb=rss7["peak_mb"]
+    )
     where = "worker process on real Redis" if url else "in-process fakeredis (holds the data too)"
-    print(f"\npeak RSS of one read stage ({where}, cache on), {figures['big_gb']:.2f} GB file, "
-          f"{rss5['n']} grid points:")  # fmt: skip
-    print(f"    5 mapped channels of {workload.channel_count()} (the issue's case)  "
-          f"{rss5['peak_mb']:6.0f} MB")  # fmt: skip
+    print(
+        f"\npeak RSS of one read stage ({where}, cache on), {figures['big_gb']:.2f} GB file, "
+        f"{rss5['n']} grid points:"
+    )
+    print(
+        f"    5 mapped channels of {workload.channel_count()} (the issue's case)  "
+        f"{rss5['peak_mb']:6.0f} MB"
+    )
     print(f"    7 mapped channels (built-in map)         {rss7['peak_mb']:6.0f} MB")
 
     # Each ratio twice: of the best runs, and the median of the ratios of runs made side by
@@ -438,24 +495,32 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(ratio("(c, 2 workers) / (c, 1 worker)", "c2", "c1", "<= 0.60", 0.6, True))
     figures["d_per_frame_runs"] = d
     figures["b_per_frame_runs"] = [x / b.frames for x in figures["b_runs"]]
-    rows.append(ratio("per-frame (d) / (b)", "d_per_frame", "b_per_frame", ">= 50", 50, False,
-                      rounds=False))  # (d) runs after the rounds: not paired  # fmt: skip
+    rows.append(
+        ratio("per-frame (d) / (b)", "d_per_frame", "b_per_frame", ">= 50", 50, False, rounds=False)
+    )  # (d) runs after the rounds: not paired
     for k in ("cold", "warm"):
         figures[f"read_{k}_runs"], figures[f"decode_{k}_runs"] = stage[k], decode[k]
     rows.append(ratio("read stage cold / warm", "read_cold", "read_warm", ">= 5", 5, False))
-    rows.append(ratio("  its decode part cold / warm", "decode_cold", "decode_warm", ">= 5", 5,
-                      False))  # fmt: skip
+    rows.append(
+        ratio("  its decode part cold / warm", "decode_cold", "decode_warm", ">= 5", 5, False)
+    )
     rss = figures["rss5_mb"]
     rows.append(("peak RSS of a read stage, MB", rss, rss, "<= 400", rss <= 400))
     print("\nratios                              best/best  paired median  target")
     for name, best_ratio, paired, target, ok in rows:
-        print(f"  {name:34s} {best_ratio:8.2f}   {paired:8.2f}      {target:8s} "
-              f"{'holds' if ok else 'MISSED'}")  # fmt: skip
+        print(
+            f"  {name:34s} {best_ratio:8.2f}   {paired:8.2f}      {target:8s} "
+            f"{'holds' if ok else 'MISSED'}"
+        )
     load1 = os.getloadavg()
-    print(f"\nload average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end; "
-          f"figures in {b.work / 'bench.json'}")  # fmt: skip
-    figures["targets"] = {name: {"best": v, "paired_median": pm, "target": t, "holds": ok}
-                          for name, v, pm, t, ok in rows}  # fmt: skip
+    print(
+        f"\nload average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end; "
+        f"figures in {b.work / 'bench.json'}"
+    )
+    figures["targets"] = {
+        name: {"best": v, "paired_median": pm, "target": t, "holds": ok}
+        for name, v, pm, t, ok in rows
+    }
     (b.work / "bench.json").write_text(json.dumps(figures, indent=2))
     return 0
 

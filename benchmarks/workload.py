@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
 
 #: (group name, rate Hz, mapped channels, filler channel count)
 RADAR = ("Radar.Obj0.DistX", "Radar.Obj0.VrelX", "Radar.Obj0.DistY", "Radar.Obj0.Valid")
@@ -33,10 +33,12 @@ def channel_count() -> int:
 _ONE_BYTE = ("DrvBrkPdl", "Radar.Obj0.Valid")  # uint8 flags; every other channel is float64
 
 #: Sample bytes per recorded minute (time channels included): a file's size / minutes.
-BYTES_PER_MINUTE = int(sum(
-    rate * 60 * (8 + sum(1 if ch in _ONE_BYTE else 8 for ch in mapped) + 8 * fillers)
-    for _, rate, mapped, fillers in LAYOUT
-))
+BYTES_PER_MINUTE = int(
+    sum(
+        rate * 60 * (8 + sum(1 if ch in _ONE_BYTE else 8 for ch in mapped) + 8 * fillers)
+        for _, rate, mapped, fillers in LAYOUT
+    )
+)
 
 
 def _drive(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

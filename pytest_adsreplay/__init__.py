@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["ReplayResult", "__version__", "replay_file"]
 
 if TYPE_CHECKING:
-    from .replay import ReplayResult, replay_file
+    from pytest_adsreplay.replay import ReplayResult, replay_file
 
 
 def __getattr__(name: str) -> Any:
     if name in ("replay_file", "ReplayResult"):
-        from . import replay
+        from pytest_adsreplay import replay
 
         return getattr(replay, name)
     raise AttributeError(name)

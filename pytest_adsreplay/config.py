@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from pytest_adsreplay.errors import UsageError
 
 INVALID_MODES = ("error", "skip", "fail")
 
@@ -41,56 +41,146 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("recordings", "--recordings", "adsreplay_recordings",
-           "MF4 recordings to replay: a file, a directory (searched recursively) or a glob; "
-           "repeatable", metavar="PATH"),
-    Option("function", "--aeb-function", "adsreplay_function",
-           "function under test as module:attr (class or zero-argument factory)",
-           metavar="MOD:ATTR"),
-    Option("channel_map", "--channel-map", "adsreplay_channel_map",
-           "channel map TOML (MF4 channel -> canonical signal); default: built-in common names",
-           metavar="FILE"),
-    Option("redis_url", "--redis-url", "adsreplay_redis_url",
-           "Redis URL (redis:// or rediss://); default: embedded fakeredis, no server",
-           env="ADSREPLAY_REDIS_URL", metavar="URL"),
-    Option("workers", "--adsreplay-workers", "adsreplay_workers",
-           "local worker processes (real Redis; default: CPU count); 0 = only external workers",
-           metavar="N"),
-    Option("timeout", "--adsreplay-timeout", "adsreplay_timeout",
-           "per-stage job timeout in seconds", default=300.0, metavar="S"),
-    Option("db", "--adsreplay-db", "adsreplay_db",
-           "results database: a SQLite path or URL", default=".adsreplay/results.sqlite",
-           metavar="URL"),
-    Option("baseline", "--adsreplay-baseline", "adsreplay_baseline",
-           "KPI regression baseline JSON file", metavar="FILE"),
-    Option("update_baseline", "--adsreplay-update-baseline", None,
-           "rewrite the baseline entries of this run (the affected tests still fail)",
-           default=False),
-    Option("report", "--adsreplay-report", "adsreplay_report",
-           "write an HTML report with plots to this directory", metavar="DIR"),
-    Option("cycle_time", None, "adsreplay_cycle_time",
-           "resampling grid in seconds (default: the function's cycle_time, else 0.01)"),
-    Option("brake_threshold", None, "adsreplay_brake_threshold",
-           "aeb_decel (m/s²) at or above which the function counts as braking", default=1.0),
-    Option("actuator_delay", None, "adsreplay_actuator_delay",
-           "dead time (s) from brake request to deceleration onset in the projection",
-           default=0.2),
-    Option("brake_jerk", None, "adsreplay_brake_jerk",
-           "jerk limit (m/s³) of the projected deceleration; inf = ideal step", default=40.0),
-    Option("function_params", None, "adsreplay_function_params",
-           "keyword parameters for the function's factory, a TOML inline table", default="{}"),
-    Option("max_gap", None, "adsreplay_max_gap",
-           "longest allowed gap (s) in a required signal before the recording is invalid",
-           default=0.2),
-    Option("invalid", None, "adsreplay_invalid",
-           "what an invalid recording does to its tests: error | skip | fail", default="error"),
-    Option("cache_dir", "--adsreplay-cache-dir", "adsreplay_cache_dir",
-           "decoded-signal cache directory (local workers of one host share it); "
-           "`adsreplay cache clear` empties it", default=".adsreplay/cache", metavar="DIR"),
-    Option("cache", "--adsreplay-no-cache", "adsreplay_cache",
-           "do not use the decoded-signal cache (ini/env: adsreplay_cache = false)",
-           default=True, const="false"),
-)  # fmt: skip
+    Option(
+        "recordings",
+        "--recordings",
+        "adsreplay_recordings",
+        "MF4 recordings to replay: a file, a directory (searched recursively) or a glob; "
+        "repeatable",
+        metavar="PATH",
+    ),
+    Option(
+        "function",
+        "--aeb-function",
+        "adsreplay_function",
+        "function under test as module:attr (class or zero-argument factory)",
+        metavar="MOD:ATTR",
+    ),
+    Option(
+        "channel_map",
+        "--channel-map",
+        "adsreplay_channel_map",
+        "channel map TOML (MF4 channel -> canonical signal); default: built-in common names",
+        metavar="FILE",
+    ),
+    Option(
+        "redis_url",
+        "--redis-url",
+        "adsreplay_redis_url",
+        "Redis URL (redis:// or rediss://); default: embedded fakeredis, no server",
+        env="ADSREPLAY_REDIS_URL",
+        metavar="URL",
+    ),
+    Option(
+        "workers",
+        "--adsreplay-workers",
+        "adsreplay_workers",
+        "local worker processes (real Redis; default: CPU count); 0 = only external workers",
+        metavar="N",
+    ),
+    Option(
+        "timeout",
+        "--adsreplay-timeout",
+        "adsreplay_timeout",
+        "per-stage job timeout in seconds",
+        default=300.0,
+        metavar="S",
+    ),
+    Option(
+        "db",
+        "--adsreplay-db",
+        "adsreplay_db",
+        "results database: a SQLite path or URL",
+        default=".adsreplay/results.sqlite",
+        metavar="URL",
+    ),
+    Option(
+        "baseline",
+        "--adsreplay-baseline",
+        "adsreplay_baseline",
+        "KPI regression baseline JSON file",
+        metavar="FILE",
+    ),
+    Option(
+        "update_baseline",
+        "--adsreplay-update-baseline",
+        None,
+        "rewrite the baseline entries of this run (the affected tests still fail)",
+        default=False,
+    ),
+    Option(
+        "report",
+        "--adsreplay-report",
+        "adsreplay_report",
+        "write an HTML report with plots to this directory",
+        metavar="DIR",
+    ),
+    Option(
+        "cycle_time",
+        None,
+        "adsreplay_cycle_time",
+        "resampling grid in seconds (default: the function's cycle_time, else 0.01)",
+    ),
+    Option(
+        "brake_threshold",
+        None,
+        "adsreplay_brake_threshold",
+        "aeb_decel (m/s²) at or above which the function counts as braking",
+        default=1.0,
+    ),
+    Option(
+        "actuator_delay",
+        None,
+        "adsreplay_actuator_delay",
+        "dead time (s) from brake request to deceleration onset in the projection",
+        default=0.2,
+    ),
+    Option(
+        "brake_jerk",
+        None,
+        "adsreplay_brake_jerk",
+        "jerk limit (m/s³) of the projected deceleration; inf = ideal step",
+        default=40.0,
+    ),
+    Option(
+        "function_params",
+        None,
+        "adsreplay_function_params",
+        "keyword parameters for the function's factory, a TOML inline table",
+        default="{}",
+    ),
+    Option(
+        "max_gap",
+        None,
+        "adsreplay_max_gap",
+        "longest allowed gap (s) in a required signal before the recording is invalid",
+        default=0.2,
+    ),
+    Option(
+        "invalid",
+        None,
+        "adsreplay_invalid",
+        "what an invalid recording does to its tests: error | skip | fail",
+        default="error",
+    ),
+    Option(
+        "cache_dir",
+        "--adsreplay-cache-dir",
+        "adsreplay_cache_dir",
+        "decoded-signal cache directory (local workers of one host share it); "
+        "`adsreplay cache clear` empties it",
+        default=".adsreplay/cache",
+        metavar="DIR",
+    ),
+    Option(
+        "cache",
+        "--adsreplay-no-cache",
+        "adsreplay_cache",
+        "do not use the decoded-signal cache (ini/env: adsreplay_cache = false)",
+        default=True,
+        const="false",
+    ),
+)
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -240,7 +330,7 @@ def _convert(opt: Option, raw: _Raw) -> Any:
     if name == "redis_url":
         url = str(raw.value).strip()
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            from .broker import mask_url
+            from pytest_adsreplay.queue.broker import mask_url
 
             raise UsageError(
                 f"{opt.flag} = {mask_url(url)!r} (from {raw.source}) must start with "

@@ -17,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AdsReplayError
-from .function import FunctionSpec, declared_cycle_time, describe, load_function, run_function
+from pytest_adsreplay.errors import AdsReplayError
+from pytest_adsreplay.function.python import (
+    FunctionSpec,
+    declared_cycle_time,
+    describe,
+    load_function,
+    run_function,
+)
 
 if TYPE_CHECKING:
-    from .kpi import KpiSettings
-    from .signals import ChannelMap, Signals
+    from pytest_adsreplay.kpi.compute import KpiSettings
+    from pytest_adsreplay.signals.resample import ChannelMap, Signals
 
 KPI_SETTING_NAMES = ("brake_threshold", "actuator_delay", "brake_jerk")
 
@@ -102,16 +108,25 @@ _ARRAYS = ("t", "signals", "outputs")
 
 _KPI_FIELDS = frozenset(
     {
-        "fcw_time", "brake_time", "ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc",
-        "max_decel", "activations", "collision", "impact_speed", "min_distance",
+        "fcw_time",
+        "brake_time",
+        "ttc_at_fcw",
+        "ttc_at_brake",
+        "fcw_lead_time",
+        "min_ttc",
+        "max_decel",
+        "activations",
+        "collision",
+        "impact_speed",
+        "min_distance",
         "recorded_brake_time",
     }
-)  # fmt: skip
+)
 
 
 def kpi_settings(**settings: float) -> KpiSettings:
     """KpiSettings from the SPEC §4 knob names; an unknown name is a TypeError."""
-    from .kpi import KpiSettings
+    from pytest_adsreplay.kpi.compute import KpiSettings
 
     unknown = set(settings) - set(KPI_SETTING_NAMES)
     if unknown:
@@ -123,7 +138,7 @@ def kpi_settings(**settings: float) -> KpiSettings:
 
 def resolve_cycle_time(fn: Any, cycle_time: float | None) -> float:
     """Explicit cycle time, else the function's declared one, else 10 ms."""
-    from .signals import DEFAULT_CYCLE_TIME
+    from pytest_adsreplay.signals.resample import DEFAULT_CYCLE_TIME
 
     if cycle_time is not None:
         return float(cycle_time)
@@ -147,9 +162,9 @@ def read(
     ``max_gap`` in s, the sidecar's ``nominal_speed`` in km/h, ``expect_target`` the
     reason a target object must be present, or None); ``gate=False`` only reads.
     """
-    from .quality import GateSettings
-    from .quality import gate as run_gate
-    from .signals import ChannelMap, load_channel_map, read_signals
+    from pytest_adsreplay.signals.quality import GateSettings
+    from pytest_adsreplay.signals.quality import gate as run_gate
+    from pytest_adsreplay.signals.resample import ChannelMap, load_channel_map, read_signals
 
     cmap = channel_map if isinstance(channel_map, ChannelMap) else load_channel_map(channel_map)
     rid = recording_id or str(path)
@@ -167,7 +182,7 @@ def step(
     fn: Any, t: np.ndarray, values: Mapping[str, np.ndarray], *, recording_id: str | None = None
 ) -> dict[str, np.ndarray]:
     """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras)."""
-    from .signals import CANONICAL_SIGNALS
+    from pytest_adsreplay.signals.resample import CANONICAL_SIGNALS
 
     return run_function(fn, t, values, inputs=CANONICAL_SIGNALS, recording=recording_id)
 
@@ -179,7 +194,7 @@ def kpis(
     settings: KpiSettings | None = None,
 ) -> dict[str, Any]:
     """Stage 3: outputs → the SPEC §4 KPIs (a JSON-able dict)."""
-    from .kpi import KpiSettings, compute_kpis
+    from pytest_adsreplay.kpi.compute import KpiSettings, compute_kpis
 
     return compute_kpis(t, values, outputs, settings or KpiSettings())
 
@@ -212,8 +227,8 @@ def replay_file(
     rid = recording_id or Path(path).name
     target = "replay_file(expect_target=True)" if expect_target else None
     if sidecar:
-        from .quality import expects_target
-        from .recordings import load_recording, sidecar_path
+        from pytest_adsreplay.recordings.discovery import load_recording, sidecar_path
+        from pytest_adsreplay.signals.quality import expects_target
 
         if sidecar_path(Path(path)).is_file():
             rec = load_recording(Path(path))
@@ -221,8 +236,15 @@ def replay_file(
                 nominal_speed = rec.nominal_speed
             if expect_target is None:
                 target = expects_target(rec.scenario, rec.expect, rec.meta)
-    sig = read(path, channel_map, ct, recording_id=rid, max_gap=max_gap,
-               nominal_speed=nominal_speed, expect_target=target)  # fmt: skip
+    sig = read(
+        path,
+        channel_map,
+        ct,
+        recording_id=rid,
+        max_gap=max_gap,
+        nominal_speed=nominal_speed,
+        expect_target=target,
+    )
     outputs = step(fn, sig.t, sig.values, recording_id=rid)
     result = kpis(sig.t, sig.values, outputs, ks)
     return ReplayResult(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
 
 #: A small TTC cascade used by the plugin tests (a test project's own function).
 TTC_FUNCTION = '''
@@ -87,14 +87,22 @@ def write_logger_layout(
     return write_recording(
         path,
         [
-            GroupData("Vehicle", t_bus, [
-                ChannelData("VehSpd", np.full(t_bus.size, speed_kph), "km/h"),
-                ChannelData("VehAccX", np.zeros(t_bus.size), "m/s^2"),
-            ]),
-            GroupData("Radar", t_radar, [
-                ChannelData("Radar.Obj0.DistX", dist, "m"),
-                ChannelData("Radar.Obj0.VrelX", vrel, "m/s"),
-                ChannelData("Radar.Obj0.Valid", np.asarray(valid, dtype=np.uint8)),
-            ]),
+            GroupData(
+                "Vehicle",
+                t_bus,
+                [
+                    ChannelData("VehSpd", np.full(t_bus.size, speed_kph), "km/h"),
+                    ChannelData("VehAccX", np.zeros(t_bus.size), "m/s^2"),
+                ],
+            ),
+            GroupData(
+                "Radar",
+                t_radar,
+                [
+                    ChannelData("Radar.Obj0.DistX", dist, "m"),
+                    ChannelData("Radar.Obj0.VrelX", vrel, "m/s"),
+                    ChannelData("Radar.Obj0.Valid", np.asarray(valid, dtype=np.uint8)),
+                ],
+            ),
         ],
-    )  # fmt: skip
+    )

@@ -30,13 +30,13 @@ t0 = time.perf_counter()
 model, url, ns, preload = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 if preload:
     import asammdf, numpy, scipy.signal  # noqa: F401
-    import pytest_adsreplay.stages, pytest_adsreplay.replay, pytest_adsreplay.mf4  # noqa: F401
-    import pytest_adsreplay.kpi, pytest_adsreplay.store, pytest_adsreplay.signals  # noqa: F401
+    import pytest_adsreplay.queue.stages, pytest_adsreplay.replay, pytest_adsreplay.mdf.reader  # noqa: F401
+    import pytest_adsreplay.kpi.compute, pytest_adsreplay.results.store, pytest_adsreplay.signals.resample  # noqa: F401
     import aebfn  # noqa: F401
 from redis import Redis
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
-from pytest_adsreplay.broker import make_queues, worker_order
+from pytest_adsreplay.queue.broker import make_queues, worker_order
 conn = Redis.from_url(url)
 cls = SimpleWorker if model == "simple" else Worker
 w = cls(worker_order(make_queues(conn, ns)), connection=conn, serializer=JSONSerializer)
@@ -71,8 +71,7 @@ def run_model(
         session.conn.delete(key)
     session.conn.srem("rq:queues", *(q.key for q in session.queues.values()))
     assert outcomes == ["ok"] * len(recs), outcomes
-    return {"startup": stats["startup"], "per_job": stats["work"] / (3 * len(recs)),
-            "total": total}  # fmt: skip
+    return {"startup": stats["startup"], "per_job": stats["work"] / (3 * len(recs)), "total": total}
 
 
 def main() -> None:
@@ -86,15 +85,20 @@ def main() -> None:
         fndir = write_function_module(Path(tmp) / "fn").parent
         sys.path.insert(0, str(fndir))
         models = [("simple", True), ("fork", True), ("fork", False), ("simple", False)]
-        rows = {f"{m}{'+preload' if p else ''}": run_model(m, p, recs, url, db, fndir)
-                for m, p in models}  # fmt: skip
+        rows = {
+            f"{m}{'+preload' if p else ''}": run_model(m, p, recs, url, db, fndir)
+            for m, p in models
+        }
     base = rows["simple+preload"]["per_job"]
     print(f"{chains} recordings x 3 jobs, 1 worker process, burst, {url.split('@')[-1]}")
-    print(f"{'model':18} {'startup [s]':>11} {'per job [ms]':>12} {'total [s]':>9} "
-          f"{'vs simple':>9}")  # fmt: skip
+    print(
+        f"{'model':18} {'startup [s]':>11} {'per job [ms]':>12} {'total [s]':>9} {'vs simple':>9}"
+    )
     for name, r in rows.items():
-        print(f"{name:18} {r['startup']:11.2f} {1000 * r['per_job']:12.1f} {r['total']:9.2f} "
-              f"{r['per_job'] / base:8.1f}x")  # fmt: skip
+        print(
+            f"{name:18} {r['startup']:11.2f} {1000 * r['per_job']:12.1f} {r['total']:9.2f} "
+            f"{r['per_job'] / base:8.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from integration_kit import (
     write_project,
 )
 
-from pytest_adsreplay.broker import mask_url
+from pytest_adsreplay.queue.broker import mask_url
 
 MODES = ("fakeredis", "redis-1", "redis-N", "external")
 
@@ -45,8 +45,10 @@ def redis_factory(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
     """Starts throw-away redis-servers on free ports (``password=`` optional); all are
     killed at the end of the test."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: this test kills or restarts a private "
-                    "server of its own (apt-get install redis-server)")  # fmt: skip
+        pytest.skip(
+            "redis-server is not installed: this test kills or restarts a private "
+            "server of its own (apt-get install redis-server)"
+        )
     servers: list[PrivateRedis] = []
 
     def make(password: str | None = None) -> PrivateRedis:

@@ -184,13 +184,16 @@ def write_project(
     names_c, names_f = [], []
     for kph in closing:
         name = f"closing_{kph:.0f}kph"
-        write_scenario(recs / f"{name}.mf4", speed_kph=kph,
-                       sidecar=f'tags = ["closing"]\n{tagged}')  # fmt: skip
+        write_scenario(recs / f"{name}.mf4", speed_kph=kph, sidecar=f'tags = ["closing"]\n{tagged}')
         names_c.append(f"{name}.mf4")
     for kph in free:
         name = f"free_{kph:.0f}kph"
-        write_scenario(recs / f"{name}.mf4", speed_kph=kph, target=False,
-                       sidecar='tags = ["free"]\n[expect]\nbrake = false\n')  # fmt: skip
+        write_scenario(
+            recs / f"{name}.mf4",
+            speed_kph=kph,
+            target=False,
+            sidecar='tags = ["free"]\n[expect]\nbrake = false\n',
+        )
         names_f.append(f"{name}.mf4")
     for name, kph in (extra or {}).items():
         write_scenario(recs / f"{name}.mf4", speed_kph=kph, sidecar='tags = ["extra"]\n')
@@ -252,8 +255,19 @@ class PrivateRedis:
         if exe is None:
             raise RuntimeError("redis-server is not installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
+        args = [
+            exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -299,8 +313,9 @@ def run_keys(conn: Any, run_id: str) -> list[bytes]:
 # -- processes ---------------------------------------------------------------------------
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for a child pytest/worker: no inherited plugin settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ADSREPLAY_", "PYTEST_", "COV_"))}  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ADSREPLAY_", "PYTEST_", "COV_"))
+    }
     env.update(extra)
     return env
 
@@ -313,9 +328,14 @@ def start_worker(
     if burst:
         cmd.append("--burst")
     return subprocess.Popen(
-        cmd, cwd=cwd, env=subprocess_env(PYTHONPATH=str(pythonpath)), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cmd,
+        cwd=cwd,
+        env=subprocess_env(PYTHONPATH=str(pythonpath)),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen[Any], grace: float = 5.0) -> str:
@@ -353,15 +373,21 @@ def unique(prefix: str) -> str:
 
 def enqueue_chains(url: str, namespace: str, recs: Sequence[Path], function: str, db: str) -> Any:
     """A ReplaySession on real Redis with every recording enqueued (for the benchmark)."""
-    from pytest_adsreplay.broker import connect
-    from pytest_adsreplay.pipeline import Chain, ReplaySession, SessionConfig, new_run_id
-    from pytest_adsreplay.recordings import discover
+    from pytest_adsreplay.queue.broker import connect
+    from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, new_run_id
+    from pytest_adsreplay.recordings.discovery import discover
 
     cfg = SessionConfig(
-        run_id=new_run_id(), function=function, params={}, channel_map=None, cycle_time=0.01,
-        db=db, timeout=60, namespace=namespace,
+        run_id=new_run_id(),
+        function=function,
+        params={},
+        channel_map=None,
+        cycle_time=0.01,
+        db=db,
+        timeout=60,
+        namespace=namespace,
         settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
-    )  # fmt: skip
+    )
     session = ReplaySession(cfg, connect(url), embedded=False)
     session.enqueue([Chain(recording=r, params={}) for r in discover(list(recs))])
     return session
@@ -383,10 +409,14 @@ def spawn_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None) -> An
     keeps an ignored SIGINT ignored, so the Ctrl-C tests would send it into the void.
     """
     return subprocess.Popen(
-        pytest_cmd(*args), cwd=cwd, env=env or subprocess_env(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        pytest_cmd(*args),
+        cwd=cwd,
+        env=env or subprocess_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         preexec_fn=_default_sigint,
-    )  # fmt: skip
+    )
 
 
 def _default_sigint() -> None:
@@ -406,8 +436,9 @@ def collect(proc: Any, started: float, timeout: float = 120) -> Any:
     return pytest.RunResult(proc.returncode, out.splitlines(), [], time.monotonic() - started)
 
 
-def run_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None,
-               timeout: float = 120) -> Any:  # fmt: skip
+def run_pytest(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> Any:
     """Run pytest in ``cwd`` to the end; a ``pytest.RunResult``."""
     started = time.monotonic()
     return collect(spawn_pytest(cwd, *args, env=env), started, timeout)
@@ -424,7 +455,7 @@ def run_id_of(result: Any) -> str:
 
 def result_rows(project: Project, run_id: str) -> dict[str, Any]:
     """recording id -> results row of ``run_id`` (asserting one row per recording)."""
-    from pytest_adsreplay.store import open_store
+    from pytest_adsreplay.results.store import open_store
 
     rows = open_store(str(project.root / "results.sqlite")).results(run_id)
     ids = [r.recording_id for r in rows]

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
-from pytest_adsreplay.store import open_store
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.results.store import open_store
 
 #: The project's function under test: a TTC cascade that misbehaves on purpose for
 #: recordings driven at a "magic" speed (km/h at the first cycle).
-FUNCTION = '''
+FUNCTION = """
 import math
 
 
@@ -46,7 +46,7 @@ class Ttc:
         d, rv = f["target_distance"], f["target_rel_speed"]
         ttc = d / -rv if rv < 0 and d == d else math.inf
         return {"fcw": int(ttc < 2.5), "aeb_decel": 8.0 if ttc < 1.5 else 0.0}
-'''
+"""
 
 TEST_FILE = """
 def test_brakes(replay):
@@ -112,16 +112,29 @@ def approach(
     tr = np.arange(round(duration / 0.05) + 1) * 0.05
     dist = 4.0 * v - v * tr if target else np.full(tr.size, np.nan)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_recording(path, [
-        GroupData("Vehicle", tv, [
-            ChannelData(speed_name, np.full(tv.size, kph), speed_unit),
-            ChannelData("VehAccX", np.zeros(tv.size), "m/s^2"),
-        ]),
-        GroupData("Radar", tr, [
-            ChannelData("Radar.Obj0.DistX", dist, "m"),
-            ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -v), "m/s"),
-        ]),
-    ], version=version, header_comment=header)  # fmt: skip
+    write_recording(
+        path,
+        [
+            GroupData(
+                "Vehicle",
+                tv,
+                [
+                    ChannelData(speed_name, np.full(tv.size, kph), speed_unit),
+                    ChannelData("VehAccX", np.zeros(tv.size), "m/s^2"),
+                ],
+            ),
+            GroupData(
+                "Radar",
+                tr,
+                [
+                    ChannelData("Radar.Obj0.DistX", dist, "m"),
+                    ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -v), "m/s"),
+                ],
+            ),
+        ],
+        version=version,
+        header_comment=header,
+    )
     if sidecar is not None:
         path.with_suffix(".toml").write_text(sidecar)
     return path
@@ -134,10 +147,14 @@ def no_time_channel(path: Path) -> None:
 
     t = np.arange(0, 400) * 0.01
     mdf = MDF(version="4.10")
-    mdf.append([Signal(np.full(t.size, 40.0), t, name="VehSpd", unit="km/h"),
-                Signal(40.0 - 11.1 * t, t, name="ObjDist", unit="m"),
-                Signal(np.full(t.size, -11.1), t, name="ObjRelSpd", unit="m/s")],
-               acq_name="Vehicle")  # fmt: skip
+    mdf.append(
+        [
+            Signal(np.full(t.size, 40.0), t, name="VehSpd", unit="km/h"),
+            Signal(40.0 - 11.1 * t, t, name="ObjDist", unit="m"),
+            Signal(np.full(t.size, -11.1), t, name="ObjRelSpd", unit="m/s"),
+        ],
+        acq_name="Vehicle",
+    )
     master = mdf.groups[0].channels[0]
     master.channel_type, master.name = 0, "t_raw"
     mdf.save(path, overwrite=True)
@@ -205,11 +222,20 @@ def build_corpus(root: Path) -> tuple[list[Case], str | None]:
     approach(bad / "no_target.mf4", target=False, sidecar="[expect]\nbrake = true\n")
     gap = np.r_[np.arange(0, 200), np.arange(250, 401)] * 0.01
     approach(bad / "gap.mf4", vehicle_t=gap)
-    write_recording(bad / "short.mf4", [GroupData("G", np.array([1.0, 1.005]), [
-        ChannelData("VehSpd", np.full(2, 40.0), "km/h"),
-        ChannelData("ObjDist", np.full(2, 30.0), "m"),
-        ChannelData("ObjRelSpd", np.full(2, -11.1), "m/s"),
-    ])])  # fmt: skip
+    write_recording(
+        bad / "short.mf4",
+        [
+            GroupData(
+                "G",
+                np.array([1.0, 1.005]),
+                [
+                    ChannelData("VehSpd", np.full(2, 40.0), "km/h"),
+                    ChannelData("ObjDist", np.full(2, 30.0), "m"),
+                    ChannelData("ObjRelSpd", np.full(2, -11.1), "m/s"),
+                ],
+            )
+        ],
+    )
     approach(bad / "bad_sidecar.mf4", sidecar='scenario = "CCRs\n[expect]\nbrake = true\n')
     approach(bad / "off_nominal.mf4", 45, sidecar=EXPECT_BRAKE.format(kph=40))
     approach(bad / "raises.mf4", 77)
@@ -217,95 +243,212 @@ def build_corpus(root: Path) -> tuple[list[Case], str | None]:
     approach(bad / "non_numeric.mf4", 55)
     approach(bad / "hang.mf4", 44)
 
-    error, invalid = "*the replay could not run in the read stage", (
-        "*invalid recording (data quality too poor to judge the function) in the read stage")
+    error, invalid = (
+        "*the replay could not run in the read stage",
+        ("*invalid recording (data quality too poor to judge the function) in the read stage"),
+    )
     cases = [
         Case("good/a40.mf4", "passed", "ok"),
         Case("good/b50.mf4", "passed", "ok"),
         Case("good/c30.mdf", "passed", "ok"),
-        Case("bad/zero.mf4", "error", "error",
-             (f"bad/zero.mf4: {error[1:]}", "*/bad/zero.mf4 is empty (0 bytes)",
-              "*-> re-export it from the logger, or check that the file was copied completely")),
-        Case("bad/truncated.mf4", "error", "error",
-             ("bad/truncated.mf4: the replay could not run in the read stage",
-              "*/bad/truncated.mf4 *truncated*")),
-        Case("bad/random.mf4", "error", "error",
-             ("*/bad/random.mf4 is not an MF4/MDF file (it starts with b'*', not b'MDF     ')",
-              "*-> only ASAM MDF recordings (.mf4, .mdf, .dat) can be replayed*")),
-        Case("bad/dir.mf4", "error", "error",
-             ("bad/dir.mf4: the replay could not run in the read stage",
-              "*/bad/dir.mf4 is a directory, not an MDF file",
-              "*-> rename the directory (a recording is a file ending in .mf4, .mdf or .dat)*")),
-        Case("bad/no_time.mf4", "error", "invalid",
-             (f"bad/no_time.mf4: {invalid[1:]}",
-              "group 0 (Vehicle) has no time channel (no master channel); its 400 samples "
-              "cannot be placed in time",
-              "*-> re-export the recording with the logger's timestamps*")),
-        Case("bad/decreasing.mf4", "error", "invalid",
-             (f"bad/decreasing.mf4: {invalid[1:]}",
-              "data-quality check 'time' failed at t = 1.490 s: channel VehSpd@0/1 "
-              "(ego_speed): time goes backwards at sample 150 (t=0.5 s after t=1.49 s)*",
-              "*-> re-export the recording sorted by time*")),
-        Case("bad/nan_time.mf4", "error", "invalid",
-             (f"bad/nan_time.mf4: {invalid[1:]}",
-              "data-quality check 'time' failed at t = *: channel VehSpd@0/1 (ego_speed): "
-              "timestamp is nan at sample *; 1 of 401 timestamps are not finite")),
-        Case("bad/missing_channel.mf4", "error", "error",
-             ("bad/missing_channel.mf4: the replay could not run in the read stage",
-              "required signal(s) not found in the recording (* channels):",
-              "*ego_speed: tried VehSpd; close matches in the file: VehSpdKph",
-              "*-> add the file's channel name to channels = [[]...] of the signal*")),
-        Case("bad/unit.mf4", "error", "error",
-             ("unit contradiction for ego_speed: channel VehSpd@0/1 says 'mph' in the file, the "
-              "channel map (*map.toml) says 'km/h'",
-              "*-> fix unit in [[]signals.ego_speed] if the file is right*")),
-        Case("bad/no_target.mf4", "error", "invalid",
-             (f"bad/no_target.mf4: {invalid[1:]}",
-              "data-quality check 'target' failed: target_distance (Radar.Obj0.DistX@1/1 *) is "
-              "NaN over the whole recording (no target object), but a target is expected "
-              "([[]expect[]] brake = true)",
-              "*-> check the radar/object channels and the channel map*")),
-        Case("bad/gap.mf4", "error", "invalid",
-             (f"bad/gap.mf4: {invalid[1:]}",
-              "data-quality check 'gap' failed at t = 1.990 s: channel VehSpd@0/1 (ego_speed) "
-              "has no samples for 0.510 s (t = 1.990 .. 2.500 s); the longest allowed gap is "
-              "0.2 s (adsreplay_max_gap)",
-              "*also presence at t = 2.000 s: ego_speed is missing (NaN)*",
-              "*-> re-record, cut the recording before the gap, or raise adsreplay_max_gap*")),
-        Case("bad/short.mf4", "error", "invalid",
-             (f"bad/short.mf4: {invalid[1:]}",
-              "data-quality check 'duration' failed: the recording spans 0.005 s (1 .. 1.005 s),"
-              " shorter than one cycle of 0.01 s")),
-        Case("bad/bad_sidecar.mf4", "error", "error",
-             ("bad/bad_sidecar.mf4: sidecar */bad/bad_sidecar.toml is not valid TOML: * (at line "
-              "1, column *)",)),
-        Case("bad/off_nominal.mf4", "error", "invalid",
-             (f"bad/off_nominal.mf4: {invalid[1:]}",
-              "data-quality check 'nominal_speed' failed at t = 0.000 s: ego speed 45.000 km/h is "
-              "outside the Euro NCAP band 40 +0 … +1 km/h*checked from T0 = 0.000 s (TTC 4 s)*",
-              "*-> the run was not driven at the sidecar's nominal_speed*")),
-        Case("bad/raises.mf4", "failed", "failed",
-             ("bad/raises.mf4: the function under test failed in the aeb stage",
-              "the function under test raised ZeroDivisionError: boom in the function at "
-              "t = 1.000 s (cycle 100)",
-              "ZeroDivisionError: boom in the function")),
-        Case("bad/no_decel.mf4", "failed", "failed",
-             ("bad/no_decel.mf4: the function under test failed in the aeb stage",
-              "step() returned no 'aeb_decel' at t = 0.000 s (cycle 0) (keys: ['fcw'])")),
-        Case("bad/non_numeric.mf4", "failed", "failed",
-             ("bad/non_numeric.mf4: the function under test failed in the aeb stage",
-              "step() returned aeb_decel = 'hard' at t = 0.000 s (cycle 0); expected a finite "
-              "number ≥ 0 (m/s², magnitude)")),
-        Case("bad/hang.mf4", "error", "error",
-             ("bad/hang.mf4: the replay could not run in the aeb stage",
-              "aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*")),
+        Case(
+            "bad/zero.mf4",
+            "error",
+            "error",
+            (
+                f"bad/zero.mf4: {error[1:]}",
+                "*/bad/zero.mf4 is empty (0 bytes)",
+                "*-> re-export it from the logger, or check that the file was copied completely",
+            ),
+        ),
+        Case(
+            "bad/truncated.mf4",
+            "error",
+            "error",
+            (
+                "bad/truncated.mf4: the replay could not run in the read stage",
+                "*/bad/truncated.mf4 *truncated*",
+            ),
+        ),
+        Case(
+            "bad/random.mf4",
+            "error",
+            "error",
+            (
+                "*/bad/random.mf4 is not an MF4/MDF file (it starts with b'*', not b'MDF     ')",
+                "*-> only ASAM MDF recordings (.mf4, .mdf, .dat) can be replayed*",
+            ),
+        ),
+        Case(
+            "bad/dir.mf4",
+            "error",
+            "error",
+            (
+                "bad/dir.mf4: the replay could not run in the read stage",
+                "*/bad/dir.mf4 is a directory, not an MDF file",
+                "*-> rename the directory (a recording is a file ending in .mf4, .mdf or .dat)*",
+            ),
+        ),
+        Case(
+            "bad/no_time.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/no_time.mf4: {invalid[1:]}",
+                "group 0 (Vehicle) has no time channel (no master channel); its 400 samples "
+                "cannot be placed in time",
+                "*-> re-export the recording with the logger's timestamps*",
+            ),
+        ),
+        Case(
+            "bad/decreasing.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/decreasing.mf4: {invalid[1:]}",
+                "data-quality check 'time' failed at t = 1.490 s: channel VehSpd@0/1 "
+                "(ego_speed): time goes backwards at sample 150 (t=0.5 s after t=1.49 s)*",
+                "*-> re-export the recording sorted by time*",
+            ),
+        ),
+        Case(
+            "bad/nan_time.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/nan_time.mf4: {invalid[1:]}",
+                "data-quality check 'time' failed at t = *: channel VehSpd@0/1 (ego_speed): "
+                "timestamp is nan at sample *; 1 of 401 timestamps are not finite",
+            ),
+        ),
+        Case(
+            "bad/missing_channel.mf4",
+            "error",
+            "error",
+            (
+                "bad/missing_channel.mf4: the replay could not run in the read stage",
+                "required signal(s) not found in the recording (* channels):",
+                "*ego_speed: tried VehSpd; close matches in the file: VehSpdKph",
+                "*-> add the file's channel name to channels = [[]...] of the signal*",
+            ),
+        ),
+        Case(
+            "bad/unit.mf4",
+            "error",
+            "error",
+            (
+                "unit contradiction for ego_speed: channel VehSpd@0/1 says 'mph' in the file, the "
+                "channel map (*map.toml) says 'km/h'",
+                "*-> fix unit in [[]signals.ego_speed] if the file is right*",
+            ),
+        ),
+        Case(
+            "bad/no_target.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/no_target.mf4: {invalid[1:]}",
+                "data-quality check 'target' failed: target_distance (Radar.Obj0.DistX@1/1 *) is "
+                "NaN over the whole recording (no target object), but a target is expected "
+                "([[]expect[]] brake = true)",
+                "*-> check the radar/object channels and the channel map*",
+            ),
+        ),
+        Case(
+            "bad/gap.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/gap.mf4: {invalid[1:]}",
+                "data-quality check 'gap' failed at t = 1.990 s: channel VehSpd@0/1 (ego_speed) "
+                "has no samples for 0.510 s (t = 1.990 .. 2.500 s); the longest allowed gap is "
+                "0.2 s (adsreplay_max_gap)",
+                "*also presence at t = 2.000 s: ego_speed is missing (NaN)*",
+                "*-> re-record, cut the recording before the gap, or raise adsreplay_max_gap*",
+            ),
+        ),
+        Case(
+            "bad/short.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/short.mf4: {invalid[1:]}",
+                "data-quality check 'duration' failed: the recording spans 0.005 s (1 .. 1.005 s),"
+                " shorter than one cycle of 0.01 s",
+            ),
+        ),
+        Case(
+            "bad/bad_sidecar.mf4",
+            "error",
+            "error",
+            (
+                "bad/bad_sidecar.mf4: sidecar */bad/bad_sidecar.toml is not valid TOML: * (at line "
+                "1, column *)",
+            ),
+        ),
+        Case(
+            "bad/off_nominal.mf4",
+            "error",
+            "invalid",
+            (
+                f"bad/off_nominal.mf4: {invalid[1:]}",
+                "data-quality check 'nominal_speed' failed at t = 0.000 s: ego speed 45.000 km/h is "
+                "outside the Euro NCAP band 40 +0 … +1 km/h*checked from T0 = 0.000 s (TTC 4 s)*",
+                "*-> the run was not driven at the sidecar's nominal_speed*",
+            ),
+        ),
+        Case(
+            "bad/raises.mf4",
+            "failed",
+            "failed",
+            (
+                "bad/raises.mf4: the function under test failed in the aeb stage",
+                "the function under test raised ZeroDivisionError: boom in the function at "
+                "t = 1.000 s (cycle 100)",
+                "ZeroDivisionError: boom in the function",
+            ),
+        ),
+        Case(
+            "bad/no_decel.mf4",
+            "failed",
+            "failed",
+            (
+                "bad/no_decel.mf4: the function under test failed in the aeb stage",
+                "step() returned no 'aeb_decel' at t = 0.000 s (cycle 0) (keys: ['fcw'])",
+            ),
+        ),
+        Case(
+            "bad/non_numeric.mf4",
+            "failed",
+            "failed",
+            (
+                "bad/non_numeric.mf4: the function under test failed in the aeb stage",
+                "step() returned aeb_decel = 'hard' at t = 0.000 s (cycle 0); expected a finite "
+                "number ≥ 0 (m/s², magnitude)",
+            ),
+        ),
+        Case(
+            "bad/hang.mf4",
+            "error",
+            "error",
+            (
+                "bad/hang.mf4: the replay could not run in the aeb stage",
+                "aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*",
+            ),
+        ),
     ]
     if skip_unreadable is None:
-        cases.append(Case(
-            "bad/unreadable.mf4", "error", "error",
-            ("*/bad/unreadable.mf4 cannot be opened: permission denied",
-             "*-> make the file readable for the user running pytest and the workers*"),
-        ))  # fmt: skip
+        cases.append(
+            Case(
+                "bad/unreadable.mf4",
+                "error",
+                "error",
+                (
+                    "*/bad/unreadable.mf4 cannot be opened: permission denied",
+                    "*-> make the file readable for the user running pytest and the workers*",
+                ),
+            )
+        )
     return sorted(cases, key=lambda c: c.rid), skip_unreadable
 
 
@@ -487,21 +630,25 @@ def raw_can(path: Path, kph: float) -> Path:
     """The approach of :func:`approach` as raw CAN frames (EgoMotion 100 Hz, radar 20 Hz)."""
     import struct
 
-    from pytest_adsreplay.mf4 import write_can_recording
+    from pytest_adsreplay.mdf.reader import write_can_recording
 
     v = kph / 3.6
-    frames = [(float(t), 0x100, struct.pack("<H6x", round(kph / 0.01)))
-              for t in np.arange(401) * 0.01]
-    frames += [(float(t), 0x200, struct.pack("<Hh4x", round((4 * v - v * t) / 0.01),
-                                              round(-v / 0.01)))
-               for t in np.arange(81) * 0.05]  # fmt: skip
+    frames = [
+        (float(t), 0x100, struct.pack("<H6x", round(kph / 0.01))) for t in np.arange(401) * 0.01
+    ]
+    frames += [
+        (float(t), 0x200, struct.pack("<Hh4x", round((4 * v - v * t) / 0.01), round(-v / 0.01)))
+        for t in np.arange(81) * 0.05
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_can_recording(path, frames)
 
 
 def header(driver: str) -> str:
-    return (f"<HDcomment><TX>test track</TX><common_properties><e name='driver'>{driver}</e>"
-            "<e name='vehicle'>ID.4</e></common_properties></HDcomment>")  # fmt: skip
+    return (
+        f"<HDcomment><TX>test track</TX><common_properties><e name='driver'>{driver}</e>"
+        "<e name='vehicle'>ID.4</e></common_properties></HDcomment>"
+    )
 
 
 def test_real_world_shapes_in_one_session(pytester: pytest.Pytester) -> None:
@@ -526,10 +673,12 @@ def test_real_world_shapes_in_one_session(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=120)
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines([
-        "test_shapes.py::test_brakes?a40.mf4? PASSED*",
-        "test_shapes.py::test_brakes?b50.dat? PASSED*",
-        "test_shapes.py::test_brakes?can/c30.mf4? PASSED*",
-        "test_shapes.py::test_annas_runs?a40.mf4? PASSED*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "test_shapes.py::test_brakes?a40.mf4? PASSED*",
+            "test_shapes.py::test_brakes?b50.dat? PASSED*",
+            "test_shapes.py::test_brakes?can/c30.mf4? PASSED*",
+            "test_shapes.py::test_annas_runs?a40.mf4? PASSED*",
+        ]
+    )
     assert "test_annas_runs[b50.dat]" not in result.stdout.str()

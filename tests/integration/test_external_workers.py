@@ -24,8 +24,18 @@ from integration_kit import (
 pytestmark = pytest.mark.timeout(120)
 
 #: The README's plain rq command line for a fleet worker (what ``adsreplay worker`` runs).
-RQ_WORKER = ["-m", "rq.cli", "worker", "--serializer", "rq.serializers.JSONSerializer",
-             "-w", "rq.worker.SimpleWorker", "adsreplay-db", "adsreplay-aeb", "adsreplay-read"]  # fmt: skip
+RQ_WORKER = [
+    "-m",
+    "rq.cli",
+    "worker",
+    "--serializer",
+    "rq.serializers.JSONSerializer",
+    "-w",
+    "rq.worker.SimpleWorker",
+    "adsreplay-db",
+    "adsreplay-aeb",
+    "adsreplay-read",
+]
 
 
 def _elsewhere(tmp_path: Path) -> tuple[Path, Path]:
@@ -37,8 +47,9 @@ def _elsewhere(tmp_path: Path) -> tuple[Path, Path]:
     return cwd, lib
 
 
-def test_two_adsreplay_workers_serve_a_session(real_redis: str, project: Project,
-                                               tmp_path: Path) -> None:  # fmt: skip
+def test_two_adsreplay_workers_serve_a_session(
+    real_redis: str, project: Project, tmp_path: Path
+) -> None:
     cwd, lib = _elsewhere(tmp_path)
     workers = [start_worker(real_redis, cwd, lib) for _ in range(2)]
     try:
@@ -46,8 +57,9 @@ def test_two_adsreplay_workers_serve_a_session(real_redis: str, project: Project
     finally:
         logs = [stop(w) for w in workers]
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["*workers external only (queues adsreplay-read, adsreplay-aeb,"
-                                 " adsreplay-db)*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["*workers external only (queues adsreplay-read, adsreplay-aeb, adsreplay-db)*"]
+    )
     run_id = run_id_of(result)
     assert {r.status for r in result_rows(project, run_id).values()} == {"ok"}
     import redis
@@ -63,10 +75,14 @@ def test_plain_rq_worker_command(real_redis: str, project: Project, tmp_path: Pa
     """The documented ``rq worker`` line works too (no preloading, no fast liveness)."""
     cwd, lib = _elsewhere(tmp_path)
     worker = subprocess.Popen(
-        [sys.executable, *RQ_WORKER, "--url", real_redis], cwd=cwd,
-        env=subprocess_env(PYTHONPATH=str(lib)), text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, *RQ_WORKER, "--url", real_redis],
+        cwd=cwd,
+        env=subprocess_env(PYTHONPATH=str(lib)),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "0")
     finally:
@@ -79,11 +95,24 @@ def test_burst_worker_exits_when_the_queues_are_empty(real_redis: str, tmp_path:
     cwd, lib = _elsewhere(tmp_path)
     started = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "pytest_adsreplay.cli", "worker", "--redis-url", real_redis,
-         "--burst", "--namespace", f"adsreplay-empty-{tmp_path.name}"],
-        cwd=cwd, env=subprocess_env(PYTHONPATH=str(lib)), capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest_adsreplay.cli",
+            "worker",
+            "--redis-url",
+            real_redis,
+            "--burst",
+            "--namespace",
+            f"adsreplay-empty-{tmp_path.name}",
+        ],
+        cwd=cwd,
+        env=subprocess_env(PYTHONPATH=str(lib)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "burst" in out.stderr
     assert time.monotonic() - started < 30
@@ -91,13 +120,24 @@ def test_burst_worker_exits_when_the_queues_are_empty(real_redis: str, tmp_path:
 
 def test_session_without_workers_gives_up(private_redis, project: Project) -> None:
     """``--adsreplay-workers 0`` and nobody listening: errors after the grace period."""
-    from pytest_adsreplay.worker import NO_WORKER_GRACE
+    from pytest_adsreplay.queue.worker import NO_WORKER_GRACE
 
     started = time.monotonic()
-    result = run_pytest(project.root, "--redis-url", private_redis.url, "--adsreplay-workers",
-                        "0", "--adsreplay-timeout", "5")  # fmt: skip
+    result = run_pytest(
+        project.root,
+        "--redis-url",
+        private_redis.url,
+        "--adsreplay-workers",
+        "0",
+        "--adsreplay-timeout",
+        "5",
+    )
     assert result.ret == 1
-    result.stdout.fnmatch_lines([f"*no live worker has listened on adsreplay-*for "
-                                 f"{NO_WORKER_GRACE:.0f} s*", "*adsreplay worker --redis-url*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            f"*no live worker has listened on adsreplay-*for {NO_WORKER_GRACE:.0f} s*",
+            "*adsreplay worker --redis-url*",
+        ]
+    )
     assert time.monotonic() - started < NO_WORKER_GRACE + 20
     assert run_keys(private_redis.connection(), run_id_of(result)) == []

@@ -31,8 +31,8 @@ from integration_kit import (
     write_project,
 )
 
-from pytest_adsreplay.broker import delete_run, make_queues
-from pytest_adsreplay.worker import HUNG_GRACE, LIVENESS_TTL, NO_WORKER_GRACE
+from pytest_adsreplay.queue.broker import delete_run, make_queues
+from pytest_adsreplay.queue.worker import HUNG_GRACE, LIVENESS_TTL, NO_WORKER_GRACE
 
 
 def _markers(folder: Path, kph: int | None = None) -> list[Path]:
@@ -45,8 +45,11 @@ def _pid(marker: Path) -> int:
 
 def _job_state(conn, pattern: str) -> tuple[str, str]:
     """(status, worker_name) of the one job whose key matches ``pattern``."""
-    keys = [k for k in conn.scan_iter(match=pattern) if not k.endswith(b"dependents")
-            and not k.endswith(b"dependencies")]  # fmt: skip
+    keys = [
+        k
+        for k in conn.scan_iter(match=pattern)
+        if not k.endswith(b"dependents") and not k.endswith(b"dependencies")
+    ]
     assert len(keys) == 1, keys
     status, worker = conn.hmget(keys[0], "status", "worker_name")
     return (status or b"").decode(), (worker or b"").decode()
@@ -56,14 +59,24 @@ def _job_state(conn, pattern: str) -> tuple[str, str]:
 def test_hanging_function_times_out(real_redis: str, tmp_path: Path) -> None:
     project = write_project(tmp_path / "proj", extra={"hang_33kph": 33})
     started = time.monotonic()
-    result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "2",
-                        "--adsreplay-timeout", "3", *params(hang_kph=33))  # fmt: skip
+    result = run_pytest(
+        project.root,
+        "--redis-url",
+        real_redis,
+        "--adsreplay-workers",
+        "2",
+        "--adsreplay-timeout",
+        "3",
+        *params(hang_kph=33),
+    )
     result.assert_outcomes(passed=6, errors=1)
-    result.stdout.fnmatch_lines([
-        "*ERROR at setup of test_extra[[]hang_33kph.mf4[]]*",
-        "hang_33kph.mf4: *aeb stage*",
-        "*aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_extra[[]hang_33kph.mf4[]]*",
+            "hang_33kph.mf4: *aeb stage*",
+            "*aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*",
+        ]
+    )
     rows = result_rows(project, run_id_of(result))
     assert rows["hang_33kph.mf4"].status == "error"
     assert "per-stage timeout of 3.0 s" in rows["hang_33kph.mf4"].error
@@ -77,8 +90,16 @@ def test_uninterruptible_hang_kills_the_worker(real_redis: str, tmp_path: Path) 
     ``HUNG_GRACE`` s later and kills that local worker; the other one does the rest."""
     project = write_project(tmp_path / "proj", extra={"stuck_33kph": 33})
     started = time.monotonic()
-    result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "2",
-                        "--adsreplay-timeout", "3", *params(c_hang_kph=33))  # fmt: skip
+    result = run_pytest(
+        project.root,
+        "--redis-url",
+        real_redis,
+        "--adsreplay-workers",
+        "2",
+        "--adsreplay-timeout",
+        "3",
+        *params(c_hang_kph=33),
+    )
     result.assert_outcomes(passed=6, errors=1)
     result.stdout.fnmatch_lines(["*aeb stage exceeded the per-stage timeout of 3.0 s*"])
     rows = result_rows(project, run_id_of(result))
@@ -103,10 +124,16 @@ def test_sigkill_mid_job_is_retried_on_another_worker(
         elsewhere.mkdir()
         fleet = [start_worker(private_redis.url, elsewhere, project.root) for _ in range(2)]
     try:
-        proc = spawn_pytest(project.root, "--redis-url", private_redis.url,
-                            "--adsreplay-workers", "2" if workers == "local" else "0",
-                            "--adsreplay-timeout", "20",
-                            *params(delay=2.5, delay_kph=45, started_dir=str(marks)))  # fmt: skip
+        proc = spawn_pytest(
+            project.root,
+            "--redis-url",
+            private_redis.url,
+            "--adsreplay-workers",
+            "2" if workers == "local" else "0",
+            "--adsreplay-timeout",
+            "20",
+            *params(delay=2.5, delay_kph=45, started_dir=str(marks)),
+        )
         t0 = time.monotonic()
         first = wait_for(lambda: _markers(marks, 45), 30)[0]
         conn = private_redis.connection()
@@ -114,8 +141,7 @@ def test_sigkill_mid_job_is_retried_on_another_worker(
         assert status == "started"
         os.kill(_pid(first), signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(lambda: _job_state(conn, "rq:job:*-aeb-slow_45kph*") != (status, victim), 15,
-                 0.01)  # fmt: skip
+        wait_for(lambda: _job_state(conn, "rq:job:*-aeb-slow_45kph*") != (status, victim), 15, 0.01)
         requeued = time.monotonic() - killed  # queued again, or already started elsewhere
         second = wait_for(lambda: [m for m in _markers(marks, 45) if m != first], 15, 0.01)[0]
         rerun = time.monotonic() - killed
@@ -137,9 +163,16 @@ def test_sigkill_twice_ends_as_error(private_redis, tmp_path: Path) -> None:
     project = write_project(tmp_path / "proj", extra={"slow_45kph": 45})
     marks = tmp_path / "started"
     marks.mkdir()
-    proc = spawn_pytest(project.root, "--redis-url", private_redis.url,
-                        "--adsreplay-workers", "3", "--adsreplay-timeout", "20",
-                        *params(delay=2.5, delay_kph=45, started_dir=str(marks)))  # fmt: skip
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        private_redis.url,
+        "--adsreplay-workers",
+        "3",
+        "--adsreplay-timeout",
+        "20",
+        *params(delay=2.5, delay_kph=45, started_dir=str(marks)),
+    )
     t0 = time.monotonic()
     first = wait_for(lambda: _markers(marks, 45), 30)[0]
     os.kill(_pid(first), signal.SIGKILL)
@@ -148,11 +181,13 @@ def test_sigkill_twice_ends_as_error(private_redis, tmp_path: Path) -> None:
     killed = time.monotonic()
     result = collect(proc, t0)
     result.assert_outcomes(passed=6, errors=1)
-    result.stdout.fnmatch_lines([
-        "slow_45kph.mf4: *aeb stage*",
-        "*aeb stage: the worker process died while running it*",
-        "*was killed by signal 9*retried once already*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "slow_45kph.mf4: *aeb stage*",
+            "*aeb stage: the worker process died while running it*",
+            "*was killed by signal 9*retried once already*",
+        ]
+    )
     rows = result_rows(project, run_id_of(result))
     assert rows["slow_45kph.mf4"].status == "error"
     assert "retried once already" in rows["slow_45kph.mf4"].error
@@ -166,8 +201,16 @@ def test_redis_lost_mid_run(fault: str, tmp_path: Path, redis_factory) -> None:
     project = write_project(tmp_path / "proj", closing=(40, 45, 50), free=(60,))
     marks = tmp_path / "started"
     marks.mkdir()
-    proc = spawn_pytest(project.root, "--redis-url", server.url, "--adsreplay-workers", "2",
-                        "--adsreplay-timeout", "10", *params(delay=1.5, started_dir=str(marks)))  # fmt: skip
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        server.url,
+        "--adsreplay-workers",
+        "2",
+        "--adsreplay-timeout",
+        "10",
+        *params(delay=1.5, started_dir=str(marks)),
+    )
     t0 = time.monotonic()
     wait_for(lambda: _markers(marks), 30)
     if fault == "killed":
@@ -196,8 +239,14 @@ def test_all_local_workers_dead(private_redis, tmp_path: Path) -> None:
     project = write_project(tmp_path / "proj")
     marks = tmp_path / "started"
     marks.mkdir()
-    proc = spawn_pytest(project.root, "--redis-url", private_redis.url, "--adsreplay-workers",
-                        "2", *params(delay=3.0, started_dir=str(marks)))  # fmt: skip
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        private_redis.url,
+        "--adsreplay-workers",
+        "2",
+        *params(delay=3.0, started_dir=str(marks)),
+    )
     t0 = time.monotonic()
     busy = wait_for(lambda: m if len(m := _markers(marks)) >= 2 else None, 30)
     for marker in busy:
@@ -221,9 +270,14 @@ def test_all_external_workers_dead(private_redis, tmp_path: Path) -> None:
     elsewhere.mkdir()
     workers = [start_worker(private_redis.url, elsewhere, project.root) for _ in range(2)]
     try:
-        proc = spawn_pytest(project.root, "--redis-url", private_redis.url,
-                            "--adsreplay-workers", "0",
-                            *params(delay=3.0, started_dir=str(marks)))  # fmt: skip
+        proc = spawn_pytest(
+            project.root,
+            "--redis-url",
+            private_redis.url,
+            "--adsreplay-workers",
+            "0",
+            *params(delay=3.0, started_dir=str(marks)),
+        )
         t0 = time.monotonic()
         wait_for(lambda: len(_markers(marks)) >= 2, 30)
         for w in workers:
@@ -248,8 +302,14 @@ def test_no_orphan_workers(how: str, real_redis: str, tmp_path: Path) -> None:
     project = write_project(tmp_path / "proj")
     marks = tmp_path / "started"
     marks.mkdir()
-    proc = spawn_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "2",
-                        *params(delay=5.0, started_dir=str(marks)))  # fmt: skip
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        real_redis,
+        "--adsreplay-workers",
+        "2",
+        *params(delay=5.0, started_dir=str(marks)),
+    )
     t0 = time.monotonic()
     wait_for(lambda: _markers(marks), 30)
     workers = [p for p in processes_with(str(project.root)) if p != proc.pid]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from integration_kit import processes_with, unique, wait_for, write_function_module
 
-from pytest_adsreplay.broker import connect
-from pytest_adsreplay.worker import LIVENESS_TTL, LocalWorkers, local_worker_count
+from pytest_adsreplay.queue.broker import connect
+from pytest_adsreplay.queue.worker import LIVENESS_TTL, LocalWorkers, local_worker_count
 
 
 @pytest.mark.parametrize(
@@ -22,20 +22,21 @@ def test_local_worker_count(requested, xdist, expected, monkeypatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     if xdist:
         monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", xdist)
-    assert local_worker_count(requested) == (os.cpu_count() or 1 if expected is None
-                                             else expected)  # fmt: skip
+    assert local_worker_count(requested) == (os.cpu_count() or 1 if expected is None else expected)
 
 
 @pytest.mark.timeout(60)
-def test_preloaded_registered_and_stopped(real_redis: str, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_preloaded_registered_and_stopped(
+    real_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_function_module(tmp_path / "fn")
     monkeypatch.syspath_prepend(str(tmp_path / "fn"))  # becomes the workers' PYTHONPATH
     marks = tmp_path / "imported"
     monkeypatch.setenv("AEBFN_IMPORT_MARK", str(marks))
     namespace = unique("adsreplay-local")
-    workers = LocalWorkers(real_redis, namespace, 2, prefix=namespace,
-                           preload_modules=["aebfn"]).start()  # fmt: skip
+    workers = LocalWorkers(
+        real_redis, namespace, 2, prefix=namespace, preload_modules=["aebfn"]
+    ).start()
     conn = connect(real_redis)
     try:
         keys = [f"rq:worker:{n}" for n in workers.names]
@@ -55,7 +56,7 @@ def test_preloaded_registered_and_stopped(real_redis: str, tmp_path: Path,
     assert processes_with(namespace) == []  # nor their heartbeat processes
     from rq import Worker
 
-    from pytest_adsreplay.broker import make_queues
+    from pytest_adsreplay.queue.broker import make_queues
 
     for q in make_queues(conn, namespace).values():  # a warm stop unregisters
         assert Worker.all_keys(connection=conn, queue=q) == []

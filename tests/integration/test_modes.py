@@ -36,8 +36,12 @@ def test_suite_passes(mode, project: Project) -> None:
     assert sorted(rows) == sorted(project.closing + project.free)
     assert {r.status for r in rows.values()} == {"ok"}
     assert 1.55 <= rows["closing_50kph.mf4"].kpis["ttc_at_brake"] <= 1.65
-    workers = {"fakeredis": "in-process", "redis-1": "1 local process",
-               "redis-N": "2 local processes", "external": "external only*"}  # fmt: skip
+    workers = {
+        "fakeredis": "in-process",
+        "redis-1": "1 local process",
+        "redis-N": "2 local processes",
+        "external": "external only*",
+    }
     result.stdout.fnmatch_lines([f"*workers {workers[mode.name]}*run {run_id}*"])
     _no_traces(mode, run_id)
 
@@ -46,11 +50,13 @@ def test_suite_fails_alike(mode, project: Project) -> None:
     """A late-braking calibration fails the same tests with the same message everywhere."""
     result = run_pytest(project.root, *mode.args, "-o", "adsreplay_function_params={brake_ttc=0.6}")
     result.assert_outcomes(passed=2, failed=4)
-    result.stdout.fnmatch_lines([
-        "closing_50kph.mf4: 3 expectation(s) of *closing_50kph.toml violated:",
-        "  - brake = False, expected == True",
-        "*FAILED test_aeb.py::test_brakes_in_time[[]closing_40kph.mf4[]] - AssertionError*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "closing_50kph.mf4: 3 expectation(s) of *closing_50kph.toml violated:",
+            "  - brake = False, expected == True",
+            "*FAILED test_aeb.py::test_brakes_in_time[[]closing_40kph.mf4[]] - AssertionError*",
+        ]
+    )
     rows = result_rows(project, run_id_of(result))
     assert rows["closing_50kph.mf4"].kpis["collision"] is True
     assert rows["closing_50kph.mf4"].kpis["brake_time"] is None

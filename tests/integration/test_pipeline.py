@@ -8,18 +8,24 @@ import numpy as np
 import pytest
 from adsreplay_testkit import write_approach
 
-from pytest_adsreplay import broker, stages
-from pytest_adsreplay.pipeline import Chain, ReplaySession, SessionConfig, recording_key
-from pytest_adsreplay.recordings import discover
-from pytest_adsreplay.store import open_store
+from pytest_adsreplay.queue import broker, stages
+from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, recording_key
+from pytest_adsreplay.recordings.discovery import discover
+from pytest_adsreplay.results.store import open_store
 
 
 def _session(tmp_path: Path, function: str = "pytest_adsreplay.reference:TtcAeb") -> ReplaySession:
     cfg = SessionConfig(
-        run_id="run1", function=function, params={}, channel_map=None, cycle_time=0.01,
-        db=str(tmp_path / "r.sqlite"), timeout=30, namespace="adsreplay-run1",
+        run_id="run1",
+        function=function,
+        params={},
+        channel_map=None,
+        cycle_time=0.01,
+        db=str(tmp_path / "r.sqlite"),
+        timeout=30,
+        namespace="adsreplay-run1",
         settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
-    )  # fmt: skip
+    )
     return ReplaySession(cfg, broker.connect(None), embedded=True)
 
 
@@ -107,4 +113,4 @@ def test_jobs_use_the_json_serializer(tmp_path: Path, recs: list) -> None:  # ty
     import zlib
 
     text = zlib.decompress(data).decode()
-    assert text.startswith("[") and '"pytest_adsreplay.stages.read_stage"' in text
+    assert text.startswith("[") and '"pytest_adsreplay.queue.stages.read_stage"' in text

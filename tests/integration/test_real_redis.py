@@ -23,8 +23,8 @@ from integration_kit import (
     write_project,
 )
 
-from pytest_adsreplay.broker import connect, mask_url
 from pytest_adsreplay.errors import BrokerError
+from pytest_adsreplay.queue.broker import connect, mask_url
 
 SECRET = "Sup3r-s3cret"
 
@@ -91,18 +91,58 @@ def _tls_redis(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     if not (shutil.which("redis-server") and shutil.which("openssl")):
         pytest.skip("needs redis-server and openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", cert,
-         "--tls-auth-clients", "no", "--requirepass", SECRET, "--save", "",
-         "--appendonly", "no", "--dir", tmp_path],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            cert,
+            "--tls-key-file",
+            key,
+            "--tls-ca-cert-file",
+            cert,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            SECRET,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp_path,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"rediss://:{SECRET}@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
     deadline = time.monotonic() + 10
     while True:
@@ -144,25 +184,34 @@ def test_local_workers_hide_the_url_from_ps(redis_factory, tmp_path: Path) -> No
     project = write_project(tmp_path / "proj")
     marks = tmp_path / "started"
     marks.mkdir()
-    proc = spawn_pytest(project.root, "--redis-url", server.url, "--adsreplay-workers", "2",
-                        *params(delay=1.0, started_dir=str(marks)))  # fmt: skip
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        server.url,
+        "--adsreplay-workers",
+        "2",
+        *params(delay=1.0, started_dir=str(marks)),
+    )
     started = time.monotonic()
     wait_for(lambda: list(marks.iterdir()), 30)
     workers = [p for p in processes_with(str(project.root)) if p != proc.pid]
     assert workers
     for pid in workers:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        assert SECRET.encode() not in cmdline and b"pytest_adsreplay.worker" in cmdline
+        assert SECRET.encode() not in cmdline and b"pytest_adsreplay.queue.worker" in cmdline
     collect(proc, started).assert_outcomes(passed=6)
 
 
 def test_worker_cli_environment_url(tmp_path: Path) -> None:
-    """``python -m pytest_adsreplay.worker`` reads ADSREPLAY_REDIS_URL (masked on error)."""
+    """``python -m pytest_adsreplay.queue.worker`` reads ADSREPLAY_REDIS_URL (masked on error)."""
     url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"
     out = subprocess.run(
-        [sys.executable, "-m", "pytest_adsreplay.worker", "--namespace", "x"],
-        env=subprocess_env(ADSREPLAY_REDIS_URL=url), capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "pytest_adsreplay.queue.worker", "--namespace", "x"],
+        env=subprocess_env(ADSREPLAY_REDIS_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2
     assert mask_url(url) in out.stderr and SECRET not in out.stderr + out.stdout

@@ -21,7 +21,7 @@ import pytest
 from integration_kit import enqueue_chains, subprocess_env, unique, write_project
 
 import pytest_adsreplay
-from pytest_adsreplay import broker, stages
+from pytest_adsreplay.queue import broker, stages
 
 PACKAGE = Path(pytest_adsreplay.__file__).parent
 
@@ -74,24 +74,41 @@ def test_planted_pickles_are_not_executed(real_redis: str, tmp_path: Path) -> No
         assert not marker.exists()
         # 2. the read job's result stream (the aeb stage reads its parent's result)
         stream = f"rq:results:{jid(result_job, 'read')}"
-        conn.xadd(stream, {"type": 1, "worker_name": "evil",
-                           "return_value": base64.b64encode(payload).decode()})  # fmt: skip
+        conn.xadd(
+            stream,
+            {"type": 1, "worker_name": "evil", "return_value": base64.b64encode(payload).decode()},
+        )
         # 3. the arrays hash of the signals (raw float64 buffers)
         key = stages.data_key({"run": run, "key": arrays_job.key}, "signals")
         conn.hset(key, "target_distance", payload)
         # aeb and db stages on an external worker process
         env = subprocess_env(PYTHONPATH=str(project.root))
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pytest_adsreplay.cli", "worker", "--redis-url", real_redis,
-             "--namespace", namespace, "--burst"],
-            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest_adsreplay.cli",
+                "worker",
+                "--redis-url",
+                real_redis,
+                "--namespace",
+                namespace,
+                "--burst",
+            ],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         out, _ = worker.communicate(timeout=90)
         assert worker.returncode == 0, out
         outcomes = {rid: session.outcome(c) for rid, c in chains.items()}
         # 4. the session reading a planted result of a finished job
-        conn.xadd(f"rq:results:{jid(clean, 'db')}",
-                  {"type": 1, "return_value": base64.b64encode(payload).decode()})  # fmt: skip
+        conn.xadd(
+            f"rq:results:{jid(clean, 'db')}",
+            {"type": 1, "return_value": base64.b64encode(payload).decode()},
+        )
         planted = stages.parent_result(conn, {"run": run, "key": clean.key}, "db")
         assert planted["ok"] is False and planted["outcome"] == "error"
         assert "is not valid JSON" in planted["error"]
@@ -114,21 +131,41 @@ def test_planted_pickles_are_not_executed(real_redis: str, tmp_path: Path) -> No
 
 
 # -- static guards -----------------------------------------------------------------------
-FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "jsonpickle", "marshal",
-                     "shelve", "joblib"}  # fmt: skip
+FORBIDDEN_MODULES = {
+    "pickle",
+    "cPickle",
+    "dill",
+    "cloudpickle",
+    "jsonpickle",
+    "marshal",
+    "shelve",
+    "joblib",
+}
 #: rq calls that deserialize what they read (or build objects that do): they must be given
 #: the JSON serializer, or a ``queue=`` whose serializer they inherit.
-DESERIALIZING = {"fetch", "fetch_many", "Queue", "SimpleWorker", "Worker", "FleetWorker",
-                 "InProcessWorker", "StartedJobRegistry", "FailedJobRegistry",
-                 "FinishedJobRegistry", "DeferredJobRegistry", "Result",
-                 "fetch_latest", "all"}  # fmt: skip
+DESERIALIZING = {
+    "fetch",
+    "fetch_many",
+    "Queue",
+    "SimpleWorker",
+    "Worker",
+    "FleetWorker",
+    "InProcessWorker",
+    "StartedJobRegistry",
+    "FailedJobRegistry",
+    "FinishedJobRegistry",
+    "DeferredJobRegistry",
+    "Result",
+    "fetch_latest",
+    "all",
+}
 
 
 def _sources() -> list[Path]:
-    return sorted(PACKAGE.glob("*.py"))
+    return sorted(PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_no_pickle_anywhere(path: Path) -> None:
     """No pickle-family module, no ``allow_pickle=True``, ``np.load`` only with
     ``allow_pickle=False``, no ``yaml.load``/``read_pickle``/``torch.load``."""
@@ -159,7 +196,7 @@ def test_no_pickle_anywhere(path: Path) -> None:
             assert "allow_pickle" in kwargs, f"{where} np.load without allow_pickle=False"
 
 
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_rq_objects_use_the_json_serializer(path: Path) -> None:
     text = path.read_text()
     if "rq" not in text:
@@ -184,7 +221,7 @@ def test_rq_objects_use_the_json_serializer(path: Path) -> None:
 def test_workers_and_queues_are_json(real_redis: str) -> None:
     from rq.serializers import JSONSerializer
 
-    from pytest_adsreplay.worker import build_worker
+    from pytest_adsreplay.queue.worker import build_worker
 
     conn = broker.connect(real_redis)
     worker = build_worker(conn, unique("adsreplay-sec"))
@@ -197,9 +234,14 @@ def test_worker_never_prints_the_password(tmp_path: Path) -> None:
     url = "redis://:Sup3r-s3cret@127.0.0.1:1/0"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_adsreplay.cli", "worker", "--redis-url", url],
-        cwd=tmp_path, env=subprocess_env(), text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=subprocess_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+        check=False,
+    )
     out = proc.stdout
     assert proc.returncode == 2, out
     assert "redis://:***@127.0.0.1:1/0" in out

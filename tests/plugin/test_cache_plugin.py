@@ -119,8 +119,15 @@ def test_cache_dir_option_and_ini_relative_to_the_ini_file(
     sub = project.path / "sub"
     sub.mkdir()
     monkeypatch.chdir(sub)
-    result = project.runpytest("-c", "../tox.ini", "--rootdir=..", "--recordings=../recs",
-                               "-k", "not expect", "../test_s.py")  # fmt: skip
+    result = project.runpytest(
+        "-c",
+        "../tox.ini",
+        "--rootdir=..",
+        "--recordings=../recs",
+        "-k",
+        "not expect",
+        "../test_s.py",
+    )
     result.assert_outcomes(passed=3)
     assert len(_entries(project.path / "ci-cache")) == 3
     assert not (sub / "ci-cache").exists()

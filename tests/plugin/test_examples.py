@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 LATE_FUNCTION = '''
-from pytest_adsreplay.reference import TtcAeb
+from pytest_adsreplay.function.reference import TtcAeb
 
 
 class Late(TtcAeb):
@@ -35,19 +35,28 @@ def examples(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_main_job_passes_on_bundled_recordings(examples: pytest.Pytester) -> None:
-    result = examples.runpytest_subprocess("examples", f"--recordings={REPO / 'recordings'}",
-                                           "-p", "no:cacheprovider")  # fmt: skip
+    result = examples.runpytest_subprocess(
+        "examples", f"--recordings={REPO / 'recordings'}", "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["adsreplay: 16 recordings under *recordings*TtcAeb*",
-                                 "*adsreplay KPI summary*", "* passed in *"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "adsreplay: 16 recordings under *recordings*TtcAeb*",
+            "*adsreplay KPI summary*",
+            "* passed in *",
+        ]
+    )
 
 
 def test_function_braking_300ms_late_fails_timing_with_values(examples: pytest.Pytester) -> None:
     examples.makepyfile(latefn=LATE_FUNCTION)
     result = examples.runpytest_subprocess(
-        "examples", f"--recordings={REPO / 'recordings'}", "--aeb-function=latefn:Late",
-        "-p", "no:cacheprovider",
-    )  # fmt: skip
+        "examples",
+        f"--recordings={REPO / 'recordings'}",
+        "--aeb-function=latefn:Late",
+        "-p",
+        "no:cacheprovider",
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
@@ -58,6 +67,10 @@ def test_function_braking_300ms_late_fails_timing_with_values(examples: pytest.P
     )
     result.stdout.fnmatch_lines(["*ncap/CCRm_50kph.mf4: ttc_at_brake = 1.[34]*"])
     # the generated sidecar items catch it too, naming the sidecar bound
-    result.stdout.fnmatch_lines(["*ncap/CCRs_50kph.mf4: * expectation(s) of *CCRs_50kph.toml violated:",
-                                 "*ttc_at_brake = 1.[34]*, expected in [[]1.6*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*ncap/CCRs_50kph.mf4: * expectation(s) of *CCRs_50kph.toml violated:",
+            "*ttc_at_brake = 1.[34]*, expected in [[]1.6*",
+        ]
+    )
     result.stdout.fnmatch_lines(["FAILED *test_brake_timing_window[[]ncap/CCRs_20kph.mf4[]]*"])

@@ -39,8 +39,9 @@ def test_help_lists_options_and_ini_keys(pytester: pytest.Pytester) -> None:
 
 def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["*recordings(pattern=None, tags=None, scenario=None)*",
-                                 "*adsreplay_params(**params)*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["*recordings(pattern=None, tags=None, scenario=None)*", "*adsreplay_params(**params)*"]
+    )
 
 
 def test_defaults(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,8 +69,12 @@ def test_precedence_cli_over_env_over_ini(
         """
     )
     result = project.runpytest("-s", "--recordings=recs")
-    result.stdout.fnmatch_lines(["*SETTINGS aebfn:Ttc 11.0 *inf {'brake_ttc': 1.2} 0.02 skip *",
-                                 "*SOURCE tox.ini adsreplay_timeout*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*SETTINGS aebfn:Ttc 11.0 *inf {'brake_ttc': 1.2} 0.02 skip *",
+            "*SOURCE tox.ini adsreplay_timeout*",
+        ]
+    )
     monkeypatch.setenv("ADSREPLAY_TIMEOUT", "22")
     result = project.runpytest("-s", "--recordings=recs")
     result.stdout.fnmatch_lines(
@@ -84,14 +89,23 @@ def test_precedence_cli_over_env_over_ini(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--adsreplay-timeout=soon"], "*--adsreplay-timeout = 'soon' (from command line*) is not a number*"),
-        (["--adsreplay-timeout=-1"], "*--adsreplay-timeout = '-1' (from command line*) must be > 0*"),
+        (
+            ["--adsreplay-timeout=soon"],
+            "*--adsreplay-timeout = 'soon' (from command line*) is not a number*",
+        ),
+        (
+            ["--adsreplay-timeout=-1"],
+            "*--adsreplay-timeout = '-1' (from command line*) must be > 0*",
+        ),
         (["--adsreplay-workers=-2"], "*--adsreplay-workers = '-2'*must be >= 0*"),
         (["--adsreplay-workers=two"], "*--adsreplay-workers = 'two'*not a whole number*"),
         (["--aeb-function=nocolon"], "*--aeb-function = 'nocolon'*module:attr*"),
-        (["--redis-url=http://x:secret@host"], "*--redis-url = 'http://x:***@host'*must start with redis://*"),
+        (
+            ["--redis-url=http://x:secret@host"],
+            "*--redis-url = 'http://x:***@host'*must start with redis://*",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_cli_values_are_usage_errors(
     project: pytest.Pytester, args: list[str], message: str
 ) -> None:
@@ -104,13 +118,19 @@ def test_bad_cli_values_are_usage_errors(
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
-        ("adsreplay_brake_threshold = heavy", "*adsreplay_brake_threshold = 'heavy' (from tox.ini*) is not a number*"),
+        (
+            "adsreplay_brake_threshold = heavy",
+            "*adsreplay_brake_threshold = 'heavy' (from tox.ini*) is not a number*",
+        ),
         ("adsreplay_actuator_delay = -0.1", "*adsreplay_actuator_delay = '-0.1'*must be >= 0*"),
         ("adsreplay_invalid = ignore", "*adsreplay_invalid = 'ignore'*one of error, skip, fail*"),
-        ("adsreplay_function_params = {fcw = ", "*adsreplay_function_params*not a TOML inline table*"),
+        (
+            "adsreplay_function_params = {fcw = ",
+            "*adsreplay_function_params*not a TOML inline table*",
+        ),
         ("adsreplay_cycle_time = 0", "*adsreplay_cycle_time = '0'*must be > 0*"),
     ],
-)  # fmt: skip
+)
 def test_bad_ini_values_name_the_ini_file(project: pytest.Pytester, ini: str, message: str) -> None:
     project.makeini(f"[pytest]\nadsreplay_function = aebfn:Ttc\n{ini}\n")
     result = project.runpytest("--recordings=recs")

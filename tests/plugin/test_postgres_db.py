@@ -6,7 +6,7 @@ import pytest
 from store_backends import postgres_url
 
 from pytest_adsreplay import cli
-from pytest_adsreplay.store import PostgresStore, open_store
+from pytest_adsreplay.results.store import PostgresStore, open_store
 
 __all__ = ["postgres_url"]
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_adsreplay.store import open_store
+from pytest_adsreplay.results.store import open_store
 
 
 def _only_run(db) -> str:  # type: ignore[no-untyped-def]
@@ -140,14 +140,19 @@ def test_expectation_items_report_every_violated_bound(project: pytest.Pytester)
 @pytest.mark.parametrize(
     ("expect", "message"),
     [
-        ("ttc_at_brak = [1, 2]", ["*: [[]expect[]] bounds unknown KPI 'ttc_at_brak'",
-                                  "*did you mean ttc_at_brake*"]),
+        (
+            "ttc_at_brak = [1, 2]",
+            ["*: [[]expect[]] bounds unknown KPI 'ttc_at_brak'", "*did you mean ttc_at_brake*"],
+        ),
         ("ttc_at_brake = [2, 1]", ["*: [[]expect[]] ttc_at_brake has min 2.0 > max 1.0"]),
-        ("ttc_at_brake = {lo = 1}", ["*: [[]expect[]] ttc_at_brake takes {min = …} and/or {max = …}*"]),
+        (
+            "ttc_at_brake = {lo = 1}",
+            ["*: [[]expect[]] ttc_at_brake takes {min = …} and/or {max = …}*"],
+        ),
         ("brake = 1", ["*: [[]expect[]] brake must be true or false*"]),
         ("ttc_at_brake = = 1", ["* is not valid TOML*line 2*"]),
     ],
-)  # fmt: skip
+)
 def test_malformed_sidecar_is_an_error_naming_the_file(
     project: pytest.Pytester, expect: str, message: list[str]
 ) -> None:
@@ -213,8 +218,11 @@ def test_results_db_has_one_row_per_recording(project: pytest.Pytester) -> None:
     run_id = _only_run(db)
     rows = open_store(str(db)).results(run_id)
     assert [r.recording_id for r in rows] == [
-        "ccrm/c50.mf4", "ccrs/a40.mf4", "ccrs/b60.mf4", "ccrs/zz_broken.mf4",
-    ]  # fmt: skip
+        "ccrm/c50.mf4",
+        "ccrs/a40.mf4",
+        "ccrs/b60.mf4",
+        "ccrs/zz_broken.mf4",
+    ]
     by_id = {r.recording_id: r for r in rows}
     assert by_id["ccrs/a40.mf4"].status == "ok"
     assert by_id["ccrs/a40.mf4"].kpis["ttc_at_brake"] == pytest.approx(1.5, abs=0.02)
@@ -286,8 +294,10 @@ def test_calibration_variants_via_marker(project: pytest.Pytester) -> None:
         _only_run(project.path / "results.sqlite")
     )
     assert sorted((r.recording_id, bool(r.variant)) for r in rows) == [
-        ("ccrs/a40.mf4", False), ("ccrs/a40.mf4", True), ("ccrs/a40.mf4", True),
-    ]  # fmt: skip
+        ("ccrs/a40.mf4", False),
+        ("ccrs/a40.mf4", True),
+        ("ccrs/a40.mf4", True),
+    ]
 
 
 def test_late_braking_function_fails_timing_with_values(project: pytest.Pytester) -> None:
@@ -328,5 +338,8 @@ def test_exitfirst_still_leaves_one_row_per_recording(project: pytest.Pytester) 
     assert len(rows) == 3
     statuses = sorted(r.status for r in rows)
     assert statuses.count("ok") == 1
-    assert all(r.error == "the session ended before this recording was replayed"
-               for r in rows if r.status == "error")  # fmt: skip
+    assert all(
+        r.error == "the session ended before this recording was replayed"
+        for r in rows
+        if r.status == "error"
+    )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_adsreplay import baseline as bl
 from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.results import baseline as bl
 
 KPIS = {
     "fcw_time": 3.5,

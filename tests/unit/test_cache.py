@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from adsreplay_testkit import write_approach
 
-from pytest_adsreplay import cache, cli, stages
+from pytest_adsreplay import cli
 from pytest_adsreplay.errors import AdsReplayError
-from pytest_adsreplay.signals import ChannelMap
+from pytest_adsreplay.queue import cache, stages
+from pytest_adsreplay.signals.resample import ChannelMap
 
 T = np.arange(0.0, 1.0, 0.01)
 VALUES = {
@@ -28,13 +29,20 @@ VALUES = {
     "target_distance": np.where(T < 0.5, np.nan, 30.0 - T),
     "target_valid": (T >= 0.5).astype(np.float64),
 }
-SOURCES = {"ego_speed": "VehSpd@0/1 (km/h -> m/s)", "target_distance": "Radar@1/1",
-           "target_valid": "Radar.Valid@1/3"}  # fmt: skip
+SOURCES = {
+    "ego_speed": "VehSpd@0/1 (km/h -> m/s)",
+    "target_distance": "Radar@1/1",
+    "target_valid": "Radar.Valid@1/3",
+}
 
 KEY_ARGS: dict[str, Any] = {
-    "sha256": "a" * 64, "channel_map": "b" * 64, "cycle_time": 0.01, "max_gap": 0.2,
-    "nominal_speed": None, "expect_target": None,
-}  # fmt: skip
+    "sha256": "a" * 64,
+    "channel_map": "b" * 64,
+    "cycle_time": 0.01,
+    "max_gap": 0.2,
+    "nominal_speed": None,
+    "expect_target": None,
+}
 
 
 def _key(**changes: Any) -> str:
@@ -139,9 +147,17 @@ def _corrupt_names(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "corrupt",
-    [_corrupt_truncated, _corrupt_garbage, _corrupt_bad_json, _corrupt_other_key,
-     _corrupt_pickled, _corrupt_short_signal, _corrupt_float32, _corrupt_names],
-)  # fmt: skip
+    [
+        _corrupt_truncated,
+        _corrupt_garbage,
+        _corrupt_bad_json,
+        _corrupt_other_key,
+        _corrupt_pickled,
+        _corrupt_short_signal,
+        _corrupt_float32,
+        _corrupt_names,
+    ],
+)
 def test_a_corrupt_entry_is_a_miss_and_is_deleted(tmp_path: Path, corrupt: Any) -> None:
     cache.store(tmp_path, _key(), T, VALUES, SOURCES)
     path = cache.entry_path(tmp_path, _key())
@@ -213,8 +229,9 @@ def test_stats_clear_and_prune(tmp_path: Path) -> None:
     keys = [_key(sha256=c * 64) for c in "123"]
     for k in keys:
         cache.store(tmp_path, k, T, VALUES, SOURCES)
-    size = sum(cache.entry_path(tmp_path, keys[0]).with_suffix(x).stat().st_size
-               for x in (".npy", ".json"))
+    size = sum(
+        cache.entry_path(tmp_path, keys[0]).with_suffix(x).stat().st_size for x in (".npy", ".json")
+    )
     assert cache.stats(tmp_path).entries == 3
     assert cache.stats(tmp_path).size == pytest.approx(3 * size, rel=0.01)
     import os
@@ -310,12 +327,21 @@ def _sha(path: Path) -> str:
 
 def _ctx(path: Path, cache_dir: Path | None, **changes: Any) -> dict[str, Any]:
     ctx = {
-        "run": "r1", "rec": path.name, "key": "k1", "path": str(path),
+        "run": "r1",
+        "rec": path.name,
+        "key": "k1",
+        "path": str(path),
         "sha256": changes.pop("sha256") if "sha256" in changes else _sha(path),
-        "channel_map": None, "channel_map_sha": None, "max_gap": 0.2, "nominal_speed": None,
-        "expect_target": None, "problem": None, "cycle_time": 0.01, "ttl": 600,
+        "channel_map": None,
+        "channel_map_sha": None,
+        "max_gap": 0.2,
+        "nominal_speed": None,
+        "expect_target": None,
+        "problem": None,
+        "cycle_time": 0.01,
+        "ttl": 600,
         "cache_dir": None if cache_dir is None else str(cache_dir),
-    }  # fmt: skip
+    }
     ctx.update(changes)
     return ctx
 
@@ -429,9 +455,13 @@ def test_a_changed_dbc_file_changes_the_map_fingerprint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"cycle_time": 0.02}, {"max_gap": 0.5}, {"nominal_speed": 40.0},
-     {"expect_target": "scenario 'CCRs'"}],
-)  # fmt: skip
+    [
+        {"cycle_time": 0.02},
+        {"max_gap": 0.5},
+        {"nominal_speed": 40.0},
+        {"expect_target": "scenario 'CCRs'"},
+    ],
+)
 def test_changed_grid_or_gate_settings_are_a_miss(
     tmp_path: Path, conn: Any, change: dict[str, Any]
 ) -> None:
@@ -504,7 +534,7 @@ def test_remembered_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert cache.content_hash(rec, tmp_path / "c") == digest
     (memo,) = (tmp_path / "c" / cache.HASHES).iterdir()
 
-    import pytest_adsreplay.recordings as recordings
+    import pytest_adsreplay.recordings.discovery as recordings
 
     def no_reading(fh: Any) -> str:
         raise AssertionError("the file was read again")

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_adsreplay.cli.inspect import inspect_recording
 from pytest_adsreplay.errors import ChannelMapError, MissingChannelError
-from pytest_adsreplay.inspect import inspect_recording
-from pytest_adsreplay.mf4 import open_recording, write_can_recording
+from pytest_adsreplay.mdf.reader import open_recording, write_can_recording
 from pytest_adsreplay.replay import replay_file
-from pytest_adsreplay.signals import ChannelMap, read_signals
+from pytest_adsreplay.signals.resample import ChannelMap, read_signals
 
 DBC = """\
 VERSION ""
@@ -67,8 +67,13 @@ def can_log(path: Path, kph: float = 40.0, duration: float = 4.0, *, bus: int = 
         frames.append((float(t), 0x100, struct.pack("<Hh4x", round(kph / 0.01), 0)))
     for t in np.arange(round(duration / 0.05) + 1) * 0.05:
         dist = 4.0 * v - v * t
-        frames.append((float(t) + 0.002, 0x200,
-                       struct.pack("<HhB3x", round(dist / 0.01), round(-v / 0.01), 1)))
+        frames.append(
+            (
+                float(t) + 0.002,
+                0x200,
+                struct.pack("<HhB3x", round(dist / 0.01), round(-v / 0.01), 1),
+            )
+        )
     frames += [(0.5 + i, UNKNOWN_ID, bytes(8)) for i in range(3)]
     return write_can_recording(path, frames, bus=bus)
 
@@ -94,8 +99,7 @@ class Ttc:
 
 def test_dbc_paths_are_relative_to_the_map(tmp_path: Path, can_map: ChannelMap) -> None:
     assert [(d.path, d.bus) for d in can_map.dbc] == [((tmp_path / "dbc/aeb.dbc"), 0)]
-    assert can_map.to_dict()["can"] == {"dbc": [{"file": str(tmp_path / "dbc/aeb.dbc"),
-                                                 "bus": 0}]}  # fmt: skip
+    assert can_map.to_dict()["can"] == {"dbc": [{"file": str(tmp_path / "dbc/aeb.dbc"), "bus": 0}]}
 
 
 def test_decoded_signals_resolve_as_message_dot_signal(tmp_path: Path, can_map: ChannelMap) -> None:
@@ -115,8 +119,13 @@ def test_decoded_signals_resolve_as_message_dot_signal(tmp_path: Path, can_map: 
 
 
 def test_replay_file_on_raw_can(tmp_path: Path, can_map: ChannelMap) -> None:
-    res = replay_file(can_log(tmp_path / "can.mf4"), Ttc, channel_map=can_map,
-                      nominal_speed=40.0, expect_target=True)  # fmt: skip
+    res = replay_file(
+        can_log(tmp_path / "can.mf4"),
+        Ttc,
+        channel_map=can_map,
+        nominal_speed=40.0,
+        expect_target=True,
+    )
     assert res.brake_time is not None and res.ttc_at_brake == pytest.approx(1.5, abs=0.02)
     assert res.fcw_time == pytest.approx(1.5, abs=0.02)
     assert not res.collision
@@ -160,15 +169,17 @@ def test_raw_can_without_a_dbc_says_how_to_decode(tmp_path: Path) -> None:
     with pytest.raises(MissingChannelError) as info:
         read_signals(path, ChannelMap.default())
     assert "the file holds raw CAN bus logging in group 0 (CAN1, 485 frames); add [can] dbc" in (
-        str(info.value))
+        str(info.value)
+    )
     assert "add [can] dbc" in inspect_recording(path)
 
 
 def test_a_dbc_without_messages(tmp_path: Path) -> None:
     (tmp_path / "junk.dbc").write_text("this is not a DBC\n")
-    cmap = ChannelMap.from_dict({"can": {"dbc": "junk.dbc"},
-                                 "signals": {"ego_speed": {"channels": ["EgoMotion.VehSpd"]}}},
-                                base=tmp_path)  # fmt: skip
+    cmap = ChannelMap.from_dict(
+        {"can": {"dbc": "junk.dbc"}, "signals": {"ego_speed": {"channels": ["EgoMotion.VehSpd"]}}},
+        base=tmp_path,
+    )
     with pytest.raises(MissingChannelError) as info:
         read_signals(can_log(tmp_path / "can.mf4"), cmap)
     msg = str(info.value)
@@ -192,13 +203,17 @@ def test_a_dbc_without_messages(tmp_path: Path) -> None:
 def test_bad_can_tables(tmp_path: Path, can: object, message: str) -> None:
     (tmp_path / "aeb.dbc").write_text(DBC)
     with pytest.raises(ChannelMapError, match=message):
-        ChannelMap.from_dict({"can": can, "signals": {"ego_speed": {"channels": ["X"]}}},
-                             source="m.toml", base=tmp_path)  # fmt: skip
+        ChannelMap.from_dict(
+            {"can": can, "signals": {"ego_speed": {"channels": ["X"]}}},
+            source="m.toml",
+            base=tmp_path,
+        )
 
 
 def test_fingerprint_follows_the_dbc_content(tmp_path: Path, can_map: ChannelMap) -> None:
     before = can_map.fingerprint()
     assert ChannelMap.load(tmp_path / "map.toml").fingerprint() == before
-    (tmp_path / "dbc" / "aeb.dbc").write_text(DBC.replace("0.01,0) [0|655.35] \"km/h\"",
-                                                          "0.02,0) [0|655.35] \"km/h\""))
+    (tmp_path / "dbc" / "aeb.dbc").write_text(
+        DBC.replace('0.01,0) [0|655.35] "km/h"', '0.02,0) [0|655.35] "km/h"')
+    )
     assert ChannelMap.load(tmp_path / "map.toml").fingerprint() != before

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from pytest_adsreplay import function
 from pytest_adsreplay.errors import FunctionError, FunctionLoadError
-from pytest_adsreplay.function import declared_cycle_time, load_function, run_function
+from pytest_adsreplay.function import python as function
+from pytest_adsreplay.function.python import declared_cycle_time, load_function, run_function
 
 T = np.arange(0, 1, 0.01)
 SIGNALS = {"ego_speed": np.full(T.size, 10.0), "target_distance": np.linspace(20, 10, T.size)}
@@ -35,8 +35,11 @@ class Good:
         self.resets += 1
 
     def step(self, frame):  # type: ignore[no-untyped-def]
-        return {"fcw": 1 if frame["target_distance"] < 15 else 0,
-                "aeb_decel": self.decel if frame["t"] >= 0.5 else 0.0, "extra": frame["t"] * 2}  # fmt: skip
+        return {
+            "fcw": 1 if frame["target_distance"] < 15 else 0,
+            "aeb_decel": self.decel if frame["t"] >= 0.5 else 0.0,
+            "extra": frame["t"] * 2,
+        }
 
 
 def test_load_by_string_and_by_class() -> None:
@@ -151,7 +154,10 @@ def test_results_that_change_shape_are_collected_cycle_by_cycle() -> None:
         ({"aeb_decel": 1.0, "fcw": "on"}, r"fcw = 'on' at t = 0.070 s"),
         ({"aeb_decel": np.array([1.0]), "fcw": 0}, r"aeb_decel = array\(\[1.\]\) at t = 0.070 s"),
         ({"aeb_decel": 1j, "fcw": 0}, r"aeb_decel = 1j at t = 0.070 s"),
-        ({"aeb_decel": 1.0, "fcw": 0, "x": None}, r"non-numeric extra output 'x' = None at t = 0.070"),
+        (
+            {"aeb_decel": 1.0, "fcw": 0, "x": None},
+            r"non-numeric extra output 'x' = None at t = 0.070",
+        ),
         ({"fcw": 0, "x": 1.0}, r"returned no 'aeb_decel' at t = 0.070 s"),
     ],
 )

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import AdsReplayError
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
 from pytest_adsreplay.replay import read
 
 #: Seconds one example may take (a clean read of these files takes ~20 ms).
@@ -31,19 +31,36 @@ INTERESTING_WORDS = (0, 1, 8, 64, 2**31 - 1, 2**32, 2**40, 2**63 - 1, 2**64 - 1)
 def _valid(path: Path, version: str) -> bytes:
     t = np.arange(0, 1.0, 0.01)
     tr = np.arange(0, 1.0, 0.05)
-    write_recording(path, [
-        GroupData("Vehicle", t, [
-            ChannelData("VehSpd", np.full(t.size, 36.0), "km/h"),
-            ChannelData("DrvBrkPdl", (t > 0.5).astype(np.uint8)),
-            ChannelData("VehAccX", (np.sin(t) * 1000).astype(np.int16), "m/s^2",
-                        conversion={"a": 0.001, "b": 0.0}),
-        ]),
-        GroupData("Radar", tr, [
-            ChannelData("ObjDist", 40.0 - tr, "m"),
-            ChannelData("ObjRelSpd", np.full(tr.size, -1.0), "m/s"),
-        ]),
-    ], header_comment="<HDcomment><TX>fuzz</TX><common_properties><e name=\"driver\">x</e>"
-                      "</common_properties></HDcomment>", version=version)  # fmt: skip
+    write_recording(
+        path,
+        [
+            GroupData(
+                "Vehicle",
+                t,
+                [
+                    ChannelData("VehSpd", np.full(t.size, 36.0), "km/h"),
+                    ChannelData("DrvBrkPdl", (t > 0.5).astype(np.uint8)),
+                    ChannelData(
+                        "VehAccX",
+                        (np.sin(t) * 1000).astype(np.int16),
+                        "m/s^2",
+                        conversion={"a": 0.001, "b": 0.0},
+                    ),
+                ],
+            ),
+            GroupData(
+                "Radar",
+                tr,
+                [
+                    ChannelData("ObjDist", 40.0 - tr, "m"),
+                    ChannelData("ObjRelSpd", np.full(tr.size, -1.0), "m/s"),
+                ],
+            ),
+        ],
+        header_comment='<HDcomment><TX>fuzz</TX><common_properties><e name="driver">x</e>'
+        "</common_properties></HDcomment>",
+        version=version,
+    )
     return path.read_bytes()
 
 
@@ -90,8 +107,13 @@ def _read_only_project_errors(path: Path) -> None:
     assert elapsed < TIME_BOUND, f"reading a mutated file took {elapsed:.1f} s"
 
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @FUZZ

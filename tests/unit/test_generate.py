@@ -10,16 +10,26 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_adsreplay import generate as gen
 from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.reference import TtcAeb
+from pytest_adsreplay.function.reference import TtcAeb
+from pytest_adsreplay.scenarios import generate as gen
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
 KPI_NAMES = {
-    "fcw_time", "brake_time", "ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc",
-    "max_decel", "collision", "impact_speed", "min_distance", "recorded_brake_time",
-    "brake", "fcw",
-}  # fmt: skip
+    "fcw_time",
+    "brake_time",
+    "ttc_at_fcw",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "min_ttc",
+    "max_decel",
+    "collision",
+    "impact_speed",
+    "min_distance",
+    "recorded_brake_time",
+    "brake",
+    "fcw",
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +112,12 @@ def test_suites_and_file_names() -> None:
     ncap = gen.SUITES["ncap"]
     assert {f"ncap/CCRs_{v}kph" for v in range(10, 85, 5)} <= set(ncap)
     assert {f"ncap/CCRm_{v}kph" for v in range(30, 85, 5)} <= set(ncap)
-    assert {"ncap/CCRb_d2_g12m", "ncap/CCRb_d2_g40m", "ncap/CCRb_d6_g12m",
-            "ncap/CCRb_d6_g40m"} <= set(ncap)  # fmt: skip
+    assert {
+        "ncap/CCRb_d2_g12m",
+        "ncap/CCRb_d2_g40m",
+        "ncap/CCRb_d6_g12m",
+        "ncap/CCRb_d6_g40m",
+    } <= set(ncap)
     assert len(gen.SUITES["false-activation"]) >= 6
     for name in gen.SUITES["all"]:
         assert " " not in name and name == name.strip("/")
@@ -145,7 +159,7 @@ def test_sidecars_parse_and_carry_scenario_tags_expect(bundled: Path) -> None:
 
 
 def test_sidecars_load_with_the_plugin_parser(bundled: Path) -> None:
-    from pytest_adsreplay.recordings import load_recording
+    from pytest_adsreplay.recordings.discovery import load_recording
 
     for path in sorted(bundled.rglob("*.mf4")):
         rec = load_recording(path, bundled)
@@ -196,9 +210,13 @@ def test_mf4_groups_channels_units_rates(bundled: Path) -> None:
         assert set(groups) == {"Vehicle", "Radar"}, path
         expected = {
             "Vehicle": {"VehSpd": "km/h", "VehAccX": "m/s^2", "DrvBrkPdl": ""},
-            "Radar": {"Radar.Obj0.DistX": "m", "Radar.Obj0.VrelX": "m/s",
-                      "Radar.Obj0.DistY": "m", "Radar.Obj0.Valid": ""},
-        }  # fmt: skip
+            "Radar": {
+                "Radar.Obj0.DistX": "m",
+                "Radar.Obj0.VrelX": "m/s",
+                "Radar.Obj0.DistY": "m",
+                "Radar.Obj0.Valid": "",
+            },
+        }
         for gname, chans in expected.items():
             assert {n: s.unit for n, s in groups[gname].items()} == chans, (path, gname)
         for flag in (groups["Vehicle"]["DrvBrkPdl"], groups["Radar"]["Radar.Obj0.Valid"]):
@@ -284,12 +302,18 @@ def test_false_activation_truth_never_activates_the_reference(name: str) -> None
     fn = TtcAeb()
     fn.reset()
     for i in range(t.size):
-        out = fn.step({
-            "t": float(t[i]), "ego_speed": float(v_ego[i]), "ego_accel": 0.0,
-            "target_distance": float(dist[i]), "target_rel_speed": float(vrel[i]),
-            "target_lateral": float(lat[i]), "target_valid": float(np.isfinite(dist[i])),
-            "driver_brake": 0.0,
-        })  # fmt: skip
+        out = fn.step(
+            {
+                "t": float(t[i]),
+                "ego_speed": float(v_ego[i]),
+                "ego_accel": 0.0,
+                "target_distance": float(dist[i]),
+                "target_rel_speed": float(vrel[i]),
+                "target_lateral": float(lat[i]),
+                "target_valid": float(np.isfinite(dist[i])),
+                "driver_brake": 0.0,
+            }
+        )
         assert out["fcw"] == 0.0 and out["aeb_decel"] == 0.0, (name, t[i])
     if name.endswith("lead_stops_gently"):
         assert sc.ego.stop_time() < sc.duration - 3.0  # ends standing, not closing in

@@ -9,8 +9,8 @@ import pytest
 
 from pytest_adsreplay import cli
 from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.history import compare_lines, recording_lines, resolve_run, runs_lines
-from pytest_adsreplay.store import ResultsStore, open_store
+from pytest_adsreplay.results.history import compare_lines, recording_lines, resolve_run, runs_lines
+from pytest_adsreplay.results.store import ResultsStore, open_store
 
 BASE = {
     "fcw_time": 3.5,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_adsreplay.kpi import (
+from pytest_adsreplay.kpi.compute import (
     COAST_HORIZON,
     KPI_NAMES,
     MAX_EXTRAPOLATION,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pytest_adsreplay.kpi import (
+from pytest_adsreplay.kpi.compute import (
     COAST_HORIZON,
     TARGET_END_TOLERANCE,
     KpiSettings,

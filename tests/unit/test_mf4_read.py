@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_adsreplay import mf4
 from pytest_adsreplay.errors import (
     AmbiguousChannelError,
     InvalidRecordingError,
@@ -17,12 +16,18 @@ from pytest_adsreplay.errors import (
     RecordingError,
     UnitError,
 )
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
-from pytest_adsreplay.signals import ChannelMap, read_signals, resolve_channels
+from pytest_adsreplay.mdf import reader as mf4
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.signals.resample import ChannelMap, read_signals, resolve_channels
 
 DEFAULT = ChannelMap.default()
-VALUE_TO_TEXT = {"val_0": 0, "text_0": b"NoObject", "val_1": 1, "text_1": b"Object",
-                 "default": b"?"}
+VALUE_TO_TEXT = {
+    "val_0": 0,
+    "text_0": b"NoObject",
+    "val_1": 1,
+    "text_1": b"Object",
+    "default": b"?",
+}
 
 
 def cmap(**signals: dict[str, Any]) -> ChannelMap:
@@ -43,17 +48,25 @@ def scenario(
     speed_kmh = 36.0 - 3.6 * tv  # 10 m/s falling by 1 m/s²
     valid = (tr < duration - 1.0).astype(np.uint8)
     groups = [
-        GroupData("Vehicle", tv, [
-            ChannelData("VehSpd", speed_kmh, unit="km/h"),
-            ChannelData("VehAccX", np.full(tv.size, -1.0), unit="m/s^2"),
-            ChannelData("DrvBrkPdl", (tv >= 2.0).astype(np.uint8)),
-        ]),
-        GroupData("Radar", tr, [
-            ChannelData("Radar.Obj0.DistX", 50.0 - 2.0 * tr, unit="m"),
-            ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -2.0), unit="m/s"),
-            ChannelData("Radar.Obj0.DistY", np.full(tr.size, 0.25), unit="m"),
-            ChannelData("Radar.Obj0.Valid", valid),
-        ]),
+        GroupData(
+            "Vehicle",
+            tv,
+            [
+                ChannelData("VehSpd", speed_kmh, unit="km/h"),
+                ChannelData("VehAccX", np.full(tv.size, -1.0), unit="m/s^2"),
+                ChannelData("DrvBrkPdl", (tv >= 2.0).astype(np.uint8)),
+            ],
+        ),
+        GroupData(
+            "Radar",
+            tr,
+            [
+                ChannelData("Radar.Obj0.DistX", 50.0 - 2.0 * tr, unit="m"),
+                ChannelData("Radar.Obj0.VrelX", np.full(tr.size, -2.0), unit="m/s"),
+                ChannelData("Radar.Obj0.DistY", np.full(tr.size, 0.25), unit="m"),
+                ChannelData("Radar.Obj0.Valid", valid),
+            ],
+        ),
         *extra_groups,
     ]
     return write_recording(path, groups)
@@ -79,8 +92,15 @@ def test_generator_names_with_default_map(tmp_path: Path) -> None:
     assert sig.t.dtype == np.float64
     assert np.array_equal(sig.t, np.arange(sig.t.size) * 0.01)  # exact k * 0.01
     assert sig.t[0] == 0.0 and sig.t[-1] == 399 * 0.01
-    assert set(sig.values) == {"ego_speed", "ego_accel", "target_distance", "target_rel_speed",
-                               "target_lateral", "target_valid", "driver_brake"}
+    assert set(sig.values) == {
+        "ego_speed",
+        "ego_accel",
+        "target_distance",
+        "target_rel_speed",
+        "target_lateral",
+        "target_valid",
+        "driver_brake",
+    }
     for arr in sig.values.values():
         assert arr.dtype == np.float64 and arr.shape == sig.t.shape
     # km/h converted to m/s
@@ -98,10 +118,20 @@ def test_generator_names_with_default_map(tmp_path: Path) -> None:
 def test_flag_at_20hz_on_100hz_grid_is_never_half(tmp_path: Path) -> None:
     tr = np.arange(0, 80) * 0.05
     toggling = (np.arange(tr.size) % 2).astype(np.uint8)
-    path = simple(tmp_path / "f.mf4", [
-        ("Radar", tr, [*minimal_required(tr), ChannelData("ObjValid", toggling),
-                       ChannelData("VehSpd", np.full(tr.size, 10.0), unit="m/s")]),
-    ])
+    path = simple(
+        tmp_path / "f.mf4",
+        [
+            (
+                "Radar",
+                tr,
+                [
+                    *minimal_required(tr),
+                    ChannelData("ObjValid", toggling),
+                    ChannelData("VehSpd", np.full(tr.size, 10.0), unit="m/s"),
+                ],
+            ),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     valid = sig.values["target_valid"]
     assert set(np.unique(valid[~np.isnan(valid)])) == {0.0, 1.0}
@@ -112,14 +142,25 @@ def test_flag_at_20hz_on_100hz_grid_is_never_half(tmp_path: Path) -> None:
 
 def test_integer_channel_is_held_scaled_channel_is_interpolated(tmp_path: Path) -> None:
     tr = np.arange(0, 21) * 0.05
-    path = simple(tmp_path / "i.mf4", [
-        ("G", tr, [
-            ChannelData("VehSpd", (np.arange(tr.size) * 10).astype(np.int16), unit="m/s"),
-            ChannelData("ObjDist", (np.arange(tr.size) * 100).astype(np.int16), unit="m",
-                        conversion={"a": 0.01, "b": 0.0}),
-            ChannelData("ObjRelSpd", np.zeros(tr.size), unit="m/s"),
-        ]),
-    ])
+    path = simple(
+        tmp_path / "i.mf4",
+        [
+            (
+                "G",
+                tr,
+                [
+                    ChannelData("VehSpd", (np.arange(tr.size) * 10).astype(np.int16), unit="m/s"),
+                    ChannelData(
+                        "ObjDist",
+                        (np.arange(tr.size) * 100).astype(np.int16),
+                        unit="m",
+                        conversion={"a": 0.01, "b": 0.0},
+                    ),
+                    ChannelData("ObjRelSpd", np.zeros(tr.size), unit="m/s"),
+                ],
+            ),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     assert sig.values["ego_speed"][2] == 0.0 and sig.values["ego_speed"][5] == 10.0  # hold
     assert sig.values["target_distance"][2] == pytest.approx(0.02 * 100 * 0.01 * 20)  # linear
@@ -129,10 +170,13 @@ def test_integer_channel_is_held_scaled_channel_is_interpolated(tmp_path: Path) 
 def test_multi_rate_span_union_and_nan_outside(tmp_path: Path) -> None:
     tv = np.arange(100, 300) * 0.01  # 1.00 .. 2.99 s at 100 Hz
     tr = np.arange(0, 40) * 0.05 + 0.5  # 0.50 .. 2.45 s at 20 Hz
-    path = simple(tmp_path / "m.mf4", [
-        ("Vehicle", tv, [ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h")]),
-        ("Radar", tr, minimal_required(tr)),
-    ])
+    path = simple(
+        tmp_path / "m.mf4",
+        [
+            ("Vehicle", tv, [ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h")]),
+            ("Radar", tr, minimal_required(tr)),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     assert sig.t[0] == 50 * 0.01 and sig.t[-1] == 299 * 0.01
     speed = sig.values["ego_speed"]
@@ -148,8 +192,9 @@ def test_jittered_timestamps(tmp_path: Path) -> None:
     tr = np.cumsum(rng.uniform(0.04, 0.06, 80))
     path = scenario(tmp_path / "j.mf4", vehicle_t=tv, radar_t=tr)
     sig = read_signals(path, DEFAULT)
-    assert np.array_equal(sig.t, np.arange(round(sig.t[0] / 0.01), round(sig.t[0] / 0.01)
-                                           + sig.t.size) * 0.01)
+    assert np.array_equal(
+        sig.t, np.arange(round(sig.t[0] / 0.01), round(sig.t[0] / 0.01) + sig.t.size) * 0.01
+    )
     inside = (sig.t >= tv[0]) & (sig.t <= tv[-1])
     assert np.allclose(sig.values["ego_speed"][inside], 10.0 - sig.t[inside], atol=1e-9)
     radar = (sig.t >= tr[0]) & (sig.t <= tr[-1]) & (sig.values["target_valid"] == 1)
@@ -158,9 +203,12 @@ def test_jittered_timestamps(tmp_path: Path) -> None:
 
 def test_grid_includes_the_last_sample_despite_rounding(tmp_path: Path) -> None:
     tr = np.arange(0, 7) * 0.1  # 0.6000000000000001 at the end
-    path = simple(tmp_path / "r.mf4", [
-        ("G", tr, [*minimal_required(tr), ChannelData("VehSpd", tr, unit="m/s")]),
-    ])
+    path = simple(
+        tmp_path / "r.mf4",
+        [
+            ("G", tr, [*minimal_required(tr), ChannelData("VehSpd", tr, unit="m/s")]),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     assert sig.t.size == 61 and sig.t[-1] == 60 * 0.01
     assert not np.isnan(sig.values["ego_speed"][-1])
@@ -175,10 +223,20 @@ def test_custom_cycle_time(tmp_path: Path) -> None:
 def test_value_to_text_channel_read_as_raw_number(tmp_path: Path) -> None:
     t = np.arange(0, 50) * 0.02
     states = (t >= 0.5).astype(np.uint8)
-    path = simple(tmp_path / "v.mf4", [
-        ("G", t, [*minimal_required(t), ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
-                  ChannelData("ObjState", states, conversion=VALUE_TO_TEXT)]),
-    ])
+    path = simple(
+        tmp_path / "v.mf4",
+        [
+            (
+                "G",
+                t,
+                [
+                    *minimal_required(t),
+                    ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
+                    ChannelData("ObjState", states, conversion=VALUE_TO_TEXT),
+                ],
+            ),
+        ],
+    )
     sig = read_signals(path, cmap(target_valid={"channels": ["ObjState"]}))
     valid = sig.values["target_valid"]
     assert valid.dtype == np.float64
@@ -190,15 +248,25 @@ def test_value_to_text_channel_read_as_raw_number(tmp_path: Path) -> None:
 def test_target_valid_derived_when_unmapped(tmp_path: Path) -> None:
     t = np.arange(0, 50) * 0.02
     dist = np.where(t < 0.5, np.nan, 30.0)
-    path = simple(tmp_path / "d.mf4", [
-        ("G", t, [ChannelData("ObjDist", dist, unit="m"),
-                  ChannelData("ObjRelSpd", np.zeros(t.size), unit="m/s"),
-                  ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s")]),
-    ])
+    path = simple(
+        tmp_path / "d.mf4",
+        [
+            (
+                "G",
+                t,
+                [
+                    ChannelData("ObjDist", dist, unit="m"),
+                    ChannelData("ObjRelSpd", np.zeros(t.size), unit="m/s"),
+                    ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
+                ],
+            ),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     assert sig.sources["target_valid"] == "derived: isfinite(target_distance)"
-    assert np.array_equal(sig.values["target_valid"],
-                          np.isfinite(sig.values["target_distance"]).astype(float))
+    assert np.array_equal(
+        sig.values["target_valid"], np.isfinite(sig.values["target_distance"]).astype(float)
+    )
     assert sig.values["target_valid"][0] == 0.0 and sig.values["target_valid"][-1] == 1.0
 
 
@@ -222,8 +290,15 @@ def test_only_mapped_channels_are_read(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(MDF, "to_dataframe", forbidden)
     read_signals(path, DEFAULT)
     names = {item[0] for item in selected}
-    assert names == {"VehSpd", "VehAccX", "DrvBrkPdl", "Radar.Obj0.DistX", "Radar.Obj0.VrelX",
-                     "Radar.Obj0.DistY", "Radar.Obj0.Valid"}
+    assert names == {
+        "VehSpd",
+        "VehAccX",
+        "DrvBrkPdl",
+        "Radar.Obj0.DistX",
+        "Radar.Obj0.VrelX",
+        "Radar.Obj0.DistY",
+        "Radar.Obj0.Valid",
+    }
 
 
 # ------------------------------------------------------------- duplicates / names
@@ -232,11 +307,17 @@ def test_only_mapped_channels_are_read(tmp_path: Path, monkeypatch: pytest.Monke
 def duplicated(tmp_path: Path) -> Path:
     t = np.arange(0, 100) * 0.01
     t2 = np.arange(0, 20) * 0.05
-    return simple(tmp_path / "dup.mf4", [
-        ("Vehicle", t, [ChannelData("VehSpd", np.full(t.size, 36.0), unit="km/h"),
-                        *minimal_required(t)]),
-        ("Display", t2, [ChannelData("VehSpd", np.full(t2.size, 99.0), unit="km/h")]),
-    ])
+    return simple(
+        tmp_path / "dup.mf4",
+        [
+            (
+                "Vehicle",
+                t,
+                [ChannelData("VehSpd", np.full(t.size, 36.0), unit="km/h"), *minimal_required(t)],
+            ),
+            ("Display", t2, [ChannelData("VehSpd", np.full(t2.size, 99.0), unit="km/h")]),
+        ],
+    )
 
 
 def test_bare_duplicate_name_is_ambiguous(tmp_path: Path) -> None:
@@ -258,17 +339,26 @@ def test_name_at_group_picks_one(tmp_path: Path, ref: str, expected: float) -> N
 
 
 def test_name_at_wrong_group_falls_through_to_next_candidate(tmp_path: Path) -> None:
-    sig = read_signals(duplicated(tmp_path), cmap(ego_speed={"channels": ["VehSpd@7",
-                                                                          "VehSpd@1"]}))
+    sig = read_signals(duplicated(tmp_path), cmap(ego_speed={"channels": ["VehSpd@7", "VehSpd@1"]}))
     assert sig.values["ego_speed"][0] == pytest.approx(27.5)
 
 
 def test_missing_required_lists_candidates_and_close_matches(tmp_path: Path) -> None:
     t = np.arange(0, 100) * 0.01
-    path = simple(tmp_path / "miss.mf4", [
-        ("G", t, [ChannelData("VehSpdX", t), ChannelData("ObjDistance", t),
-                  ChannelData("ObjRelSpd", t)]),
-    ])
+    path = simple(
+        tmp_path / "miss.mf4",
+        [
+            (
+                "G",
+                t,
+                [
+                    ChannelData("VehSpdX", t),
+                    ChannelData("ObjDistance", t),
+                    ChannelData("ObjRelSpd", t),
+                ],
+            ),
+        ],
+    )
     with pytest.raises(MissingChannelError) as info:
         read_signals(path, DEFAULT, recording_id="miss")
     msg = str(info.value)
@@ -285,16 +375,20 @@ def test_missing_required_lists_candidates_and_close_matches(tmp_path: Path) -> 
 
 def one_speed(tmp_path: Path, unit: str) -> Path:
     t = np.arange(0, 100) * 0.01
-    return simple(tmp_path / "u.mf4", [
-        ("G", t, [ChannelData("Spd", np.full(t.size, 36.0), unit=unit), *minimal_required(t)]),
-    ])
+    return simple(
+        tmp_path / "u.mf4",
+        [
+            ("G", t, [ChannelData("Spd", np.full(t.size, 36.0), unit=unit), *minimal_required(t)]),
+        ],
+    )
 
 
 def test_unit_contradiction_hours_vs_km_h(tmp_path: Path) -> None:
     path = one_speed(tmp_path, "hours")
     with pytest.raises(UnitError) as info:
-        read_signals(path, cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"}),
-                     recording_id="rec-7")
+        read_signals(
+            path, cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"}), recording_id="rec-7"
+        )
     msg = str(info.value)
     assert msg.startswith("rec-7: ")
     assert "'hours'" in msg and "'km/h'" in msg and "Spd@0/1" in msg
@@ -303,8 +397,9 @@ def test_unit_contradiction_hours_vs_km_h(tmp_path: Path) -> None:
 
 def test_unit_contradiction_m_s_vs_km_h(tmp_path: Path) -> None:
     with pytest.raises(UnitError, match=r"says 'm/s' in the file.*says 'km/h'"):
-        read_signals(one_speed(tmp_path, "m/s"),
-                     cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"}))
+        read_signals(
+            one_speed(tmp_path, "m/s"), cmap(ego_speed={"channels": ["Spd"], "unit": "km/h"})
+        )
 
 
 @pytest.mark.parametrize(
@@ -319,10 +414,12 @@ def test_unit_contradiction_m_s_vs_km_h(tmp_path: Path) -> None:
         ("hours", {"scale": 0.5, "offset": 1.0}, 19.0),  # scale overrides the file
     ],
 )
-def test_unit_conversions(tmp_path: Path, file_unit: str, spec: dict[str, Any],
-                          expected: float) -> None:
-    sig = read_signals(one_speed(tmp_path, file_unit), cmap(ego_speed={"channels": ["Spd"],
-                                                                       **spec}))
+def test_unit_conversions(
+    tmp_path: Path, file_unit: str, spec: dict[str, Any], expected: float
+) -> None:
+    sig = read_signals(
+        one_speed(tmp_path, file_unit), cmap(ego_speed={"channels": ["Spd"], **spec})
+    )
     assert sig.values["ego_speed"][10] == pytest.approx(expected)
 
 
@@ -337,9 +434,12 @@ def test_file_unit_of_the_wrong_dimension(tmp_path: Path) -> None:
 def test_decreasing_timestamps(tmp_path: Path) -> None:
     t = np.arange(0, 100) * 0.01
     t[40] = 0.2
-    path = simple(tmp_path / "dec.mf4", [
-        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
-    ])
+    path = simple(
+        tmp_path / "dec.mf4",
+        [
+            ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+        ],
+    )
     with pytest.raises(InvalidRecordingError) as info:
         read_signals(path, DEFAULT, recording_id="dec")
     msg = str(info.value)
@@ -351,41 +451,62 @@ def test_decreasing_timestamps(tmp_path: Path) -> None:
 def test_nan_timestamps(tmp_path: Path) -> None:
     t = np.arange(0, 100) * 0.01
     t[7] = np.nan
-    path = simple(tmp_path / "nan.mf4", [
-        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
-    ])
+    path = simple(
+        tmp_path / "nan.mf4",
+        [
+            ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+        ],
+    )
     # (asammdf's writer may move the NaN row; the message must name where it is)
-    with pytest.raises(InvalidRecordingError, match=r"VehSpd@0/1 \(ego_speed\): timestamp is "
-                                                    r"nan at sample \d+ \(after t=0.\d+ s\)"):
+    with pytest.raises(
+        InvalidRecordingError,
+        match=r"VehSpd@0/1 \(ego_speed\): timestamp is "
+        r"nan at sample \d+ \(after t=0.\d+ s\)",
+    ):
         read_signals(path, DEFAULT)
 
 
 def test_shorter_than_one_cycle(tmp_path: Path) -> None:
     t = np.array([1.0, 1.004])
-    path = simple(tmp_path / "short.mf4", [
-        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
-    ])
+    path = simple(
+        tmp_path / "short.mf4",
+        [
+            ("G", t, [ChannelData("VehSpd", t, unit="m/s"), *minimal_required(t)]),
+        ],
+    )
     with pytest.raises(InvalidRecordingError, match=r"shorter than one cycle of 0\.01 s"):
         read_signals(path, DEFAULT)
 
 
 def test_required_channel_without_samples(tmp_path: Path) -> None:
     t = np.arange(0, 100) * 0.01
-    path = simple(tmp_path / "zero.mf4", [
-        ("G", t, [ChannelData("VehSpd", t, unit="m/s"), ChannelData("ObjRelSpd", t)]),
-        ("Radar", np.zeros(0), [ChannelData("ObjDist", np.zeros(0), unit="m")]),
-    ])
-    with pytest.raises(InvalidRecordingError, match=r"ObjDist@1/1 \(target_distance\) has no "
-                                                    "samples"):
+    path = simple(
+        tmp_path / "zero.mf4",
+        [
+            ("G", t, [ChannelData("VehSpd", t, unit="m/s"), ChannelData("ObjRelSpd", t)]),
+            ("Radar", np.zeros(0), [ChannelData("ObjDist", np.zeros(0), unit="m")]),
+        ],
+    )
+    with pytest.raises(
+        InvalidRecordingError,
+        match=r"ObjDist@1/1 \(target_distance\) has no "
+        "samples",
+    ):
         read_signals(path, DEFAULT)
 
 
 def test_gap_in_a_continuous_signal_is_nan(tmp_path: Path) -> None:
     t = np.r_[np.arange(0, 100), np.arange(150, 250)] * 0.01
-    path = simple(tmp_path / "gap.mf4", [
-        ("G", t, [ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"),
-                  *minimal_required(t)]),
-    ])
+    path = simple(
+        tmp_path / "gap.mf4",
+        [
+            (
+                "G",
+                t,
+                [ChannelData("VehSpd", np.full(t.size, 5.0), unit="m/s"), *minimal_required(t)],
+            ),
+        ],
+    )
     sig = read_signals(path, DEFAULT)
     speed = sig.values["ego_speed"]
     assert np.isnan(speed[100:150]).all()
@@ -398,8 +519,10 @@ def test_gap_in_a_continuous_signal_is_nan(tmp_path: Path) -> None:
         (b"", "is empty (0 bytes)"),
         (b"hello world, this is not a measurement\n" * 20, "is not an MF4/MDF file"),
         (b"MDF     5.00    " + b"\0" * 400, "is MDF version '5.00', which cannot be read"),
-        (b"MDF     4.10    " + b"\0" * 100, "is truncated (116 bytes, the header block is "
-                                            "incomplete)"),
+        (
+            b"MDF     4.10    " + b"\0" * 100,
+            "is truncated (116 bytes, the header block is incomplete)",
+        ),
         (b"MDF     3.30    " + b"\0" * 400, "cannot be read ("),
     ],
 )
@@ -438,13 +561,20 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 def test_reader_info_lists_groups_and_channels(tmp_path: Path) -> None:
     t = np.arange(0, 10) * 0.1
-    path = simple(tmp_path / "info.mf4", [
-        ("Vehicle", t, [ChannelData("VehSpd", t, unit="km/h"),
-                        ChannelData("State", (t > 0.5).astype(np.uint8),
-                                    conversion=VALUE_TO_TEXT),
-                        ChannelData("Raw", (t * 10).astype(np.int16),
-                                    conversion={"a": 0.5, "b": 0.0})]),
-    ])
+    path = simple(
+        tmp_path / "info.mf4",
+        [
+            (
+                "Vehicle",
+                t,
+                [
+                    ChannelData("VehSpd", t, unit="km/h"),
+                    ChannelData("State", (t > 0.5).astype(np.uint8), conversion=VALUE_TO_TEXT),
+                    ChannelData("Raw", (t * 10).astype(np.int16), conversion={"a": 0.5, "b": 0.0}),
+                ],
+            ),
+        ],
+    )
     with mf4.open_recording(path) as reader:
         info = reader.info
         assert info.version.startswith("4.")
@@ -461,14 +591,17 @@ def test_reader_info_lists_groups_and_channels(tmp_path: Path) -> None:
 
 def test_string_channel_cannot_be_mapped() -> None:
     # write_recording cannot write strings; resolution only needs the metadata
-    chans = (mf4.ChannelInfo("VehSpd", 0, 1, "", "string", "none"),
-             mf4.ChannelInfo("ObjDist", 0, 2, "m", "float64", "none"))
+    chans = (
+        mf4.ChannelInfo("VehSpd", 0, 1, "", "string", "none"),
+        mf4.ChannelInfo("ObjDist", 0, 2, "m", "float64", "none"),
+    )
     info = mf4.RecordingInfo("s.mf4", 1000, "4.10", "", (mf4.GroupInfo(0, "G", 10, chans),))
     res = resolve_channels(DEFAULT, info, recording="s")
     assert not res["ego_speed"].found
     assert "VehSpd@0/1 for ego_speed holds string data" in str(res["ego_speed"].error)
     assert res["target_distance"].found and res["target_distance"].source == (
-        "ObjDist@0/2 [m, linear]")
+        "ObjDist@0/2 [m, linear]"
+    )
 
 
 def test_bad_cycle_time(tmp_path: Path) -> None:
@@ -484,26 +617,47 @@ HEADER = (
     '<tree name="site"><e name="name">Papenburg</e><e name="lane">2</e></tree>'
     "</common_properties></HDcomment>"
 )
-META = {"description": "track day, run 7", "vehicle": "ID.4 prototype", "driver": "anna",
-        "site": {"name": "Papenburg", "lane": "2"}}  # fmt: skip
+META = {
+    "description": "track day, run 7",
+    "vehicle": "ID.4 prototype",
+    "driver": "anna",
+    "site": {"name": "Papenburg", "lane": "2"},
+}
 
 
-@pytest.mark.parametrize(("suffix", "version"), [(".mdf", "3.30"), (".dat", "3.00"),
-                                                 (".mdf", "2.14")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("suffix", "version"), [(".mdf", "3.30"), (".dat", "3.00"), (".mdf", "2.14")]
+)
 def test_mdf3_files_read_like_mf4(tmp_path: Path, suffix: str, version: str) -> None:
     tv = np.arange(0, 300) * 0.01
     tr = np.arange(0, 60) * 0.05
-    path = write_recording(tmp_path / f"old{suffix}", [
-        GroupData("Vehicle", tv, [
-            ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h"),
-            ChannelData("DrvBrkPdl", (tv > 1.5).astype(np.uint8), conversion=VALUE_TO_TEXT),
-        ]),
-        GroupData("Radar", tr, [
-            ChannelData("ObjDist", (4000 - 100 * tr).astype(np.int16), "m",
-                        conversion={"a": 0.01, "b": 0.0}),
-            ChannelData("ObjRelSpd", np.full(tr.size, -1.0), unit="m/s"),
-        ]),
-    ], version=version)  # fmt: skip
+    path = write_recording(
+        tmp_path / f"old{suffix}",
+        [
+            GroupData(
+                "Vehicle",
+                tv,
+                [
+                    ChannelData("VehSpd", np.full(tv.size, 36.0), unit="km/h"),
+                    ChannelData("DrvBrkPdl", (tv > 1.5).astype(np.uint8), conversion=VALUE_TO_TEXT),
+                ],
+            ),
+            GroupData(
+                "Radar",
+                tr,
+                [
+                    ChannelData(
+                        "ObjDist",
+                        (4000 - 100 * tr).astype(np.int16),
+                        "m",
+                        conversion={"a": 0.01, "b": 0.0},
+                    ),
+                    ChannelData("ObjRelSpd", np.full(tr.size, -1.0), unit="m/s"),
+                ],
+            ),
+        ],
+        version=version,
+    )
     with mf4.open_recording(path) as reader:
         assert reader.info.version == version
         assert [g.name for g in reader.info.groups] == ["Vehicle", "Radar"]
@@ -518,8 +672,9 @@ def test_mdf3_files_read_like_mf4(tmp_path: Path, suffix: str, version: str) -> 
 
 def test_header_metadata_of_mf4(tmp_path: Path) -> None:
     t = np.arange(0, 50) * 0.01
-    path = write_recording(tmp_path / "m.mf4", [GroupData("G", t, minimal_required(t))],
-                           header_comment=HEADER)  # fmt: skip
+    path = write_recording(
+        tmp_path / "m.mf4", [GroupData("G", t, minimal_required(t))], header_comment=HEADER
+    )
     assert mf4.read_metadata(path) == META
     with mf4.open_recording(path) as reader:
         assert reader.info.metadata == META
@@ -527,8 +682,12 @@ def test_header_metadata_of_mf4(tmp_path: Path) -> None:
 
 def test_header_metadata_of_mdf3_includes_its_header_fields(tmp_path: Path) -> None:
     t = np.arange(0, 50) * 0.01
-    path = write_recording(tmp_path / "m.dat", [GroupData("G", t, minimal_required(t))],
-                           header_comment=HEADER, version="3.30")  # fmt: skip
+    path = write_recording(
+        tmp_path / "m.dat",
+        [GroupData("G", t, minimal_required(t))],
+        header_comment=HEADER,
+        version="3.30",
+    )
     meta = mf4.read_metadata(path)
     assert {k: meta[k] for k in META if k in meta} == META  # + author from the header fields
     assert "updated by asammdf" not in str(meta)
@@ -541,11 +700,15 @@ def test_header_metadata_of_mdf3_includes_its_header_fields(tmp_path: Path) -> N
         ("plain logger note\nline 2", {"description": "plain logger note\nline 2"}),
         ("<HDcomment><TX>cut off", {"description": "<HDcomment><TX>cut off"}),
         ("<HDcomment><TX/><common_properties><e name='x'/></common_properties></HDcomment>", {}),
-        ("<HDcomment><common_properties><elist name='s'><eli>a</eli><eli>b</eli></elist><list "
-         "name='l'><li><e name='k'>v</e></li></list></common_properties></HDcomment>",
-         {"s": ["a", "b"], "l": [{"k": "v"}]}),
-        ("<HDcomment><TX>a\nWed Nov 22 10:00:00 2026: updated by asammdf 8.8.28</TX></HDcomment>",
-         {"description": "a"}),
+        (
+            "<HDcomment><common_properties><elist name='s'><eli>a</eli><eli>b</eli></elist><list "
+            "name='l'><li><e name='k'>v</e></li></list></common_properties></HDcomment>",
+            {"s": ["a", "b"], "l": [{"k": "v"}]},
+        ),
+        (
+            "<HDcomment><TX>a\nWed Nov 22 10:00:00 2026: updated by asammdf 8.8.28</TX></HDcomment>",
+            {"description": "a"},
+        ),
     ],
 )
 def test_parse_header_comment(text: str, meta: dict[str, Any]) -> None:
@@ -562,14 +725,19 @@ def test_metadata_of_unreadable_files_is_empty(tmp_path: Path) -> None:
 
 
 def test_recording_metadata_selects_like_tags(tmp_path: Path) -> None:
-    from pytest_adsreplay.recordings import discover
+    from pytest_adsreplay.recordings.discovery import discover
 
     t = np.arange(0, 50) * 0.01
-    write_recording(tmp_path / "a.mf4", [GroupData("G", t, minimal_required(t))],
-                    header_comment=HEADER)  # fmt: skip
-    write_recording(tmp_path / "b.mdf", [GroupData("G", t, minimal_required(t))],
-                    header_comment="<HDcomment><TX>b</TX><common_properties><e name='driver'>"
-                    "bob</e></common_properties></HDcomment>", version="3.30")  # fmt: skip
+    write_recording(
+        tmp_path / "a.mf4", [GroupData("G", t, minimal_required(t))], header_comment=HEADER
+    )
+    write_recording(
+        tmp_path / "b.mdf",
+        [GroupData("G", t, minimal_required(t))],
+        header_comment="<HDcomment><TX>b</TX><common_properties><e name='driver'>"
+        "bob</e></common_properties></HDcomment>",
+        version="3.30",
+    )
     a, b = discover([tmp_path])
     assert (a.id, b.id) == ("a.mf4", "b.mdf")
     assert a.metadata == META and b.metadata["driver"] == "bob"
@@ -590,10 +758,14 @@ def test_array_and_structure_channels_are_listed_but_never_read(tmp_path: Path) 
     arr["ObjDistArr"] = [30.0, 40.0, 50.0, 60.0]
     struct = np.zeros(t.size, dtype=[("Obj.Dist", "<f8"), ("Obj.Id", "u1")])
     mdf = MDF(version="4.10")
-    mdf.append([Signal(arr, t, name="ObjDistArr"),
-                Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
-                Signal(np.full(t.size, -1.0), t, name="ObjRelSpd", unit="m/s")],
-               acq_name="Sensors")  # fmt: skip
+    mdf.append(
+        [
+            Signal(arr, t, name="ObjDistArr"),
+            Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
+            Signal(np.full(t.size, -1.0), t, name="ObjRelSpd", unit="m/s"),
+        ],
+        acq_name="Sensors",
+    )
     mdf.append([Signal(struct, t, name="Obj")], acq_name="Structs")
     path = tmp_path / "arr.mf4"
     mdf.save(path, overwrite=True)
@@ -606,10 +778,13 @@ def test_array_and_structure_channels_are_listed_but_never_read(tmp_path: Path) 
     elem = cmap(target_distance={"channels": ["ObjDistArr[1]"], "unit": "m"})
     assert read_signals(path, elem).values["target_distance"] == pytest.approx(40.0)
     whole = cmap(target_distance={"channels": ["ObjDistArr"], "unit": "m"})
-    with pytest.raises(RecordingError, match=r"ObjDistArr@0/1 for target_distance holds "
-                                             r"float64\[?.*data, not numbers|array channel"):
+    with pytest.raises(
+        RecordingError,
+        match=r"ObjDistArr@0/1 for target_distance holds "
+        r"float64\[?.*data, not numbers|array channel",
+    ):
         read_signals(path, whole)
-    from pytest_adsreplay.inspect import inspect_recording
+    from pytest_adsreplay.cli.inspect import inspect_recording
 
     text = inspect_recording(path, elem)
     assert "ObjDistArr@0/1" in text and "(array channel, not mappable)" in text
@@ -622,9 +797,13 @@ def _without_time_master(path: Path) -> Path:
 
     t = np.arange(0, 100) * 0.01
     mdf = MDF(version="4.10")
-    mdf.append([Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
-                *[Signal(t, t, name=n) for n in ("ObjDist", "ObjRelSpd")]],
-               acq_name="Vehicle")  # fmt: skip
+    mdf.append(
+        [
+            Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s"),
+            *[Signal(t, t, name=n) for n in ("ObjDist", "ObjRelSpd")],
+        ],
+        acq_name="Vehicle",
+    )
     mdf.groups[0].channels[0].channel_type = 0  # demote the master to a value channel
     mdf.groups[0].channels[0].name = "t_raw"
     mdf.save(path, overwrite=True)
@@ -645,7 +824,7 @@ def test_group_without_time_channel_is_invalid(tmp_path: Path) -> None:
         "samples cannot be placed in time\n  -> re-export the recording with the logger's "
         "timestamps (a time master channel per group)"
     )
-    from pytest_adsreplay.inspect import inspect_recording
+    from pytest_adsreplay.cli.inspect import inspect_recording
 
     text = inspect_recording(path)
     assert "[0] Vehicle: 100 samples, NO TIME CHANNEL (no master channel)" in text
@@ -702,15 +881,22 @@ def test_corrupt_record_offset_is_caught_before_asammdf_reads(tmp_path: Path) ->
     _patch(path, cn + 24 + 8 * 8 + 4, "<I", 262152)  # cn_byte_offset
     with pytest.raises(RecordingError) as info:
         read_signals(path, DEFAULT, recording_id="c.mf4")
-    assert ("is corrupt: channel VehSpd@0/1 lies at bytes 262152..262160 outside its group's "
-            "25-byte record; it is probably truncated or damaged") in str(info.value)
+    assert (
+        "is corrupt: channel VehSpd@0/1 lies at bytes 262152..262160 outside its group's "
+        "25-byte record; it is probably truncated or damaged"
+    ) in str(info.value)
 
 
-@pytest.mark.parametrize(("cycles", "fragment"), [
-    (401, "group 0 declares 401 samples (10025 bytes) but its data blocks hold only 10000 "
-          "bytes"),
-    (2**40, "group 0 declares 1099511627776 samples"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cycles", "fragment"),
+    [
+        (
+            401,
+            "group 0 declares 401 samples (10025 bytes) but its data blocks hold only 10000 bytes",
+        ),
+        (2**40, "group 0 declares 1099511627776 samples"),
+    ],
+)
 def test_inflated_sample_count_is_caught(tmp_path: Path, cycles: int, fragment: str) -> None:
     path = scenario(tmp_path / "c.mf4")
     _, cg = _addresses(path)
@@ -734,10 +920,16 @@ def test_unfinalized_file_header(tmp_path: Path) -> None:
 
 def test_max_gap_and_raw_traces(tmp_path: Path) -> None:
     t = np.r_[np.arange(0, 100), np.arange(130, 250)] * 0.01  # a 0.31 s gap
-    path = simple(tmp_path / "gap.mf4", [
-        ("G", t, [ChannelData("VehSpd", np.full(t.size, 18.0), unit="km/h"),
-                  *minimal_required(t)]),
-    ])  # fmt: skip
+    path = simple(
+        tmp_path / "gap.mf4",
+        [
+            (
+                "G",
+                t,
+                [ChannelData("VehSpd", np.full(t.size, 18.0), unit="km/h"), *minimal_required(t)],
+            ),
+        ],
+    )
     assert np.isnan(read_signals(path, DEFAULT).values["ego_speed"][110])
     sig = read_signals(path, DEFAULT, max_gap=0.5)
     assert sig.values["ego_speed"][110] == pytest.approx(5.0)

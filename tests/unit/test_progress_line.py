@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_adsreplay.progress import Progress, enabled
+from pytest_adsreplay.reporting.progress import Progress, enabled
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_adsreplay import quality
 from pytest_adsreplay.errors import InvalidRecordingError
-from pytest_adsreplay.mf4 import ChannelData, GroupData, write_recording
-from pytest_adsreplay.quality import Finding, GateSettings, assess, expects_target, gate
-from pytest_adsreplay.recordings import Bound
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.recordings.discovery import Bound
 from pytest_adsreplay.replay import read
-from pytest_adsreplay.signals import (
+from pytest_adsreplay.signals import quality
+from pytest_adsreplay.signals.quality import Finding, GateSettings, assess, expects_target, gate
+from pytest_adsreplay.signals.resample import (
     FLAG_SIGNALS,
     Signals,
     Trace,
@@ -27,9 +27,7 @@ from pytest_adsreplay.signals import (
 CT = 0.01
 
 
-def build(
-    traces: dict[str, tuple[np.ndarray, np.ndarray]], max_gap: float = 0.2
-) -> Signals:
+def build(traces: dict[str, tuple[np.ndarray, np.ndarray]], max_gap: float = 0.2) -> Signals:
     """Signals as the read stage makes them, from raw (timestamps, SI values) per signal."""
     t0 = min(float(ts[0]) for ts, _ in traces.values())
     t1 = max(float(ts[-1]) for ts, _ in traces.values())
@@ -88,8 +86,10 @@ def test_rate_below_the_minimum() -> None:
     sig = approach(target_distance=(t5, 44.4 - 11.1 * t5), target_rel_speed=(t5, -11.1 + 0 * t5))
     (f, *_) = fatal(assess(sig))
     assert f.check == "rate" and f.t == 0.0
-    assert f.message == ("channel target_distance@0/2 (target_distance) is sampled at 5 Hz, "
-                         "below the minimum of 10 Hz")  # fmt: skip
+    assert f.message == (
+        "channel target_distance@0/2 (target_distance) is sampled at 5 Hz, "
+        "below the minimum of 10 Hz"
+    )
     assert "10 Hz or faster" in f.hint
 
 
@@ -107,16 +107,25 @@ def test_gap_threshold(gap: float, fails: bool) -> None:
     assert bool(gaps) is fails
     if fails:
         assert gaps[0].t == pytest.approx(1.99)
-        assert f"has no samples for {gap:.3f} s (t = 1.990 .. {1.99 + gap:.3f} s); the longest " \
-               "allowed gap is 0.2 s (adsreplay_max_gap)" in gaps[0].message
+        assert (
+            f"has no samples for {gap:.3f} s (t = 1.990 .. {1.99 + gap:.3f} s); the longest "
+            "allowed gap is 0.2 s (adsreplay_max_gap)" in gaps[0].message
+        )
 
 
 def test_max_gap_setting_and_slow_regular_channels() -> None:
     tv = np.r_[np.arange(0, 2.0, CT), np.arange(2.3, 4.0, CT)]  # 0.31 s gap
     sig = approach(ego_speed=(tv, np.full(tv.size, 11.1)))
     assert [f.check for f in fatal(assess(sig, GateSettings(max_gap=0.2)))] == ["gap", "presence"]
-    assert fatal(assess(build({k: (tr.timestamps, tr.values) for k, tr in sig.traces.items()},
-                              max_gap=0.4), GateSettings(max_gap=0.4))) == []  # fmt: skip
+    assert (
+        fatal(
+            assess(
+                build({k: (tr.timestamps, tr.values) for k, tr in sig.traces.items()}, max_gap=0.4),
+                GateSettings(max_gap=0.4),
+            )
+        )
+        == []
+    )
     # a regular 20 Hz radar is not a series of gaps under a max_gap below its interval
     assert fatal(assess(approach(), GateSettings(max_gap=0.04))) == []
 
@@ -168,8 +177,10 @@ def test_no_target_is_fine_unless_one_is_expected() -> None:
     assert fatal(assess(sig)) == []
     (f,) = fatal(assess(sig, GateSettings(expect_target="scenario 'CCRs'")))
     assert f.check == "target" and f.t is None
-    assert f.message == ("target_distance (target_distance@0/2) is NaN over the whole recording "
-                         "(no target object), but a target is expected (scenario 'CCRs')")  # fmt: skip
+    assert f.message == (
+        "target_distance (target_distance@0/2) is NaN over the whole recording "
+        "(no target object), but a target is expected (scenario 'CCRs')"
+    )
 
 
 def test_target_present_but_rel_speed_missing() -> None:
@@ -188,8 +199,10 @@ def test_valid_flag_says_present_but_distance_missing() -> None:
     dist[40:60] = np.nan
     sig = approach(target_distance=(tr, dist), target_valid=(tr, np.ones(tr.size)))
     msgs = [f.message for f in fatal(assess(sig))]
-    assert any(m.startswith("target_valid says a target is present but target_distance is "
-                            "missing for") for m in msgs), msgs  # fmt: skip
+    assert any(
+        m.startswith("target_valid says a target is present but target_distance is missing for")
+        for m in msgs
+    ), msgs
 
 
 @pytest.mark.parametrize(
@@ -206,8 +219,9 @@ def test_valid_flag_says_present_but_distance_missing() -> None:
         (None, (), {"target": True}, "the sidecar says target = true"),
     ],
 )
-def test_expects_target(scenario: str | None, expect: tuple[Bound, ...],
-                        meta: dict[str, object], why: str | None) -> None:  # fmt: skip
+def test_expects_target(
+    scenario: str | None, expect: tuple[Bound, ...], meta: dict[str, object], why: str | None
+) -> None:
     assert expects_target(scenario, expect, meta) == why
 
 
@@ -228,8 +242,7 @@ def test_nominal_speed_outside_the_band(kph: float, shown: str) -> None:
     drift = np.interp(tv, [1.0, 3.0], [40.3, kph])  # slow drift, not a braking
     (f,) = fatal(assess(approach(ego_speed=(tv, drift / 3.6)), GateSettings(nominal_speed=40.0)))
     assert f.check == "nominal_speed"
-    assert f.t == pytest.approx(1.0 + 2.0 * (abs(40.3 - float(shown)) / abs(40.3 - kph)),
-                                abs=0.02)  # fmt: skip
+    assert f.t == pytest.approx(1.0 + 2.0 * (abs(40.3 - float(shown)) / abs(40.3 - kph)), abs=0.02)
     assert f"ego speed {shown}" in f.message
     assert "km/h is outside the Euro NCAP band 40 +0 … +1 km/h" in f.message
     assert "39.80 … 41.20 km/h" in f.message
@@ -244,8 +257,11 @@ def test_nominal_speed_window_starts_at_ttc_4s_and_ends_at_recorded_braking() ->
     brake_at = 7.0
     speed = np.where(tv >= brake_at, v - 6.0 * (tv - brake_at), kph / 3.6)
     tr = np.arange(0, 181) * 0.05
-    sig = approach(ego_speed=(tv, speed), target_distance=(tr, 6.0 * v - v * tr),
-                   target_rel_speed=(tr, np.full(tr.size, -v)))  # fmt: skip
+    sig = approach(
+        ego_speed=(tv, speed),
+        target_distance=(tr, 6.0 * v - v * tr),
+        target_rel_speed=(tr, np.full(tr.size, -v)),
+    )
     assert assess(sig, GateSettings(nominal_speed=40.0)) == []
     onset, what = quality.braking_onset(sig)
     assert brake_at - 0.15 <= onset <= brake_at  # smoothing: a little early, never late
@@ -253,16 +269,22 @@ def test_nominal_speed_window_starts_at_ttc_4s_and_ends_at_recorded_braking() ->
     raw = {k: (tr_.timestamps, tr_.values) for k, tr_ in sig.traces.items()}
     # an ego_accel channel, or the brake pedal, shows the braking too
     accel = build({**raw, "ego_accel": (tv, np.where(tv >= brake_at, -6.0, 0.0))})
-    assert quality.braking_onset(accel) == (pytest.approx(brake_at, abs=0.06),
-                                            "deceleration onset in ego_accel")  # fmt: skip
+    assert quality.braking_onset(accel) == (
+        pytest.approx(brake_at, abs=0.06),
+        "deceleration onset in ego_accel",
+    )
     pedal = build({**raw, "driver_brake": (tv, (tv >= 6.5).astype(float))})
     assert quality.braking_onset(pedal) == (pytest.approx(6.5), "driver brake pedal")
     # the same speeds judged from the start would be invalid
-    early = approach(ego_speed=(tv, speed), target_distance=(tr, 4.0 * v - v * tr),
-                     target_rel_speed=(tr, np.full(tr.size, -v)))  # fmt: skip
+    early = approach(
+        ego_speed=(tv, speed),
+        target_distance=(tr, 4.0 * v - v * tr),
+        target_rel_speed=(tr, np.full(tr.size, -v)),
+    )
     (f,) = fatal(assess(early, GateSettings(nominal_speed=40.0)))
     assert f.t == 0.0 and f.message.endswith(
-        "to 6.890 s (first recorded braking: deceleration onset in the ego_speed slope)")
+        "to 6.890 s (first recorded braking: deceleration onset in the ego_speed slope)"
+    )
 
 
 def test_nominal_speed_without_t0_is_a_note() -> None:
@@ -287,8 +309,10 @@ def test_invalid_error_names_recording_check_time_and_next_step() -> None:
     text = str(err)
     assert text.startswith("track/run7.mf4: data-quality check 'gap' failed at t = 1.990 s: ")
     assert "\n    also presence at t = 2.000 s: ego_speed is missing" in text
-    assert text.endswith("-> re-record, cut the recording before the gap, or raise "
-                         "adsreplay_max_gap if such gaps are acceptable for this data")  # fmt: skip
+    assert text.endswith(
+        "-> re-record, cut the recording before the gap, or raise "
+        "adsreplay_max_gap if such gaps are acceptable for this data"
+    )
 
 
 def test_many_findings_are_summarized() -> None:
@@ -300,10 +324,12 @@ def test_many_findings_are_summarized() -> None:
 def test_time_findings() -> None:
     ts = np.array([0.0, 0.01, np.nan, 0.03, 0.02])
     nan, back = quality.time_findings("channel X", ts)
-    assert nan.message == ("channel X: timestamp is nan at sample 2 (after t=0.01 s); 1 of 5 "
-                           "timestamps are not finite")  # fmt: skip
-    assert back.message.startswith("channel X: time goes backwards at sample 3 (t=0.02 s after "
-                                   "t=0.03 s)")  # fmt: skip
+    assert nan.message == (
+        "channel X: timestamp is nan at sample 2 (after t=0.01 s); 1 of 5 timestamps are not finite"
+    )
+    assert back.message.startswith(
+        "channel X: time goes backwards at sample 3 (t=0.02 s after t=0.03 s)"
+    )
 
 
 def test_smooth_skips_nan() -> None:
@@ -312,8 +338,13 @@ def test_smooth_skips_nan() -> None:
     assert out[0] == 1.0 and out[1] == 2.0 and math.isnan(out[-1])
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=3, max_size=60),
     st.floats(min_value=0.05, max_value=2.0),
@@ -325,8 +356,10 @@ def test_the_gate_only_ever_raises_invalid_recording(
     """Whatever the data, the gate returns notes or raises InvalidRecordingError."""
     ts = np.arange(len(samples)) * 0.05
     vals = np.asarray(samples, dtype=float)
-    sig = build({"ego_speed": (ts, vals), "target_distance": (ts, vals),
-                 "target_rel_speed": (ts, -vals)}, max_gap=max_gap)  # fmt: skip
+    sig = build(
+        {"ego_speed": (ts, vals), "target_distance": (ts, vals), "target_rel_speed": (ts, -vals)},
+        max_gap=max_gap,
+    )
     try:
         notes = gate(sig, GateSettings(max_gap, nominal, "x"), recording="r")
     except InvalidRecordingError as exc:
@@ -340,11 +373,20 @@ def test_the_gate_only_ever_raises_invalid_recording(
 
 def test_read_runs_the_gate_with_the_sidecar_settings(tmp_path: Path) -> None:
     t = np.arange(401) * CT
-    path = write_recording(tmp_path / "r.mf4", [GroupData("G", t, [
-        ChannelData("VehSpd", np.full(t.size, 50.0), "km/h"),
-        ChannelData("ObjDist", 55.5 - 13.9 * t, "m"),
-        ChannelData("ObjRelSpd", np.full(t.size, -13.9), "m/s"),
-    ])])  # fmt: skip
+    path = write_recording(
+        tmp_path / "r.mf4",
+        [
+            GroupData(
+                "G",
+                t,
+                [
+                    ChannelData("VehSpd", np.full(t.size, 50.0), "km/h"),
+                    ChannelData("ObjDist", 55.5 - 13.9 * t, "m"),
+                    ChannelData("ObjRelSpd", np.full(t.size, -13.9), "m/s"),
+                ],
+            )
+        ],
+    )
     assert read(path, None, CT).t.size == 401
     with pytest.raises(InvalidRecordingError, match=r"check 'nominal_speed' failed at t = 0\.000"):
         read(path, None, CT, recording_id="r.mf4", nominal_speed=40.0)
@@ -360,11 +402,20 @@ def test_replay_file_takes_the_gate_settings_from_the_sidecar(tmp_path: Path) ->
     from pytest_adsreplay.replay import replay_file
 
     t = np.arange(401) * CT
-    path = write_recording(tmp_path / "r.mf4", [GroupData("G", t, [
-        ChannelData("VehSpd", np.full(t.size, 50.0), "km/h"),
-        ChannelData("ObjDist", np.full(t.size, np.nan), "m"),
-        ChannelData("ObjRelSpd", np.full(t.size, np.nan), "m/s"),
-    ])])  # fmt: skip
+    path = write_recording(
+        tmp_path / "r.mf4",
+        [
+            GroupData(
+                "G",
+                t,
+                [
+                    ChannelData("VehSpd", np.full(t.size, 50.0), "km/h"),
+                    ChannelData("ObjDist", np.full(t.size, np.nan), "m"),
+                    ChannelData("ObjRelSpd", np.full(t.size, np.nan), "m/s"),
+                ],
+            )
+        ],
+    )
     (tmp_path / "r.toml").write_text('scenario = "CCRs"\n')
     with pytest.raises(InvalidRecordingError, match=r"r\.mf4: data-quality check 'target'"):
         replay_file(path, _Never)

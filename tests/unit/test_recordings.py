@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_adsreplay.errors import SidecarError, UsageError
-from pytest_adsreplay.recordings import Bound, check_expectations, discover, parse_expect
+from pytest_adsreplay.recordings.discovery import Bound, check_expectations, discover, parse_expect
 
 
 def _touch(path: Path, text: str = "x") -> Path:
@@ -30,8 +30,10 @@ def test_file_glob_and_several_roots(tmp_path: Path) -> None:
     assert [r.id for r in discover([tmp_path / "s1/a.mf4"])] == ["a.mf4"]
     assert [r.id for r in discover([Path(f"{tmp_path}/s*/[bc].mf4")])] == ["s1/b.mf4", "s2/c.mf4"]
     assert [r.id for r in discover([tmp_path / "s2", tmp_path / "s1"])] == [
-        "s1/a.mf4", "s1/b.mf4", "s2/c.mf4",
-    ]  # fmt: skip
+        "s1/a.mf4",
+        "s1/b.mf4",
+        "s2/c.mf4",
+    ]
     # the same file named twice is one recording
     assert len(discover([tmp_path / "s1", tmp_path / "s1/a.mf4"])) == 2
 
@@ -48,8 +50,11 @@ def test_nothing_found_and_missing_paths_are_usage_errors(tmp_path: Path) -> Non
 
 def test_sidecar_fields_and_selection(tmp_path: Path) -> None:
     _touch(tmp_path / "a.mf4")
-    _touch(tmp_path / "a.toml", 'scenario = "CCRs"\ntags = ["ncap", "ccrs"]\nnominal_speed = 40\n'
-           'description = "d"\n[expect]\nbrake = true\nttc_at_brake = [1.0, 2.2]\n')  # fmt: skip
+    _touch(
+        tmp_path / "a.toml",
+        'scenario = "CCRs"\ntags = ["ncap", "ccrs"]\nnominal_speed = 40\n'
+        'description = "d"\n[expect]\nbrake = true\nttc_at_brake = [1.0, 2.2]\n',
+    )
     _touch(tmp_path / "b.mf4")
     a, b = discover([tmp_path])
     assert (a.scenario, a.tags, a.nominal_speed, a.description) == (
@@ -93,16 +98,38 @@ def test_parse_expect_errors(table: dict, message: str) -> None:
 
 def test_check_expectations_reports_every_violation() -> None:
     bounds = parse_expect(
-        {"brake": True, "fcw": False, "ttc_at_brake": [1.0, 2.0], "fcw_lead_time": {"min": 0.8},
-         "collision": False, "impact_speed": {"max": 1.0}, "activations": {"max": 1},
-         "min_ttc": 0.5},
+        {
+            "brake": True,
+            "fcw": False,
+            "ttc_at_brake": [1.0, 2.0],
+            "fcw_lead_time": {"min": 0.8},
+            "collision": False,
+            "impact_speed": {"max": 1.0},
+            "activations": {"max": 1},
+            "min_ttc": 0.5,
+        },
         Path("x.toml"),
-    )  # fmt: skip
-    kpis = {"brake_time": None, "fcw_time": 1.0, "ttc_at_brake": None, "fcw_lead_time": 0.5,
-            "collision": True, "impact_speed": 3.0, "activations": [{}, {}], "min_ttc": 0.5}  # fmt: skip
+    )
+    kpis = {
+        "brake_time": None,
+        "fcw_time": 1.0,
+        "ttc_at_brake": None,
+        "fcw_lead_time": 0.5,
+        "collision": True,
+        "impact_speed": 3.0,
+        "activations": [{}, {}],
+        "min_ttc": 0.5,
+    }
     out = {v.bound.name: v for v in check_expectations(bounds, kpis)}
-    assert set(out) == {"brake", "fcw", "ttc_at_brake", "fcw_lead_time", "collision",
-                        "impact_speed", "activations"}  # fmt: skip
+    assert set(out) == {
+        "brake",
+        "fcw",
+        "ttc_at_brake",
+        "fcw_lead_time",
+        "collision",
+        "impact_speed",
+        "activations",
+    }
     assert out["fcw_lead_time"].delta == pytest.approx(-0.3)
     assert out["impact_speed"].delta == pytest.approx(2.0)
     assert "None (never happened)" in out["ttc_at_brake"].describe()

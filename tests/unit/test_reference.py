@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pytest_adsreplay.reference import FULL, IDLE, PARTIAL, WARNING, TtcAeb
+from pytest_adsreplay.function.reference import FULL, IDLE, PARTIAL, WARNING, TtcAeb
 
 CYCLE = 0.01
 DEAD_TIME = 0.2  # SPEC §4 default actuator delay
@@ -16,24 +16,41 @@ JERK = 40.0  # SPEC §4 default jerk limit
 
 def frame(t: float = 0.0, **values: float) -> dict[str, float]:
     base = {
-        "t": t, "ego_speed": 13.9, "ego_accel": 0.0, "target_distance": math.nan,
-        "target_rel_speed": math.nan, "target_lateral": 0.0, "target_valid": 0.0,
+        "t": t,
+        "ego_speed": 13.9,
+        "ego_accel": 0.0,
+        "target_distance": math.nan,
+        "target_rel_speed": math.nan,
+        "target_lateral": 0.0,
+        "target_valid": 0.0,
         "driver_brake": 0.0,
-    }  # fmt: skip
+    }
     base.update(values)
     return base
 
 
-def approach(v0: float, ttc0: float = 4.0, *, v_target: float = 0.0, lateral: float = 0.0,
-             duration: float | None = None) -> list[dict[str, float]]:  # fmt: skip
+def approach(
+    v0: float,
+    ttc0: float = 4.0,
+    *,
+    v_target: float = 0.0,
+    lateral: float = 0.0,
+    duration: float | None = None,
+) -> list[dict[str, float]]:
     """Noise-free constant-speed approach on the 10 ms grid, from TTC ``ttc0`` to 0.05 s."""
     closing = v0 - v_target
     n = round((duration or ttc0 - 0.05) / CYCLE) + 1
     return [
-        frame(i * CYCLE, ego_speed=v0, target_distance=(ttc0 - i * CYCLE) * closing,
-              target_rel_speed=-closing, target_lateral=lateral, target_valid=1.0)
+        frame(
+            i * CYCLE,
+            ego_speed=v0,
+            target_distance=(ttc0 - i * CYCLE) * closing,
+            target_rel_speed=-closing,
+            target_lateral=lateral,
+            target_valid=1.0,
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def run(fn: TtcAeb, frames: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -82,9 +99,17 @@ def test_no_braking_while_ttc_above_3_s(v_kph: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("lateral", "active"), [(0.0, True), (0.9, True), (-0.95, True), (math.nan, True),
-                            (1.2, False), (-2.0, False), (3.5, False)],
-)  # fmt: skip
+    ("lateral", "active"),
+    [
+        (0.0, True),
+        (0.9, True),
+        (-0.95, True),
+        (math.nan, True),
+        (1.2, False),
+        (-2.0, False),
+        (3.5, False),
+    ],
+)
 def test_lateral_gate(lateral: float, active: bool) -> None:
     out = run(TtcAeb(), approach(50 / 3.6, lateral=lateral))
     assert (first(out, "fcw") is not None) is active
@@ -130,8 +155,9 @@ def test_noise_near_threshold_does_not_restart_confirmation() -> None:
     frames = []
     for i in range(30):
         ttc = fn.fcw_ttc - 0.05 if i % 2 == 0 else fn.fcw_ttc + 0.1
-        frames.append(frame(i * CYCLE, target_valid=1.0, target_distance=ttc * 10.0,
-                            target_rel_speed=-10.0))  # fmt: skip
+        frames.append(
+            frame(i * CYCLE, target_valid=1.0, target_distance=ttc * 10.0, target_rel_speed=-10.0)
+        )
     out = run(fn, frames)
     assert first(out, "fcw") == round(fn.confirm_time / CYCLE)
 
@@ -184,9 +210,15 @@ def test_outputs_are_plain_numbers() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"full_ttc": 2.0, "partial_ttc": 1.7}, {"partial_ttc": 3.0}, {"full_decel": 3.0},
-     {"fcw_ttc": -1.0}, {"max_lateral": math.inf}, {"confirm_time": "0.1"}],
-)  # fmt: skip
+    [
+        {"full_ttc": 2.0, "partial_ttc": 1.7},
+        {"partial_ttc": 3.0},
+        {"full_decel": 3.0},
+        {"fcw_ttc": -1.0},
+        {"max_lateral": math.inf},
+        {"confirm_time": "0.1"},
+    ],
+)
 def test_bad_parameters_are_rejected(params: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError), match="TtcAeb"):
         TtcAeb(**params)  # type: ignore[arg-type]

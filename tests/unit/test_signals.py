@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import ChannelMapError
-from pytest_adsreplay.signals import (
+from pytest_adsreplay.signals.resample import (
     CANONICAL_SIGNALS,
     FLAG_SIGNALS,
     REQUIRED_SIGNALS,
@@ -152,8 +152,11 @@ offset = -2
     cmap = ChannelMap.load(path)
     assert cmap.source == str(path)
     ego = cmap.signals["ego_speed"]
-    assert ego.channels == (ChannelRef("Speed_kmh"), ChannelRef("VehSpd", 1),
-                            ChannelRef("VehSpd", 1, 3))
+    assert ego.channels == (
+        ChannelRef("Speed_kmh"),
+        ChannelRef("VehSpd", 1),
+        ChannelRef("VehSpd", 1, 3),
+    )
     assert ego.unit == "km/h" and ego.scale is None
     dist = cmap.signals["target_distance"]
     assert (dist.scale, dist.offset) == (0.1, -2.0)
@@ -181,8 +184,11 @@ def test_fingerprint_normalized(tmp_path: Path) -> None:
 
 
 def test_to_dict_round_trip(tmp_path: Path) -> None:
-    cmap = ChannelMap.load(write_map(
-        tmp_path, '[signals.ego_speed]\nchannels = ["V@1/2"]\nscale = 2.0\noffset = 1.0\n'))
+    cmap = ChannelMap.load(
+        write_map(
+            tmp_path, '[signals.ego_speed]\nchannels = ["V@1/2"]\nscale = 2.0\noffset = 1.0\n'
+        )
+    )
     again = ChannelMap.from_dict(cmap.to_dict(), source="copy")
     assert again.signals == cmap.signals
     assert again.fingerprint() == cmap.fingerprint()
@@ -191,29 +197,37 @@ def test_to_dict_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ('[signals.ego_sped]\nchannels = ["V"]\n', "unknown signal [signals.ego_sped] (did you "
-                                                  "mean 'ego_speed'?)"),
+        (
+            '[signals.ego_sped]\nchannels = ["V"]\n',
+            "unknown signal [signals.ego_sped] (did you mean 'ego_speed'?)",
+        ),
         ('[signals.t]\nchannels = ["time"]\n', "'t' is built by resampling"),
         ('[signals.ego_speed]\nchannels = ["V"]\nunit = "furlong"\n', "unknown unit 'furlong'"),
-        ('[signals.ego_speed]\nchannels = ["V"]\nunit = "m"\n',
-         "unit 'm' is a length unit but ego_speed is a speed"),
-        ('[signals.ego_speed]\nchannels = ["V"]\nunit = "km/h"\nscale = 0.27\n',
-         "either unit or scale"),
-        ('[signals.ego_speed]\nchannels = []\n', "channels is empty"),
+        (
+            '[signals.ego_speed]\nchannels = ["V"]\nunit = "m"\n',
+            "unit 'm' is a length unit but ego_speed is a speed",
+        ),
+        (
+            '[signals.ego_speed]\nchannels = ["V"]\nunit = "km/h"\nscale = 0.27\n',
+            "either unit or scale",
+        ),
+        ("[signals.ego_speed]\nchannels = []\n", "channels is empty"),
         ('[signals.ego_speed]\nunit = "km/h"\n', "has no channels"),
         ('[signals.ego_speed]\nchannels = "VehSpd"\n', "channels must be a list of strings"),
-        ('[signals.ego_speed]\nchannels = [1, 2]\n', "channels must be a list of strings"),
+        ("[signals.ego_speed]\nchannels = [1, 2]\n", "channels must be a list of strings"),
         ('[signals.ego_speed]\nchannels = ["V"]\nunit = 3.6\n', "unit must be a string"),
-        ('[signals.ego_speed]\nchannels = ["V"]\nscale = "fast"\n',
-         "scale must be a finite number"),
+        (
+            '[signals.ego_speed]\nchannels = ["V"]\nscale = "fast"\n',
+            "scale must be a finite number",
+        ),
         ('[signals.ego_speed]\nchannels = ["V"]\nscale = true\n', "scale must be a finite number"),
         ('[signals.ego_speed]\nchannels = ["V"]\nscale = 0\n', "scale must not be 0"),
         ('[signals.ego_speed]\nchannels = ["V"]\noffset = 1.0\n', "offset needs a scale"),
         ('[signals.ego_speed]\nchannels = ["V"]\nchanels = ["W"]\n', "unknown key(s) chanels"),
         ('[signals.ego_speed]\nchannels = ["V@x"]\n', "bad channel reference 'V@x'"),
-        ('signals = 3\n', "no [signals.<name>] tables"),
+        ("signals = 3\n", "no [signals.<name>] tables"),
         ('[sigs.ego_speed]\nchannels = ["V"]\n', "unknown top-level key(s) sigs"),
-        ('signals.ego_speed = 5\n', "[signals.ego_speed] must be a table"),
+        ("signals.ego_speed = 5\n", "[signals.ego_speed] must be a table"),
         ('use_builtin = "no"\n[signals.ego_speed]\nchannels = ["V"]\n', "use_builtin must be"),
     ],
 )

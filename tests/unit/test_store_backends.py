@@ -10,7 +10,7 @@ import pytest
 
 from pytest_adsreplay import cli
 from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.store import PostgresStore, ResultsStore, open_store
+from pytest_adsreplay.results.store import PostgresStore, ResultsStore, open_store
 
 KPIS = {
     "fcw_time": 3.5,

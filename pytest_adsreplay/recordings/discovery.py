@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import SidecarError, UsageError
+from pytest_adsreplay.errors import SidecarError, UsageError
 
 #: MF4, and classic MDF 3/2 files (read through asammdf like MF4).
 RECORDING_SUFFIXES = (".mf4", ".mdf", ".dat")
@@ -30,7 +30,7 @@ COUNT_KPIS = ("activations",)
 
 def boundable_kpis() -> tuple[str, ...]:
     """Every name an ``[expect]`` table may bound."""
-    from .kpi import KPI_NAMES
+    from pytest_adsreplay.kpi.compute import KPI_NAMES
 
     return (*EVENT_EXPECTATIONS, *KPI_NAMES)
 
@@ -124,7 +124,7 @@ class Recording:
         common properties, e.g. ``{"vehicle": "…", "driver": "…"}`` (nested ``<tree>``
         elements are dicts). Read lazily from the header only; ``{}`` for an unreadable
         file (its replay reports why)."""
-        from .mf4 import read_metadata
+        from pytest_adsreplay.mdf.reader import read_metadata
 
         return read_metadata(self.path)
 
@@ -256,9 +256,12 @@ def _load_or_flag(path: Path, root: Path) -> Recording:
         return load_recording(path, root)
     except SidecarError as exc:
         return Recording(
-            path=path, id=recording_id(path, root), root=root, sidecar=sidecar_path(path),
+            path=path,
+            id=recording_id(path, root),
+            root=root,
+            sidecar=sidecar_path(path),
             problem=str(exc),
-        )  # fmt: skip
+        )
 
 
 def _absolute(path: Path) -> Path:

@@ -2,7 +2,7 @@
 
 A recording's channels are found through a :class:`ChannelMap`, converted to SI and
 resampled onto the uniform cycle grid ``t_k = k * cycle_time`` of the file's own time axis.
-asammdf is never imported here; :mod:`pytest_adsreplay.mf4` does the reading.
+asammdf is never imported here; :mod:`pytest_adsreplay.mdf.reader` does the reading.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import (
+from pytest_adsreplay.errors import (
     AmbiguousChannelError,
     ChannelMapError,
     InvalidRecordingError,
@@ -31,7 +31,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .mf4 import ChannelInfo, ChannelSamples, RecordingInfo
+    from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
 
 CANONICAL_SIGNALS: tuple[str, ...] = (
     "ego_speed",
@@ -82,15 +82,48 @@ SI_UNITS: dict[str, str] = {
 
 # (scale, offset, dimension, spellings): SI value = raw * scale + offset
 _UNIT_TABLE: tuple[tuple[float, float, str, tuple[str, ...]], ...] = (
-    (1.0, 0.0, SPEED, ("m/s", "m s-1", "m*s-1", "m/sec", "mps", "meter/second", "metre/second",
-                       "meters per second", "metres per second")),
-    (1 / 3.6, 0.0, SPEED, ("km/h", "kph", "kmh", "km h-1", "km*h-1", "km/hr", "kmph",
-                           "kilometer/hour", "kilometre/hour", "kilometers per hour",
-                           "kilometres per hour")),
+    (
+        1.0,
+        0.0,
+        SPEED,
+        (
+            "m/s",
+            "m s-1",
+            "m*s-1",
+            "m/sec",
+            "mps",
+            "meter/second",
+            "metre/second",
+            "meters per second",
+            "metres per second",
+        ),
+    ),
+    (
+        1 / 3.6,
+        0.0,
+        SPEED,
+        (
+            "km/h",
+            "kph",
+            "kmh",
+            "km h-1",
+            "km*h-1",
+            "km/hr",
+            "kmph",
+            "kilometer/hour",
+            "kilometre/hour",
+            "kilometers per hour",
+            "kilometres per hour",
+        ),
+    ),
     (0.44704, 0.0, SPEED, ("mph", "mi/h", "miles/h", "miles per hour")),
     (0.3048, 0.0, SPEED, ("ft/s", "fps")),
-    (1.0, 0.0, ACCELERATION, ("m/s²", "m/s^2", "m/s2", "m s-2", "m*s-2", "m/s/s", "mps2",
-                              "m/sec2", "m/sec/sec", "mpss")),
+    (
+        1.0,
+        0.0,
+        ACCELERATION,
+        ("m/s²", "m/s^2", "m/s2", "m s-2", "m*s-2", "m/s/s", "mps2", "m/sec2", "m/sec/sec", "mpss"),
+    ),
     (9.80665, 0.0, ACCELERATION, ("g", "gn", "g0")),
     (1.0, 0.0, LENGTH, ("m", "meter", "metre", "meters", "metres")),
     (1000.0, 0.0, LENGTH, ("km", "kilometer", "kilometre")),
@@ -159,8 +192,10 @@ def known_units(dimension: str) -> list[str]:
 
 
 def _same_unit(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
-    return a[2] == b[2] and math.isclose(a[0], b[0], rel_tol=1e-9) and math.isclose(
-        a[1], b[1], rel_tol=1e-9, abs_tol=1e-12
+    return (
+        a[2] == b[2]
+        and math.isclose(a[0], b[0], rel_tol=1e-9)
+        and math.isclose(a[1], b[1], rel_tol=1e-9, abs_tol=1e-12)
     )
 
 
@@ -223,30 +258,89 @@ class SignalSpec:
 
 
 _DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "ego_speed": ("VehSpd", "VehicleSpeed", "ESP_v_Signal", "v_ego", "VehSpeed", "EgoSpeed",
-                  "Vehicle_Speed", "vehicle_speed", "VehV", "ego_speed"),
-    "ego_accel": ("VehAccX", "AccX", "a_x", "LongAccel", "VehAccel", "VehicleAccelX",
-                  "ESP_a_x", "EgoAccel", "ax", "ego_accel"),
-    "target_distance": ("Radar.Obj0.DistX", "ObjDist", "ObjDistX", "Obj0_DistX", "Obj0.DistX",
-                        "TargetDistance", "LeadDist", "target_distance"),
-    "target_rel_speed": ("Radar.Obj0.VrelX", "ObjRelSpd", "ObjVrelX", "Obj0_VrelX",
-                         "Obj0.VrelX", "TargetRelSpeed", "LeadRelSpd", "target_rel_speed"),
-    "target_lateral": ("Radar.Obj0.DistY", "ObjLatPos", "ObjDistY", "Obj0_DistY", "Obj0.DistY",
-                       "TargetLateral", "LeadLatPos", "target_lateral"),
-    "target_valid": ("Radar.Obj0.Valid", "ObjValid", "Obj0_Valid", "Obj0.Valid", "ObjExist",
-                     "TargetValid", "LeadValid", "target_valid"),
-    "driver_brake": ("DrvBrkPdl", "BrkPdlSts", "BrakePedal", "BrkPedPressed", "DriverBrake",
-                     "DrvBrk", "driver_brake"),
+    "ego_speed": (
+        "VehSpd",
+        "VehicleSpeed",
+        "ESP_v_Signal",
+        "v_ego",
+        "VehSpeed",
+        "EgoSpeed",
+        "Vehicle_Speed",
+        "vehicle_speed",
+        "VehV",
+        "ego_speed",
+    ),
+    "ego_accel": (
+        "VehAccX",
+        "AccX",
+        "a_x",
+        "LongAccel",
+        "VehAccel",
+        "VehicleAccelX",
+        "ESP_a_x",
+        "EgoAccel",
+        "ax",
+        "ego_accel",
+    ),
+    "target_distance": (
+        "Radar.Obj0.DistX",
+        "ObjDist",
+        "ObjDistX",
+        "Obj0_DistX",
+        "Obj0.DistX",
+        "TargetDistance",
+        "LeadDist",
+        "target_distance",
+    ),
+    "target_rel_speed": (
+        "Radar.Obj0.VrelX",
+        "ObjRelSpd",
+        "ObjVrelX",
+        "Obj0_VrelX",
+        "Obj0.VrelX",
+        "TargetRelSpeed",
+        "LeadRelSpd",
+        "target_rel_speed",
+    ),
+    "target_lateral": (
+        "Radar.Obj0.DistY",
+        "ObjLatPos",
+        "ObjDistY",
+        "Obj0_DistY",
+        "Obj0.DistY",
+        "TargetLateral",
+        "LeadLatPos",
+        "target_lateral",
+    ),
+    "target_valid": (
+        "Radar.Obj0.Valid",
+        "ObjValid",
+        "Obj0_Valid",
+        "Obj0.Valid",
+        "ObjExist",
+        "TargetValid",
+        "LeadValid",
+        "target_valid",
+    ),
+    "driver_brake": (
+        "DrvBrkPdl",
+        "BrkPdlSts",
+        "BrakePedal",
+        "BrkPedPressed",
+        "DriverBrake",
+        "DrvBrk",
+        "driver_brake",
+    ),
 }
 
 _MAP_HINT = (
-    "the channel map format is [signals.<canonical name>] with channels = [\"Name\", "
-    "\"Name@group\", …] and either unit = \"km/h\" or scale = 0.2778 (+ offset = 0.0)"
+    'the channel map format is [signals.<canonical name>] with channels = ["Name", '
+    '"Name@group", …] and either unit = "km/h" or scale = 0.2778 (+ offset = 0.0)'
 )
 _CAN_HINT = (
-    "write [can] dbc = [\"vehicle.dbc\"] (paths relative to the channel map), optionally "
+    'write [can] dbc = ["vehicle.dbc"] (paths relative to the channel map), optionally '
     "bus = 1 (the CAN channel the DBC applies to; 0 = any), or per file "
-    "dbc = [{ file = \"radar.dbc\", bus = 2 }]; map signals as channels = [\"Message.Signal\"]"
+    'dbc = [{ file = "radar.dbc", bus = 2 }]; map signals as channels = ["Message.Signal"]'
 )
 _TOP_KEYS = ("signals", "use_builtin", "description", "can")
 _SIGNAL_KEYS = ("channels", "unit", "scale", "offset")
@@ -328,8 +422,9 @@ class ChannelMap:
             raise fail(f"expected a table, got {type(data).__name__}")
         unknown = sorted(set(data) - set(_TOP_KEYS))
         if unknown:
-            raise fail(f"unknown top-level key(s) {', '.join(unknown)}; allowed: "
-                       f"{', '.join(_TOP_KEYS)}")
+            raise fail(
+                f"unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}"
+            )
         use_builtin = data.get("use_builtin", True)
         if not isinstance(use_builtin, bool):
             raise fail(f"use_builtin must be true or false, got {use_builtin!r}")
@@ -349,9 +444,10 @@ class ChannelMap:
         """Normalized plain structure (``use_builtin = false``: complete by itself)."""
         out: dict[str, Any] = {
             "use_builtin": False,
-            "signals": {n: self.signals[n].to_dict() for n in CANONICAL_SIGNALS
-                        if n in self.signals},
-        }  # fmt: skip
+            "signals": {
+                n: self.signals[n].to_dict() for n in CANONICAL_SIGNALS if n in self.signals
+            },
+        }
         if self.dbc:
             out["can"] = {"dbc": [{"file": str(d.path), "bus": d.bus} for d in self.dbc]}
         return out
@@ -398,8 +494,10 @@ def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
 
     def bus_of(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise fail(f"{where}: bus must be a CAN channel number >= 0 (0 = any), got "
-                       f"{value!r}", _CAN_HINT)
+            raise fail(
+                f"{where}: bus must be a CAN channel number >= 0 (0 = any), got {value!r}",
+                _CAN_HINT,
+            )
         return value
 
     default_bus = bus_of(table.get("bus", 0), "[can]")
@@ -415,8 +513,10 @@ def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
         if isinstance(entry, Mapping):
             extra = sorted(set(entry) - {"file", "bus"})
             if extra or not isinstance(entry.get("file"), str):
-                raise fail(f"[can] dbc entry {dict(entry)!r}: write {{ file = \"x.dbc\", "
-                           "bus = 1 }", _CAN_HINT)
+                raise fail(
+                    f'[can] dbc entry {dict(entry)!r}: write {{ file = "x.dbc", bus = 1 }}',
+                    _CAN_HINT,
+                )
             file, bus = entry["file"], bus_of(entry.get("bus", default_bus), "[can] dbc")
         elif isinstance(entry, str):
             file, bus = entry, default_bus
@@ -425,8 +525,10 @@ def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
         path = Path(file).expanduser()
         path = path if path.is_absolute() else (base / path).absolute()
         if not path.is_file():
-            raise fail(f"[can] DBC file {file!r} not found (looked for {path})",
-                       "DBC paths are relative to the channel map's folder")
+            raise fail(
+                f"[can] DBC file {file!r} not found (looked for {path})",
+                "DBC paths are relative to the channel map's folder",
+            )
         out.append(DbcFile(path, bus))
     return tuple(out)
 
@@ -436,21 +538,26 @@ def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
         close = difflib.get_close_matches(str(name), CANONICAL_SIGNALS, n=1)
         also = f" (did you mean {close[0]!r}?)" if close else ""
         why = " ('t' is built by resampling, it cannot be mapped)" if name == "t" else ""
-        raise fail(f"unknown signal [signals.{name}]{also}{why}; canonical signals are "
-                   f"{', '.join(CANONICAL_SIGNALS)}")
+        raise fail(
+            f"unknown signal [signals.{name}]{also}{why}; canonical signals are "
+            f"{', '.join(CANONICAL_SIGNALS)}"
+        )
     where = f"[signals.{name}]"
     if not isinstance(entry, Mapping):
         raise fail(f"{where} must be a table, got {type(entry).__name__}")
     unknown = sorted(set(entry) - set(_SIGNAL_KEYS))
     if unknown:
-        raise fail(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
-                   f"{', '.join(_SIGNAL_KEYS)}")
+        raise fail(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_SIGNAL_KEYS)}"
+        )
     chans = entry.get("channels")
     if chans is None:
         raise fail(f"{where} has no channels = [...] list")
     if not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
-        raise fail(f"{where}: channels must be a list of strings, e.g. channels = [\"VehSpd\"],"
-                   f" got {chans!r}")
+        raise fail(
+            f'{where}: channels must be a list of strings, e.g. channels = ["VehSpd"],'
+            f" got {chans!r}"
+        )
     if not chans:
         raise fail(f"{where}: channels is empty; list at least one candidate channel name")
     refs = []
@@ -471,12 +578,16 @@ def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
         try:
             _, _, udim = unit_info(unit)
         except ValueError:
-            raise fail(f"{where}: unknown unit {unit!r}; known {dim} units: "
-                       f"{', '.join(known_units(dim))} (or give scale = … to convert to "
-                       f"{SI_UNITS[dim]})") from None
+            raise fail(
+                f"{where}: unknown unit {unit!r}; known {dim} units: "
+                f"{', '.join(known_units(dim))} (or give scale = … to convert to "
+                f"{SI_UNITS[dim]})"
+            ) from None
         if udim != dim:
-            raise fail(f"{where}: unit {unit!r} is a {udim} unit but {name} is a {dim} "
-                       f"(SI {SI_UNITS[dim]}); known {dim} units: {', '.join(known_units(dim))}")
+            raise fail(
+                f"{where}: unit {unit!r} is a {udim} unit but {name} is a {dim} "
+                f"(SI {SI_UNITS[dim]}); known {dim} units: {', '.join(known_units(dim))}"
+            )
     if offset is not None and scale is None:
         raise fail(f"{where}: offset needs a scale (add scale = 1.0)")
     for key, val in (("scale", scale), ("offset", offset)):
@@ -549,9 +660,12 @@ def resolve_channels(
         chosen: ChannelInfo | None = None
         error: RecordingError | None = None
         for ref in spec.channels:
-            occ = [c for c in info.occurrences(ref.name)
-                   if (ref.group is None or c.group == ref.group)
-                   and (ref.index is None or c.index == ref.index)]
+            occ = [
+                c
+                for c in info.occurrences(ref.name)
+                if (ref.group is None or c.group == ref.group)
+                and (ref.index is None or c.index == ref.index)
+            ]
             if not occ:
                 continue
             if len(occ) > 1:
@@ -579,15 +693,24 @@ def resolve_channels(
             out[name] = Resolution(name, spec, channel=chosen, error=err)
             continue
         out[name] = Resolution(
-            name, spec, channel=chosen, scale=scale, offset=offset,
-            hold=name in FLAG_SIGNALS or chosen.discrete, conversion=text,
+            name,
+            spec,
+            channel=chosen,
+            scale=scale,
+            offset=offset,
+            hold=name in FLAG_SIGNALS or chosen.discrete,
+            conversion=text,
         )
     return out
 
 
 def _ambiguous(
-    signal: str, ref: ChannelRef, occ: Sequence[ChannelInfo], info: RecordingInfo,
-    rec: str, source: str,
+    signal: str,
+    ref: ChannelRef,
+    occ: Sequence[ChannelInfo],
+    info: RecordingInfo,
+    rec: str,
+    source: str,
 ) -> AmbiguousChannelError:
     listing = ", ".join(
         f"{c.ref} (group {info.groups[c.group].name!r}, {info.groups[c.group].samples} samples)"
@@ -597,7 +720,7 @@ def _ambiguous(
         f"channel {ref.name!r} for {signal} occurs {len(occ)} times: {listing}",
         recording=rec,
         hint=f"say which one in the channel map ({source}): [signals.{signal}] channels = "
-        f"[\"{occ[0].ref}\"] (Name@group or Name@group/index)",
+        f'["{occ[0].ref}"] (Name@group or Name@group/index)',
     )
 
 
@@ -605,8 +728,10 @@ def _close_matches(spec: SignalSpec, names: Sequence[str]) -> tuple[str, ...]:
     found: list[str] = []
     lower = {n.lower(): n for n in names}
     for ref in spec.channels:
-        for cand in (lower.get(ref.name.lower()),
-                     *difflib.get_close_matches(ref.name, names, n=3, cutoff=0.6)):
+        for cand in (
+            lower.get(ref.name.lower()),
+            *difflib.get_close_matches(ref.name, names, n=3, cutoff=0.6),
+        ):
             if cand and cand not in found:
                 found.append(cand)
         tail = ref.name.rsplit(".", 1)[-1].lower()
@@ -740,9 +865,7 @@ def resample(
             idx = np.searchsorted(ts, g + _TIME_TOL, side="right") - 1
             flat_out[a : a + RESAMPLE_CHUNK][inside] = vs[np.clip(idx, 0, None)]
         else:
-            flat_out[a : a + RESAMPLE_CHUNK][inside] = np.interp(
-                np.clip(g, ts[0], ts[-1]), ts, vs
-            )
+            flat_out[a : a + RESAMPLE_CHUNK][inside] = np.interp(np.clip(g, ts[0], ts[-1]), ts, vs)
     if max_gap is not None:
         for i in find_gaps(ts, max_gap):
             out[(grid > ts[i] + _TIME_TOL) & (grid < ts[i + 1] - _TIME_TOL)] = np.nan
@@ -792,7 +915,7 @@ def check_timestamps(ts: np.ndarray, where: str, *, recording: str) -> None:
 
     Equal consecutive timestamps are tolerated (resampling keeps the last sample).
     """
-    from .quality import invalid_error, time_findings
+    from pytest_adsreplay.signals.quality import invalid_error, time_findings
 
     findings = time_findings(where, ts)
     if findings:
@@ -814,10 +937,10 @@ def read_signals(
     for continuous signals, inside gaps longer than ``max_gap`` (see :func:`find_gaps`).
     Flags are 0/1 (any non-zero value is 1) and held; where ``target_valid`` is 0 the
     target signals are NaN. The data-quality gate is *not* applied here (see
-    :func:`pytest_adsreplay.quality.gate`), except for what resampling cannot do without:
+    :func:`pytest_adsreplay.signals.quality.gate`), except for what resampling cannot do without:
     finite, non-decreasing timestamps and a time channel.
     """
-    from . import mf4
+    from pytest_adsreplay.mdf import reader as mf4
 
     if not (cycle_time > 0 and math.isfinite(cycle_time)):
         raise ValueError(f"cycle_time must be a positive number of seconds, got {cycle_time!r}")
@@ -855,13 +978,16 @@ def can_notes(info: RecordingInfo, source: str) -> list[str]:
     groups = ", ".join(f"group {g.index} ({g.name}, {g.samples} frames)" for g in raw)
     can = info.can
     if can is None:
-        return [f"the file holds raw CAN bus logging in {groups}; add [can] dbc = "
-                f"[\"….dbc\"] to the channel map ({source}) to decode it"]
+        return [
+            f"the file holds raw CAN bus logging in {groups}; add [can] dbc = "
+            f'["….dbc"] to the channel map ({source}) to decode it'
+        ]
     notes = []
     if can.found:
         msgs = ", ".join(f"{m} (0x{i:X})" for i, m in can.found)
-        notes.append(f"decoded CAN messages with {', '.join(Path(d).name for d in can.dbc)}: "
-                     f"{msgs}")
+        notes.append(
+            f"decoded CAN messages with {', '.join(Path(d).name for d in can.dbc)}: {msgs}"
+        )
     else:
         notes.append(f"no CAN frame matched the DBC file(s) {', '.join(can.dbc)}")
     if can.unknown:
@@ -935,8 +1061,9 @@ def _assemble(
         assert res.channel is not None
         raw = _to_si(cs.samples, res.scale, res.offset, in_place=uses[id(cs.samples)] == 1)
         traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
-        vals = resample(cs.timestamps, raw, grid, hold=res.hold,
-                        max_gap=None if res.hold else max_gap)
+        vals = resample(
+            cs.timestamps, raw, grid, hold=res.hold, max_gap=None if res.hold else max_gap
+        )
         if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
             nan = np.isnan(vals)
             np.copyto(vals, vals != 0, casting="unsafe")
@@ -954,5 +1081,10 @@ def _assemble(
         values["target_valid"] = np.isfinite(dist).astype(np.float64)
         sources["target_valid"] = "derived: isfinite(target_distance)"
     ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
-    return Signals(t=grid, values=ordered, cycle_time=cycle_time,
-                   sources={n: sources[n] for n in ordered}, traces=traces)
+    return Signals(
+        t=grid,
+        values=ordered,
+        cycle_time=cycle_time,
+        sources={n: sources[n] for n in ordered},
+        traces=traces,
+    )

@@ -54,10 +54,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidRecordingError
+from pytest_adsreplay.errors import InvalidRecordingError
 
 if TYPE_CHECKING:
-    from .signals import Signals
+    from pytest_adsreplay.signals.resample import Signals
 
 DEFAULT_MAX_GAP = 0.2
 #: Slowest acceptable sampling rate of any mapped channel (median interval), Hz.
@@ -78,8 +78,9 @@ CHECKS = ("time", "duration", "rate", "gap", "finite", "presence", "target", "no
 #: Scenario names (Euro NCAP car-to-car rear) that always have a lead object.
 TARGET_SCENARIOS = ("CCR",)
 #: [expect] bounds that only make sense with a target object.
-TARGET_KPIS = frozenset({"ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc",
-                         "impact_speed", "min_distance"})  # fmt: skip
+TARGET_KPIS = frozenset(
+    {"ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc", "impact_speed", "min_distance"}
+)
 _TOL = 1e-9
 _MAX_ALSO = 4
 
@@ -89,8 +90,7 @@ _HINTS = {
     "rate": "log this channel at 10 Hz or faster, or map a faster channel in the channel map",
     "gap": "re-record, cut the recording before the gap, or raise adsreplay_max_gap if "
     "such gaps are acceptable for this data",
-    "finite": "the logger wrote infinite values; re-export the recording or map another "
-    "channel",
+    "finite": "the logger wrote infinite values; re-export the recording or map another channel",
     "presence": "ego_speed must cover the whole recording: map a channel that does, or cut "
     "the recording to the span where it is present",
     "target": "check the radar/object channels and the channel map (`adsreplay inspect` "
@@ -162,8 +162,9 @@ def nan_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     if not m.any():
         return []
     edges = np.diff(np.r_[0, m.astype(np.int8), 0])
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(),
-                    strict=True))  # fmt: skip
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
+    )
 
 
 def _long_runs(mask: np.ndarray, cycle: float, limit: float) -> list[tuple[int, int]]:
@@ -172,7 +173,7 @@ def _long_runs(mask: np.ndarray, cycle: float, limit: float) -> list[tuple[int, 
 
 def find_gaps(ts: np.ndarray, max_gap: float) -> np.ndarray:
     """Indexes i where ``ts[i+1] - ts[i]`` exceeds ``max_gap`` and twice the median interval."""
-    from .signals import find_gaps as gaps
+    from pytest_adsreplay.signals.resample import find_gaps as gaps
 
     return gaps(ts, max_gap)
 
@@ -204,24 +205,29 @@ def time_findings(where: str, ts: np.ndarray) -> list[Finding]:
         i = int(bad[0])
         prev = ts[:i][np.isfinite(ts[:i])]
         after = f" (after t={prev[-1]:.6g} s)" if prev.size else ""
-        out.append(Finding(
-            "time",
-            f"{where}: timestamp is {ts[i]} at sample {i}{after}; {bad.size} of {ts.size} "
-            "timestamps are not finite",
-            t=float(prev[-1]) if prev.size else None, hint=_HINTS["time"],
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                "time",
+                f"{where}: timestamp is {ts[i]} at sample {i}{after}; {bad.size} of {ts.size} "
+                "timestamps are not finite",
+                t=float(prev[-1]) if prev.size else None,
+                hint=_HINTS["time"],
+            )
+        )
     finite = ts[np.isfinite(ts)] if bad.size else ts
     dec = np.flatnonzero(finite[1:] < finite[:-1])  # no difference array: ts may be long
     if dec.size:
         i = int(dec[0]) + 1
-        out.append(Finding(
-            "time",
-            f"{where}: time goes backwards at sample {i} (t={finite[i]:.6g} s after "
-            f"t={finite[i - 1]:.6g} s); {dec.size} decreasing step(s) in total",
-            t=float(finite[i - 1]),
-            hint="re-export the recording sorted by time, or cut the recording at the "
-            "logger restart",
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                "time",
+                f"{where}: time goes backwards at sample {i} (t={finite[i]:.6g} s after "
+                f"t={finite[i - 1]:.6g} s); {dec.size} decreasing step(s) in total",
+                t=float(finite[i - 1]),
+                hint="re-export the recording sorted by time, or cut the recording at the "
+                "logger restart",
+            )
+        )
     return out
 
 
@@ -249,8 +255,13 @@ def assess(signals: Signals, settings: GateSettings | None = None) -> list[Findi
         where = f"channel {trace.channel} ({trace_name})"
         out += time_findings(where, trace.timestamps)
     if signals.t.size < 2:
-        out.append(Finding("duration", f"the recording has {signals.t.size} cycle(s); at "
-                           "least two are needed", hint=_HINTS["duration"]))  # fmt: skip
+        out.append(
+            Finding(
+                "duration",
+                f"the recording has {signals.t.size} cycle(s); at least two are needed",
+                hint=_HINTS["duration"],
+            )
+        )
     out += _rate_and_gaps(signals, settings.max_gap)
     out += _finite(signals)
     out += _presence(signals, settings.max_gap)
@@ -279,7 +290,7 @@ def _sampling(timestamps: np.ndarray, max_gap: float) -> _Sampling:
     One interval array, reordered in place for the median: the channels of a group
     share their time array, which may hold millions of samples.
     """
-    from .signals import gaps_and_median
+    from pytest_adsreplay.signals.resample import gaps_and_median
 
     finite = np.isfinite(timestamps)
     ts = timestamps if finite.all() else timestamps[finite]
@@ -303,25 +314,38 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
         ts, med, gaps = done[key]
         where = f"channel {trace.channel} ({name})"
         if med is None:
-            out.append(Finding("rate", f"{where} has {ts.size} sample(s) at one instant; no "
-                               "sampling rate", t=float(ts[0]) if ts.size else None,
-                               hint=_HINTS["rate"]))  # fmt: skip
+            out.append(
+                Finding(
+                    "rate",
+                    f"{where} has {ts.size} sample(s) at one instant; no sampling rate",
+                    t=float(ts[0]) if ts.size else None,
+                    hint=_HINTS["rate"],
+                )
+            )
             continue
         rate = 1.0 / med
         if rate < MIN_RATE_HZ - _TOL:
-            out.append(Finding("rate", f"{where} is sampled at {rate:.3g} Hz, below the "
-                               f"minimum of {MIN_RATE_HZ:g} Hz", t=float(ts[0]),
-                               hint=_HINTS["rate"]))  # fmt: skip
+            out.append(
+                Finding(
+                    "rate",
+                    f"{where} is sampled at {rate:.3g} Hz, below the minimum of {MIN_RATE_HZ:g} Hz",
+                    t=float(ts[0]),
+                    hint=_HINTS["rate"],
+                )
+            )
         if gaps.size:
             i = int(gaps[0])
             more = f" ({gaps.size} gaps in total)" if gaps.size > 1 else ""
-            out.append(Finding(
-                "gap",
-                f"{where} has no samples for {ts[i + 1] - ts[i]:.3f} s (t = {ts[i]:.3f} .. "
-                f"{ts[i + 1]:.3f} s); the longest allowed gap is {max_gap:g} s "
-                f"(adsreplay_max_gap){more}",
-                t=float(ts[i]), hint=_HINTS["gap"],
-            ))  # fmt: skip
+            out.append(
+                Finding(
+                    "gap",
+                    f"{where} has no samples for {ts[i + 1] - ts[i]:.3f} s (t = {ts[i]:.3f} .. "
+                    f"{ts[i + 1]:.3f} s); the longest allowed gap is {max_gap:g} s "
+                    f"(adsreplay_max_gap){more}",
+                    t=float(ts[i]),
+                    hint=_HINTS["gap"],
+                )
+            )
     return out
 
 
@@ -331,9 +355,15 @@ def _finite(signals: Signals) -> list[Finding]:
         inf = np.flatnonzero(np.isinf(trace.values))
         if inf.size:
             i = int(inf[0])
-            out.append(Finding("finite", f"channel {trace.channel} ({name}) has {inf.size} "
-                               f"infinite sample(s), the first is {trace.values[i]}",
-                               t=float(trace.timestamps[i]), hint=_HINTS["finite"]))  # fmt: skip
+            out.append(
+                Finding(
+                    "finite",
+                    f"channel {trace.channel} ({name}) has {inf.size} "
+                    f"infinite sample(s), the first is {trace.values[i]}",
+                    t=float(trace.timestamps[i]),
+                    hint=_HINTS["finite"],
+                )
+            )
     return out
 
 
@@ -362,13 +392,16 @@ def _presence(signals: Signals, max_gap: float) -> list[Finding]:
     a, b = runs[0]
     t0, t1 = float(signals.t[a]), float(signals.t[b - 1])
     more = f" ({len(runs)} such spans)" if len(runs) > 1 else ""
-    return [Finding(
-        "presence",
-        f"ego_speed is missing (NaN) for {(b - a) * signals.cycle_time:.3f} s, t = {t0:.3f} "
-        f".. {t1:.3f} s: {_why_missing(signals, 'ego_speed', t0, t1)}; the longest allowed "
-        f"span is {max_gap:g} s{more}",
-        t=t0, hint=_HINTS["presence"],
-    )]  # fmt: skip
+    return [
+        Finding(
+            "presence",
+            f"ego_speed is missing (NaN) for {(b - a) * signals.cycle_time:.3f} s, t = {t0:.3f} "
+            f".. {t1:.3f} s: {_why_missing(signals, 'ego_speed', t0, t1)}; the longest allowed "
+            f"span is {max_gap:g} s{more}",
+            t=t0,
+            hint=_HINTS["presence"],
+        )
+    ]
 
 
 def _target(signals: Signals, settings: GateSettings) -> list[Finding]:
@@ -379,31 +412,39 @@ def _target(signals: Signals, settings: GateSettings) -> list[Finding]:
     present = np.isfinite(dist)
     if settings.expect_target and n and not present.any():
         src = signals.sources.get("target_distance", "not mapped")
-        out.append(Finding(
-            "target",
-            f"target_distance ({src}) is NaN over the whole recording (no target object), "
-            f"but a target is expected ({settings.expect_target})",
-            hint=_HINTS["target"],
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                "target",
+                f"target_distance ({src}) is NaN over the whole recording (no target object), "
+                f"but a target is expected ({settings.expect_target})",
+                hint=_HINTS["target"],
+            )
+        )
     for a, b in _long_runs(present & np.isnan(rel), signals.cycle_time, settings.max_gap)[:1]:
-        out.append(Finding(
-            "target",
-            f"target_rel_speed is missing (NaN) for {(b - a) * signals.cycle_time:.3f} s while "
-            f"target_distance shows a target (t = {signals.t[a]:.3f} .. {signals.t[b - 1]:.3f} "
-            f"s); the longest allowed span is {settings.max_gap:g} s",
-            t=float(signals.t[a]), hint=_HINTS["target"],
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                "target",
+                f"target_rel_speed is missing (NaN) for {(b - a) * signals.cycle_time:.3f} s while "
+                f"target_distance shows a target (t = {signals.t[a]:.3f} .. {signals.t[b - 1]:.3f} "
+                f"s); the longest allowed span is {settings.max_gap:g} s",
+                t=float(signals.t[a]),
+                hint=_HINTS["target"],
+            )
+        )
     valid = signals.values.get("target_valid")
     if valid is not None and "target_valid" in signals.traces:
         said = (valid == 1) & ~present
         for a, b in _long_runs(said, signals.cycle_time, settings.max_gap)[:1]:
-            out.append(Finding(
-                "target",
-                f"target_valid says a target is present but target_distance is missing for "
-                f"{(b - a) * signals.cycle_time:.3f} s (t = {signals.t[a]:.3f} .. "
-                f"{signals.t[b - 1]:.3f} s)",
-                t=float(signals.t[a]), hint=_HINTS["target"],
-            ))  # fmt: skip
+            out.append(
+                Finding(
+                    "target",
+                    f"target_valid says a target is present but target_distance is missing for "
+                    f"{(b - a) * signals.cycle_time:.3f} s (t = {signals.t[a]:.3f} .. "
+                    f"{signals.t[b - 1]:.3f} s)",
+                    t=float(signals.t[a]),
+                    hint=_HINTS["target"],
+                )
+            )
     return out
 
 
@@ -454,14 +495,22 @@ def _nominal_speed(signals: Signals, settings: GateSettings) -> list[Finding]:
     ttc[closing] = np.maximum(d[closing], 0.0) / -rv[closing]
     t0_idx = np.flatnonzero(ttc <= T0_TTC + _TOL)
     if not t0_idx.size:
-        return [Finding("nominal_speed", f"nominal_speed = {nominal:g} km/h not checked: the "
-                        f"recorded TTC never falls to {T0_TTC:g} s, so there is no T0",
-                        fatal=False)]  # fmt: skip
+        return [
+            Finding(
+                "nominal_speed",
+                f"nominal_speed = {nominal:g} km/h not checked: the "
+                f"recorded TTC never falls to {T0_TTC:g} s, so there is no T0",
+                fatal=False,
+            )
+        ]
     i0 = int(t0_idx[0])
     t_brake, what = braking_onset(signals)
     t_end = t_brake if t_brake is not None else float(t[-1]) + signals.cycle_time
-    end_text = (f"{t_end:.3f} s (first recorded braking: {what})" if t_brake is not None
-                else "the end of the recording")  # fmt: skip
+    end_text = (
+        f"{t_end:.3f} s (first recorded braking: {what})"
+        if t_brake is not None
+        else "the end of the recording"
+    )
     n = max(1, round(SMOOTHING / signals.cycle_time))
     kph = smooth(v, n) * 3.6
     lo = nominal + NOMINAL_BAND_KPH[0] - SPEED_TOLERANCE_KPH
@@ -471,14 +520,17 @@ def _nominal_speed(signals: Signals, settings: GateSettings) -> list[Finding]:
     if not outside.size:
         return []
     k = int(outside[0])
-    return [Finding(
-        "nominal_speed",
-        f"ego speed {kph[k]:.3f} km/h is outside the Euro NCAP band {nominal:g} +0 … +1 km/h "
-        f"(± {SPEED_TOLERANCE_KPH:g} km/h logger tolerance: {lo:.2f} … {hi:.2f} km/h) of the "
-        f"sidecar's nominal_speed = {nominal:g} km/h; checked from T0 = {t[i0]:.3f} s (TTC "
-        f"{T0_TTC:g} s) to {end_text}",
-        t=float(t[k]), hint=_HINTS["nominal_speed"],
-    )]  # fmt: skip
+    return [
+        Finding(
+            "nominal_speed",
+            f"ego speed {kph[k]:.3f} km/h is outside the Euro NCAP band {nominal:g} +0 … +1 km/h "
+            f"(± {SPEED_TOLERANCE_KPH:g} km/h logger tolerance: {lo:.2f} … {hi:.2f} km/h) of the "
+            f"sidecar's nominal_speed = {nominal:g} km/h; checked from T0 = {t[i0]:.3f} s (TTC "
+            f"{T0_TTC:g} s) to {end_text}",
+            t=float(t[k]),
+            hint=_HINTS["nominal_speed"],
+        )
+    ]
 
 
 def describe_settings(settings: GateSettings) -> str:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .recordings import Violation
+from pytest_adsreplay.recordings.discovery import Violation
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("recording", "recording"),
@@ -55,8 +55,12 @@ def summary_lines(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
     body = []
     for rid in sorted(rows):
         row = rows[rid]
-        body.append([rid if key == "recording" else fmt_value(key, row.get(key))
-                     for key, _ in SUMMARY_COLUMNS])  # fmt: skip
+        body.append(
+            [
+                rid if key == "recording" else fmt_value(key, row.get(key))
+                for key, _ in SUMMARY_COLUMNS
+            ]
+        )
     return table([h for _, h in SUMMARY_COLUMNS], body)
 
 

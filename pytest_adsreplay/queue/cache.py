@@ -65,7 +65,7 @@ def key(
     expect_target: str | None,
 ) -> str:
     """Hex key of one read result (see the module docstring for what goes in)."""
-    from . import __version__
+    from pytest_adsreplay import __version__
 
     parts = {
         "format": FORMAT,
@@ -89,7 +89,7 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
     network file system's cached attributes (NFS close-to-open), where a plain ``stat``
     may answer from a cache for up to a minute.
     """
-    from .recordings import stream_sha256
+    from pytest_adsreplay.recordings.discovery import stream_sha256
 
     path = os.path.abspath(path)
     memo = (
@@ -202,8 +202,11 @@ def _header_size(rows: int, samples: int) -> int:
 
 
 def _header(rows: int, samples: int) -> dict[str, Any]:
-    return {"descr": np.lib.format.dtype_to_descr(_DTYPE), "fortran_order": False,
-            "shape": (rows, samples)}  # fmt: skip
+    return {
+        "descr": np.lib.format.dtype_to_descr(_DTYPE),
+        "fortran_order": False,
+        "shape": (rows, samples),
+    }
 
 
 def _delete(data: Path) -> None:
@@ -230,8 +233,13 @@ def store(
     rows += [np.ascontiguousarray(v, dtype=_DTYPE).reshape(-1) for v in values.values()]
     if any(r.shape != rows[0].shape for r in rows):
         raise ValueError("every signal must have one sample per grid point")
-    meta = {"key": entry_key, "format": FORMAT, "names": list(values),
-            "sources": dict(sources), "samples": int(rows[0].size)}  # fmt: skip
+    meta = {
+        "key": entry_key,
+        "format": FORMAT,
+        "names": list(values),
+        "sources": dict(sources),
+        "samples": int(rows[0].size),
+    }
     header = _header(len(rows), rows[0].size)
     try:
         data.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +297,7 @@ def _scan(cache_dir: Path) -> list[tuple[float, int, Path]]:
         for meta in sub.glob(f"*{META}"):
             data = meta.with_suffix(DATA)
             with contextlib.suppress(OSError):
-                out.append((meta.stat().st_mtime, meta.stat().st_size + data.stat().st_size,
-                            data))  # fmt: skip
+                out.append((meta.stat().st_mtime, meta.stat().st_size + data.stat().st_size, data))
     return sorted(out)
 
 
@@ -356,8 +363,18 @@ def prune(cache_dir: str | Path, max_bytes: int) -> Stats:
 
 def parse_size(text: str) -> int:
     """Bytes of ``500MB``, ``2GB``, ``1.5G``, ``0`` … (decimal units); ValueError if bad."""
-    units = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
-             "G": 10**9, "GB": 10**9, "T": 10**12, "TB": 10**12}  # fmt: skip
+    units = {
+        "": 1,
+        "B": 1,
+        "K": 10**3,
+        "KB": 10**3,
+        "M": 10**6,
+        "MB": 10**6,
+        "G": 10**9,
+        "GB": 10**9,
+        "T": 10**12,
+        "TB": 10**12,
+    }
     s = text.strip().upper()
     num = s.rstrip("KMGTB")
     unit = s[len(num) :]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .report import OUTCOME_RANK, fmt_value
+from pytest_adsreplay.reporting.text import OUTCOME_RANK, fmt_value
 
 PAGES_DIR = "recordings"
 INDEX = "index.html"
@@ -243,8 +243,8 @@ def plot_png(p: PageInput) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .kpi import project, ttc
-    from .replay import kpi_settings
+    from pytest_adsreplay.kpi.compute import project, ttc
+    from pytest_adsreplay.replay import kpi_settings
 
     sig = {k: np.asarray(v, dtype=float) for k, v in p.signals.items()}
     out = {k: np.asarray(v, dtype=float) for k, v in p.outputs.items()}

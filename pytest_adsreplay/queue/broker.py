@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import BrokerError
+from pytest_adsreplay.errors import BrokerError
 
 CONNECT_TIMEOUT = 5.0
 STAGES = ("read", "aeb", "db")
@@ -282,9 +282,15 @@ def delete_run(conn: Any, run_id: str, queues: dict[str, Any] | None = None) -> 
             for jid in q.get_job_ids():
                 if jid.startswith(prefix):
                     pipe.lrem(q.key, 0, jid)
-            for reg in (q.started_job_registry, q.finished_job_registry, q.failed_job_registry,
-                        q.deferred_job_registry, q.ready_job_registry, q.scheduled_job_registry,
-                        q.canceled_job_registry):  # fmt: skip
+            for reg in (
+                q.started_job_registry,
+                q.finished_job_registry,
+                q.failed_job_registry,
+                q.deferred_job_registry,
+                q.ready_job_registry,
+                q.scheduled_job_registry,
+                q.canceled_job_registry,
+            ):
                 for member, _ in conn.zscan_iter(reg.key, match=f"{prefix}*"):
                     pipe.zrem(reg.key, member)
         pipe.execute()

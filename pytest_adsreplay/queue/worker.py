@@ -17,7 +17,7 @@ worker dies, so a killed worker disappears from Redis within about a second;
 ``WorkerWatch`` (the session side) uses that, and the exit of a local process, to retry
 a killed worker's job once and to stop waiting when no worker is left.
 
-Run ``python -m pytest_adsreplay.worker`` (local workers; the URL comes from the
+Run ``python -m pytest_adsreplay.queue.worker`` (local workers; the URL comes from the
 ``ADSREPLAY_REDIS_URL`` environment variable so that no password shows in ``ps``) or
 ``adsreplay worker --redis-url URL`` (fleets).
 """
@@ -43,8 +43,8 @@ from typing import Any
 
 from rq import SimpleWorker
 
-from . import broker
-from .errors import AdsReplayError, BrokerError
+from pytest_adsreplay.errors import AdsReplayError, BrokerError
+from pytest_adsreplay.queue import broker
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,13 @@ URL_ENV = "ADSREPLAY_REDIS_URL"
 PRELOAD = (  # not scipy.signal: see broker.in_process_worker
     "numpy",
     "asammdf",
-    "pytest_adsreplay.stages",
+    "pytest_adsreplay.queue.stages",
     "pytest_adsreplay.replay",
-    "pytest_adsreplay.mf4",
-    "pytest_adsreplay.signals",
-    "pytest_adsreplay.kpi",
-    "pytest_adsreplay.function",
-    "pytest_adsreplay.store",
+    "pytest_adsreplay.mdf.reader",
+    "pytest_adsreplay.signals.resample",
+    "pytest_adsreplay.kpi.compute",
+    "pytest_adsreplay.function.python",
+    "pytest_adsreplay.results.store",
 )
 LIVENESS_TTL = 6  # s a worker stays registered after its last heartbeat
 BEAT_INTERVAL = 1.0  # s between heartbeats (and parent checks)
@@ -208,8 +208,8 @@ def run_worker(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_adsreplay.worker``: the entry point of a session's local worker."""
-    parser = argparse.ArgumentParser(prog="python -m pytest_adsreplay.worker")
+    """``python -m pytest_adsreplay.queue.worker``: the entry point of a session's local worker."""
+    parser = argparse.ArgumentParser(prog="python -m pytest_adsreplay.queue.worker")
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--name", default=None)
     parser.add_argument("--preload", action="append", default=[], metavar="MODULE")
@@ -250,7 +250,7 @@ def local_worker_count(requested: int | None) -> int:
 class LocalWorkers:
     """The worker processes one pytest session starts and always stops (finally + atexit).
 
-    Each is ``python -m pytest_adsreplay.worker`` in its own process group, with the
+    Each is ``python -m pytest_adsreplay.queue.worker`` in its own process group, with the
     session's ``sys.path`` as PYTHONPATH (so the function's module imports as it does in
     pytest) and its output in a log file whose tail is shown when it dies.
     """
@@ -281,8 +281,15 @@ class LocalWorkers:
         env[URL_ENV] = self.url
         paths = [os.path.abspath(p or os.curdir) for p in sys.path]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if os.path.isdir(p)))
-        cmd = [sys.executable, "-m", "pytest_adsreplay.worker", "--namespace", self.namespace,
-               "--parent-pid", str(os.getpid())]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest_adsreplay.queue.worker",
+            "--namespace",
+            self.namespace,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         for mod in self.preload_modules:
             cmd += ["--preload", mod]
         atexit.register(self.stop, fast=True)
@@ -404,8 +411,14 @@ class WorkerWatch:
     ``SET NX`` first, so a job is retried or failed once.
     """
 
-    def __init__(self, session: Any, local: LocalWorkers | None = None, *,
-                 grace: float = NO_WORKER_GRACE, hung_grace: float = HUNG_GRACE):  # fmt: skip
+    def __init__(
+        self,
+        session: Any,
+        local: LocalWorkers | None = None,
+        *,
+        grace: float = NO_WORKER_GRACE,
+        hung_grace: float = HUNG_GRACE,
+    ):
         self.session = session
         self.local = local
         self.grace = grace
@@ -425,8 +438,9 @@ class WorkerWatch:
             if name in self.local.killed:
                 how += " (stopped by the session: it was stuck in a job)"
             tail = self.local.log_tail(name)
-            self.dead[name] = f"local worker {name} {how}" + (f"; its last output:\n{tail}"
-                                                               if tail else "")  # fmt: skip
+            self.dead[name] = f"local worker {name} {how}" + (
+                f"; its last output:\n{tail}" if tail else ""
+            )
 
     def live_workers(self) -> dict[str, set[str]]:
         """Queue name -> names of registered, unexpired, not known dead workers on it."""
@@ -435,15 +449,20 @@ class WorkerWatch:
         conn = self.session.conn
         by_queue = {}
         for q in self.session.queues.values():
-            keys = [k.decode() if isinstance(k, bytes) else k
-                    for k in Worker.all_keys(connection=conn, queue=q)]  # fmt: skip
+            keys = [
+                k.decode() if isinstance(k, bytes) else k
+                for k in Worker.all_keys(connection=conn, queue=q)
+            ]
             with conn.pipeline(transaction=False) as pipe:
                 for k in keys:
                     pipe.exists(k)
                 exists = pipe.execute()
             prefix = Worker.redis_worker_namespace_prefix
-            by_queue[q.name] = {k[len(prefix):] for k, e in zip(keys, exists, strict=True)
-                                if e and k[len(prefix):] not in self.dead}  # fmt: skip
+            by_queue[q.name] = {
+                k[len(prefix) :]
+                for k, e in zip(keys, exists, strict=True)
+                if e and k[len(prefix) :] not in self.dead
+            }
         return by_queue
 
     def __call__(self, chain: Any = None) -> None:
@@ -511,22 +530,27 @@ class WorkerWatch:
                 worker = conn.hget(f"rq:execution:{entry}", "worker_name")
                 worker = worker.decode() if isinstance(worker, bytes) else (worker or "")
                 if worker in self.dead or (worker and worker not in live):
-                    why = self.dead.get(worker) or (f"worker {worker} stopped sending heartbeats "
-                                                    "(or unregistered)")  # fmt: skip
+                    why = self.dead.get(worker) or (
+                        f"worker {worker} stopped sending heartbeats (or unregistered)"
+                    )
                     self._abandon(q, reg, entry, job_id, f"the worker died: {why}", retry=True)
                 elif now - seen > limit:
                     if self.local is not None and worker in self.local.procs:
                         self.local.kill(worker)
                     self._abandon(
-                        q, reg, entry, job_id,
+                        q,
+                        reg,
+                        entry,
+                        job_id,
                         f"JobTimeoutException: no result {limit:.0f} s after it started on "
                         f"worker {worker or '?'} (per-stage timeout {self.session.cfg.timeout} s "
                         "+ grace); the job is stuck in code the timeout cannot interrupt",
                         retry=False,
-                    )  # fmt: skip
+                    )
 
-    def _abandon(self, queue: Any, reg: Any, entry: str, job_id: str, reason: str, *,
-                 retry: bool) -> None:  # fmt: skip
+    def _abandon(
+        self, queue: Any, reg: Any, entry: str, job_id: str, reason: str, *, retry: bool
+    ) -> None:
         """Retry (once) or fail a started job whose execution will never end."""
         from rq.exceptions import NoSuchJobError
         from rq.job import Job, JobStatus

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import mf4
-from .errors import AdsReplayError, InvalidRecordingError
-from .quality import DEFAULT_MAX_GAP, GateSettings, assess, describe_settings, time_findings
-from .signals import (
+from pytest_adsreplay.errors import AdsReplayError, InvalidRecordingError
+from pytest_adsreplay.mdf import reader as mf4
+from pytest_adsreplay.signals.quality import (
+    DEFAULT_MAX_GAP,
+    GateSettings,
+    assess,
+    describe_settings,
+    time_findings,
+)
+from pytest_adsreplay.signals.resample import (
     CANONICAL_SIGNALS,
     REQUIRED_SIGNALS,
     ChannelMap,
@@ -60,9 +66,9 @@ def inspect_recording(
 
 
 def _sidecar_settings(path: Path, max_gap: float, notes: list[str]) -> GateSettings:
-    from .errors import SidecarError
-    from .quality import expects_target
-    from .recordings import load_recording, sidecar_path
+    from pytest_adsreplay.errors import SidecarError
+    from pytest_adsreplay.recordings.discovery import load_recording, sidecar_path
+    from pytest_adsreplay.signals.quality import expects_target
 
     if not sidecar_path(path).is_file():
         return GateSettings(max_gap=max_gap)
@@ -150,8 +156,9 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> list[s
         lines.append("CAN bus logging:")
         lines.extend(f"  {n}" for n in can)
         if info.can is not None and info.can.unknown:
-            findings.append(f"CAN IDs not in the DBC ({', '.join(info.can.dbc)}): "
-                            f"{info.can.unknown_text()}")  # fmt: skip
+            findings.append(
+                f"CAN IDs not in the DBC ({', '.join(info.can.dbc)}): {info.can.unknown_text()}"
+            )
         if info.can is not None and info.can.error:
             findings.append(f"decoding raw CAN failed: {info.can.error}")
         if info.can is None:
@@ -195,14 +202,18 @@ def _gate_section(
     except InvalidRecordingError as exc:
         return [head, f"  FAIL {exc.message}", "  verdict: invalid recording"]
     except AdsReplayError as exc:
-        return [head, f"  not run: {exc.message.splitlines()[0]}",
-                "  verdict: the replay cannot run (see above)"]  # fmt: skip
+        return [
+            head,
+            f"  not run: {exc.message.splitlines()[0]}",
+            "  verdict: the replay cannot run (see above)",
+        ]
     found = assess(sig, settings)
     out = [head]
     out += [f"  {'FAIL' if f.fatal else 'note'} {f.text()}" for f in found]
     fatal = sum(f.fatal for f in found)
-    out.append(f"  verdict: invalid recording ({fatal} failed check(s))" if fatal
-               else "  verdict: valid")  # fmt: skip
+    out.append(
+        f"  verdict: invalid recording ({fatal} failed check(s))" if fatal else "  verdict: valid"
+    )
     return out
 
 

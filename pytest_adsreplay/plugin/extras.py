@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from . import plugin as _p
-from .errors import UsageError
-from .pipeline import Chain, Outcome
-from .report import (
+from pytest_adsreplay import plugin as _p
+from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.plugin.session import ReplayRun
+from pytest_adsreplay.queue.pipeline import Chain, Outcome
+from pytest_adsreplay.reporting.text import (
     PROPERTY_PREFIX,
     worst,
 )
-from .runner import ReplayRun
 
 TOLERANCES_HELP = (
     "per-KPI baseline tolerances, a TOML inline table such as { brake_time = 0.02, "
@@ -51,7 +51,7 @@ def _register_extras(config: pytest.Config, run: ReplayRun) -> None:
                 "matplotlib, which is not installed; pip install 'pytest-adsreplay[report]'"
             )
         try:
-            from .htmlreport import prepare
+            from pytest_adsreplay.reporting.html import prepare
 
             prepare(s.report, owner=not hasattr(config, "workerinput"))
         except OSError as exc:
@@ -81,7 +81,7 @@ def _shown_path(path: Path) -> str:
 
 
 def _baseline_session(config: pytest.Config, run: ReplayRun) -> Any:
-    from .baseline import BaselineSession, parse_tolerances
+    from pytest_adsreplay.results.baseline import BaselineSession, parse_tolerances
 
     assert run.settings.baseline is not None
     inipath = config.inipath
@@ -131,7 +131,7 @@ class BaselineItem(_GeneratedItem):
     def runtest(self) -> None:
         import json
 
-        from .baseline import entry_key
+        from pytest_adsreplay.results.baseline import entry_key
 
         out = self.outcome
         assert out is not None
@@ -167,7 +167,7 @@ class StaleBaselineItem(_GeneratedItem):
         self.state = state
 
     def runtest(self) -> None:
-        from .baseline import stale_text
+        from pytest_adsreplay.results.baseline import stale_text
 
         raise _p.ReplayFailed(stale_text(self.keys, self.state.shown, updated=self.state.update))
 
@@ -255,7 +255,7 @@ class _ReportPlugin:
         self.rows: dict[str, Any] = {}
 
     def page(self, item: pytest.Item, chain: Chain, out: Outcome) -> None:
-        from .htmlreport import PageInput, page_name, write_page
+        from pytest_adsreplay.reporting.html import PageInput, page_name, write_page
 
         if chain.key not in self.written:
             self.written.add(chain.key)
@@ -264,20 +264,36 @@ class _ReportPlugin:
             signals, outputs = run.arrays(chain)
             expect: dict[str, str] = {}
             for bound in rec.expect:
-                expect[bound.name] = "; ".join(filter(None, (expect.get(bound.name),
-                                                             bound.describe())))  # fmt: skip
-            write_page(self.dir, PageInput(
-                key=chain.key, recording=rec.id, variant=chain.variant, status=out.status,
-                kpis=out.kpis, stage=out.stage, error=out.error, scenario=rec.scenario,
-                tags=tuple(rec.tags), description=rec.description, expect=expect,
-                params=dict(chain.params) if chain.variant else {}, sources=out.sources,
-                function=run.settings.function or "", run_id=run.run_id, signals=signals,
-                outputs=outputs, kpi_settings=run.settings.kpi_settings(),
-            ))  # fmt: skip
+                expect[bound.name] = "; ".join(
+                    filter(None, (expect.get(bound.name), bound.describe()))
+                )
+            write_page(
+                self.dir,
+                PageInput(
+                    key=chain.key,
+                    recording=rec.id,
+                    variant=chain.variant,
+                    status=out.status,
+                    kpis=out.kpis,
+                    stage=out.stage,
+                    error=out.error,
+                    scenario=rec.scenario,
+                    tags=tuple(rec.tags),
+                    description=rec.description,
+                    expect=expect,
+                    params=dict(chain.params) if chain.variant else {},
+                    sources=out.sources,
+                    function=run.settings.function or "",
+                    run_id=run.run_id,
+                    signals=signals,
+                    outputs=outputs,
+                    kpi_settings=run.settings.kpi_settings(),
+                ),
+            )
         item.user_properties.append((f"{PROPERTY_PREFIX}report_page", page_name(chain.key)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from .htmlreport import INDEX_COLUMNS, IndexRow
+        from pytest_adsreplay.reporting.html import INDEX_COLUMNS, IndexRow
 
         props = dict(report.user_properties)
         rid = props.get(f"{PROPERTY_PREFIX}recording")
@@ -298,13 +314,17 @@ class _ReportPlugin:
             row.page = page
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from .htmlreport import write_index
+        from pytest_adsreplay.reporting.html import write_index
 
         if hasattr(self.config, "workerinput") or self.config.option.collectonly:
             return
         run = _p._run(self.config)
-        meta = {"run": run.run_id, "function": run.settings.function,
-                "broker": run.broker_label, "recordings": str(run.root)}  # fmt: skip
+        meta = {
+            "run": run.run_id,
+            "function": run.settings.function,
+            "broker": run.broker_label,
+            "recordings": str(run.root),
+        }
         self.index = write_index(self.dir, self.rows.values(), meta)
 
     @pytest.hookimpl(trylast=True)
@@ -322,7 +342,7 @@ class _ProgressPlugin:
         self.progress: Any = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from .progress import Progress, enabled
+        from pytest_adsreplay.reporting.progress import Progress, enabled
 
         reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
         tw = getattr(reporter, "_tw", None)  # pytest's TerminalWriter (write_raw, widths)

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import AdsReplayError
+from pytest_adsreplay.errors import AdsReplayError
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate
+    from pytest_adsreplay.scenarios.generate import generate
 
     paths = generate(Path(args.out_dir), args.suite)
     for p in paths:
@@ -22,8 +22,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_recording
-    from .signals import load_channel_map
+    from pytest_adsreplay.cli.inspect import inspect_recording
+    from pytest_adsreplay.signals.resample import load_channel_map
 
     cmap = load_channel_map(args.channel_map) if args.channel_map else None
     print(inspect_recording(Path(args.file), cmap))
@@ -31,7 +31,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from .worker import run_worker
+    from pytest_adsreplay.queue.worker import run_worker
 
     return run_worker(args.redis_url, burst=args.burst, namespace=args.namespace)
 
@@ -44,8 +44,8 @@ def _open_db(url: str | None) -> object:
     empty database."""
     from pathlib import Path
 
-    from .errors import UsageError
-    from .store import is_postgres, open_store
+    from pytest_adsreplay.errors import UsageError
+    from pytest_adsreplay.results.store import is_postgres, open_store
 
     url = url or os.environ.get("ADSREPLAY_DB", "").strip() or DEFAULT_DB
     if not is_postgres(url):
@@ -59,7 +59,7 @@ def _open_db(url: str | None) -> object:
     try:
         return open_store(url)
     except UsageError as exc:
-        from .broker import mask_url
+        from pytest_adsreplay.queue.broker import mask_url
 
         raise UsageError(
             f"results database {mask_url(url)}: {exc.message}", hint=exc.hint
@@ -67,7 +67,7 @@ def _open_db(url: str | None) -> object:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from .history import TREND_KPIS, recording_lines, runs_lines
+    from pytest_adsreplay.results.history import TREND_KPIS, recording_lines, runs_lines
 
     store = _open_db(args.db)
     if args.recording:
@@ -79,7 +79,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .history import compare_lines
+    from pytest_adsreplay.results.history import compare_lines
 
     store = _open_db(args.db)
     print("\n".join(compare_lines(store, args.run_a, args.run_b, show_all=args.all)))
@@ -87,13 +87,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cache_dir(given: str | None) -> Path:
-    from .cache import DEFAULT_DIR
+    from pytest_adsreplay.queue.cache import DEFAULT_DIR
 
     return Path(given or os.environ.get("ADSREPLAY_CACHE_DIR", "").strip() or DEFAULT_DIR)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from . import cache
+    from pytest_adsreplay.queue import cache
 
     where = _cache_dir(args.cache_dir)
     if args.action == "info":
@@ -104,13 +104,15 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     else:
         gone = cache.prune(where, args.max_size)
         left = cache.stats(where)
-        print(f"removed {gone.entries} least recently used entries ({gone.size / 1e6:.1f} MB); "
-              f"{left.text()}")  # fmt: skip
+        print(
+            f"removed {gone.entries} least recently used entries ({gone.size / 1e6:.1f} MB); "
+            f"{left.text()}"
+        )
     return 0
 
 
 def _size(text: str) -> int:
-    from .cache import parse_size
+    from pytest_adsreplay.queue.cache import parse_size
 
     try:
         return parse_size(text)
@@ -119,7 +121,7 @@ def _size(text: str) -> int:
 
 
 def _kpi_name(text: str) -> str:
-    from .store import KPI_COLUMNS
+    from pytest_adsreplay.results.store import KPI_COLUMNS
 
     names = [n for n, _ in KPI_COLUMNS]
     if text not in names:
@@ -128,7 +130,7 @@ def _kpi_name(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .generate import SUITES
+    from pytest_adsreplay.scenarios.generate import SUITES
 
     parser = argparse.ArgumentParser(
         prog="adsreplay",
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--all", action="store_true", help="also list unchanged recordings")
     cmp.set_defaults(func=_cmd_compare)
 
-    from .cache import DEFAULT_DIR
+    from pytest_adsreplay.queue.cache import DEFAULT_DIR
 
     cache_help = f"cache directory (default: $ADSREPLAY_CACHE_DIR, else {DEFAULT_DIR})"
     cch = sub.add_parser("cache", help="the decoded-signal cache: size, clear, prune")
@@ -188,8 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = csub.add_parser(action, help=text)
         p.add_argument("--cache-dir", metavar="DIR", default=None, help=cache_help)
     prn = csub.add_parser("prune", help="delete least recently used entries down to a size")
-    prn.add_argument("--max-size", type=_size, required=True, metavar="SIZE",
-                     help="size to keep, e.g. 500MB or 2GB")  # fmt: skip
+    prn.add_argument(
+        "--max-size",
+        type=_size,
+        required=True,
+        metavar="SIZE",
+        help="size to keep, e.g. 500MB or 2GB",
+    )
     prn.add_argument("--cache-dir", metavar="DIR", default=None, help=cache_help)
     cch.set_defaults(func=_cmd_cache)
     return parser

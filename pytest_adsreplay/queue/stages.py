@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from . import cache
-from .errors import AdsReplayError
+from pytest_adsreplay.errors import AdsReplayError
+from pytest_adsreplay.queue import cache
 
 DTYPE = "<f8"
 
@@ -98,25 +98,42 @@ def parent_result(conn: Any, ctx: Mapping[str, Any], stage: str) -> dict[str, An
     try:
         job = Job.fetch(jid, connection=conn, serializer=JSONSerializer)
     except NoSuchJobError:
-        return {"ok": False, "stage": stage, "outcome": "error",
-                "error": f"{stage} job {jid} vanished from Redis (expired or deleted)"}  # fmt: skip
+        return {
+            "ok": False,
+            "stage": stage,
+            "outcome": "error",
+            "error": f"{stage} job {jid} vanished from Redis (expired or deleted)",
+        }
     status = job.get_status()
     try:
         if status == JobStatus.FINISHED:
             value = job.return_value()
             if isinstance(value, dict):
                 return value
-            return {"ok": False, "stage": stage, "outcome": "error",
-                    "error": f"{stage} job returned {value!r:.200}, not a result dict"}  # fmt: skip
+            return {
+                "ok": False,
+                "stage": stage,
+                "outcome": "error",
+                "error": f"{stage} job returned {value!r:.200}, not a result dict",
+            }
         result = job.latest_result()
     except ValueError as exc:  # JSON decode of a tampered result stream: never unpickled
-        return {"ok": False, "stage": stage, "outcome": "error",
-                "error": f"{stage} job's result in Redis is not valid JSON ({exc}); "
-                         "something other than pytest-adsreplay wrote it"}  # fmt: skip
+        return {
+            "ok": False,
+            "stage": stage,
+            "outcome": "error",
+            "error": f"{stage} job's result in Redis is not valid JSON ({exc}); "
+            "something other than pytest-adsreplay wrote it",
+        }
     exc_string = (result.exc_string if result is not None else None) or ""
-    return {"ok": False, "stage": stage, "outcome": "error",
-            "error": describe_crash(stage, str(status.value if status else status), exc_string,
-                                    ctx.get("timeout"))}  # fmt: skip
+    return {
+        "ok": False,
+        "stage": stage,
+        "outcome": "error",
+        "error": describe_crash(
+            stage, str(status.value if status else status), exc_string, ctx.get("timeout")
+        ),
+    }
 
 
 def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None) -> str:
@@ -135,8 +152,8 @@ def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None
 
 def _channel_map(ctx: Mapping[str, Any]) -> Any:
     """The session's channel map; a worker whose copy differs (fingerprint) must not read."""
-    from .errors import ChannelMapError
-    from .signals import ChannelMap, load_channel_map
+    from pytest_adsreplay.errors import ChannelMapError
+    from pytest_adsreplay.signals.resample import ChannelMap, load_channel_map
 
     cmap = load_channel_map(ctx.get("channel_map"))
     want = ctx.get("channel_map_sha")
@@ -163,7 +180,7 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     hash comes first (it is the key; remembered per file, see ``cache.content_hash``);
     without it the file is hashed in a thread while it is read.
     """
-    from .errors import SidecarError
+    from pytest_adsreplay.errors import SidecarError
 
     started = time.perf_counter()
     conn = _connection()
@@ -188,15 +205,17 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         else:
             entry = _decode(ctx, cmap)
             n, sources = len(entry.t), entry.sources
-            if entry_key and cache_dir and cache.store(cache_dir, entry_key, entry.t,
-                                                       entry.values, sources):  # fmt: skip
+            if (
+                entry_key
+                and cache_dir
+                and cache.store(cache_dir, entry_key, entry.t, entry.values, sources)
+            ):
                 handoff = entry_key
     except AdsReplayError as exc:
         return {**_failure("read", exc.with_recording(ctx["rec"])), "sha256": digest()}
     decoded = time.perf_counter()
     if handoff is None:
-        save_arrays(conn, data_key(ctx, "signals"), {"t": entry.t, **entry.values},
-                    int(ctx["ttl"]))  # fmt: skip
+        save_arrays(conn, data_key(ctx, "signals"), {"t": entry.t, **entry.values}, int(ctx["ttl"]))
     return {
         "ok": True,
         "stage": "read",
@@ -212,13 +231,17 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
     """Read, resample and gate the recording (raises AdsReplayError)."""
-    from . import replay
+    from pytest_adsreplay import replay
 
     sig = replay.read(
-        ctx["path"], cmap, float(ctx["cycle_time"]), recording_id=ctx["rec"],
-        max_gap=_max_gap(ctx), nominal_speed=ctx.get("nominal_speed"),
+        ctx["path"],
+        cmap,
+        float(ctx["cycle_time"]),
+        recording_id=ctx["rec"],
+        max_gap=_max_gap(ctx),
+        nominal_speed=ctx.get("nominal_speed"),
         expect_target=ctx.get("expect_target"),
-    )  # fmt: skip
+    )
     # only the grid and the values: the raw traces were for the gate
     return cache.Entry(sig.t, sig.values, dict(sig.sources))
 
@@ -229,14 +252,16 @@ def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> 
     cleared meanwhile) is decoded again from the recording, but only if this host's file,
     map and settings give the same key (else AdsReplayError: never other signals under
     that key); then it is stored. Raises AdsReplayError if that fails."""
-    from .errors import RecordingError
+    from pytest_adsreplay.errors import RecordingError
 
     ref = read.get("signals_cache")
     if not ref:
         return load_arrays(conn, data_key(ctx, "signals"))
     if not cache.is_key(ref):
-        raise RecordingError(f"read stage handed over a malformed cache key {str(ref)[:80]!r}",
-                             recording=ctx.get("rec"))  # fmt: skip
+        raise RecordingError(
+            f"read stage handed over a malformed cache key {str(ref)[:80]!r}",
+            recording=ctx.get("rec"),
+        )
     cache_dir = ctx.get("cache_dir")
     entry = cache.load(cache_dir, ref) if cache_dir else None
     if entry is not None:
@@ -245,8 +270,9 @@ def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> 
     try:
         here = _cache_key(ctx, cmap, cache.content_hash(ctx["path"], cache_dir))
     except OSError as exc:
-        raise RecordingError(f"{ctx['path']} cannot be read again on this worker: {exc}",
-                             recording=ctx.get("rec")) from None  # fmt: skip
+        raise RecordingError(
+            f"{ctx['path']} cannot be read again on this worker: {exc}", recording=ctx.get("rec")
+        ) from None
     if here != ref:
         raise RecordingError(
             f"the recording {ctx['path']} on this worker differs from the one the read stage "
@@ -273,7 +299,7 @@ class _Hashing:
         self._thread.start()
 
     def _run(self, path: str) -> None:
-        from .recordings import file_sha256
+        from pytest_adsreplay.recordings.discovery import file_sha256
 
         with contextlib.suppress(OSError):
             self._digest = file_sha256(path)
@@ -310,8 +336,8 @@ def _cache_key(ctx: Mapping[str, Any], cmap: Any, sha: str | None) -> str | None
 
 def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     """Signals → outputs of the function under test (skipped when read did not succeed)."""
-    from . import replay
-    from .function import load_function
+    from pytest_adsreplay import replay
+    from pytest_adsreplay.function.python import load_function
 
     conn = _connection()
     parent = parent_result(conn, ctx, "read")
@@ -330,18 +356,24 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     """KPIs → one results row (always written, also for a failed read or aeb stage)."""
-    from . import replay
-    from .store import open_store
+    from pytest_adsreplay import replay
+    from pytest_adsreplay.results.store import open_store
 
     conn = _connection()
     read = parent_result(conn, ctx, "read")
     aeb = parent_result(conn, ctx, "aeb") if read.get("ok") else read
-    outcome: dict[str, Any] = {"status": "ok", "stage": None, "error": None, "kpis": {},
-                               "sources": read.get("sources", {})}  # fmt: skip
+    outcome: dict[str, Any] = {
+        "status": "ok",
+        "stage": None,
+        "error": None,
+        "kpis": {},
+        "sources": read.get("sources", {}),
+    }
     if not read.get("ok") or not aeb.get("ok"):
         bad = read if not read.get("ok") else aeb
-        outcome.update(status=bad.get("outcome", "error"), stage=bad.get("stage"),
-                       error=bad.get("error"))  # fmt: skip
+        outcome.update(
+            status=bad.get("outcome", "error"), stage=bad.get("stage"), error=bad.get("error")
+        )
     else:
         outputs = load_arrays(conn, data_key(ctx, "outputs"))
         try:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .broker import mask_url
-from .errors import UsageError
+from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.queue.broker import mask_url
 
 STATUSES = ("ok", "failed", "error", "invalid")
 KPI_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -36,9 +36,20 @@ KPI_COLUMNS: tuple[tuple[str, str], ...] = (
     ("recorded_brake_time", "REAL"),
 )
 RUN_COLUMNS = (
-    "run_id", "started_at", "finished_at", "function", "params", "channel_map", "git_commit",
-    "plugin_version", "host", "recordings_root", "broker", "settings", "exit_status",
-)  # fmt: skip
+    "run_id",
+    "started_at",
+    "finished_at",
+    "function",
+    "params",
+    "channel_map",
+    "git_commit",
+    "plugin_version",
+    "host",
+    "recordings_root",
+    "broker",
+    "settings",
+    "exit_status",
+)
 
 
 def _schema(real: str = "REAL") -> str:
@@ -197,10 +208,26 @@ class ResultsStore:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} not in {STATUSES}")
         kpis = kpis or {}
-        names = ["run_id", "recording_id", "variant", "recording_sha256", "status", "stage",
-                 "error", "written_at"]  # fmt: skip
-        values: list[Any] = [run_id, recording_id, variant, sha256, status, stage, error,
-                             time.time()]  # fmt: skip
+        names = [
+            "run_id",
+            "recording_id",
+            "variant",
+            "recording_sha256",
+            "status",
+            "stage",
+            "error",
+            "written_at",
+        ]
+        values: list[Any] = [
+            run_id,
+            recording_id,
+            variant,
+            sha256,
+            status,
+            stage,
+            error,
+            time.time(),
+        ]
         for name, _ in KPI_COLUMNS:
             names.append(name)
             values.append(_kpi_value(name, kpis.get(name)))
@@ -223,8 +250,17 @@ class ResultsStore:
     ) -> list[tuple[dict[str, Any], ResultRow]]:
         """(run columns, result row) pairs of ``results JOIN runs``."""
         kpi_names = [n for n, _ in KPI_COLUMNS]
-        res_cols = ["run_id", "recording_id", "variant", "recording_sha256", "status", "stage",
-                    "error", "written_at", *kpi_names]  # fmt: skip
+        res_cols = [
+            "run_id",
+            "recording_id",
+            "variant",
+            "recording_sha256",
+            "status",
+            "stage",
+            "error",
+            "written_at",
+            *kpi_names,
+        ]
         run_cols = [c for c in RUN_COLUMNS if c != "run_id"]
         sql = (
             f"SELECT {', '.join('r.' + c for c in res_cols)}, "

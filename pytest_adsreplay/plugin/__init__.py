@@ -11,24 +11,30 @@ from typing import Any
 
 import pytest
 
-from .broker import mask_url
-from .config import OPTIONS, build_settings
-from .errors import AdsReplayError, UsageError
-from .pipeline import Chain, Outcome, new_run_id
-from .recordings import Recording, check_expectations
-from .report import (
+from pytest_adsreplay.config import OPTIONS, build_settings
+from pytest_adsreplay.errors import AdsReplayError, UsageError
+from pytest_adsreplay.plugin.session import ReplayRun
+from pytest_adsreplay.queue.broker import mask_url
+from pytest_adsreplay.queue.pipeline import Chain, Outcome, new_run_id
+from pytest_adsreplay.recordings.discovery import Recording, check_expectations
+from pytest_adsreplay.reporting.text import (
     PROPERTY_PREFIX,
     expectation_failure,
     outcome_failure,
     summary_lines,
     worst,
 )
-from .runner import ReplayRun
 
 RUN_KEY = pytest.StashKey[ReplayRun]()
 USAGE_KEY = pytest.StashKey[str]()
-SUMMARY_KPIS = ("fcw_time", "brake_time", "ttc_at_brake", "fcw_lead_time", "collision",
-                "impact_speed")  # fmt: skip
+SUMMARY_KPIS = (
+    "fcw_time",
+    "brake_time",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "collision",
+    "impact_speed",
+)
 
 
 class ReplayFailed(Exception):
@@ -41,13 +47,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         dest = f"adsreplay_opt_{opt.name}"
         if opt.flag == "--recordings":
-            group.addoption(opt.flag, action="append", dest=dest, default=[],
-                            metavar=opt.metavar, help=opt.help)  # fmt: skip
+            group.addoption(
+                opt.flag, action="append", dest=dest, default=[], metavar=opt.metavar, help=opt.help
+            )
         elif opt.flag == "--adsreplay-update-baseline":
             group.addoption(opt.flag, action="store_true", dest=dest, default=False, help=opt.help)
         elif opt.flag and opt.const is not None:
-            group.addoption(opt.flag, action="store_const", const=opt.const, dest=dest,
-                            default=None, help=opt.help)  # fmt: skip
+            group.addoption(
+                opt.flag,
+                action="store_const",
+                const=opt.const,
+                dest=dest,
+                default=None,
+                help=opt.help,
+            )
         elif opt.flag:
             group.addoption(opt.flag, dest=dest, default=None, metavar=opt.metavar, help=opt.help)
         if opt.ini:
@@ -118,8 +131,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def _selections(node: Any) -> list[dict[str, Any]]:
     """The ``@pytest.mark.recordings(pattern, tags, scenario, metadata)`` selections."""
     names = ("pattern", "tags", "scenario", "metadata")
-    return [dict(m.kwargs, **dict(zip(names, m.args, strict=False)))
-            for m in node.iter_markers("recordings")]  # fmt: skip
+    return [
+        dict(m.kwargs, **dict(zip(names, m.args, strict=False)))
+        for m in node.iter_markers("recordings")
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -252,7 +267,7 @@ def adsreplay_redis(pytestconfig: pytest.Config) -> Any:
     """The session's Redis connection (embedded fakeredis or ``--redis-url``)."""
     run = _run(pytestconfig)
     if run.session is None:
-        from .broker import connect
+        from pytest_adsreplay.queue.broker import connect
 
         return connect(run.settings.redis_url)
     return run.session.conn
@@ -395,7 +410,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _run(session.config).finish(int(exitstatus), complete=complete)
 
 
-from .plugin_extras import (  # noqa: E402 - it refers back to this module's helpers
+from pytest_adsreplay.plugin.extras import (  # noqa: E402 - it refers back to this module's helpers
     TOLERANCES_HELP,
     BaselineItem,
     _after_outcome,

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import broker, stages
-from .errors import AdsReplayError, BrokerError, StageError
-from .recordings import Recording
+from pytest_adsreplay.errors import AdsReplayError, BrokerError, StageError
+from pytest_adsreplay.queue import broker, stages
+from pytest_adsreplay.recordings.discovery import Recording
 
 TERMINAL = ("finished", "failed", "stopped", "canceled")
 
@@ -118,7 +118,7 @@ class ReplaySession:
         before anything runs; its fingerprint lets the read stage check that a worker
         reads the same map.
         """
-        from .quality import expects_target
+        from pytest_adsreplay.signals.quality import expects_target
 
         rec = chain.recording
         return {
@@ -161,7 +161,7 @@ class ReplaySession:
             return None
         cached: str | None = getattr(self, "_map_sha", None)
         if cached is None:
-            from .signals import ChannelMap
+            from pytest_adsreplay.signals.resample import ChannelMap
 
             cached = self._map_sha = ChannelMap.load(self.cfg.channel_map).fingerprint()
         return cached
@@ -176,8 +176,12 @@ class ReplaySession:
         if not new:
             return 0
         timeout = int(max(1, round(self.cfg.timeout)))
-        common: dict[str, Any] = {"timeout": timeout, "result_ttl": self.cfg.ttl,
-                                  "failure_ttl": self.cfg.ttl, "ttl": self.cfg.ttl}  # fmt: skip
+        common: dict[str, Any] = {
+            "timeout": timeout,
+            "result_ttl": self.cfg.ttl,
+            "failure_ttl": self.cfg.ttl,
+            "ttl": self.cfg.ttl,
+        }
         try:
             mine = self._claim(new)
             ctxs = [self.context(c) for c in mine]
@@ -227,8 +231,9 @@ class ReplaySession:
         """
         with self.conn.pipeline(transaction=False) as pipe:
             for c in chains:
-                pipe.set(f"adsreplay:{self.cfg.run_id}:{c.key}:claimed", 1, nx=True,
-                         ex=self.cfg.ttl)  # fmt: skip
+                pipe.set(
+                    f"adsreplay:{self.cfg.run_id}:{c.key}:claimed", 1, nx=True, ex=self.cfg.ttl
+                )
             won = pipe.execute()
         return [c for c, ok in zip(chains, won, strict=True) if ok]
 

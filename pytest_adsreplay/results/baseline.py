@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from pytest_adsreplay.errors import UsageError
 
 FORMAT = 1
 ABOUT = (
@@ -186,7 +186,7 @@ def _tolerance(name: str, value: Any, source: str) -> float | None:
     if isinstance(value, str) and kind != "count":
         number, _, unit = value.strip().partition(" ")
         try:
-            from .signals import unit_info
+            from pytest_adsreplay.signals.resample import unit_info
 
             scale, offset, dim = unit_info(unit.strip() or UNIT[kind])
             tol = float(number) * scale + offset
@@ -355,7 +355,7 @@ def _label(name: str) -> str:
 
 def delta_table(diffs: Iterable[Diff]) -> list[str]:
     """KPI | baseline | now | delta | tolerance, impact speed in km/h; regressions marked."""
-    from .report import table
+    from pytest_adsreplay.reporting.text import table
 
     diffs = list(diffs)
     rows = [

@@ -4,7 +4,7 @@
 ``false-activation/<name>.mf4`` (laid out like a logger's file, not with canonical
 names) plus a ``<name>.toml`` sidecar whose
 ``[expect]`` bounds come from the closed forms of ``AEB_REFERENCE.md`` applied to the
-reference function (:class:`~pytest_adsreplay.reference.TtcAeb`) with its defaults.
+reference function (:class:`~pytest_adsreplay.function.reference.TtcAeb`) with its defaults.
 
 Vehicles follow piecewise-linear acceleration profiles evaluated exactly (cubic
 position), so the kinematics in the file and in the expectations are the same closed
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
-from .mf4 import ChannelData, GroupData, write_recording
-from .reference import TtcAeb
+from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.function.reference import TtcAeb
+from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
 
 __all__ = ["SCENARIOS", "SUITES", "Motion", "Scenario", "generate", "scenario"]
 
@@ -65,8 +65,14 @@ TTC_T0 = 4.0
 RECORDING_EPOCH_NS = 1_735_689_600 * 10**9  # 2025-01-01T00:00:00Z
 
 #: UN R152 (M1, stationary target): ego km/h -> max relative impact speed km/h.
-R152_IMPACT_KPH = ((40.0, 0.0), (42.0, 10.0), (45.0, 15.0), (50.0, 25.0), (55.0, 30.0),
-                   (60.0, 35.0))  # fmt: skip
+R152_IMPACT_KPH = (
+    (40.0, 0.0),
+    (42.0, 10.0),
+    (45.0, 15.0),
+    (50.0, 25.0),
+    (55.0, 30.0),
+    (60.0, 35.0),
+)
 
 
 #: (time s, value) points, linearly interpolated and held outside (like ``np.interp``).
@@ -300,9 +306,14 @@ def _accel_to(t_start: float, accel: float, dv: float, ramp: float = 0.5) -> Kno
 
 
 def _false_activation(
-    name: str, tag: str, description: str, ego: Motion, targets: Sequence[Target],
-    duration: float, v_kph: float,
-) -> Scenario:  # fmt: skip
+    name: str,
+    tag: str,
+    description: str,
+    ego: Motion,
+    targets: Sequence[Target],
+    duration: float,
+    v_kph: float,
+) -> Scenario:
     return Scenario(
         name=f"false-activation/{name}",
         kind="false-activation",
@@ -319,32 +330,44 @@ def fa_no_target() -> Scenario:
     """Free road, gentle speed changes, the radar reports no object."""
     knots = (*_accel_to(5.0, 0.3, 1.0), *_accel_to(12.0, -0.3, 1.0))
     return _false_activation(
-        "no_target", "no-target",
+        "no_target",
+        "no-target",
         "ego around 60 km/h on a free road with gentle speed changes; no radar object",
-        Motion(0.0, kph(60.0), knots), (), 20.0, 60.0,
-    )  # fmt: skip
+        Motion(0.0, kph(60.0), knots),
+        (),
+        20.0,
+        60.0,
+    )
 
 
 def fa_lead_accelerating() -> Scenario:
     """A slightly slower lead accelerates away and leaves the radar's range."""
     lead = Motion(30.0, kph(45.0), _accel_to(3.0, 1.5, kph(45.0)))
     return _false_activation(
-        "lead_accelerating_away", "lead-accelerating",
+        "lead_accelerating_away",
+        "lead-accelerating",
         "ego 50 km/h, lead 30 m ahead at 45 km/h accelerates at 1.5 m/s^2 to 90 km/h "
         "and pulls away",
-        Motion(0.0, kph(50.0)), (Target(lead),), 20.0, 50.0,
-    )  # fmt: skip
+        Motion(0.0, kph(50.0)),
+        (Target(lead),),
+        20.0,
+        50.0,
+    )
 
 
 def fa_adjacent_lane() -> Scenario:
     """Overtaking a slower car in the adjacent lane, 3.5 m to the right."""
     other = Target(Motion(70.0, kph(50.0)), ((0.0, -3.5),))
     return _false_activation(
-        "adjacent_lane_slower_car", "adjacent-lane",
+        "adjacent_lane_slower_car",
+        "adjacent-lane",
         "ego 80 km/h passes a car at 50 km/h in the adjacent lane, 3.5 m to the right; "
         "the radar loses it once alongside",
-        Motion(0.0, kph(80.0)), (other,), 15.0, 80.0,
-    )  # fmt: skip
+        Motion(0.0, kph(80.0)),
+        (other,),
+        15.0,
+        80.0,
+    )
 
 
 def fa_following() -> Scenario:
@@ -354,10 +377,14 @@ def fa_following() -> Scenario:
     ego_knots = tuple((t + 1.0, a) for t, a in lead_knots)
     lead = Motion(2.0 * v0, v0, lead_knots)
     return _false_activation(
-        "steady_following_2s", "following",
+        "steady_following_2s",
+        "following",
         "ego follows a lead at 70 km/h with a 2 s time gap; both change speed gently",
-        Motion(0.0, v0, ego_knots), (Target(lead),), 30.0, 70.0,
-    )  # fmt: skip
+        Motion(0.0, v0, ego_knots),
+        (Target(lead),),
+        30.0,
+        70.0,
+    )
 
 
 def fa_parked_cars() -> Scenario:
@@ -365,11 +392,15 @@ def fa_parked_cars() -> Scenario:
     left = Target(Motion(80.0, 0.0), ((0.0, 2.0),))
     right = Target(Motion(90.0, 0.0), ((0.0, -2.0),))
     return _false_activation(
-        "parked_cars_passing", "parked-cars",
+        "parked_cars_passing",
+        "parked-cars",
         "ego 50 km/h passes between two parked cars at +2 m (80 m ahead) and -2 m (90 m "
         "ahead); Obj0 is the nearest of them until it is alongside",
-        Motion(0.0, kph(50.0)), (left, right), 10.0, 50.0,
-    )  # fmt: skip
+        Motion(0.0, kph(50.0)),
+        (left, right),
+        10.0,
+        50.0,
+    )
 
 
 def _gentle_stop_knots(t_start: float, decel: float, ramp: float = 1.0) -> Knots:
@@ -394,12 +425,16 @@ def fa_lead_stops() -> Scenario:
     ego = Motion(0.0, v0, _gentle_stop_knots(5.0, decel))
     duration = math.ceil(max(ego.stop_time(), lead.stop_time())) + 5.0
     return _false_activation(
-        "lead_stops_gently", "lead-stops",
+        "lead_stops_gently",
+        "lead-stops",
         f"ego and lead at 50 km/h, {gap0:g} m apart; the lead brakes gently (1.5 m/s^2) "
         f"to a stop, the ego driver brakes ({decel:.2f} m/s^2) and stops about "
         f"{final_gap:g} m behind it; both then stand",
-        ego, (Target(lead),), duration, 50.0,
-    )  # fmt: skip
+        ego,
+        (Target(lead),),
+        duration,
+        50.0,
+    )
 
 
 def fa_cut_in() -> Scenario:
@@ -408,11 +443,15 @@ def fa_cut_in() -> Scenario:
     t_cut = (20.0 + 8.0) / (v_other - v_ego)
     other = Target(Motion(-20.0, v_other), ((t_cut, 3.5), (t_cut + 3.0, 0.0)))
     return _false_activation(
-        "faster_car_cuts_in", "cut-in",
+        "faster_car_cuts_in",
+        "cut-in",
         "ego 50 km/h is overtaken by a car at 65 km/h that cuts in 8 m ahead from the "
         "left lane and pulls away",
-        Motion(0.0, v_ego), (other,), 20.0, 50.0,
-    )  # fmt: skip
+        Motion(0.0, v_ego),
+        (other,),
+        20.0,
+        50.0,
+    )
 
 
 CCRS_SPEEDS = tuple(range(10, 85, 5))
@@ -426,15 +465,17 @@ for _v in CCRM_SPEEDS:
     _BUILDERS[f"ncap/CCRm_{_v}kph"] = partial(ccrm, _v)
 for _d, _g in CCRB_CASES:
     _BUILDERS[f"ncap/CCRb_d{_d:g}_g{_g:g}m"] = partial(ccrb, _d, _g)
-_BUILDERS.update({
-    "false-activation/no_target": fa_no_target,
-    "false-activation/lead_accelerating_away": fa_lead_accelerating,
-    "false-activation/adjacent_lane_slower_car": fa_adjacent_lane,
-    "false-activation/steady_following_2s": fa_following,
-    "false-activation/parked_cars_passing": fa_parked_cars,
-    "false-activation/lead_stops_gently": fa_lead_stops,
-    "false-activation/faster_car_cuts_in": fa_cut_in,
-})  # fmt: skip
+_BUILDERS.update(
+    {
+        "false-activation/no_target": fa_no_target,
+        "false-activation/lead_accelerating_away": fa_lead_accelerating,
+        "false-activation/adjacent_lane_slower_car": fa_adjacent_lane,
+        "false-activation/steady_following_2s": fa_following,
+        "false-activation/parked_cars_passing": fa_parked_cars,
+        "false-activation/lead_stops_gently": fa_lead_stops,
+        "false-activation/faster_car_cuts_in": fa_cut_in,
+    }
+)
 
 #: Every scenario name (``<folder>/<file stem>``), sorted.
 SCENARIOS: tuple[str, ...] = tuple(sorted(_BUILDERS))
@@ -444,13 +485,18 @@ SUITES: dict[str, tuple[str, ...]] = {
     "ncap": tuple(n for n in SCENARIOS if n.startswith("ncap/")),
     "false-activation": tuple(n for n in SCENARIOS if n.startswith("false-activation/")),
     "all": SCENARIOS,
-    "bundled": tuple(sorted((
-        *(f"ncap/CCRs_{v}kph" for v in (20, 40, 50, 60, 80)),
-        *(f"ncap/CCRm_{v}kph" for v in (50, 70)),
-        "ncap/CCRb_d6_g12m", "ncap/CCRb_d2_g40m",
-        *(n for n in SCENARIOS if n.startswith("false-activation/")),
-    ))),
-}  # fmt: skip
+    "bundled": tuple(
+        sorted(
+            (
+                *(f"ncap/CCRs_{v}kph" for v in (20, 40, 50, 60, 80)),
+                *(f"ncap/CCRm_{v}kph" for v in (50, 70)),
+                "ncap/CCRb_d6_g12m",
+                "ncap/CCRb_d2_g40m",
+                *(n for n in SCENARIOS if n.startswith("false-activation/")),
+            )
+        )
+    ),
+}
 
 
 def scenario(name: str) -> Scenario:
@@ -652,19 +698,31 @@ def synthesize(sc: Scenario) -> list[GroupData]:
     lat = np.where(m, lat + rng.normal(0.0, LAT_NOISE, n_r), 0.0)
 
     return [
-        GroupData("Vehicle", t_bus, [
-            ChannelData("VehSpd", speed, "km/h", "ego vehicle speed"),
-            ChannelData("VehAccX", accel, "m/s^2", "ego longitudinal acceleration"),
-            ChannelData("DrvBrkPdl", pedal, "", "driver brake pedal pressed (0/1)"),
-        ]),
-        GroupData("Radar", t_radar, [
-            ChannelData("Radar.Obj0.DistX", dist, "m", "longitudinal distance to object 0"),
-            ChannelData("Radar.Obj0.VrelX", vrel, "m/s",
-                        "relative longitudinal speed of object 0 (object minus ego)"),
-            ChannelData("Radar.Obj0.DistY", lat, "m", "lateral offset of object 0 (left +)"),
-            ChannelData("Radar.Obj0.Valid", valid, "", "object 0 present (0/1)"),
-        ]),
-    ]  # fmt: skip
+        GroupData(
+            "Vehicle",
+            t_bus,
+            [
+                ChannelData("VehSpd", speed, "km/h", "ego vehicle speed"),
+                ChannelData("VehAccX", accel, "m/s^2", "ego longitudinal acceleration"),
+                ChannelData("DrvBrkPdl", pedal, "", "driver brake pedal pressed (0/1)"),
+            ],
+        ),
+        GroupData(
+            "Radar",
+            t_radar,
+            [
+                ChannelData("Radar.Obj0.DistX", dist, "m", "longitudinal distance to object 0"),
+                ChannelData(
+                    "Radar.Obj0.VrelX",
+                    vrel,
+                    "m/s",
+                    "relative longitudinal speed of object 0 (object minus ego)",
+                ),
+                ChannelData("Radar.Obj0.DistY", lat, "m", "lateral offset of object 0 (left +)"),
+                ChannelData("Radar.Obj0.Valid", valid, "", "object 0 present (0/1)"),
+            ],
+        ),
+    ]
 
 
 def _toml_value(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import FunctionError, FunctionLoadError
+from pytest_adsreplay.errors import FunctionError, FunctionLoadError
 
 OUTPUTS: tuple[str, ...] = ("fcw", "aeb_decel")
 
@@ -282,8 +282,7 @@ def fast_loop(step, cycles, get, width, rows):
 def _raised(exc: Exception, i: int, t: float, recording: str | None) -> FunctionError:
     """The FunctionError for an exception that ``step`` raised at cycle ``i``."""
     return FunctionError(
-        f"the function under test raised {type(exc).__name__}: {exc} "
-        f"at t = {t:.3f} s (cycle {i})",
+        f"the function under test raised {type(exc).__name__}: {exc} at t = {t:.3f} s (cycle {i})",
         t=t,
         traceback=_user_traceback(exc),
         recording=recording,
@@ -398,8 +397,9 @@ class _Outputs:
         width = len(names)
         for k in range(len(rows) // width if width else 0):
             i = a + k
-            self.collect(dict(zip(names, rows[k * width : (k + 1) * width], strict=True)), i,
-                         float(t[i]))  # fmt: skip
+            self.collect(
+                dict(zip(names, rows[k * width : (k + 1) * width], strict=True)), i, float(t[i])
+            )
 
     def collect(self, result: Any, i: int, t: float) -> None:
         _collect(result, i, t, self.out, self.extras, self.n, self.recording)

@@ -16,12 +16,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import Settings
-from .errors import UsageError
-from .pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
-from .recordings import Recording, discover
-from .replay import ReplayResult
+from pytest_adsreplay import __version__
+from pytest_adsreplay.config import Settings
+from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.queue.pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
+from pytest_adsreplay.recordings.discovery import Recording, discover
+from pytest_adsreplay.replay import ReplayResult
 
 INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C), without importing pytest
 FLEET = "adsreplay"  # queue prefix of external workers (``adsreplay worker`` default)
@@ -93,7 +93,7 @@ class ReplayRun:
     # -- broker ----------------------------------------------------------------------
     @property
     def broker_label(self) -> str:
-        from .broker import mask_url
+        from pytest_adsreplay.queue.broker import mask_url
 
         if self.settings.redis_url is None:
             return "fakeredis (embedded, in-process worker)"
@@ -106,7 +106,7 @@ class ReplayRun:
             return "in-process"
         n = self.settings.workers
         if n == 0:
-            from .broker import queue_names
+            from pytest_adsreplay.queue.broker import queue_names
 
             return "external only (queues " + ", ".join(queue_names(FLEET).values()) + ")"
         count = (os.cpu_count() or 1) if n is None else n
@@ -129,9 +129,9 @@ class ReplayRun:
             self.local_workers.start()  # after the enqueue: no worker races the first one
 
     def _open_session(self) -> ReplaySession:
-        from .broker import connect
-        from .function import load_function
-        from .replay import resolve_cycle_time
+        from pytest_adsreplay.function.python import load_function
+        from pytest_adsreplay.queue.broker import connect
+        from pytest_adsreplay.replay import resolve_cycle_time
 
         spec = self.require_function("replaying recordings")
         fn = load_function(spec, self.settings.function_params)
@@ -154,7 +154,7 @@ class ReplayRun:
         session = ReplaySession(cfg, conn, embedded=url is None)
         if url is None:
             return session
-        from .worker import LocalWorkers, WorkerWatch, local_worker_count
+        from pytest_adsreplay.queue.worker import LocalWorkers, WorkerWatch, local_worker_count
 
         # xdist workers share the run's keys on real Redis; the controller deletes them.
         session.owns_keys = self.owner
@@ -162,9 +162,12 @@ class ReplayRun:
         if count:
             where = os.environ.get("PYTEST_XDIST_WORKER", "main")
             self.local_workers = LocalWorkers(
-                url, cfg.namespace, count, prefix=f"adsreplay-{self.run_id}-{where}",
+                url,
+                cfg.namespace,
+                count,
+                prefix=f"adsreplay-{self.run_id}-{where}",
                 preload_modules=[spec.partition(":")[0]],
-            )  # fmt: skip
+            )
         session.worker_check = WorkerWatch(session, self.local_workers)
         return session
 
@@ -193,7 +196,7 @@ class ReplayRun:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from .store import open_store
+            from pytest_adsreplay.results.store import open_store
 
             self._store = open_store(self.settings.db)
         return self._store
@@ -256,7 +259,7 @@ class ReplayRun:
         """xdist controller on real Redis: the workers shared the run's keys; delete them."""
         import contextlib
 
-        from .broker import connect, delete_run, make_queues
+        from pytest_adsreplay.queue.broker import connect, delete_run, make_queues
 
         with contextlib.suppress(Exception):
             conn = connect(self.settings.redis_url)

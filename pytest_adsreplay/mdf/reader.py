@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidRecordingError, RecordingError
+from pytest_adsreplay.errors import InvalidRecordingError, RecordingError
 
 
 @dataclass
@@ -112,11 +112,17 @@ def write_can_recording(
     path = Path(path)
     ordered = sorted(frames, key=lambda f: f[0])
     n = len(ordered)
-    rec = np.zeros(n, dtype=[
-        ("CAN_DataFrame.BusChannel", "u1"), ("CAN_DataFrame.ID", "<u4"),
-        ("CAN_DataFrame.IDE", "u1"), ("CAN_DataFrame.DLC", "u1"),
-        ("CAN_DataFrame.DataLength", "u1"), ("CAN_DataFrame.DataBytes", "u1", (8,)),
-    ])  # fmt: skip
+    rec = np.zeros(
+        n,
+        dtype=[
+            ("CAN_DataFrame.BusChannel", "u1"),
+            ("CAN_DataFrame.ID", "<u4"),
+            ("CAN_DataFrame.IDE", "u1"),
+            ("CAN_DataFrame.DLC", "u1"),
+            ("CAN_DataFrame.DataLength", "u1"),
+            ("CAN_DataFrame.DataBytes", "u1", (8,)),
+        ],
+    )
     rec["CAN_DataFrame.BusChannel"] = bus
     rec["CAN_DataFrame.ID"] = [f[1] for f in ordered]
     rec["CAN_DataFrame.IDE"] = [int(f[1] > 0x7FF) for f in ordered]
@@ -126,14 +132,20 @@ def write_can_recording(
     payload = b"".join(f[2][:8].ljust(8, b"\0") for f in ordered)
     rec["CAN_DataFrame.DataBytes"] = np.frombuffer(payload, dtype="u1").reshape(n, 8)
     ts = np.array([f[0] for f in ordered], dtype=np.float64)
-    src = Source(name=name, path=name, comment="", source_type=Source.SOURCE_BUS,
-                 bus_type=Source.BUS_TYPE_CAN)  # fmt: skip
+    src = Source(
+        name=name,
+        path=name,
+        comment="",
+        source_type=Source.SOURCE_BUS,
+        bus_type=Source.BUS_TYPE_CAN,
+    )
     mdf: Any = MDF(version="4.10")
     try:
         if header_comment is not None:
             mdf.header.comment = header_comment
-        mdf.append([Signal(rec, ts, name="CAN_DataFrame", source=src)], acq_name=name,
-                   acq_source=src)  # fmt: skip
+        mdf.append(
+            [Signal(rec, ts, name="CAN_DataFrame", source=src)], acq_name=name, acq_source=src
+        )
         mdf.groups[0].channel_group.flags |= v4c.FLAG_CG_BUS_EVENT
         saved = Path(mdf.save(path, overwrite=True, compression=0))
     finally:
@@ -297,15 +309,34 @@ _V3 = {
     "bytes": (8,),
 }
 _CONVERSION_KINDS_V4 = {
-    0: "none", 1: "linear", 2: "rational", 3: "algebraic", 4: "table (interpolated)",
-    5: "table", 6: "range table", 7: "value-to-text", 8: "range-to-text", 9: "text-to-value",
-    10: "text-to-text", 11: "bitfield-to-text",
-}  # fmt: skip
+    0: "none",
+    1: "linear",
+    2: "rational",
+    3: "algebraic",
+    4: "table (interpolated)",
+    5: "table",
+    6: "range table",
+    7: "value-to-text",
+    8: "range-to-text",
+    9: "text-to-value",
+    10: "text-to-text",
+    11: "bitfield-to-text",
+}
 _CONVERSION_KINDS_V3 = {
-    65535: "none", 0: "linear", 1: "table (interpolated)", 2: "table", 6: "polynomial",
-    7: "exponential", 8: "logarithmic", 9: "rational", 10: "formula", 11: "value-to-text",
-    12: "range-to-text", 132: "date", 133: "time",
-}  # fmt: skip
+    65535: "none",
+    0: "linear",
+    1: "table (interpolated)",
+    2: "table",
+    6: "polynomial",
+    7: "exponential",
+    8: "logarithmic",
+    9: "rational",
+    10: "formula",
+    11: "value-to-text",
+    12: "range-to-text",
+    132: "date",
+    133: "time",
+}
 #: Conversions whose physical values stay discrete: integer channels keep previous-value hold.
 _DISCRETE_CONVERSIONS = frozenset(
     {"none", "table", "range table", "value-to-text", "range-to-text", "bitfield-to-text"}
@@ -494,8 +525,7 @@ def _check_file(path: Path, recording: str | None) -> tuple[int, str]:
             path,
             f"is not an MF4/MDF file (it starts with {head[:8]!r}, not b'MDF     ')",
             recording,
-            hint="only ASAM MDF recordings (.mf4, .mdf, .dat) can be replayed; "
-            + _READ_HINT,
+            hint="only ASAM MDF recordings (.mf4, .mdf, .dat) can be replayed; " + _READ_HINT,
         )
     version = head[8:16].decode("ascii", "replace").strip(" \0")
     if not version.startswith(SUPPORTED_VERSIONS):
@@ -651,8 +681,7 @@ class Mf4Reader:
             with self.path.open("rb") as fh:
                 unfinished = fh.read(8) == b"UnFinMF "
             why = (
-                "the logger did not finalize it (UnFinMF: power loss or a crash while "
-                "recording?)"
+                "the logger did not finalize it (UnFinMF: power loss or a crash while recording?)"
                 if unfinished
                 else "it is probably truncated or corrupt"
             )
@@ -817,8 +846,7 @@ class Mf4Reader:
                     )
                 if block.block_type != 0 and original > max(compressed, 1) * _MAX_INFLATE_RATIO:
                     raise self._corrupt(
-                        f"{where}'s compressed data block claims {original} bytes from "
-                        f"{compressed}"
+                        f"{where}'s compressed data block claims {original} bytes from {compressed}"
                     )
                 have += original
         except RecordingError:
@@ -882,8 +910,7 @@ class Mf4Reader:
         for c in channels:
             if c.kind != "scalar":
                 raise RecordingError(
-                    f"channel {c.ref} is an {c.kind} channel; only scalar channels can be "
-                    "mapped",
+                    f"channel {c.ref} is an {c.kind} channel; only scalar channels can be mapped",
                     recording=self.recording,
                     hint="map a scalar channel (e.g. one element Name[0] of an array)",
                 )
@@ -945,8 +972,10 @@ class Mf4Reader:
         if bits is not None:
             samples[np.asarray(bits, dtype=bool)] = np.nan
         stamps = sig.timestamps
-        if master is not None and np.shape(stamps) == master.shape and np.array_equal(
-            stamps, master
+        if (
+            master is not None
+            and np.shape(stamps) == master.shape
+            and np.array_equal(stamps, master)
         ):
             ts = master  # the group's time, shared by its channels
         else:
@@ -961,8 +990,11 @@ class Mf4Reader:
 
     def _master_indexes(self, gi: int) -> list[int]:
         codes = _codes(self._mdf)
-        return [i for i, ch in enumerate(self._mdf.groups[gi].channels)
-                if ch.channel_type in codes["master"]]  # fmt: skip
+        return [
+            i
+            for i, ch in enumerate(self._mdf.groups[gi].channels)
+            if ch.channel_type in codes["master"]
+        ]
 
     def master(self, group: int) -> np.ndarray:
         """The timestamps of one channel group (float64 seconds; empty without a time

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import UsageError
-from .report import fmt_value, table
+from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.reporting.text import fmt_value, table
 
 TREND_KPIS = (
     "fcw_time",
@@ -111,7 +111,7 @@ def resolve_run(store: Any, ref: str) -> str:
 
 
 def store_label(store: Any) -> str:
-    from .broker import mask_url
+    from pytest_adsreplay.queue.broker import mask_url
 
     return mask_url(str(store.url))
 
