@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 
 #: (group name, rate Hz, mapped channels, filler channel count)
 RADAR = ("Radar.Obj0.DistX", "Radar.Obj0.VrelX", "Radar.Obj0.DistY", "Radar.Obj0.Valid")

@@ -28,7 +28,7 @@ from pytest_adsreplay.function.python import (
 
 if TYPE_CHECKING:
     from pytest_adsreplay.kpi.compute import KpiSettings
-    from pytest_adsreplay.signals.resample import ChannelMap, Signals
+    from pytest_adsreplay.signals import ChannelMap, Signals
 
 KPI_SETTING_NAMES = ("brake_threshold", "actuator_delay", "brake_jerk")
 
@@ -138,7 +138,7 @@ def kpi_settings(**settings: float) -> KpiSettings:
 
 def resolve_cycle_time(fn: Any, cycle_time: float | None) -> float:
     """Explicit cycle time, else the function's declared one, else 10 ms."""
-    from pytest_adsreplay.signals.resample import DEFAULT_CYCLE_TIME
+    from pytest_adsreplay.signals import DEFAULT_CYCLE_TIME
 
     if cycle_time is not None:
         return float(cycle_time)
@@ -164,7 +164,7 @@ def read(
     """
     from pytest_adsreplay.signals.quality import GateSettings
     from pytest_adsreplay.signals.quality import gate as run_gate
-    from pytest_adsreplay.signals.resample import ChannelMap, load_channel_map, read_signals
+    from pytest_adsreplay.signals import ChannelMap, load_channel_map, read_signals
 
     cmap = channel_map if isinstance(channel_map, ChannelMap) else load_channel_map(channel_map)
     rid = recording_id or str(path)
@@ -182,7 +182,7 @@ def step(
     fn: Any, t: np.ndarray, values: Mapping[str, np.ndarray], *, recording_id: str | None = None
 ) -> dict[str, np.ndarray]:
     """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras)."""
-    from pytest_adsreplay.signals.resample import CANONICAL_SIGNALS
+    from pytest_adsreplay.signals import CANONICAL_SIGNALS
 
     return run_function(fn, t, values, inputs=CANONICAL_SIGNALS, recording=recording_id)
 

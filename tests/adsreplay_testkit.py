@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 
 #: A small TTC cascade used by the plugin tests (a test project's own function).
 TTC_FUNCTION = '''

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_adsreplay import mdf as mf4
 from pytest_adsreplay.errors import AdsReplayError, InvalidRecordingError
-from pytest_adsreplay.mdf import reader as mf4
-from pytest_adsreplay.signals.quality import (
-    DEFAULT_MAX_GAP,
-    GateSettings,
-    assess,
-    describe_settings,
-    time_findings,
-)
-from pytest_adsreplay.signals.resample import (
+from pytest_adsreplay.signals import (
     CANONICAL_SIGNALS,
     REQUIRED_SIGNALS,
     ChannelMap,
@@ -25,6 +18,13 @@ from pytest_adsreplay.signals.resample import (
     find_gaps,
     read_signals,
     resolve_channels,
+)
+from pytest_adsreplay.signals.quality import (
+    DEFAULT_MAX_GAP,
+    GateSettings,
+    assess,
+    describe_settings,
+    time_findings,
 )
 
 _MAX_LISTED = 5

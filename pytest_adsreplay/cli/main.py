@@ -23,7 +23,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from pytest_adsreplay.cli.inspect import inspect_recording
-    from pytest_adsreplay.signals.resample import load_channel_map
+    from pytest_adsreplay.signals import load_channel_map
 
     cmap = load_channel_map(args.channel_map) if args.channel_map else None
     print(inspect_recording(Path(args.file), cmap))

@@ -1,4 +1,4 @@
-"""The only module that touches asammdf: reading recordings, decoding raw CAN, writing files.
+"""The only module that touches asammdf: opening recordings and reading their channels.
 
 Reads MDF 4 (``.mf4``) and MDF 3/2 (``.mdf``, ``.dat``) through asammdf. Every problem
 with a file is a :class:`~pytest_adsreplay.errors.RecordingError` naming it; a file that
@@ -13,13 +13,8 @@ group's record and that the data blocks hold as many records as the group declar
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import math
-import re
-import struct
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,267 +23,13 @@ from typing import Any
 import numpy as np
 
 from pytest_adsreplay.errors import InvalidRecordingError, RecordingError
+from pytest_adsreplay.mdf.can import CanInfo, decode_can, is_can_logging
+from pytest_adsreplay.mdf.metadata import SUPPORTED_VERSIONS, parse_header_comment
+from pytest_adsreplay.mdf.support import is_v4, quiet_asammdf
 
-
-@dataclass
-class ChannelData:
-    """One channel to write: samples on its group's timestamps."""
-
-    name: str
-    samples: np.ndarray
-    unit: str = ""
-    comment: str = ""
-    conversion: dict[str, Any] | None = None
-
-
-@dataclass
-class GroupData:
-    """One channel group to write (one acquisition rate, e.g. a bus or a sensor)."""
-
-    name: str
-    timestamps: np.ndarray
-    channels: Sequence[ChannelData] = field(default_factory=list)
-
-
-def write_recording(
-    path: str | Path,
-    groups: Sequence[GroupData],
-    *,
-    header_comment: str | None = None,
-    version: str = "4.10",
-) -> Path:
-    """Write ``groups`` as an uncompressed MDF file (one channel group per GroupData).
-
-    ``version`` "4.10" writes MF4; "3.30" (or another 3.x/2.x) writes classic MDF for
-    ``.mdf``/``.dat`` files. ``header_comment`` is plain text or an ``<HDcomment>`` XML
-    with ``<common_properties>`` (see :func:`parse_header_comment`).
-    """
-    from asammdf import MDF, Signal
-
-    path = Path(path)
-    mdf = MDF(version=version)
-    try:
-        if header_comment is not None:
-            mdf.header.comment = header_comment
-        for group in groups:
-            ts = np.asarray(group.timestamps, dtype=np.float64)
-            sigs = [
-                Signal(
-                    np.asarray(ch.samples),
-                    ts,
-                    name=ch.name,
-                    unit=ch.unit,
-                    comment=ch.comment,
-                    conversion=ch.conversion,
-                )
-                for ch in group.channels
-            ]
-            mdf.append(sigs, acq_name=group.name, comment=group.name)
-        saved = Path(mdf.save(path, overwrite=True, compression=0))
-    finally:
-        mdf.close()
-    if saved != path:  # asammdf picks the suffix (.dat -> .mdf, .MF4 -> .mf4)
-        saved.replace(path)
-    return path
-
-
-def write_can_recording(
-    path: str | Path,
-    frames: Sequence[tuple[float, int, bytes]],
-    *,
-    bus: int = 1,
-    name: str = "CAN1",
-    header_comment: str | None = None,
-) -> Path:
-    """Write raw CAN bus logging (``(t, can_id, payload)`` frames) as an MF4 file.
-
-    One bus-event channel group with a ``CAN_DataFrame`` structure channel, as CAN loggers
-    write it; decode it with a DBC through the channel map's ``[can]`` table.
-    """
-    from asammdf import MDF, Signal
-    from asammdf.blocks import v4_constants as v4c
-    from asammdf.blocks.source_utils import Source
-
-    path = Path(path)
-    ordered = sorted(frames, key=lambda f: f[0])
-    n = len(ordered)
-    rec = np.zeros(
-        n,
-        dtype=[
-            ("CAN_DataFrame.BusChannel", "u1"),
-            ("CAN_DataFrame.ID", "<u4"),
-            ("CAN_DataFrame.IDE", "u1"),
-            ("CAN_DataFrame.DLC", "u1"),
-            ("CAN_DataFrame.DataLength", "u1"),
-            ("CAN_DataFrame.DataBytes", "u1", (8,)),
-        ],
-    )
-    rec["CAN_DataFrame.BusChannel"] = bus
-    rec["CAN_DataFrame.ID"] = [f[1] for f in ordered]
-    rec["CAN_DataFrame.IDE"] = [int(f[1] > 0x7FF) for f in ordered]
-    sizes = [min(len(f[2]), 8) for f in ordered]
-    rec["CAN_DataFrame.DLC"] = sizes
-    rec["CAN_DataFrame.DataLength"] = sizes
-    payload = b"".join(f[2][:8].ljust(8, b"\0") for f in ordered)
-    rec["CAN_DataFrame.DataBytes"] = np.frombuffer(payload, dtype="u1").reshape(n, 8)
-    ts = np.array([f[0] for f in ordered], dtype=np.float64)
-    src = Source(
-        name=name,
-        path=name,
-        comment="",
-        source_type=Source.SOURCE_BUS,
-        bus_type=Source.BUS_TYPE_CAN,
-    )
-    mdf: Any = MDF(version="4.10")
-    try:
-        if header_comment is not None:
-            mdf.header.comment = header_comment
-        mdf.append(
-            [Signal(rec, ts, name="CAN_DataFrame", source=src)], acq_name=name, acq_source=src
-        )
-        mdf.groups[0].channel_group.flags |= v4c.FLAG_CG_BUS_EVENT
-        saved = Path(mdf.save(path, overwrite=True, compression=0))
-    finally:
-        mdf.close()
-    if saved != path:
-        saved.replace(path)
-    return path
-
-
-# ----------------------------------------------------------------------------- metadata
-
-#: Major MDF versions asammdf reads (2.x and 3.x share the classic block layout).
-SUPPORTED_VERSIONS = ("2", "3", "4")
 #: asammdf reads the mapped channels of a group in fragments of this many bytes of records
 #: (its defaults read 64-256 MB or whole groups at a time: memory would grow with the file).
 READ_FRAGMENT_SIZE = 8 * 2**20
-_MAX_COMMENT_BYTES = 1 << 20
-#: MDF 3 HD block: id+size (4), 3 links (12), dg count (2), date (10), time (8); then
-#: author, organization, project and subject (32 bytes each).
-_V3_HD_FIELDS = 36
-_ASAMMDF_NOTE = re.compile(r"\n?[^\n<>]*: updated by asammdf [\w.+-]+")
-
-
-def _tag(el: ET.Element) -> str:
-    return el.tag.rsplit("}", 1)[-1]
-
-
-def _properties(node: ET.Element) -> dict[str, Any]:
-    """``<common_properties>`` content: ``e`` → text, ``tree`` → dict, ``list``/``elist`` → list."""
-    out: dict[str, Any] = {}
-    for el in node:
-        name = el.get("name")
-        tag = _tag(el)
-        if not name:
-            continue
-        if tag == "e":
-            out[name] = (el.text or "").strip()
-        elif tag == "tree":
-            out[name] = _properties(el)
-        elif tag == "list":
-            out[name] = [_properties(li) for li in el if _tag(li) == "li"]
-        elif tag == "elist":
-            out[name] = [(li.text or "").strip() for li in el if _tag(li) == "eli"]
-    return out
-
-
-def _non_empty(value: Any) -> bool:
-    return value not in ("", None, {}, [])
-
-
-def parse_header_comment(text: str) -> dict[str, Any]:
-    """Metadata of an MDF header comment: ``description`` plus the common properties.
-
-    ``<HDcomment><TX>free text</TX><common_properties><e name="vehicle">X</e>…`` gives
-    ``{"description": "free text", "vehicle": "X", …}``; ``<tree name="t">`` becomes a
-    nested dict. Plain (non-XML) text is the description. Empty values are left out, as
-    are the "updated by asammdf" notes asammdf appends when it saves a file.
-    """
-    meta: dict[str, Any] = {}
-    text = (text or "").strip()
-    for _ in range(4):  # asammdf's MDF 3 writer may wrap an earlier <HDcomment> in the TX
-        text = _ASAMMDF_NOTE.sub("", text).strip()
-        if not text.startswith("<"):
-            break
-        try:
-            root = ET.fromstring(text)
-        except ET.ParseError:
-            meta.setdefault("description", text)
-            return meta
-        props = next((el for el in root.iter() if _tag(el) == "common_properties"), None)
-        if props is not None:
-            meta.update({k: v for k, v in _properties(props).items() if _non_empty(v)})
-        tx = next((el for el in root if _tag(el) == "TX"), None)
-        text = (tx.text or "").strip() if tx is not None else ""
-    else:
-        text = ""
-    text = _ASAMMDF_NOTE.sub("", text).strip()
-    if text and not text.startswith("<"):
-        meta.setdefault("description", text)
-    return meta
-
-
-def _read_block_text(fh: Any, address: int, size: int, v4: bool) -> str:
-    """Text of a TX/MD block at ``address`` ('' when the link is empty or broken)."""
-    if address <= 0 or address >= size:
-        return ""
-    fh.seek(address)
-    if v4:
-        head = fh.read(24)
-        if len(head) < 24 or head[:4] not in (b"##TX", b"##MD"):
-            return ""
-        length = struct.unpack_from("<Q", head, 8)[0]
-        raw = fh.read(max(0, min(length - 24, _MAX_COMMENT_BYTES)))
-    else:
-        head = fh.read(4)
-        if len(head) < 4 or head[:2] != b"TX":
-            return ""
-        length = struct.unpack_from("<H", head, 2)[0]
-        raw = fh.read(max(0, min(length - 4, _MAX_COMMENT_BYTES)))
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The header metadata of a recording (see :func:`parse_header_comment`).
-
-    Reads only the header and its comment block (no asammdf import, no samples). MDF 3
-    files add their author/organization/project/subject header fields. A file that cannot
-    be read gives ``{}``: reading it for the replay reports what is wrong with it.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            size = path.stat().st_size
-            head = fh.read(64 + 24 + 6 * 8)
-            if len(head) < 64 + 8 or not head.startswith((b"MDF ", b"UnFinMF ")):
-                return {}
-            version = head[8:16].decode("ascii", "replace").strip(" \0")
-            if version.startswith("4"):
-                if head[64:68] != b"##HD" or len(head) < 64 + 24 + 6 * 8:
-                    return {}
-                comment_addr = struct.unpack_from("<Q", head, 64 + 24 + 5 * 8)[0]
-                return parse_header_comment(_read_block_text(fh, comment_addr, size, True))
-            if not version.startswith(("2", "3")) or head[64:66] != b"HD":
-                return {}
-            fh.seek(64)
-            hd = fh.read(_V3_HD_FIELDS + 4 * 32)
-            if len(hd) < _V3_HD_FIELDS + 4 * 32:
-                return {}
-            comment_addr = struct.unpack_from("<I", hd, 8)[0]
-            meta: dict[str, Any] = {}
-            fields = ("author", "organization", "project", "subject")
-            for i, name in enumerate(fields):
-                start = _V3_HD_FIELDS + 32 * i
-                value = hd[start : start + 32].split(b"\0", 1)[0].decode("latin-1").strip()
-                if value:
-                    meta[name] = value
-            meta.update(parse_header_comment(_read_block_text(fh, comment_addr, size, False)))
-            return meta
-    except (OSError, ValueError, struct.error):
-        return {}
-
-
-# ----------------------------------------------------------------------------- reading
 
 _V4 = {
     "master": (2, 3),
@@ -399,25 +140,6 @@ class GroupInfo:
     bus: str = ""
     decoded: str = ""
     master: str = ""
-
-
-@dataclass(frozen=True)
-class CanInfo:
-    """What decoding raw CAN frames with the channel map's DBC files found.
-
-    IDs are ``(can_id, bus_channel)`` pairs as asammdf reports them (bus 0 = any).
-    """
-
-    dbc: tuple[str, ...]
-    frames: int
-    found: tuple[tuple[int, str], ...] = ()
-    unknown: tuple[tuple[int, int], ...] = ()
-    error: str = ""
-
-    def unknown_text(self, limit: int = 10) -> str:
-        ids = [f"0x{i:X}" + (f" (bus {b})" if b else "") for i, b in self.unknown[:limit]]
-        more = f" (+{len(self.unknown) - limit} more)" if len(self.unknown) > limit else ""
-        return ", ".join(ids) + more
 
 
 @dataclass(frozen=True)
@@ -543,51 +265,8 @@ def _check_file(path: Path, recording: str | None) -> tuple[int, str]:
     return size, version
 
 
-@contextlib.contextmanager
-def _quiet_asammdf() -> Iterator[list[bool]]:
-    """Silence asammdf's own error log while we turn its failures into RecordingErrors.
-
-    Also swallows the AttributeError ``MDF4.__del__`` raises for a file it failed to
-    open: without this the garbage collector reports it later, at a random place (under
-    pytest ``-W error`` that fails an unrelated test). A caller that caught such a
-    failure appends to the yielded list; only then (or when an exception leaves the
-    block) is the garbage collected here, since a full collection costs ~0.2 s.
-    """
-    import gc
-    import sys
-    import warnings
-
-    logger = logging.getLogger("asammdf")
-    level = logger.level
-    old_hook = sys.unraisablehook
-
-    def hook(u: Any) -> None:
-        if isinstance(u.exc_value, AttributeError) and "MDF" in repr(u.object):
-            return
-        if isinstance(u.exc_value, ResourceWarning):  # its open file handles (-W error)
-            return
-        old_hook(u)
-
-    logger.setLevel(logging.CRITICAL + 1)
-    sys.unraisablehook = hook
-    failed: list[bool] = []
-    try:
-        yield failed
-    finally:
-        logger.setLevel(level)
-        if failed or sys.exc_info()[0] is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ResourceWarning)
-                gc.collect()
-        sys.unraisablehook = old_hook
-
-
-def _is_v4(mdf: Any) -> bool:
-    return str(mdf.version).startswith("4")
-
-
 def _codes(mdf: Any) -> dict[str, tuple[int, ...]]:
-    return _V4 if _is_v4(mdf) else _V3
+    return _V4 if is_v4(mdf) else _V3
 
 
 def _dtype_text(channel: Any, codes: Mapping[str, tuple[int, ...]]) -> str:
@@ -635,15 +314,6 @@ def _display_names(channel: Any) -> dict[str, str]:
     return {str(n): str(k) for n, k in names.items() if n and n != channel.name}
 
 
-def _is_can_logging(mdf: Any, grp: Any) -> bool:
-    if not _is_v4(mdf):
-        return False
-    from asammdf.blocks import v4_constants as v4c
-
-    flagged = bool(grp.channel_group.flags & v4c.FLAG_CG_BUS_EVENT)
-    return flagged and any(ch.name == "CAN_DataFrame" for ch in grp.channels)
-
-
 class Mf4Reader:
     """An open MDF file: metadata in :attr:`info`, samples read on demand.
 
@@ -669,7 +339,7 @@ class Mf4Reader:
         from asammdf import MDF
 
         failure = ""
-        with _quiet_asammdf() as failed:
+        with quiet_asammdf() as failed:
             try:
                 self._mdf = self._open(MDF)
                 self._mdf.configure(read_fragment_size=READ_FRAGMENT_SIZE)
@@ -717,7 +387,7 @@ class Mf4Reader:
 
     # -- metadata --------------------------------------------------------------------
     def _groups_of(self, mdf: Any, offset: int, decoded: str = "") -> list[GroupInfo]:
-        v4 = _is_v4(mdf)
+        v4 = is_v4(mdf)
         codes = _codes(mdf)
         groups = []
         for gi, grp in enumerate(mdf.groups):
@@ -757,7 +427,7 @@ class Mf4Reader:
                     int(cg.cycles_nr),
                     tuple(chans),
                     time=master == "time",
-                    bus="CAN" if not decoded and _is_can_logging(mdf, grp) else "",
+                    bus="CAN" if not decoded and is_can_logging(mdf, grp) else "",
                     decoded=decoded,
                     master=master,
                 )
@@ -786,29 +456,11 @@ class Mf4Reader:
         )
 
     def _decode_can(self, dbc: Sequence[tuple[str | Path, int]], frames: int) -> CanInfo:
-        files = tuple(str(p) for p, _ in dbc)
         for i, grp in enumerate(self._mdf.groups):
-            if _is_can_logging(self._mdf, grp):
+            if is_can_logging(self._mdf, grp):
                 self._check_layout(i, [ci for ci, _ in enumerate(grp.channels)])
-        try:
-            with _quiet_asammdf(), contextlib.redirect_stdout(io.StringIO()):
-                self._decoded = self._mdf.extract_bus_logging(
-                    database_files={"CAN": [(str(p), int(bus)) for p, bus in dbc]}
-                )
-        except Exception as exc:
-            self._decoded = None
-            return CanInfo(files, frames, error=f"{type(exc).__name__}: {exc}")
-        call = (getattr(self._mdf, "last_call_info", None) or {}).get("CAN", {}) or {}
-        found: list[tuple[int, str]] = []
-        for ids in (call.get("found_ids") or {}).values():
-            for key, message in ids:
-                can_id = key[0] if isinstance(key, tuple) else key
-                found.append((int(can_id), str(message)))
-        unknown = sorted((int(i), int(b)) for i, b in call.get("unknown_ids") or ())
-        if self._decoded is not None and not self._decoded.groups:
-            self._decoded.close()
-            self._decoded = None
-        return CanInfo(files, frames, tuple(sorted(set(found))), tuple(unknown))
+        self._decoded, can = decode_can(self._mdf, dbc, frames)
+        return can
 
     # -- layout checks ---------------------------------------------------------------
     def _corrupt(self, what: str) -> RecordingError:
@@ -822,7 +474,7 @@ class Mf4Reader:
         mdf = self._mdf
         grp = mdf.groups[gi]
         cg = grp.channel_group
-        v4 = _is_v4(mdf)
+        v4 = is_v4(mdf)
         record = int(cg.samples_byte_nr)
         inval = int(getattr(cg, "invalidation_bytes_nr", 0) or 0) if v4 else 0
         cycles = int(cg.cycles_nr)
@@ -859,6 +511,15 @@ class Mf4Reader:
                 f"{where} declares {cycles} samples ({need} bytes) but its data blocks "
                 f"hold only {have} bytes"
             )
+        self._check_channel_bounds(gi, channel_indexes, record, inval)
+
+    def _check_channel_bounds(
+        self, gi: int, channel_indexes: Sequence[int], record: int, inval: int
+    ) -> None:
+        """Raise RecordingError unless each channel lies inside the ``record``-byte record."""
+        mdf = self._mdf
+        grp = mdf.groups[gi]
+        v4 = is_v4(mdf)
         for ci in channel_indexes:
             ch = grp.channels[ci]
             if v4 and ch.channel_type in _V4["virtual"]:
@@ -931,7 +592,7 @@ class Mf4Reader:
             mdf, gi, raw = self._group_of(group)
             items = [(c.name if raw else None, gi, c.index) for c in chans]
             try:
-                with _quiet_asammdf():
+                with quiet_asammdf():
                     got = mdf.select(items, ignore_value2text_conversions=True)
             except Exception as exc:
                 raise _recording_error(
@@ -1005,7 +666,7 @@ class Mf4Reader:
         if raw:
             self._check_layout(gi, self._master_indexes(gi))
         try:
-            with _quiet_asammdf():
+            with quiet_asammdf():
                 return np.array(mdf.get_master(gi), dtype=np.float64)
         except Exception as exc:
             raise _recording_error(

@@ -161,7 +161,7 @@ class ReplaySession:
             return None
         cached: str | None = getattr(self, "_map_sha", None)
         if cached is None:
-            from pytest_adsreplay.signals.resample import ChannelMap
+            from pytest_adsreplay.signals import ChannelMap
 
             cached = self._map_sha = ChannelMap.load(self.cfg.channel_map).fingerprint()
         return cached

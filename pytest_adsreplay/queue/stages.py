@@ -153,7 +153,7 @@ def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None
 def _channel_map(ctx: Mapping[str, Any]) -> Any:
     """The session's channel map; a worker whose copy differs (fingerprint) must not read."""
     from pytest_adsreplay.errors import ChannelMapError
-    from pytest_adsreplay.signals.resample import ChannelMap, load_channel_map
+    from pytest_adsreplay.signals import ChannelMap, load_channel_map
 
     cmap = load_channel_map(ctx.get("channel_map"))
     want = ctx.get("channel_map_sha")

@@ -56,7 +56,7 @@ PRELOAD = (  # not scipy.signal: see broker.in_process_worker
     "pytest_adsreplay.queue.stages",
     "pytest_adsreplay.replay",
     "pytest_adsreplay.mdf.reader",
-    "pytest_adsreplay.signals.resample",
+    "pytest_adsreplay.signals",
     "pytest_adsreplay.kpi.compute",
     "pytest_adsreplay.function.python",
     "pytest_adsreplay.results.store",

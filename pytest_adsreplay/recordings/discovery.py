@@ -124,7 +124,7 @@ class Recording:
         common properties, e.g. ``{"vehicle": "…", "driver": "…"}`` (nested ``<tree>``
         elements are dicts). Read lazily from the header only; ``{}`` for an unreadable
         file (its replay reports why)."""
-        from pytest_adsreplay.mdf.reader import read_metadata
+        from pytest_adsreplay.mdf import read_metadata
 
         return read_metadata(self.path)
 

@@ -186,7 +186,7 @@ def _tolerance(name: str, value: Any, source: str) -> float | None:
     if isinstance(value, str) and kind != "count":
         number, _, unit = value.strip().partition(" ")
         try:
-            from pytest_adsreplay.signals.resample import unit_info
+            from pytest_adsreplay.signals.units import unit_info
 
             scale, offset, dim = unit_info(unit.strip() or UNIT[kind])
             tol = float(number) * scale + offset

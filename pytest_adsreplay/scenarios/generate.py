@@ -30,7 +30,7 @@ import numpy as np
 
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.function.reference import TtcAeb
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 
 __all__ = ["SCENARIOS", "SUITES", "Motion", "Scenario", "generate", "scenario"]
 

@@ -50,14 +50,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pytest_adsreplay.errors import InvalidRecordingError
-
-if TYPE_CHECKING:
-    from pytest_adsreplay.signals.resample import Signals
+from pytest_adsreplay.signals.resample import Signals, find_gaps, gaps_and_median
 
 DEFAULT_MAX_GAP = 0.2
 #: Slowest acceptable sampling rate of any mapped channel (median interval), Hz.
@@ -171,13 +169,6 @@ def _long_runs(mask: np.ndarray, cycle: float, limit: float) -> list[tuple[int, 
     return [(a, b) for a, b in nan_runs(mask) if (b - a) * cycle > limit + _TOL]
 
 
-def find_gaps(ts: np.ndarray, max_gap: float) -> np.ndarray:
-    """Indexes i where ``ts[i+1] - ts[i]`` exceeds ``max_gap`` and twice the median interval."""
-    from pytest_adsreplay.signals.resample import find_gaps as gaps
-
-    return gaps(ts, max_gap)
-
-
 def smooth(x: np.ndarray, n: int) -> np.ndarray:
     """Centred moving average over ``n`` samples that skips NaN (NaN where all are NaN)."""
     x = np.asarray(x, dtype=np.float64)
@@ -191,7 +182,7 @@ def smooth(x: np.ndarray, n: int) -> np.ndarray:
     hi = np.clip(np.arange(x.size) + (n - half), 0, x.size)
     cnt = ccnt[hi] - ccnt[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (csum[hi] - csum[lo]) / cnt
+        out: np.ndarray = (csum[hi] - csum[lo]) / cnt
     out[cnt == 0] = np.nan
     return out
 
@@ -290,8 +281,6 @@ def _sampling(timestamps: np.ndarray, max_gap: float) -> _Sampling:
     One interval array, reordered in place for the median: the channels of a group
     share their time array, which may hold millions of samples.
     """
-    from pytest_adsreplay.signals.resample import gaps_and_median
-
     finite = np.isfinite(timestamps)
     ts = timestamps if finite.all() else timestamps[finite]
     del finite

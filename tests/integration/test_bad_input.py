@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 from pytest_adsreplay.results.store import open_store
 
 #: The project's function under test: a TTC cascade that misbehaves on purpose for
@@ -630,7 +630,7 @@ def raw_can(path: Path, kph: float) -> Path:
     """The approach of :func:`approach` as raw CAN frames (EgoMotion 100 Hz, radar 20 Hz)."""
     import struct
 
-    from pytest_adsreplay.mdf.reader import write_can_recording
+    from pytest_adsreplay.mdf import write_can_recording
 
     v = kph / 3.6
     frames = [

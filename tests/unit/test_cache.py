@@ -21,7 +21,7 @@ from adsreplay_testkit import write_approach
 from pytest_adsreplay import cli
 from pytest_adsreplay.errors import AdsReplayError
 from pytest_adsreplay.queue import cache, stages
-from pytest_adsreplay.signals.resample import ChannelMap
+from pytest_adsreplay.signals import ChannelMap
 
 T = np.arange(0.0, 1.0, 0.01)
 VALUES = {

@@ -12,9 +12,9 @@ import pytest
 
 from pytest_adsreplay.cli.inspect import inspect_recording
 from pytest_adsreplay.errors import ChannelMapError, MissingChannelError
-from pytest_adsreplay.mdf.reader import open_recording, write_can_recording
+from pytest_adsreplay.mdf import open_recording, write_can_recording
 from pytest_adsreplay.replay import replay_file
-from pytest_adsreplay.signals.resample import ChannelMap, read_signals
+from pytest_adsreplay.signals import ChannelMap, read_signals
 
 DBC = """\
 VERSION ""

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import AdsReplayError
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 from pytest_adsreplay.replay import read
 
 #: Seconds one example may take (a clean read of these files takes ~20 ms).

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from pytest_adsreplay.cli.inspect import inspect_recording
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
-from pytest_adsreplay.signals.resample import ChannelMap
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
+from pytest_adsreplay.signals import ChannelMap
 
 
 def recording(tmp_path: Path) -> Path:

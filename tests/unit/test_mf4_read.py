@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_adsreplay import mdf as mf4
 from pytest_adsreplay.errors import (
     AmbiguousChannelError,
     InvalidRecordingError,
@@ -16,9 +17,8 @@ from pytest_adsreplay.errors import (
     RecordingError,
     UnitError,
 )
-from pytest_adsreplay.mdf import reader as mf4
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
-from pytest_adsreplay.signals.resample import ChannelMap, read_signals, resolve_channels
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
+from pytest_adsreplay.signals import ChannelMap, read_signals, resolve_channels
 
 DEFAULT = ChannelMap.default()
 VALUE_TO_TEXT = {

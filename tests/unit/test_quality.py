@@ -11,18 +11,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import InvalidRecordingError
-from pytest_adsreplay.mdf.reader import ChannelData, GroupData, write_recording
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
 from pytest_adsreplay.recordings.discovery import Bound
 from pytest_adsreplay.replay import read
-from pytest_adsreplay.signals import quality
-from pytest_adsreplay.signals.quality import Finding, GateSettings, assess, expects_target, gate
-from pytest_adsreplay.signals.resample import (
+from pytest_adsreplay.signals import (
     FLAG_SIGNALS,
     Signals,
     Trace,
     make_grid,
+    quality,
     resample,
 )
+from pytest_adsreplay.signals.quality import Finding, GateSettings, assess, expects_target, gate
 
 CT = 0.01
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import ChannelMapError
-from pytest_adsreplay.signals.resample import (
+from pytest_adsreplay.signals import (
     CANONICAL_SIGNALS,
     FLAG_SIGNALS,
     REQUIRED_SIGNALS,

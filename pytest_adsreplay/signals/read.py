@@ -1,0 +1,215 @@
+"""``read_signals``: the mapped channels of a recording, converted to SI and resampled."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from pytest_adsreplay.errors import ChannelMapError, InvalidRecordingError, MissingChannelError
+from pytest_adsreplay.mdf import reader as mf4
+from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
+from pytest_adsreplay.signals.channel_map import (
+    CANONICAL_SIGNALS,
+    FLAG_SIGNALS,
+    REQUIRED_SIGNALS,
+    TARGET_SIGNALS,
+    ChannelMap,
+)
+from pytest_adsreplay.signals.quality import invalid_error, time_findings
+from pytest_adsreplay.signals.resample import (
+    DEFAULT_CYCLE_TIME,
+    GAP_THRESHOLD,
+    Signals,
+    Trace,
+    make_grid,
+    resample,
+)
+from pytest_adsreplay.signals.resolve import Resolution, resolve_channels
+
+
+def _to_si(samples: np.ndarray, scale: float, offset: float, *, in_place: bool) -> np.ndarray:
+    """``samples * scale + offset`` (the same float operations), in place when the caller
+    owns ``samples`` and nothing else reads them."""
+    out: np.ndarray = np.multiply(samples, scale, out=samples if in_place else None)
+    out += offset
+    return out
+
+
+def check_timestamps(ts: np.ndarray, where: str, *, recording: str) -> None:
+    """Raise InvalidRecordingError for NaN/inf or decreasing timestamps of a channel/group.
+
+    Equal consecutive timestamps are tolerated (resampling keeps the last sample).
+    """
+    findings = time_findings(where, ts)
+    if findings:
+        raise invalid_error(findings, recording)
+
+
+def read_signals(
+    path: str | Path,
+    channel_map: ChannelMap,
+    cycle_time: float = DEFAULT_CYCLE_TIME,
+    *,
+    recording_id: str | None = None,
+    max_gap: float = GAP_THRESHOLD,
+) -> Signals:
+    """Read the mapped channels of ``path`` and resample them onto the cycle grid.
+
+    Only the channels the map resolves are read. The grid spans from the earliest start
+    to the latest end of those channels; a signal is NaN outside its channel's span and,
+    for continuous signals, inside gaps longer than ``max_gap`` (see :func:`find_gaps`).
+    Flags are 0/1 (any non-zero value is 1) and held; where ``target_valid`` is 0 the
+    target signals are NaN. The data-quality gate is *not* applied here (see
+    :func:`pytest_adsreplay.signals.quality.gate`), except for what resampling cannot do without:
+    finite, non-decreasing timestamps and a time channel.
+    """
+    if not (cycle_time > 0 and math.isfinite(cycle_time)):
+        raise ValueError(f"cycle_time must be a positive number of seconds, got {cycle_time!r}")
+    if not (max_gap > 0 and math.isfinite(max_gap)):
+        raise ValueError(f"max_gap must be a positive number of seconds, got {max_gap!r}")
+    rec = recording_id or str(path)
+    with mf4.open_recording(path, recording=rec, dbc=channel_map.dbc_pairs()) as reader:
+        info = reader.info
+        if info.can is not None and info.can.error:
+            raise ChannelMapError(
+                f"decoding raw CAN with {', '.join(info.can.dbc)} failed: {info.can.error}",
+                recording=rec,
+                hint=f"check the [can] DBC files of the channel map ({channel_map.source})",
+            )
+        resolved = resolve_channels(channel_map, info, recording=rec)
+        for res in resolved.values():
+            if res.error is not None:
+                raise res.error
+        _raise_missing(resolved, info, rec, channel_map.source)
+        usable = {n: r for n, r in resolved.items() if r.found}
+        wanted: list[ChannelInfo] = []
+        for r in usable.values():
+            assert r.channel is not None
+            if r.channel not in wanted:
+                wanted.append(r.channel)
+        data = {(c.channel.group, c.channel.index): c for c in reader.read(wanted)}
+    return _assemble(usable, data, cycle_time, rec, max_gap)
+
+
+def can_notes(info: RecordingInfo, source: str) -> list[str]:
+    """What raw CAN bus logging in a file means for the channel map (for messages)."""
+    raw = info.raw_bus_groups()
+    if not raw:
+        return []
+    groups = ", ".join(f"group {g.index} ({g.name}, {g.samples} frames)" for g in raw)
+    can = info.can
+    if can is None:
+        return [
+            f"the file holds raw CAN bus logging in {groups}; add [can] dbc = "
+            f'["….dbc"] to the channel map ({source}) to decode it'
+        ]
+    notes = []
+    if can.found:
+        msgs = ", ".join(f"{m} (0x{i:X})" for i, m in can.found)
+        notes.append(
+            f"decoded CAN messages with {', '.join(Path(d).name for d in can.dbc)}: {msgs}"
+        )
+    else:
+        notes.append(f"no CAN frame matched the DBC file(s) {', '.join(can.dbc)}")
+    if can.unknown:
+        notes.append(f"CAN IDs not in the DBC: {can.unknown_text()}")
+    return notes
+
+
+def _raise_missing(
+    resolved: Mapping[str, Resolution], info: RecordingInfo, rec: str, source: str
+) -> None:
+    missing = [n for n in REQUIRED_SIGNALS if n not in resolved or not resolved[n].found]
+    if not missing:
+        return
+    lines = []
+    for n in missing:
+        res = resolved.get(n)
+        if res is None:
+            lines.append(f"{n}: the channel map has no [signals.{n}] entry")
+            continue
+        tried = ", ".join(str(c) for c in res.spec.channels)
+        close = ", ".join(res.close_matches) if res.close_matches else "none"
+        lines.append(f"{n}: tried {tried}; close matches in the file: {close}")
+    lines += can_notes(info, source)
+    raise MissingChannelError(
+        f"required signal(s) not found in the recording ({len(info.channel_names())} "
+        "channels):\n    " + "\n    ".join(lines),
+        recording=rec,
+        hint=f"add the file's channel name to channels = [...] of the signal in the channel map"
+        f" ({source}); `adsreplay inspect {info.path}` lists every channel",
+    )
+
+
+def _assemble(
+    usable: Mapping[str, Resolution],
+    data: Mapping[tuple[int, int], ChannelSamples],
+    cycle_time: float,
+    rec: str,
+    max_gap: float = GAP_THRESHOLD,
+) -> Signals:
+    chans: dict[str, ChannelSamples] = {}
+    for name, res in usable.items():
+        assert res.channel is not None
+        cs = data[(res.channel.group, res.channel.index)]
+        check_timestamps(cs.timestamps, f"channel {res.channel.ref} ({name})", recording=rec)
+        if cs.timestamps.size == 0:
+            if name in REQUIRED_SIGNALS:
+                raise InvalidRecordingError(
+                    f"channel {res.channel.ref} ({name}) has no samples",
+                    recording=rec,
+                    hint="check that the logger recorded this bus/sensor; re-record or "
+                    "map another channel",
+                )
+            continue
+        chans[name] = cs
+    t_min = min(float(c.timestamps[0]) for c in chans.values())
+    t_max = max(float(c.timestamps[-1]) for c in chans.values())
+    grid = make_grid(t_min, t_max, cycle_time)
+    if grid.size < 2:
+        raise InvalidRecordingError(
+            f"data-quality check 'duration' failed: the recording spans {t_max - t_min:.6g} s "
+            f"({t_min:.6g} .. {t_max:.6g} s), shorter than one cycle of {cycle_time:g} s",
+            recording=rec,
+            hint="check that the file is complete; a replay needs at least two cycles",
+        )
+    values: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
+    traces: dict[str, Trace] = {}
+    uses = Counter(id(cs.samples) for cs in chans.values())
+    for name, cs in chans.items():
+        res = usable[name]
+        assert res.channel is not None
+        raw = _to_si(cs.samples, res.scale, res.offset, in_place=uses[id(cs.samples)] == 1)
+        traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
+        vals = resample(
+            cs.timestamps, raw, grid, hold=res.hold, max_gap=None if res.hold else max_gap
+        )
+        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
+            nan = np.isnan(vals)
+            np.copyto(vals, vals != 0, casting="unsafe")
+            vals[nan] = np.nan
+            del nan
+        values[name] = vals
+        sources[name] = res.source
+    if "target_valid" in values:
+        invalid = values["target_valid"] == 0
+        for name in TARGET_SIGNALS:
+            if name in values:
+                values[name][invalid] = np.nan
+    else:
+        dist = values.get("target_distance", np.full(grid.shape, np.nan))
+        values["target_valid"] = np.isfinite(dist).astype(np.float64)
+        sources["target_valid"] = "derived: isfinite(target_distance)"
+    ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
+    return Signals(
+        t=grid,
+        values=ordered,
+        cycle_time=cycle_time,
+        sources={n: sources[n] for n in ordered},
+        traces=traces,
+    )
