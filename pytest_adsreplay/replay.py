@@ -162,9 +162,9 @@ def read(
     ``max_gap`` in s, the sidecar's ``nominal_speed`` in km/h, ``expect_target`` the
     reason a target object must be present, or None); ``gate=False`` only reads.
     """
+    from pytest_adsreplay.signals import ChannelMap, load_channel_map, read_signals
     from pytest_adsreplay.signals.quality import GateSettings
     from pytest_adsreplay.signals.quality import gate as run_gate
-    from pytest_adsreplay.signals import ChannelMap, load_channel_map, read_signals
 
     cmap = channel_map if isinstance(channel_map, ChannelMap) else load_channel_map(channel_map)
     rid = recording_id or str(path)
