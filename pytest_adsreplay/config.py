@@ -330,7 +330,7 @@ def _convert(opt: Option, raw: _Raw) -> Any:
     if name == "redis_url":
         url = str(raw.value).strip()
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            from pytest_adsreplay.queue.broker import mask_url
+            from pytest_adsreplay.urls import mask_url
 
             raise UsageError(
                 f"{opt.flag} = {mask_url(url)!r} (from {raw.source}) must start with "

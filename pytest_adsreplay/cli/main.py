@@ -59,7 +59,7 @@ def _open_db(url: str | None) -> object:
     try:
         return open_store(url)
     except UsageError as exc:
-        from pytest_adsreplay.queue.broker import mask_url
+        from pytest_adsreplay.urls import mask_url
 
         raise UsageError(
             f"results database {mask_url(url)}: {exc.message}", hint=exc.hint

@@ -14,7 +14,7 @@ import pytest
 from pytest_adsreplay.config import OPTIONS, build_settings
 from pytest_adsreplay.errors import AdsReplayError, UsageError
 from pytest_adsreplay.plugin.session import ReplayRun
-from pytest_adsreplay.queue.broker import mask_url
+from pytest_adsreplay.urls import mask_url
 from pytest_adsreplay.queue.pipeline import Chain, Outcome, new_run_id
 from pytest_adsreplay.recordings.discovery import Recording, check_expectations
 from pytest_adsreplay.reporting.text import (

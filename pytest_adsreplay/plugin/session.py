@@ -93,7 +93,7 @@ class ReplayRun:
     # -- broker ----------------------------------------------------------------------
     @property
     def broker_label(self) -> str:
-        from pytest_adsreplay.queue.broker import mask_url
+        from pytest_adsreplay.urls import mask_url
 
         if self.settings.redis_url is None:
             return "fakeredis (embedded, in-process worker)"

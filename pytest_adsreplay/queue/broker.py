@@ -1,15 +1,14 @@
 """Redis connections (embedded fakeredis or a real server), queues, the in-process worker.
 
-The only module that opens Redis connections for the session; it also knows how to mask
-a URL's password (every message that names a server goes through ``mask_url``) and how
-to remove a run's keys. Worker processes live in ``worker``.
+The only module that opens Redis connections for the session (every message that names
+a server shows it through ``urls.mask_url``); it also knows how to remove a run's keys.
+Worker processes live in ``worker``; who may run what on them, in ``trust``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import signal
 import threading
 import time
@@ -17,31 +16,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pytest_adsreplay.errors import BrokerError
+from pytest_adsreplay.urls import mask_url as mask_url  # re-exported for older callers
+from pytest_adsreplay.urls import scrub
 
 CONNECT_TIMEOUT = 5.0
 STAGES = ("read", "aeb", "db")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (userinfo and any ``password=`` query value) as ``***``.
-
-    ``redis://user:pw@host`` -> ``redis://user:***@host``; a userinfo without ``:`` may
-    be a password written in the wrong place, so it is masked whole. Passwords may
-    contain ``@``: the host starts after the last one, as in urllib.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return _mask_query(url)
-    query = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
-    at = rest.rfind("@", 0, query)  # a Redis URL's path (/db) never holds an "@"
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = (f"{user}:***" if colon else "***") + rest[at:]
-    return f"{scheme}://{_mask_query(rest)}"
-
-
-def _mask_query(text: str) -> str:
-    return re.sub(r"(?i)((?:^|[?&;])password=)[^&#;]*", r"\1***", text)
 
 
 def describe(conn: Any) -> str:
@@ -89,25 +68,12 @@ def connect(url: str | None) -> Any:
         )
     except (redis.exceptions.RedisError, OSError, ValueError) as exc:
         raise BrokerError(
-            f"cannot reach Redis at {masked}: {type(exc).__name__}: {_scrub(str(exc), url)}",
+            f"cannot reach Redis at {masked}: {type(exc).__name__}: {scrub(str(exc), url)}",
             hint="start redis-server there, check host/port/password (and the TLS options "
             "of a rediss:// URL), or drop --redis-url to use the embedded fakeredis",
         ) from None
     conn.adsreplay_url = masked  # type: ignore[attr-defined]
     return conn
-
-
-def _scrub(text: str, url: str) -> str:
-    """``text`` with ``url`` and its password masked (driver messages may quote them)."""
-    from urllib.parse import unquote, urlsplit
-
-    text = mask_url(text.replace(url, mask_url(url)))
-    with contextlib.suppress(ValueError):
-        password = urlsplit(url).password
-        for secret in {password, unquote(password or "")}:
-            if secret and len(secret) > 2:
-                text = text.replace(secret, "***")
-    return text
 
 
 class StrictJobTimeoutException(BaseException):

@@ -45,6 +45,7 @@ from rq import SimpleWorker
 
 from pytest_adsreplay.errors import AdsReplayError, BrokerError
 from pytest_adsreplay.queue import broker
+from pytest_adsreplay.urls import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def run_worker(
     if announce:
         queues = ", ".join(q.name for q in worker.queues)
         print(
-            f"adsreplay worker {worker.name} (pid {os.getpid()}) on {broker.mask_url(url)}, "
+            f"adsreplay worker {worker.name} (pid {os.getpid()}) on {mask_url(url)}, "
             f"queues {queues}" + (", burst" if burst else ""),
             file=sys.stderr,
             flush=True,

@@ -111,7 +111,7 @@ def resolve_run(store: Any, ref: str) -> str:
 
 
 def store_label(store: Any) -> str:
-    from pytest_adsreplay.queue.broker import mask_url
+    from pytest_adsreplay.urls import mask_url
 
     return mask_url(str(store.url))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.queue.broker import mask_url
+from pytest_adsreplay.urls import mask_url
 
 STATUSES = ("ok", "failed", "error", "invalid")
 KPI_COLUMNS: tuple[tuple[str, str], ...] = (

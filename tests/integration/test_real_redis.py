@@ -24,7 +24,8 @@ from integration_kit import (
 )
 
 from pytest_adsreplay.errors import BrokerError
-from pytest_adsreplay.queue.broker import connect, mask_url
+from pytest_adsreplay.queue.broker import connect
+from pytest_adsreplay.urls import mask_url
 
 SECRET = "Sup3r-s3cret"
 
