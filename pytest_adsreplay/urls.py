@@ -101,6 +101,15 @@ def scrub(text: str, url: str) -> str:
     return _mask_conninfo(text)
 
 
+def needs_quoting(url: str) -> bool:
+    """Whether the password of ``url`` holds a character (``# ? / @``) that drivers which
+    parse URLs with ``urllib`` take as a delimiter: it must be percent-encoded."""
+    parts = _split(url)
+    if parts is None or parts[1] is None:
+        return False
+    return any(c in parts[1].partition(":")[2] for c in "#?/@")
+
+
 def _secrets(url: str) -> set[str]:
     """Every secret written in ``url``: the userinfo's password (raw and decoded) and
     the values of secret parameters."""
@@ -111,7 +120,8 @@ def _secrets(url: str) -> set[str]:
         if userinfo is not None:
             user, colon, password = userinfo.partition(":")
             value = password if colon else user
-            found |= {value, unquote(value)}
+            # a driver that splits the URL itself at # ? / quotes pieces of the password
+            found |= {value, unquote(value), *re.split(r"[#?/@:]", value)}
         query = rest.partition("?")[2]
     else:
         query = url

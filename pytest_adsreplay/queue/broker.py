@@ -17,7 +17,7 @@ from typing import Any
 
 from pytest_adsreplay.errors import BrokerError
 from pytest_adsreplay.urls import mask_url as mask_url  # re-exported for older callers
-from pytest_adsreplay.urls import scrub
+from pytest_adsreplay.urls import needs_quoting, scrub
 
 CONNECT_TIMEOUT = 5.0
 STAGES = ("read", "aeb", "db")
@@ -32,13 +32,14 @@ def describe(conn: Any) -> str:
     return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
 
 
-def connect(url: str | None) -> Any:
+def connect(url: str | None, *, worker: bool = False) -> Any:
     """A Redis client: embedded fakeredis when ``url`` is None, else a checked real server.
 
     ``redis://``, ``rediss://`` (TLS; certificate options as query arguments, e.g.
     ``?ssl_ca_certs=ca.pem``) and ``unix://``, password in the URL. An unreachable server
     raises BrokerError within ``CONNECT_TIMEOUT`` seconds (one PING, no retries), naming
-    the URL with its password masked.
+    the URL with its password masked; its hint says how to check the URL and the server
+    (``worker``: for a worker process, which has no embedded mode to fall back to).
     """
     if url is None:
         import fakeredis
@@ -69,11 +70,26 @@ def connect(url: str | None) -> Any:
     except (redis.exceptions.RedisError, OSError, ValueError) as exc:
         raise BrokerError(
             f"cannot reach Redis at {masked}: {type(exc).__name__}: {scrub(str(exc), url)}",
-            hint="start redis-server there, check host/port/password (and the TLS options "
-            "of a rediss:// URL), or drop --redis-url to use the embedded fakeredis",
+            hint=unreachable_hint(url, worker=worker),
         ) from None
     conn.adsreplay_url = masked  # type: ignore[attr-defined]
     return conn
+
+
+def unreachable_hint(url: str, *, worker: bool = False) -> str:
+    """What to do when the Redis at ``url`` does not answer."""
+    check = (
+        "check the URL (host, port, db, password; the TLS options of a rediss:// URL) and "
+        "that the server is up: redis-cli -u URL ping"
+    )
+    if needs_quoting(url):
+        check = (
+            "the password holds # ? / or @, which must be percent-encoded in a URL "
+            "(%23 %3F %2F %40); " + check
+        )
+    if worker:
+        return check + "; a worker needs the Redis server its sessions use"
+    return check + ", or drop --redis-url to use the embedded fakeredis"
 
 
 class StrictJobTimeoutException(BaseException):

@@ -192,7 +192,7 @@ def run_worker(
         raise BrokerError(f"no Redis URL: pass --redis-url URL or set {URL_ENV}")
     name = name or default_name()
     start_heartbeat(url, name, parent_pid)
-    conn = broker.connect(url)
+    conn = broker.connect(url, worker=True)
     for problem in preload([*PRELOAD, *preload_modules]):
         print(f"adsreplay worker: cannot preload {problem}", file=sys.stderr)
     worker = build_worker(conn, namespace, name)

@@ -216,3 +216,4 @@ def test_worker_cli_environment_url(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert mask_url(url) in out.stderr and SECRET not in out.stderr + out.stdout
+    assert "fakeredis" not in out.stderr and "redis-cli -u URL ping" in out.stderr
