@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+import pytest_adsreplay.scenarios as gen
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.function.reference import TtcAeb
-from pytest_adsreplay.scenarios import generate as gen
+from pytest_adsreplay.scenarios import ncap, synthesis
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
 KPI_NAMES = {
@@ -59,7 +60,8 @@ def read_groups(path: Path) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     with MDF(path) as mdf:
-        for gi, group in enumerate(mdf.groups):
+        groups: list[Any] = list(mdf.groups)
+        for gi, group in enumerate(groups):
             name = group.channel_group.acq_name
             out[name] = {
                 ch.name: mdf.get(ch.name, group=gi, index=ci)
@@ -195,7 +197,7 @@ def test_sidecar_text_is_toml_with_expected_bound_syntax() -> None:
     text = gen.sidecar_text(gen.scenario("ncap/CCRs_40kph"))
     data = tomllib.loads(text)
     assert data["nominal_speed"] == 40.0
-    assert data["generator"]["t0"] == gen.PRE_ROLL
+    assert data["generator"]["t0"] == ncap.PRE_ROLL
     assert "fcw_lead_time = { min = 0.8 }" in text
     assert "collision = false" in text
     assert data["expect"]["ttc_at_brake"] == pytest.approx([1.64, 1.71])
@@ -263,7 +265,7 @@ def test_ncap_approach_is_steady_for_2_s_before_t0_and_ends_before_contact(
 
 def test_motion_matches_closed_form_stopping_distance() -> None:
     v0, a = 50 / 3.6, 9.0
-    ramp = a / gen.BRAKE_JERK
+    ramp = a / ncap.BRAKE_JERK
     plain = gen.Motion(0.0, v0, ((1.0, 0.0), (1.0 + 1e-9, -a)))
     ramped = gen.Motion(0.0, v0, ((1.0, 0.0), (1.0 + ramp, -a)))
     for motion, expected in (
@@ -279,9 +281,9 @@ def test_motion_matches_closed_form_stopping_distance() -> None:
 def test_ccrb_target_follows_its_braking_profile() -> None:
     sc = gen.scenario("ncap/CCRb_d6_g12m")
     lead = sc.targets[0].motion
-    _, v, a = lead.at(np.array([gen.PRE_ROLL - 0.1, gen.PRE_ROLL + 0.25, gen.PRE_ROLL + 1.0]))
+    _, v, a = lead.at(np.array([ncap.PRE_ROLL - 0.1, ncap.PRE_ROLL + 0.25, ncap.PRE_ROLL + 1.0]))
     assert a.tolist() == pytest.approx([0.0, -3.0, -6.0])
-    assert v[2] == pytest.approx(50 / 3.6 - 6.0 * (1.0 - gen.CCRB_RAMP / 2))
+    assert v[2] == pytest.approx(50 / 3.6 - 6.0 * (1.0 - ncap.CCRB_RAMP / 2))
 
 
 @pytest.mark.parametrize("name", gen.SUITES["false-activation"])
@@ -295,7 +297,7 @@ def test_false_activation_truth_never_activates_the_reference(name: str) -> None
     for target in sc.targets:
         x, v, _ = target.motion.at(t)
         dx = x - x_ego
-        take = (dx > gen.MIN_DX) & (dx <= gen.MAX_RANGE) & (dx < best)
+        take = (dx > synthesis.MIN_DX) & (dx <= synthesis.MAX_RANGE) & (dx < best)
         best = np.where(take, dx, best)
         dist, vrel = np.where(take, dx, dist), np.where(take, v - v_ego, vrel)
         lat = np.where(take, target.lat(t), lat)
