@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt, sosfiltfilt
 
-from pytest_adsreplay.kpi import compute as kpi
+from pytest_adsreplay.kpi import onset as kpi
 
 
 @pytest.mark.parametrize("fs", [21.0, 25.0, 50.0, 100.0, 200.0, 1000.0])
