@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_adsreplay.errors import FunctionError, FunctionLoadError
-from pytest_adsreplay.function import python as function
+from pytest_adsreplay.function import stepping as function
 from pytest_adsreplay.function.python import declared_cycle_time, load_function, run_function
 
 T = np.arange(0, 1, 0.01)

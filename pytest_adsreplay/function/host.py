@@ -1,0 +1,690 @@
+"""The supervised function host: the function under test runs in a child process.
+
+A :class:`FunctionHost` is a clean Python subprocess (not a fork: the parent may hold
+fakeredis, threads and open connections) that loads the function once through
+:func:`~pytest_adsreplay.function.open_function` and then steps whole recordings:
+the signals go in and the outputs come back as raw float64 buffers over a pipe, one
+message each way per recording. The child writes the time of the cycle it is about to
+step into a shared one-value buffer, so when it dies — any exit status, any signal, a
+segfault in native code — the recording gets a FunctionError saying how it died and
+the last cycle time reached, and the next recording gets a fresh host.
+
+Limits: the child's address space is capped with ``RLIMIT_AS`` (``memory`` bytes), its
+stdout and stderr are captured with only the last ``output`` bytes kept (the rest is
+counted), and a run that does not answer within its timeout is killed with SIGKILL (a
+timer cannot interrupt native code).
+
+Hosts are kept per process in a small pool keyed by the function, its parameters,
+options and limits (:func:`acquire`): a worker keeps its host across recordings.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import math
+import mmap
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_adsreplay.errors import AdsReplayError, FunctionError, FunctionLoadError
+from pytest_adsreplay.function.protocol import FunctionOptions
+
+MEMORY_DEFAULT = 4 * 1024**3  # bytes of address space for the function's process
+OUTPUT_DEFAULT = 1024**2  # bytes of the function's output kept per recording
+POOL_SIZE = 4  # hosts kept alive per process (e.g. parameter variants of one session)
+DTYPE = "<f8"
+_LEN = struct.Struct("<Q")
+_READ = 1 << 20
+_POLL = 0.05  # s between looks at a running child (memory, liveness)
+_EXIT_WAIT = 5.0  # s a child that closed its pipe gets to exit before it is killed
+_MEMORY_HINT = (
+    "raise the limit in the ini file, e.g. `adsreplay_function_memory = 8GB` (or 0 for "
+    "no limit), or find what the function keeps allocating"
+)
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """What the host allows the function: ``memory`` bytes of address space (None: no
+    limit), the last ``output`` bytes of its stdout/stderr kept per recording."""
+
+    memory: int | None = MEMORY_DEFAULT
+    output: int = OUTPUT_DEFAULT
+
+
+def format_size(n: float) -> str:
+    """``4 GB``, ``512 MB``, ``1.5 kB``: bytes for a message (powers of 1024)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            text = f"{n:.1f}".removesuffix(".0") if unit != "B" else str(int(n))
+            return f"{text} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+class _Tail:
+    """The last ``cap`` bytes written to a stream, and how many there were in all."""
+
+    def __init__(self, cap: int):
+        self.cap = max(0, cap)
+        self.buf = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        self.buf += data
+        if len(self.buf) > self.cap:
+            del self.buf[: len(self.buf) - self.cap]
+
+    def clear(self) -> None:
+        self.buf.clear()
+        self.total = 0
+
+    def text(self) -> str:
+        """The kept tail as an error-message section ('' when nothing was written)."""
+        if not self.total:
+            return ""
+        body = self.buf.decode("utf-8", errors="replace").rstrip()
+        dropped = self.total - len(self.buf)
+        more = f"; {format_size(dropped)} more not shown" if dropped else ""
+        kept = format_size(len(self.buf))
+        return f"\n\nOutput of the function under test (last {kept}{more}):\n{body}"
+
+
+def _message(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[Any]:
+    """A wire message: length, JSON header (with the array names and sizes), raw buffers."""
+    bufs = [np.ascontiguousarray(a, dtype=DTYPE).reshape(-1) for a in arrays.values()]
+    head = dict(header)
+    head["arrays"] = [[name, int(b.size)] for name, b in zip(arrays, bufs, strict=True)]
+    raw = json.dumps(head).encode()
+    return [_LEN.pack(len(raw)), raw, *(memoryview(_bytes(b)).cast("B") for b in bufs)]
+
+
+def _bytes(a: np.ndarray) -> Any:
+    """``a`` as a buffer object (numpy arrays are buffers; the stubs do not say so)."""
+    return a
+
+
+def _parse(
+    data: bytes | bytearray | memoryview,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The message at the start of ``data``, or None while it is incomplete."""
+    if len(data) < _LEN.size:
+        return None
+    (hlen,) = _LEN.unpack_from(data)
+    end = _LEN.size + hlen
+    if len(data) < end:
+        return None
+    header: dict[str, Any] = json.loads(bytes(data[_LEN.size : end]))
+    need = end + 8 * sum(int(n) for _, n in header.get("arrays", ()))
+    if len(data) < need:
+        return None
+    arrays: dict[str, np.ndarray] = {}
+    pos = end
+    for name, n in header.get("arrays", ()):
+        arrays[name] = np.frombuffer(data, dtype=DTYPE, count=int(n), offset=pos).copy()
+        pos += 8 * int(n)
+    return header, arrays
+
+
+class FunctionHost:
+    """One supervised child process holding one loaded function under test."""
+
+    def __init__(
+        self,
+        spec: str,
+        params: Mapping[str, Any] | None = None,
+        options: FunctionOptions | None = None,
+        limits: HostLimits | None = None,
+    ):
+        self.spec = spec
+        self.params = dict(params or {})
+        self.options = options or FunctionOptions()
+        self.limits = limits or HostLimits()
+        self.owner = os.getpid()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kind = "python"
+        self.cycle_time: float | None = None
+        self.output = _Tail(self.limits.output)
+        self.started_seconds = 0.0  # how long starting and loading took
+        self._peak_vm = 0  # bytes of address space last seen in use
+        self._fds: dict[str, int] = {}
+        self._progress: mmap.mmap | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.owner == os.getpid() and self.proc.poll() is None
+
+    def start(self, timeout: float = 120.0) -> FunctionHost:
+        """Start the child and load the function there (FunctionLoadError if it cannot)."""
+        began = time.perf_counter()
+        self._spawn()
+        options = asdict(self.options)
+        options["binding"] = dict(self.options.binding) if self.options.binding else None
+        header = {
+            "op": "open",
+            "spec": self.spec,
+            "params": self.params,
+            "options": options,
+            "memory": self.limits.memory,
+            "sys_path": list(sys.path),
+        }
+        try:
+            reply, _ = self._exchange(_message(header, {}), timeout, None, "loading")
+        except BaseException:
+            self.close()
+            raise
+        if not reply.get("ok"):
+            self.close()
+            raise _error_from(reply, None)
+        self.kind = str(reply.get("kind", "python"))
+        ct = reply.get("cycle_time")
+        self.cycle_time = None if ct is None else float(ct)
+        self.started_seconds = time.perf_counter() - began
+        return self
+
+    def _spawn(self) -> None:
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+        out_r, out_w = os.pipe()
+        progress = tempfile.TemporaryFile()  # noqa: SIM115 - unlinked, closed below
+        progress.truncate(mmap.PAGESIZE)
+        prog_fd = progress.fileno()
+        code = "from pytest_adsreplay.function.host import child_main; child_main()"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", "-c", code, str(cmd_r), str(res_w), str(prog_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(cmd_r, res_w, prog_fd),
+                close_fds=True,
+            )
+        finally:
+            for fd in (cmd_r, res_w, out_w):
+                os.close(fd)
+        self._progress = mmap.mmap(prog_fd, mmap.PAGESIZE)
+        progress.close()
+        for fd in (cmd_w, res_r, out_r):
+            os.set_blocking(fd, False)
+        self._fds = {"cmd": cmd_w, "res": res_r, "out": out_r}
+
+    def close(self) -> None:
+        """Stop the child (EOF on its command pipe, then SIGKILL if it lingers)."""
+        proc, self.proc = self.proc, None
+        fds, self._fds = self._fds, {}
+        if proc is not None and self.owner == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(fds.pop("cmd"))
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fd in fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(
+        self,
+        t: np.ndarray,
+        signals: Mapping[str, np.ndarray],
+        *,
+        inputs: tuple[str, ...] = (),
+        recording: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Step one whole recording in the child; its outputs as arrays on ``t``.
+
+        Raises FunctionError for a failure inside the function and when the child dies
+        or does not answer within ``timeout`` seconds (it is then killed); after either,
+        the host is closed and :func:`acquire` starts a new one.
+        """
+        if not self.alive:
+            raise FunctionError(
+                "the function host is not running", recording=recording, hint="acquire() a new one"
+            )
+        arrays = {"t": np.asarray(t, dtype=np.float64), **signals}
+        header = {"op": "run", "inputs": list(inputs), "recording": recording}
+        self.output.clear()
+        self._set_progress(math.nan)
+        try:
+            reply, outputs = self._exchange(
+                _message(header, arrays), timeout, recording, "stepping"
+            )
+        except BaseException:
+            self.close()
+            raise
+        if not reply.get("ok"):
+            if reply.get("fatal"):
+                self.close()
+            raise _error_from(reply, recording, self.output.text())
+        return outputs
+
+    def _set_progress(self, value: float) -> None:
+        if self._progress is not None:
+            struct.pack_into("<d", self._progress, 0, value)
+
+    def progress(self) -> float:
+        """The time of the last cycle the child started (NaN: none yet)."""
+        if self._progress is None:
+            return math.nan
+        value: float = struct.unpack_from("<d", self._progress, 0)[0]
+        return value
+
+    def _exchange(
+        self, message: list[Any], timeout: float | None, recording: str | None, doing: str
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Send ``message``, collect the reply, drain the output meanwhile; raise
+        FunctionError when the child dies or the deadline passes."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        pending = [
+            memoryview(m).cast("B") if not isinstance(m, bytes) else memoryview(m) for m in message
+        ]
+        received = bytearray()
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self._fds["res"], selectors.EVENT_READ, "res")
+            sel.register(self._fds["out"], selectors.EVENT_READ, "out")
+            if pending:
+                sel.register(self._fds["cmd"], selectors.EVENT_WRITE, "cmd")
+            while True:
+                wait = (
+                    _POLL if deadline is None else min(_POLL, max(0.0, deadline - time.monotonic()))
+                )
+                for key, _ in sel.select(wait):
+                    if key.data == "cmd":
+                        if not self._send(pending):
+                            sel.unregister(self._fds["cmd"])
+                    elif key.data == "out":
+                        if not self._drain_output():
+                            sel.unregister(self._fds["out"])
+                    else:
+                        chunk = _read(self._fds["res"])
+                        if chunk is None:
+                            continue
+                        if not chunk:
+                            raise self._died(recording, doing)
+                        received += chunk
+                        parsed = _parse(received)
+                        if parsed is not None:
+                            self._drain_output()
+                            return parsed
+                self._sample_memory()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._kill_on_timeout(timeout or 0.0, recording, doing)
+        finally:
+            sel.close()
+
+    def _send(self, pending: list[memoryview]) -> bool:
+        """Write what the pipe takes; False when everything is sent."""
+        while pending:
+            try:
+                n = os.write(self._fds["cmd"], pending[0])
+            except BlockingIOError:
+                return True
+            except BrokenPipeError:
+                pending.clear()  # the child is gone: the result pipe says how
+                return False
+            if n == len(pending[0]):
+                pending.pop(0)
+            else:
+                pending[0] = pending[0][n:]
+        return False
+
+    def _drain_output(self) -> bool:
+        """Read the child's available output into the tail; False at EOF."""
+        while True:
+            chunk = _read(self._fds["out"])
+            if chunk is None:
+                return True
+            if not chunk:
+                return False
+            self.output.add(chunk)
+
+    def _sample_memory(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            with open(f"/proc/{self.proc.pid}/statm", "rb") as f:
+                self._peak_vm = max(self._peak_vm, int(f.read().split()[0]) * mmap.PAGESIZE)
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def _where(self) -> tuple[float | None, str]:
+        t = self.progress()
+        if math.isnan(t):
+            return None, "before its first cycle"
+        return t, f"at or after t = {t:.3f} s"
+
+    def _died(self, recording: str | None, doing: str) -> FunctionError:
+        """The error for a child that closed its result pipe: how it ended, and where."""
+        proc = self.proc
+        assert proc is not None
+        try:
+            status = proc.wait(timeout=_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = proc.wait()
+        self._drain_output()
+        t, where = self._where()
+        if status >= 0:
+            how = f"exited with status {status}"
+        else:
+            how = f"crashed ({_signal_name(-status)})"
+            if -status == signal.SIGKILL:
+                how = "was killed (SIGKILL, perhaps by the kernel's out-of-memory killer)"
+        text = f"the function under test {how} {where}"
+        if doing == "loading":
+            text = f"the function under test {how} while it was being loaded"
+        hint = (
+            "the other recordings run in a fresh function host; reproduce with "
+            "pytest_adsreplay.replay_file(path, function)"
+        )
+        limit = self.limits.memory
+        if limit and self._peak_vm >= 0.9 * limit:
+            text += (
+                f"; it was using {format_size(self._peak_vm)} of its memory limit of "
+                f"{format_size(limit)} (adsreplay_function_memory)"
+            )
+            hint = _MEMORY_HINT
+        return FunctionError(text + self.output.text(), t=t, recording=recording, hint=hint)
+
+    def _kill_on_timeout(self, timeout: float, recording: str | None, doing: str) -> FunctionError:
+        proc = self.proc
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self._drain_output()
+        t, where = self._where()
+        return FunctionError(
+            f"the function under test did not finish {doing} within {timeout:.1f} s and was "
+            f"killed (SIGKILL) {where}" + self.output.text(),
+            t=t,
+            recording=recording,
+            hint="it may hang (an endless loop, a blocking call in native code); or raise "
+            "adsreplay_timeout (--adsreplay-timeout) if the recording is that long",
+        )
+
+
+def _read(fd: int) -> bytes | None:
+    """Up to 1 MB from a non-blocking pipe; None when nothing is there, b'' at EOF."""
+    try:
+        return os.read(fd, _READ)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+_ERRORS: dict[str, type[AdsReplayError]] = {
+    "FunctionError": FunctionError,
+    "FunctionLoadError": FunctionLoadError,
+}
+
+
+def _error_from(
+    reply: Mapping[str, Any], recording: str | None, output: str = ""
+) -> AdsReplayError:
+    """The error a child reported, rebuilt in this process."""
+    err = reply.get("error") or {}
+    message = str(err.get("message", "the function host failed")) + output
+    hint = err.get("hint")
+    rec = err.get("recording") or recording
+    kind = str(err.get("type", "FunctionError"))
+    if kind == "FunctionLoadError":
+        return FunctionLoadError(message, recording=rec, hint=hint)
+    if kind in _ERRORS and kind != "FunctionError":  # pragma: no cover
+        return _ERRORS[kind](message, recording=rec, hint=hint)
+    return FunctionError(
+        message, t=err.get("t"), traceback=err.get("traceback"), recording=rec, hint=hint
+    )
+
+
+# -- the pool of hosts of this process ----------------------------------------------------
+
+_POOL: OrderedDict[str, FunctionHost] = OrderedDict()
+_POOL_LOCK = threading.Lock()
+
+
+def _pool_key(
+    spec: str, params: Mapping[str, Any], options: FunctionOptions, limits: HostLimits
+) -> str:
+    return json.dumps(
+        [spec, dict(params), asdict(options), asdict(limits)], sort_keys=True, default=str
+    )
+
+
+def acquire(
+    spec: str,
+    params: Mapping[str, Any] | None = None,
+    options: FunctionOptions | None = None,
+    limits: HostLimits | None = None,
+) -> FunctionHost:
+    """A running host for this function, parameters, options and limits: the one kept
+    from the last recording when it is still alive, else a new one (FunctionLoadError
+    when the function cannot be loaded)."""
+    params = dict(params or {})
+    options = options or FunctionOptions()
+    limits = limits or HostLimits()
+    key = _pool_key(spec, params, options, limits)
+    with _POOL_LOCK:
+        host = _POOL.pop(key, None)
+        if host is not None and not host.alive:
+            host.close()
+            host = None
+        if host is None:
+            host = FunctionHost(spec, params, options, limits).start()
+        _POOL[key] = host
+        while len(_POOL) > POOL_SIZE:
+            _, old = _POOL.popitem(last=False)
+            old.close()
+        return host
+
+
+def shutdown() -> None:
+    """Stop every host of this process."""
+    with _POOL_LOCK:
+        while _POOL:
+            _, host = _POOL.popitem()
+            host.close()
+
+
+atexit.register(shutdown)
+
+
+# -- the child ------------------------------------------------------------------------
+
+
+def child_main() -> None:
+    """The host process: load the function, then step recordings until EOF."""
+    import faulthandler
+
+    cmd_fd, res_fd, prog_fd = (int(a) for a in sys.argv[1:4])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    faulthandler.enable()  # a native crash prints the Python stack into the captured output
+    _die_with_parent()
+    buf = mmap.mmap(prog_fd, mmap.PAGESIZE)
+    progress = memoryview(buf).cast("d")
+    cmd = os.fdopen(cmd_fd, "rb", buffering=0)
+    res = os.fdopen(res_fd, "wb", buffering=0)
+    child = _Child(progress)
+    while True:
+        request = _read_message(cmd)
+        if request is None:
+            return
+        reply, arrays = child.handle(*request)
+        _flush()
+        for part in _message(reply, arrays):
+            res.write(part)
+        if reply.get("fatal"):
+            os._exit(70)
+
+
+def _flush() -> None:
+    """Flush Python's and C's stdio, so the output of a run is in the pipe before its reply."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the parent dies (a hang in native code would
+    otherwise outlive it; elsewhere EOF on the command pipe ends an idle child)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _read_message(f: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    head = _read_exact(f, _LEN.size)
+    if head is None:
+        return None
+    (hlen,) = _LEN.unpack(head)
+    raw = _read_exact(f, hlen)
+    if raw is None:
+        return None
+    header: dict[str, Any] = json.loads(raw)
+    arrays: dict[str, np.ndarray] = {}
+    for name, n in header.get("arrays", ()):
+        a = np.empty(int(n), dtype=DTYPE)
+        view = memoryview(_bytes(a)).cast("B")
+        got = 0
+        while got < len(view):
+            k = f.readinto(view[got:])
+            if not k:
+                return None
+            got += k
+        arrays[name] = a
+    return header, arrays
+
+
+def _read_exact(f: Any, n: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < n:
+        chunk = f.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+class _Child:
+    """The child's state: the loaded adapter and the memory limit."""
+
+    def __init__(self, progress: Any):
+        self.progress = progress
+        self.adapter: Any = None
+        self.memory: int | None = None
+
+    def handle(
+        self, header: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        try:
+            if header.get("op") == "open":
+                return self.open(header), {}
+            return {"ok": True}, self.run(header, arrays)
+        except MemoryError:
+            return self._memory_error(header), {}
+        except AdsReplayError as exc:
+            if isinstance(exc, FunctionError) and "raised MemoryError" in exc.message:
+                return self._memory_error(header, exc.t), {}
+            return {"ok": False, "error": _error_dict(exc)}, {}
+        except Exception as exc:
+            import traceback
+
+            text = "".join(traceback.format_exception(exc))
+            error = {
+                "type": "FunctionError",
+                "message": f"the function host failed: {type(exc).__name__}: {exc}",
+                "traceback": text,
+            }
+            return {"ok": False, "fatal": True, "error": error}, {}
+
+    def open(self, header: dict[str, Any]) -> dict[str, Any]:
+        paths = [str(p) for p in header.get("sys_path", ())]
+        sys.path[:] = paths + [p for p in sys.path if p not in paths]
+        self.memory = header.get("memory") or None
+        if self.memory:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (int(self.memory), int(self.memory)))
+        from pytest_adsreplay.function import open_function
+
+        raw = dict(header.get("options") or {})
+        options = FunctionOptions(**raw)
+        self.adapter = open_function(str(header["spec"]), header.get("params") or {}, options)
+        with contextlib.suppress(Exception):
+            self.adapter.progress = self.progress
+        return {"ok": True, "kind": self.adapter.kind, "cycle_time": self.adapter.cycle_time}
+
+    def run(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.progress[0] = math.nan
+        t = arrays.pop("t")
+        outputs: dict[str, np.ndarray] = self.adapter.run(
+            t, arrays, inputs=tuple(header.get("inputs") or ()), recording=header.get("recording")
+        )
+        return outputs
+
+    def _memory_error(self, header: Mapping[str, Any], t: float | None = None) -> dict[str, Any]:
+        if t is None:
+            t = self.progress[0]
+            t = None if math.isnan(t) else t
+        where = "before its first cycle" if t is None else f"at t = {t:.3f} s"
+        limit = f"its memory limit of {format_size(self.memory)}" if self.memory else "no memory"
+        error = {
+            "type": "FunctionError",
+            "message": f"the function under test hit {limit} (adsreplay_function_memory) {where}",
+            "t": t,
+            "recording": header.get("recording"),
+            "hint": _MEMORY_HINT,
+        }
+        # what it allocated may still be held: the next recording gets a fresh process
+        return {"ok": False, "fatal": True, "error": error}
+
+
+def _error_dict(exc: AdsReplayError) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__ if isinstance(exc, FunctionLoadError) else "FunctionError",
+        "message": exc.message,
+        "hint": exc.hint,
+        "recording": exc.recording,
+        "t": getattr(exc, "t", None),
+        "traceback": getattr(exc, "traceback", None),
+    }
