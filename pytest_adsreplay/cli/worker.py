@@ -1,0 +1,26 @@
+"""``adsreplay worker``: a worker on the plugin's queues, on any machine (distributed mode)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "worker", help="run a worker on the plugin's queues (distributed mode)"
+    )
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="default: $ADSREPLAY_REDIS_URL (keeps a password out of the process list)",
+    )
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--namespace", default="adsreplay", help="queue prefix (default: adsreplay)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pytest_adsreplay.queue.worker import run_worker
+
+    return run_worker(args.redis_url, burst=args.burst, namespace=args.namespace)
