@@ -7,12 +7,8 @@ Worker processes live in ``worker``; who may run what on them, in ``trust``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import signal
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_adsreplay.errors import BrokerError
@@ -112,7 +108,7 @@ def death_penalties() -> tuple[type, type]:
         """SIGALRM timeout for a job in the main thread (interrupts sleeps and C calls)."""
 
         def __init__(self, timeout: Any, exception: Any = None, **kwargs: Any):
-            super().__init__(timeout, StrictJobTimeoutException, **kwargs)
+            super().__init__(timeout, StrictJobTimeoutException, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]
 
         def handle_death_penalty(self, signum: Any, frame: Any) -> None:
             raise StrictJobTimeoutException(
@@ -123,7 +119,7 @@ def death_penalties() -> tuple[type, type]:
         """Timer-thread timeout for a job in another thread (cannot interrupt C calls)."""
 
         def __init__(self, timeout: Any, exception: Any = None, **kwargs: Any):
-            super().__init__(timeout, StrictJobTimeoutException, **kwargs)
+            super().__init__(timeout, StrictJobTimeoutException, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]
 
     return StrictSignalDeathPenalty, StrictTimerDeathPenalty
 
@@ -137,8 +133,10 @@ def make_queues(conn: Any, namespace: str) -> dict[str, Any]:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
+    from pytest_adsreplay.queue.trust import job_class
+
     return {
-        stage: Queue(name, connection=conn, serializer=JSONSerializer)
+        stage: Queue(name, connection=conn, serializer=JSONSerializer, job_class=job_class())
         for stage, name in queue_names(namespace).items()
     }
 
@@ -157,89 +155,14 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
     onset (``kpi.recorded_brake_time``), and its import costs as much again.
     """
     import asammdf  # noqa: F401
-    from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    class InProcessWorker(SimpleWorker):
-        """SimpleWorker for the embedded mode: no SIGINT/SIGTERM takeover, no pubsub.
+    from pytest_adsreplay.queue.inprocess import InProcessWorker
+    from pytest_adsreplay.queue.trust import job_class
 
-        In the main thread job timeouts use SIGALRM (they can interrupt sleeps and C
-        calls); the previous SIGALRM handler and interval timer are restored after every
-        ``work()``. Elsewhere a timer thread raises into the job instead.
-        """
-
-        def _install_signal_handlers(self) -> None:
-            pass
-
-        def subscribe(self) -> None:
-            """No command channel: nobody can address a worker that lives inside the
-            session, and each subscription would cost a pubsub connection and a thread
-            per ``work()`` call."""
-
-        def unsubscribe(self) -> None:
-            pass
-
-        _born = False
-        _beat = 0.0
-
-        def work(self, *args: Any, **kwargs: Any) -> bool:
-            with self._penalties():
-                return bool(super().work(*args, **kwargs))
-
-        def run(self, max_jobs: int) -> int:
-            """Run up to ``max_jobs`` jobs that are ready now; how many ran.
-
-            The embedded session's loop: rq's own dequeue and ``execute_job`` (so every
-            job is performed, recorded and its dependents enqueued exactly as by
-            ``work``), but the worker is registered once per session (``close`` ends
-            it) instead of once per call, and no suspension check: the private
-            fakeredis server cannot be suspended.
-            """
-            if not self._born:
-                self.bootstrap(logging_level="WARNING")
-                self._born = True
-            done = 0
-            with self._penalties():
-                while done < max_jobs:
-                    found = self.dequeue_job_and_maintain_ttl(None)
-                    if found is None:
-                        break
-                    self.execute_job(*found)
-                    done += 1
-            return done
-
-        def close(self) -> None:
-            """Unregister a worker that ``run`` registered."""
-            if self._born:
-                self._born = False
-                self.teardown()
-
-        def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-            """At most one worker heartbeat (3 Redis commands) per 30 s, not 3 per job:
-            the worker's key lives ``worker_ttl`` + 60 s and nobody watches it."""
-            now = time.monotonic()
-            if timeout is not None or pipeline is not None or now - self._beat > 30.0:
-                self._beat = now
-                super().heartbeat(timeout, pipeline)
-
-        @contextlib.contextmanager
-        def _penalties(self) -> Iterator[None]:
-            signal_penalty, timer_penalty = death_penalties()
-            if threading.current_thread() is not threading.main_thread():
-                self.death_penalty_class = timer_penalty
-                yield
-                return
-            self.death_penalty_class = signal_penalty
-            saved = signal.getsignal(signal.SIGALRM)
-            timer = signal.getitimer(signal.ITIMER_REAL)
-            try:
-                yield
-            finally:
-                signal.signal(signal.SIGALRM, saved)
-                if timer[0] > 0:
-                    signal.setitimer(signal.ITIMER_REAL, *timer)
-
-    return InProcessWorker(list(queues), connection=conn, serializer=JSONSerializer)
+    return InProcessWorker(
+        list(queues), connection=conn, serializer=JSONSerializer, job_class=job_class()
+    )
 
 
 def delete_run(conn: Any, run_id: str, queues: dict[str, Any] | None = None) -> int:

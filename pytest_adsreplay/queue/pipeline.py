@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_adsreplay.errors import AdsReplayError, BrokerError, StageError
-from pytest_adsreplay.queue import broker, stages
+from pytest_adsreplay.queue import broker, stages, trust
 from pytest_adsreplay.recordings.discovery import Recording
 
 TERMINAL = ("finished", "failed", "stopped", "canceled")
@@ -106,6 +106,10 @@ class ReplaySession:
         self._outcomes: dict[str, Outcome] = {}
         self._sha: dict[str, str] = {}
         self.worker_check: Any = None  # callable raising BrokerError when no worker is alive
+        # workers run only jobs of a registered, live session (see ``trust``)
+        self.registration = trust.Registration(
+            conn, cfg.run_id, cfg.namespace, ttl=int(cfg.ttl), refresh=not embedded
+        )
 
     # -- enqueue ---------------------------------------------------------------------
     def context(self, chain: Chain) -> dict[str, Any]:
@@ -183,6 +187,7 @@ class ReplaySession:
             "ttl": self.cfg.ttl,
         }
         try:
+            self.registration.start()
             mine = self._claim(new)
             ctxs = [self.context(c) for c in mine]
             for stage, func, parents in (
@@ -430,9 +435,12 @@ class ReplaySession:
     owns_keys: bool = True
 
     def cleanup(self) -> None:
-        """Delete this run's data keys and jobs (they would also expire by TTL)."""
+        """Delete this run's keys, jobs and registration (rq's own keys have no TTL: a
+        session that dies before this call leaves them to ``trust.Registration``'s
+        refresher, which gives them one)."""
         if self._worker is not None:
             with contextlib.suppress(Exception):
                 self._worker.close()
+        self.registration.stop(remove=self.owns_keys)
         if self.owns_keys:
             broker.delete_run(self.conn, self.cfg.run_id, self.queues)

@@ -94,7 +94,7 @@ class FleetWorker(SimpleWorker):
     death_penalty_class = broker.death_penalties()[0]
 
     def register_birth(self) -> None:
-        super().register_birth()
+        super().register_birth()  # type: ignore[no-untyped-call,unused-ignore]
         self.connection.expire(self.key, LIVENESS_TTL)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
@@ -160,6 +160,8 @@ def build_worker(conn: Any, namespace: str, name: str | None = None) -> Any:
     """A FleetWorker on the three stage queues of ``namespace`` (db, aeb, read order)."""
     from rq.serializers import JSONSerializer
 
+    from pytest_adsreplay.queue.trust import job_class
+
     queues = broker.worker_order(broker.make_queues(conn, namespace))
     return FleetWorker(
         queues,
@@ -167,6 +169,7 @@ def build_worker(conn: Any, namespace: str, name: str | None = None) -> Any:
         name=name or default_name(),
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL,
+        job_class=job_class(),
     )
 
 

@@ -63,7 +63,7 @@ def _commit(run: dict[str, Any]) -> str:
 
 
 def _rid(row: Any) -> str:
-    return row.recording_id + (f" [{row.variant}]" if row.variant else "")
+    return str(row.recording_id) + (f" [{row.variant}]" if row.variant else "")
 
 
 def failing(row: Any) -> bool:
@@ -75,7 +75,7 @@ def _state(row: Any) -> str:
     if row is None:
         return "-"
     if row.status != "ok":
-        return row.status
+        return str(row.status)
     return "collision" if row.kpis.get("collision") else "ok"
 
 
