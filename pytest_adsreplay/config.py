@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,22 @@ OPTIONS: tuple[Option, ...] = (
         default=True,
         const="false",
     ),
+    Option(
+        "function_memory",
+        None,
+        "adsreplay_function_memory",
+        "address-space limit of the process that runs the function under test, e.g. 4GB, "
+        "512MB; 0 = no limit",
+        default="4GB",
+    ),
+    Option(
+        "function_output",
+        None,
+        "adsreplay_function_output",
+        "how much of the function's stdout/stderr is kept per recording (the tail, shown "
+        "in its error), e.g. 1MB",
+        default="1MB",
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -208,6 +225,8 @@ class Settings:
     invalid: str = "error"
     cache_dir: Path = Path(".adsreplay/cache")
     cache: bool = True
+    function_memory: int | None = 4 * 1024**3  # bytes; None: no limit
+    function_output: int = 1024**2  # bytes
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
@@ -316,6 +335,8 @@ def build_settings(
 
 def _convert(opt: Option, raw: _Raw) -> Any:
     name = opt.name
+    if name in _SIZES:  # bytes; a memory limit of 0 is none
+        return _size(opt, raw) or (None if name == "function_memory" else 0)
     if name == "recordings":
         items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
         return tuple(str(_path(_Raw(v, raw.source, raw.base))) for v in items)
@@ -361,12 +382,36 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         return _float(opt, raw, allow_inf=True)
     if name == "function_params":
         return _params(opt, raw)
+
     if name == "invalid":
         mode = str(raw.value).strip().lower()
         if mode not in INVALID_MODES:
             raise _bad(opt, raw, f"must be one of {', '.join(INVALID_MODES)}")
         return mode
     raise AssertionError(name)  # pragma: no cover
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``4GB``, ``512 MB``, ``1.5GiB``, ``64k`` or a plain number (powers of
+    1024); ValueError when it is not a size."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+
+
+_SIZES = ("function_memory", "function_output")
+
+
+def _size(opt: Option, raw: _Raw) -> int:
+    try:
+        return parse_size(str(raw.value))
+    except ValueError:
+        raise _bad(opt, raw, "is not a size like 512MB, 4GB or 0") from None
 
 
 def _params(opt: Option, raw: _Raw) -> dict[str, Any]:
