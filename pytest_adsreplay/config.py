@@ -382,7 +382,6 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         return _float(opt, raw, allow_inf=True)
     if name == "function_params":
         return _params(opt, raw)
-
     if name == "invalid":
         mode = str(raw.value).strip().lower()
         if mode not in INVALID_MODES:
