@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,20 @@ class Project:
         return len(self.closing) + len(self.free)
 
 
+@dataclass
+class Mode:
+    """How the jobs of an inner session run: its extra pytest args and its workers."""
+
+    name: str
+    url: str | None
+    args: list[str]
+    workers: list[Any] = field(default_factory=list)
+
+    @property
+    def real(self) -> bool:
+        return self.url is not None
+
+
 def write_project(
     root: Path,
     *,
@@ -210,8 +224,14 @@ def write_project(
 
 
 # -- Redis -------------------------------------------------------------------------------
+#: ``ADSREPLAY_REDIS_URL`` as the suite was started with: read once at import, because
+#: every test then runs with the plugin's variables removed (the embedded mode).
+SUITE_REDIS_URL = os.environ.get("ADSREPLAY_REDIS_URL", "").strip()
+
+
 def redis_url() -> str:
-    return os.environ.get("ADSREPLAY_REDIS_URL", "").strip() or DEFAULT_URL
+    """The shared Redis of the real-Redis tests."""
+    return SUITE_REDIS_URL or DEFAULT_URL
 
 
 def reachable(url: str, timeout: float = 1.0) -> str | None:
@@ -293,6 +313,41 @@ class PrivateRedis:
         return redis.Redis.from_url(self.url)
 
 
+#: The key of the lease on a shared Redis's fleet queues (see ``fleet_lease``).
+FLEET_LEASE_KEY = "adsreplay-test:fleet-lease"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+@contextlib.contextmanager
+def fleet_lease(url: str, wait: float = 900.0, hold: float = 300.0) -> Iterator[None]:
+    """Exclusive use of the fleet queues (``adsreplay-read/aeb/db``) of the Redis at ``url``.
+
+    ``adsreplay worker`` processes and sessions with ``--adsreplay-workers 0`` all use
+    these queues, so two tests using them at once would take each other's jobs. The lease
+    is a key in that Redis (expiring after ``hold`` s should its holder die), so tests of
+    every session on that server take turns, not only the xdist workers of one.
+    """
+    import redis
+
+    conn = redis.Redis.from_url(url)
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+    with contextlib.closing(conn):
+        while not conn.set(FLEET_LEASE_KEY, token, nx=True, ex=int(hold)):
+            if time.monotonic() > deadline:
+                from pytest_adsreplay.queue.broker import mask_url
+
+                raise AssertionError(
+                    f"the fleet queues of {mask_url(url)} stayed leased for {wait:.0f} s "
+                    f"(key {FLEET_LEASE_KEY}); delete the key if no test runs any more"
+                )
+            time.sleep(0.1)
+        try:
+            yield
+        finally:
+            conn.eval(_RELEASE, 1, FLEET_LEASE_KEY, token)
+
+
 @contextlib.contextmanager
 def private_redis(workdir: Path, password: str | None = None) -> Iterator[PrivateRedis]:
     server = PrivateRedis(workdir, password).start()
@@ -367,6 +422,38 @@ def processes_with(marker: str) -> list[int]:
     return pids
 
 
+# -- time budgets ------------------------------------------------------------------------
+#: The least a reference step (``reference_seconds``) counts for: about its time on an
+#: idle 2-core VM, so a faster machine keeps the same limits.
+REFERENCE_FLOOR = 1.0
+REFERENCE_IMPORTS = (
+    "import pytest, numpy, scipy.signal, asammdf, redis, rq, pytest_adsreplay.plugin"
+)
+
+
+def reference_seconds() -> float:
+    """Wall time of a reference step measured now: a fresh interpreter importing what every
+    inner session and worker imports. It grows with the load of the machine."""
+    started = time.monotonic()
+    subprocess.run([PYTHON, "-c", REFERENCE_IMPORTS], env=subprocess_env(), check=True)
+    return time.monotonic() - started
+
+
+def assert_within(elapsed: float, *, fixed: float, steps: float, what: str) -> None:
+    """``elapsed`` s must fit a budget of ``fixed`` s (the product's own timeouts and
+    grace periods, which do not stretch) plus ``steps`` reference steps (the work, which
+    does). The reference is measured only when the idle-machine limit is exceeded, so a
+    busy machine stretches the limit in proportion while a hang still fails."""
+    if elapsed <= fixed + steps * REFERENCE_FLOOR:
+        return
+    step = max(REFERENCE_FLOOR, reference_seconds())
+    limit = fixed + steps * step
+    assert elapsed <= limit, (
+        f"{what} took {elapsed:.1f} s; the budget is {fixed:g} s + {steps:g} x {step:.2f} s "
+        f"(a reference start-up measured now) = {limit:.1f} s"
+    )
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -375,7 +462,7 @@ def enqueue_chains(url: str, namespace: str, recs: Sequence[Path], function: str
     """A ReplaySession on real Redis with every recording enqueued (for the benchmark)."""
     from pytest_adsreplay.queue.broker import connect
     from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, new_run_id
-    from pytest_adsreplay.recordings.discovery import discover
+    from pytest_adsreplay.recordings import discover
 
     cfg = SessionConfig(
         run_id=new_run_id(),

@@ -197,8 +197,13 @@ def test_jittered_timestamps(tmp_path: Path) -> None:
     )
     inside = (sig.t >= tv[0]) & (sig.t <= tv[-1])
     assert np.allclose(sig.values["ego_speed"][inside], 10.0 - sig.t[inside], atol=1e-9)
-    radar = (sig.t >= tr[0]) & (sig.t <= tr[-1]) & (sig.values["target_valid"] == 1)
+    last_valid = tr[tr < 3.0][-1]
+    radar = (sig.t >= tr[0]) & (sig.t <= last_valid)
     assert np.allclose(sig.values["target_distance"][radar], 50 - 2 * sig.t[radar], atol=1e-9)
+    # after the last valid sample the object is held until the radar says "invalid"
+    held = (sig.t > last_valid) & (sig.values["target_valid"] == 1)
+    assert held.any()
+    assert np.all(sig.values["target_distance"][held] == 50 - 2 * last_valid)
 
 
 def test_grid_includes_the_last_sample_despite_rounding(tmp_path: Path) -> None:
@@ -725,7 +730,7 @@ def test_metadata_of_unreadable_files_is_empty(tmp_path: Path) -> None:
 
 
 def test_recording_metadata_selects_like_tags(tmp_path: Path) -> None:
-    from pytest_adsreplay.recordings.discovery import discover
+    from pytest_adsreplay.recordings import discover
 
     t = np.arange(0, 50) * 0.01
     write_recording(
