@@ -136,7 +136,7 @@ from rq.serializers import JSONSerializer
 from pytest_adsreplay.queue import broker
 from pytest_adsreplay.queue import stages
 from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig
-from pytest_adsreplay.recordings.discovery import discover
+from pytest_adsreplay.recordings import discover
 
 rec_dir, cache_dir, db = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = SessionConfig(run_id="bench", function="pytest_adsreplay.reference:TtcAeb", params={},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_adsreplay.recordings.discovery import Bound, check_expectations
+from pytest_adsreplay.recordings import Bound, check_expectations
 
 NEXT_STEP = (
     "replay it alone with pytest_adsreplay.replay_file(path, function) and look at "

@@ -227,7 +227,7 @@ def replay_file(
     rid = recording_id or Path(path).name
     target = "replay_file(expect_target=True)" if expect_target else None
     if sidecar:
-        from pytest_adsreplay.recordings.discovery import load_recording, sidecar_path
+        from pytest_adsreplay.recordings import load_recording, sidecar_path
         from pytest_adsreplay.signals.quality import expects_target
 
         if sidecar_path(Path(path)).is_file():

@@ -67,7 +67,7 @@ def inspect_recording(
 
 def _sidecar_settings(path: Path, max_gap: float, notes: list[str]) -> GateSettings:
     from pytest_adsreplay.errors import SidecarError
-    from pytest_adsreplay.recordings.discovery import load_recording, sidecar_path
+    from pytest_adsreplay.recordings import load_recording, sidecar_path
     from pytest_adsreplay.signals.quality import expects_target
 
     if not sidecar_path(path).is_file():

@@ -16,7 +16,7 @@ from pytest_adsreplay.errors import AdsReplayError, UsageError
 from pytest_adsreplay.plugin.session import ReplayRun
 from pytest_adsreplay.urls import mask_url
 from pytest_adsreplay.queue.pipeline import Chain, Outcome, new_run_id
-from pytest_adsreplay.recordings.discovery import Recording, check_expectations
+from pytest_adsreplay.recordings import Recording, check_expectations
 from pytest_adsreplay.reporting.text import (
     PROPERTY_PREFIX,
     expectation_failure,

@@ -20,7 +20,7 @@ from pytest_adsreplay import __version__
 from pytest_adsreplay.config import Settings
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.queue.pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
-from pytest_adsreplay.recordings.discovery import Recording, discover
+from pytest_adsreplay.recordings import Recording, discover
 from pytest_adsreplay.replay import ReplayResult
 
 INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C), without importing pytest

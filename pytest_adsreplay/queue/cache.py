@@ -45,6 +45,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from pytest_adsreplay import hashing
+
 #: Bump when the entry layout or the meaning of the cached signals changes.
 FORMAT = 2
 DEFAULT_DIR = ".adsreplay/cache"
@@ -89,7 +91,6 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
     network file system's cached attributes (NFS close-to-open), where a plain ``stat``
     may answer from a cache for up to a minute.
     """
-    from pytest_adsreplay.recordings.discovery import stream_sha256
 
     path = os.path.abspath(path)
     memo = (
@@ -104,7 +105,7 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
                 known = json.loads(memo.read_text(encoding="utf-8"))
                 if known["path"] == path and known["stat"] == before:
                     return str(known["sha256"])
-        digest = stream_sha256(fh)
+        digest = hashing.stream_sha256(fh)
         # remembered only if the file had settled before and did not change while hashed
         remember = (
             memo is not None
@@ -120,8 +121,8 @@ def content_hash(path: str | Path, cache_dir: str | Path | None) -> str:
 
 
 def _signature(st: os.stat_result) -> list[int]:
-    """What identifies one version of a file: device, inode, size, mtime and ctime (ns)."""
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    """``hashing.signature`` as the JSON list the memo files hold."""
+    return list(hashing.signature(st))
 
 
 def is_key(text: object) -> bool:

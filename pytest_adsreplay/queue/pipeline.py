@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_adsreplay.errors import AdsReplayError, BrokerError, StageError
 from pytest_adsreplay.queue import broker, stages, trust
-from pytest_adsreplay.recordings.discovery import Recording
+from pytest_adsreplay.recordings import Recording
 
 TERMINAL = ("finished", "failed", "stopped", "canceled")
 

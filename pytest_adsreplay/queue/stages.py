@@ -14,7 +14,6 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pytest_adsreplay.errors import AdsReplayError
+from pytest_adsreplay.hashing import BackgroundHash
 from pytest_adsreplay.queue import cache
 
 DTYPE = "<f8"
@@ -186,10 +186,10 @@ def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     conn = _connection()
     cache_dir = ctx.get("cache_dir") or None
     sha: str | None = ctx.get("sha256")
-    hashing = None if sha or cache_dir else _Hashing(ctx["path"])
+    background = None if sha or cache_dir else BackgroundHash(ctx["path"])
 
     def digest() -> str | None:
-        return sha or (hashing.result() if hashing else None)
+        return sha or (background.result() if background else None)
 
     entry_key = handoff = None
     try:
@@ -284,29 +284,6 @@ def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> 
     if cache_dir:
         cache.store(cache_dir, ref, entry.t, entry.values, entry.sources)
     return {"t": entry.t, **entry.values}
-
-
-class _Hashing:
-    """The sha256 of a file, computed in a thread (hashlib releases the GIL per block,
-    so it runs beside the read on another core); ``result`` is None for an unreadable
-    file (the read says why)."""
-
-    def __init__(self, path: str):
-        import threading
-
-        self._digest: str | None = None
-        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
-        self._thread.start()
-
-    def _run(self, path: str) -> None:
-        from pytest_adsreplay.recordings.discovery import file_sha256
-
-        with contextlib.suppress(OSError):
-            self._digest = file_sha256(path)
-
-    def result(self) -> str | None:
-        self._thread.join()
-        return self._digest
 
 
 def _content_hash(path: str, cache_dir: str | None) -> str | None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pytest_adsreplay.recordings.discovery import Violation
+from pytest_adsreplay.recordings import Violation
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("recording", "recording"),

@@ -10,7 +10,7 @@ from adsreplay_testkit import write_approach
 
 from pytest_adsreplay.queue import broker, stages
 from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, recording_key
-from pytest_adsreplay.recordings.discovery import discover
+from pytest_adsreplay.recordings import discover
 from pytest_adsreplay.results.store import open_store
 
 

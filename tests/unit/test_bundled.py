@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_adsreplay import replay_file
-from pytest_adsreplay.recordings.discovery import check_expectations, discover
+from pytest_adsreplay.recordings import check_expectations, discover
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
 BUNDLED = discover([RECORDINGS])

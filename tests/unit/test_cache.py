@@ -534,7 +534,7 @@ def test_remembered_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert cache.content_hash(rec, tmp_path / "c") == digest
     (memo,) = (tmp_path / "c" / cache.HASHES).iterdir()
 
-    import pytest_adsreplay.recordings.discovery as recordings
+    import pytest_adsreplay.recordings as recordings
 
     def no_reading(fh: Any) -> str:
         raise AssertionError("the file was read again")

@@ -161,7 +161,7 @@ def test_sidecars_parse_and_carry_scenario_tags_expect(bundled: Path) -> None:
 
 
 def test_sidecars_load_with_the_plugin_parser(bundled: Path) -> None:
-    from pytest_adsreplay.recordings.discovery import load_recording
+    from pytest_adsreplay.recordings import load_recording
 
     for path in sorted(bundled.rglob("*.mf4")):
         rec = load_recording(path, bundled)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_adsreplay.errors import InvalidRecordingError
 from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
-from pytest_adsreplay.recordings.discovery import Bound
+from pytest_adsreplay.recordings import Bound
 from pytest_adsreplay.replay import read
 from pytest_adsreplay.signals import (
     FLAG_SIGNALS,

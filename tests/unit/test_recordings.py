@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_adsreplay.errors import SidecarError, UsageError
-from pytest_adsreplay.recordings.discovery import Bound, check_expectations, discover, parse_expect
+from pytest_adsreplay.recordings import Bound, check_expectations, discover, parse_expect
 
 
 def _touch(path: Path, text: str = "x") -> Path:
