@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from pytest_adsreplay.hashing import file_sha256 as file_sha256
+from pytest_adsreplay.hashing import stream_sha256 as stream_sha256
 from pytest_adsreplay.recordings.expectations import Bound
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex of a file, streamed in 1 MiB blocks (hashlib releases the GIL for
-    each block, so a hash in a thread runs beside Python code on another core)."""
-    with open(path, "rb") as fh:
-        return stream_sha256(fh)
-
-
-def stream_sha256(fh: BinaryIO) -> str:
-    """sha256 hex of what is left to read in the open binary file ``fh``."""
-    h = hashlib.sha256()
-    for chunk in iter(lambda: fh.read(1 << 20), b""):
-        h.update(chunk)
-    return h.hexdigest()
 
 
 def absolute_path(path: Path) -> Path:
