@@ -6,6 +6,7 @@
  * -ffp-contract=off gives the same outputs bit for bit.
  *
  * Build:  cc -O2 -ffp-contract=off -shared -fPIC -I. aeb_reference.c -o libaeb_reference.so
+ * (add -DADSREPLAY_NO_BATCH to leave out the batch entry point)
  */
 #include "adsreplay_function.h"
 
@@ -245,6 +246,7 @@ int adsreplay_step(adsreplay_instance *f, double t, const double *inputs, double
     return 0;
 }
 
+#ifndef ADSREPLAY_NO_BATCH /* -DADSREPLAY_NO_BATCH builds the per-step form */
 int adsreplay_step_batch(adsreplay_instance *f, size_t n, const double *t, const double *inputs,
                          double *outputs, size_t *done) {
     for (size_t i = 0; i < n; i++)
@@ -252,3 +254,4 @@ int adsreplay_step_batch(adsreplay_instance *f, size_t n, const double *t, const
     if (done) *done = n;
     return 0;
 }
+#endif

@@ -1,0 +1,507 @@
+"""An FMU (FMI 2.0 or 3.0 co-simulation) as the function under test, through fmpy.
+
+Per recording: instantiate (or reset) → set parameters → ``setupExperiment(t_0)`` without
+a stop time (FMI 2) → enter initialization → set the cycle-0 inputs → exit
+initialization → per cycle k: set the inputs at ``t_k``, ``doStep(t_k, cycle_time)``, read
+the outputs and store them at ``t_k`` (the outputs of cycle k, as a Python ``step`` would
+return them). fmpy loads the FMU's binary into the calling process, so the plugin runs
+this adapter inside its supervised host process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_adsreplay.errors import FunctionError, FunctionLoadError
+from pytest_adsreplay.function.binding import (
+    Binding,
+    bind,
+    check_outputs,
+    check_parameters,
+    flatten_params,
+    input_matrix,
+)
+from pytest_adsreplay.function.protocol import FunctionInfo, FunctionOptions, Port
+
+_FLOAT_TYPES = {"Real", "Float64"}
+_STATUS = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")
+_OK_OR_WARNING = 1
+
+
+def _fmpy() -> Any:
+    try:
+        import fmpy
+    except ImportError:
+        raise FunctionLoadError(
+            "an FMU as the function under test needs fmpy, which is not installed",
+            hint="pip install 'pytest-adsreplay[fmu]'",
+        ) from None
+    return fmpy
+
+
+def _describe(path: Path) -> Any:
+    fmpy = _fmpy()
+    if not path.is_file():
+        raise FunctionLoadError(
+            f"FMU {path} does not exist",
+            hint="fix --aeb-function (paths are relative to the current folder, or to the "
+            "ini file's folder in the ini)",
+        )
+    try:
+        return fmpy.read_model_description(str(path), validate=False)
+    except Exception as exc:
+        raise FunctionLoadError(
+            f"FMU {path} cannot be read: {exc}",
+            hint="check that it is an FMI 2.0 or 3.0 FMU (a zip with modelDescription.xml)",
+        ) from None
+
+
+def _check_kind(path: Path, md: Any) -> int:
+    """The FMI major version; a usage error for what this adapter cannot run."""
+    version = str(md.fmiVersion or "")
+    major = version.split(".")[0]
+    if major not in ("2", "3"):
+        raise FunctionLoadError(
+            f"FMU {path} is FMI {version}; only FMI 2.0 and 3.0 co-simulation FMUs are supported",
+            hint="export the model as an FMI 2.0 or 3.0 co-simulation FMU",
+        )
+    cs = md.coSimulation
+    if cs is None:
+        kinds = [k for k in ("modelExchange", "scheduledExecution") if getattr(md, k, None)]
+        raise FunctionLoadError(
+            f"FMU {path} is a {' and '.join(kinds) or 'non-co-simulation'} FMU without "
+            "co-simulation; the function under test must be a co-simulation FMU",
+            hint="export it with co-simulation (the FMU then brings its own solver)",
+        )
+    if cs.needsExecutionTool:
+        raise FunctionLoadError(
+            f"FMU {path} needs an execution tool (needsExecutionTool=true), which cannot run here",
+            hint="export a standalone co-simulation FMU",
+        )
+    clocks = [v.name for v in md.modelVariables if v.type == "Clock"]
+    if clocks:
+        raise FunctionLoadError(
+            f"FMU {path} has clocks ({', '.join(clocks)}); clocked and scheduled execution "
+            "are not supported",
+            hint="export a co-simulation FMU without clocks",
+        )
+    return int(major)
+
+
+def _check_platform(path: Path) -> None:
+    fmpy = _fmpy()
+    platforms = fmpy.supported_platforms(str(path))
+    if fmpy.platform in platforms:
+        return
+    has = [p for p in platforms if p != "c-code"]
+    sources = " It ships C sources: compile them (fmpy.util.compile_platform_binary)." * (
+        "c-code" in platforms
+    )
+    raise FunctionLoadError(
+        f"FMU {path} has no binary for this machine ({fmpy.platform_tuple}); it has "
+        f"{', '.join(has) or 'no binaries'}.{sources}",
+        hint="export the FMU for this platform, or run on a machine it was built for",
+    )
+
+
+def _start(v: Any) -> float | None:
+    try:
+        return float(v.start) if v.start is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class FmuAdapter:
+    """An FMI 2.0 / 3.0 co-simulation FMU (see :mod:`.protocol`)."""
+
+    kind = "fmu"
+
+    def __init__(
+        self,
+        spec: str,
+        params: Mapping[str, Any] | None = None,
+        options: FunctionOptions | None = None,
+    ) -> None:
+        self.spec = spec
+        options = options or FunctionOptions()
+        path = Path(spec)
+        self.md = md = _describe(path)
+        self.major = _check_kind(path, md)
+        _check_platform(path)
+        variables = md.modelVariables
+        self.inputs = [v for v in variables if v.causality == "input"]
+        self.outputs = [v for v in variables if v.causality == "output"]
+        self.parameters = {
+            v.name: v
+            for v in variables
+            if v.causality == "parameter" and v.variability in ("fixed", "tunable")
+        }
+        for v in self.inputs:
+            if v.dimensions:
+                raise FunctionLoadError(
+                    f"FMU {path} has an array input {v.name!r}; array inputs need an object "
+                    "list, which this recording set does not provide",
+                    hint="bind scalar inputs only",
+                )
+        self.binding: Binding = bind(
+            spec,
+            [v.name for v in self.inputs],
+            [v.name for v in self.outputs],
+            options.binding,
+            allow_start=True,
+        )
+        self.params = flatten_params(params)
+        check_parameters(spec, self.params, self.parameters)
+        experiment = md.defaultExperiment
+        step = float(experiment.stepSize) if experiment and experiment.stepSize else math.nan
+        self._cycle_time = step if math.isfinite(step) and step > 0 else None
+        self._fallback_cycle = options.cycle_time
+        self.log: deque[str] = deque(maxlen=50)
+        self._dir = tempfile.mkdtemp(prefix="adsreplay-fmu-")
+        self._fmu: Any = None
+        self._fresh = True
+        try:
+            self._instantiate(path)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+
+    # ---- loading ---------------------------------------------------------------------
+
+    def _instantiate(self, path: Path) -> None:
+        fmpy = _fmpy()
+        unzipped = fmpy.extract(str(path), unzipdir=self._dir)
+        kwargs = {
+            "guid": self.md.guid,
+            "unzipDirectory": unzipped,
+            "modelIdentifier": self.md.coSimulation.modelIdentifier,
+            "instanceName": "adsreplay",
+        }
+        try:
+            if self.major == 2:
+                from fmpy.fmi2 import FMU2Slave
+
+                self._fmu = FMU2Slave(**kwargs)
+                self._fmu.instantiate(callbacks=self._fmi2_callbacks())
+            else:
+                from fmpy.fmi3 import FMU3Slave
+
+                self._fmu = FMU3Slave(**kwargs)
+                self._fmu.instantiate(logMessage=self._fmi3_logger)
+        except Exception as exc:
+            raise FunctionLoadError(
+                f"FMU {path} cannot be instantiated: {exc}{self._log_text()}",
+                hint="check that the FMU runs in another tool (e.g. fmpy simulate) on this machine",
+            ) from None
+        self._bind_calls()
+
+    def _fmi2_callbacks(self) -> Any:
+        from fmpy import calloc, free
+        from fmpy.fmi2 import (
+            fmi2CallbackAllocateMemoryTYPE,
+            fmi2CallbackFreeMemoryTYPE,
+            fmi2CallbackFunctions,
+            fmi2CallbackLoggerTYPE,
+        )
+        from fmpy.logging import addLoggerProxy
+
+        callbacks = fmi2CallbackFunctions()
+        callbacks.logger = fmi2CallbackLoggerTYPE(self._fmi2_logger)
+        callbacks.allocateMemory = fmi2CallbackAllocateMemoryTYPE(calloc)
+        callbacks.freeMemory = fmi2CallbackFreeMemoryTYPE(free)
+        addLoggerProxy(ctypes.byref(callbacks))
+        self._callbacks = callbacks  # kept alive as long as the instance
+        return callbacks
+
+    def _fmi2_logger(
+        self, component: Any, name: bytes, status: int, category: bytes, message: bytes
+    ) -> None:
+        self._record(status, category, message)
+
+    def _fmi3_logger(self, env: Any, status: int, category: bytes, message: bytes) -> None:
+        self._record(status, category, message)
+
+    def _record(self, status: int, category: bytes | None, message: bytes | None) -> None:
+        label = _STATUS[status] if 0 <= status < len(_STATUS) else str(status)
+        text = (message or b"").decode("utf-8", "replace")
+        cat = (category or b"").decode("utf-8", "replace")
+        self.log.append(f"[{label}] {cat + ': ' if cat else ''}{text}")
+
+    def _log_text(self) -> str:
+        if not self.log:
+            return ""
+        return "\nFMU log:\n  " + "\n  ".join(self.log)
+
+    def _bind_calls(self) -> None:
+        """Raw ctypes entry points of the per-cycle calls (no Python wrapper per call)."""
+        dll = self._fmu.dll
+        c_int, c_void_p, c_size_t, c_double = (
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_double,
+        )
+
+        def raw(name: str, *argtypes: Any) -> Callable[..., int]:
+            address = ctypes.cast(getattr(dll, name), c_void_p).value or 0
+            fn: Callable[..., int] = ctypes.CFUNCTYPE(c_int, *argtypes)(address)
+            return fn
+
+        v = "fmi2" if self.major == 2 else "fmi3"
+        real = "Real" if self.major == 2 else "Float64"
+        extra = () if self.major == 2 else (c_size_t,)
+        self._set = raw(f"{v}Set{real}", c_void_p, c_void_p, c_size_t, c_void_p, *extra)
+        self._get = raw(f"{v}Get{real}", c_void_p, c_void_p, c_size_t, c_void_p, *extra)
+        if self.major == 2:
+            self._do_step = raw("fmi2DoStep", c_void_p, c_double, c_double, c_int)
+        else:
+            self._do_step = raw(
+                "fmi3DoStep",
+                c_void_p,
+                c_double,
+                c_double,
+                ctypes.c_bool,
+                c_void_p,
+                c_void_p,
+                c_void_p,
+                c_void_p,
+            )
+        fast_in = [
+            (j, v) for j, v in enumerate(self.inputs) if self.binding.inputs[j][1] is not None
+        ]
+        self._real_in = [(j, v) for j, v in fast_in if v.type in _FLOAT_TYPES]
+        self._other_in = [(j, v) for j, v in fast_in if v.type not in _FLOAT_TYPES]
+        self._real_out = [(j, v) for j, v in enumerate(self.outputs) if v.type in _FLOAT_TYPES]
+        self._other_out = [(j, v) for j, v in enumerate(self.outputs) if v.type not in _FLOAT_TYPES]
+        vr_type = ctypes.c_uint32
+        self._in_vr = (vr_type * max(1, len(self._real_in)))(
+            *[v.valueReference for _, v in self._real_in]
+        )
+        self._out_vr = (vr_type * max(1, len(self._real_out)))(
+            *[v.valueReference for _, v in self._real_out]
+        )
+
+    # ---- protocol --------------------------------------------------------------------
+
+    @property
+    def cycle_time(self) -> float | None:
+        return self._cycle_time
+
+    def info(self) -> FunctionInfo:
+        md = self.md
+        notes = [f"FMI {md.fmiVersion} co-simulation, model {md.modelName!r}"]
+        if md.generationTool:
+            notes.append(f"generated by {md.generationTool}")
+        inputs = []
+        for j, v in enumerate(self.inputs):
+            canonical = self.binding.inputs[j][1]
+            inputs.append(Port(v.name, binds_to=canonical, kind=_kind(v), start=_start(v)))
+        return FunctionInfo(
+            spec=self.spec,
+            kind=self.kind,
+            inputs=tuple(inputs),
+            outputs=tuple(
+                Port(v.name, binds_to=self.binding.outputs[j][1], kind=_kind(v))
+                for j, v in enumerate(self.outputs)
+            ),
+            parameters=tuple(
+                Port(name, kind=_kind(v), start=_param_value(self.params.get(name), v))
+                for name, v in self.parameters.items()
+            ),
+            cycle_time=self._cycle_time,
+            notes=tuple(notes),
+        )
+
+    def run(
+        self,
+        t: np.ndarray,
+        signals: Mapping[str, np.ndarray],
+        *,
+        inputs: tuple[str, ...] = (),
+        recording: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Reset, initialize at ``t[0]``, then one ``doStep`` per cycle."""
+        if self._fmu is None:
+            raise RuntimeError(f"FMU {self.spec} is closed")
+        t = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
+        n = len(t)
+        table = input_matrix(t, signals, self.binding)
+        real_in = np.ascontiguousarray(table[:, [j for j, _ in self._real_in]])
+        out = np.zeros((n, len(self.outputs)))
+        real_out = np.zeros((n, len(self._real_out)))
+        h = self._step_size(t)
+        if n:
+            self.log.clear()
+            self._initialize(float(t[0]), real_in, table, recording)
+            self._cycles(t, h, real_in, table, real_out, out, recording)
+        for k, (j, _) in enumerate(self._real_out):
+            out[:, j] = real_out[:, k]
+        outputs = {"fcw": np.zeros(n)}
+        for j, (_, stored) in enumerate(self.binding.outputs):
+            outputs[stored] = np.ascontiguousarray(out[:, j])
+        check_outputs(outputs, t, self.spec, recording)
+        return outputs
+
+    def _step_size(self, t: np.ndarray) -> float:
+        if self._cycle_time is not None:
+            return self._cycle_time
+        if self._fallback_cycle:
+            return float(self._fallback_cycle)
+        return float(t[1] - t[0]) if len(t) > 1 else 0.01
+
+    def _initialize(
+        self, t0: float, real_in: np.ndarray, table: np.ndarray, recording: str | None
+    ) -> None:
+        fmu = self._fmu
+        try:
+            if not self._fresh:
+                fmu.reset()
+            self._fresh = False
+            self._set_parameters()
+            if self.major == 2:
+                fmu.setupExperiment(startTime=t0)
+                fmu.enterInitializationMode()
+            else:
+                fmu.enterInitializationMode(startTime=t0)
+            self._set_inputs(0, real_in, table)
+            fmu.exitInitializationMode()
+        except FunctionError:
+            raise
+        except Exception as exc:
+            raise self._error(f"initialization failed ({exc})", None, t0, recording) from None
+
+    def _set_parameters(self) -> None:
+        for name, value in self.params.items():
+            v = self.parameters[name]
+            self._set_value(v, value)
+
+    def _set_value(self, v: Any, value: Any) -> None:
+        fmu, vr = self._fmu, [v.valueReference]
+        kind = _kind(v)
+        if kind == "float":
+            setter = fmu.setReal if self.major == 2 else getattr(fmu, f"set{v.type}")
+            setter(vr, [float(value)])
+        elif kind == "bool":
+            fmu.setBoolean(vr, [bool(value) and value == value])
+        elif kind == "int":
+            number = int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+            setter = fmu.setInteger if self.major == 2 else getattr(fmu, f"set{v.type}")
+            setter(vr, [number])
+        else:
+            fmu.setString(vr, [str(value)])
+
+    def _set_inputs(self, i: int, real_in: np.ndarray, table: np.ndarray) -> None:
+        if self._real_in:
+            m = len(self._real_in)
+            row = real_in.ctypes.data + i * real_in.strides[0]
+            extra = () if self.major == 2 else (m,)
+            status = self._set(self._fmu.component, self._in_vr, m, row, *extra)
+            if status > _OK_OR_WARNING:
+                raise RuntimeError(f"setting the inputs returned {_STATUS[status]}")
+        for j, v in self._other_in:
+            self._set_value(v, float(table[i, j]))
+
+    def _cycles(
+        self,
+        t: np.ndarray,
+        h: float,
+        real_in: np.ndarray,
+        table: np.ndarray,
+        real_out: np.ndarray,
+        out: np.ndarray,
+        recording: str | None,
+    ) -> None:
+        comp, set_in, get_out, do_step = self._fmu.component, self._set, self._get, self._do_step
+        m, k = len(self._real_in), len(self._real_out)
+        in_vr, out_vr = self._in_vr, self._out_vr
+        in_ptr, in_row = real_in.ctypes.data, real_in.strides[0]
+        out_ptr, out_row = real_out.ctypes.data, real_out.strides[0]
+        extra_in = () if self.major == 2 else (m,)
+        extra_out = () if self.major == 2 else (k,)
+        flags = [ctypes.c_bool(), ctypes.c_bool(), ctypes.c_bool()]
+        last = ctypes.c_double()
+        step_args = (
+            ()
+            if self.major == 2
+            else (*(ctypes.addressof(f) for f in flags), ctypes.addressof(last))
+        )
+        slow = bool(self._other_in or self._other_out)
+        for i, ti in enumerate(t.tolist()):
+            if m and set_in(comp, in_vr, m, in_ptr + i * in_row, *extra_in) > _OK_OR_WARNING:
+                raise self._error("setting the inputs failed", i, ti, recording)
+            if slow:
+                self._slow_io(i, table, out, before=True)
+            status = do_step(comp, ti, h, 1, *step_args)
+            if status > _OK_OR_WARNING:
+                raise self._error(f"doStep returned {_STATUS[status]}", i, ti, recording)
+            if self.major == 3 and flags[1].value:
+                raise self._error("the FMU asked to terminate the simulation", i, ti, recording)
+            if k and get_out(comp, out_vr, k, out_ptr + i * out_row, *extra_out) > 1:
+                raise self._error("reading the outputs failed", i, ti, recording)
+            if slow:
+                self._slow_io(i, table, out, before=False)
+
+    def _slow_io(self, i: int, table: np.ndarray, out: np.ndarray, *, before: bool) -> None:
+        """Inputs and outputs that are not 64-bit floats, through fmpy's typed calls."""
+        if before:
+            for j, v in self._other_in:
+                self._set_value(v, float(table[i, j]))
+            return
+        fmu = self._fmu
+        for j, v in self._other_out:
+            if _kind(v) == "bool":
+                out[i, j] = float(fmu.getBoolean([v.valueReference])[0])
+            elif self.major == 2:
+                out[i, j] = float(fmu.getInteger([v.valueReference])[0])
+            else:
+                out[i, j] = float(getattr(fmu, f"get{v.type}")([v.valueReference])[0])
+
+    def _error(self, what: str, i: int | None, t: float, recording: str | None) -> FunctionError:
+        where = f"at t = {t:.3f} s (cycle {i})" if i is not None else f"at t = {t:.3f} s"
+        return FunctionError(
+            f"the FMU {self.spec}: {what} {where}{self._log_text()}",
+            t=t,
+            recording=recording,
+            hint="the FMU's log above says why; reproduce with "
+            "pytest_adsreplay.replay_file(path, function) and the FMU's own debug logging",
+        )
+
+    def close(self) -> None:
+        fmu, self._fmu = self._fmu, None
+        if fmu is not None:
+            with contextlib.suppress(Exception):
+                fmu.terminate()
+            with contextlib.suppress(Exception):
+                fmu.freeInstance()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _kind(v: Any) -> str:
+    if v.type in ("Real", "Float64", "Float32"):
+        return "float"
+    if v.type == "Boolean":
+        return "bool"
+    if v.type == "String":
+        return "string"
+    return "int"
+
+
+def _param_value(given: Any, v: Any) -> float | None:
+    if isinstance(given, bool | int | float):
+        return float(given)
+    return _start(v)
+
+
+def open_adapter(spec: str, params: Mapping[str, Any], options: FunctionOptions) -> FmuAdapter:
+    """The adapter factory for ``*.fmu`` (see :data:`.protocol.AdapterFactory`)."""
+    return FmuAdapter(spec, params, options)
