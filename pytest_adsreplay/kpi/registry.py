@@ -32,8 +32,11 @@ __all__ = [
     "spec",
 ]
 
-#: Which way a KPI improves: "higher", "lower", or None (a change either way beyond the
-#: tolerance is a regression: an earlier brake can be a false activation, a later one late).
+#: Which way a KPI improves against a baseline of the same recording: "higher", "lower", or
+#: None (a change either way beyond the tolerance is a regression). Event times improve
+#: when earlier: on a recording with a real threat an earlier warning or brake leaves more
+#: margin. A false activation or a missed event shows as an event that appears or vanishes
+#: (None on one side), which is always a regression whatever the direction.
 Better = Literal["higher", "lower"] | None
 #: What a KPI's value is: a float (None when the event never happened), a flag (bool) or a
 #: list of events (counted where one number is needed).
@@ -145,10 +148,12 @@ def _format(value: Any, decimals: int, scale: float | None) -> str:
 
 _S = "s"
 KPIS: tuple[KpiSpec, ...] = (
-    KpiSpec("fcw_time", "FCW time", "fcw", _S, "time"),
-    KpiSpec("brake_time", "brake time", "brake", _S, "time"),
-    KpiSpec("ttc_at_fcw", "TTC at FCW", "TTC@fcw", _S, "ttc", needs_target=True),
-    KpiSpec("ttc_at_brake", "TTC at brake", "TTC@brake", _S, "ttc", needs_target=True),
+    KpiSpec("fcw_time", "FCW time", "fcw", _S, "time", better="lower"),
+    KpiSpec("brake_time", "brake time", "brake", _S, "time", better="lower"),
+    KpiSpec("ttc_at_fcw", "TTC at FCW", "TTC@fcw", _S, "ttc", needs_target=True, better="higher"),
+    KpiSpec(
+        "ttc_at_brake", "TTC at brake", "TTC@brake", _S, "ttc", needs_target=True, better="higher"
+    ),
     KpiSpec(
         "fcw_lead_time", "FCW lead time", "FCW lead", _S, "time", needs_target=True, better="higher"
     ),

@@ -1,4 +1,4 @@
-"""KPI regression baseline: a JSON file of each recording's accepted KPIs (SPEC §6).
+"""KPI regression baseline: a JSON file of each recording's accepted KPIs.
 
 The file lives in the user's repository and is reviewed in pull requests, so its text is
 stable: sorted keys, indent 2, a trailing newline, floats rounded to 1e-6 (far below any
@@ -17,7 +17,11 @@ tolerance; it hides float noise such as 1.4999999999999991), infinities as the s
 
 An entry is keyed by recording id, plus `` [variant]`` for calibration variants (a hash of
 the marker's function parameters, which the entry keeps under ``params`` for reviewers).
-Nothing here imports pytest; the plugin turns a ``Check`` into a test item's verdict.
+
+Each KPI's tolerance kind, unit and better direction come from the KPI registry: a change
+within tolerance passes, a change beyond it in the KPI's better direction is an improvement
+(reported, never a failure), any other change beyond it is a regression. Nothing here
+imports pytest; the plugin turns a ``Check`` into a test item's verdict.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.kpi.registry import KPIS, KpiSpec
+from pytest_adsreplay.kpi.registry import spec as kpi_spec
 
 FORMAT = 1
 ABOUT = (
@@ -43,21 +49,10 @@ ABOUT = (
 )
 DIGITS = 6
 
-#: Which tolerance applies to each compared KPI. "time" defaults to one cycle of the session.
-KIND: dict[str, str] = {
-    "fcw_time": "time",
-    "brake_time": "time",
-    "fcw_lead_time": "time",
-    "recorded_brake_time": "time",
-    "ttc_at_fcw": "ttc",
-    "ttc_at_brake": "ttc",
-    "min_ttc": "ttc",
-    "max_decel": "decel",
-    "impact_speed": "speed",
-    "min_distance": "distance",
-    "collision": "exact",
-    "activations": "count",
-}
+#: Which tolerance applies to each compared KPI (from the registry, in its order). "time"
+#: defaults to one cycle of the session.
+KIND: dict[str, str] = {s.name: s.tolerance for s in KPIS}
+#: The SI unit of each tolerance kind (a tolerance given as a bare number is in it).
 UNIT = {
     "time": "s",
     "ttc": "s",
@@ -67,7 +62,6 @@ UNIT = {
     "exact": "",
     "count": "",
 }
-_NO_UNIT = {"collision": "bool", "activations": "count"}
 #: Defaults in the KPI's own (SI) unit; speeds are 0.5 km/h, booleans and counts exact.
 DEFAULT_TOLERANCE = {
     "ttc": 0.05,
@@ -99,11 +93,12 @@ def recording_of(key: str) -> str:
 # -- values ----------------------------------------------------------------------------------
 def encode(name: str, value: Any) -> Any:
     """A KPI as it is stored: rounded float, "inf", bool, activation count, or None."""
-    if name == "activations":
+    kind = kpi_spec(name).kind
+    if kind == "events":
         return len(value) if isinstance(value, list | tuple) else int(value or 0)
     if value is None or isinstance(value, bool):
         return value
-    if name == "collision":
+    if kind == "flag":
         return bool(value)
     x = float(value)
     if math.isnan(x):
@@ -227,16 +222,35 @@ class Diff:
         return float(n) - float(b)
 
     @property
-    def ok(self) -> bool:
+    def spec(self) -> KpiSpec:
+        return kpi_spec(self.name)
+
+    @property
+    def change(self) -> str:
+        """same (within tolerance, or not compared), better (beyond tolerance in the KPI's
+        better direction) or worse. An event that appears or vanishes is worse."""
         if self.tolerance is None:
-            return True
+            return "same"
         b, n = decode(self.base), decode(self.now)
-        if b is None or n is None or isinstance(b, bool) or isinstance(n, bool):
-            return b == n
+        if b is None or n is None:
+            return "same" if b == n else "worse"
+        if isinstance(b, bool) or isinstance(n, bool):
+            if b == n:
+                return "same"
+            if not isinstance(b, int | float) or not isinstance(n, int | float):
+                return "worse"
+            return self.spec.compare(float(n) - float(b), 0.0)
         d = self.delta
-        if d is None or math.isnan(d):
-            return False
-        return abs(d) <= self.tolerance + 1e-9
+        return "worse" if d is None else self.spec.compare(d, self.tolerance)
+
+    @property
+    def ok(self) -> bool:
+        """Not a regression: within tolerance or improved."""
+        return self.change != "worse"
+
+    @property
+    def improved(self) -> bool:
+        return self.change == "better"
 
 
 @dataclass(frozen=True)
@@ -264,13 +278,20 @@ class Check:
         return [d for d in self.diffs if not d.ok]
 
     @property
+    def improvements(self) -> list[Diff]:
+        return [d for d in self.diffs if d.improved]
+
+    @property
     def verdict(self) -> str:
-        """pass | new | changed (recording's sha256) | regressed."""
+        """pass | new | changed (recording's sha256) | regressed | improved (no regression,
+        at least one KPI better beyond tolerance: passes, reported separately)."""
         if self.new:
             return "new"
         if self.sha_changed:
             return "changed"
-        return "regressed" if self.regressions else "pass"
+        if self.regressions:
+            return "regressed"
+        return "improved" if self.improvements else "pass"
 
     @property
     def entry_differs(self) -> bool:
@@ -319,9 +340,7 @@ def _cell(name: str, value: Any) -> str:
         return str(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if name == "impact_speed":
-        value *= 3.6
-    return f"{value:.3f}"
+    return f"{kpi_spec(name).shown(value):.3f}"
 
 
 def _delta_cell(d: Diff) -> str:
@@ -334,7 +353,7 @@ def _delta_cell(d: Diff) -> str:
         return "+inf" if delta > 0 else "-inf"
     if isinstance(decode(d.base), int) and isinstance(decode(d.now), int):
         return f"{int(delta):+d}"
-    return f"{delta * (3.6 if d.name == 'impact_speed' else 1):+.3f}"
+    return f"{d.spec.shown(delta):+.3f}"
 
 
 def _tol_cell(d: Diff) -> str:
@@ -345,16 +364,20 @@ def _tol_cell(d: Diff) -> str:
         return "exact"
     if kind == "count":
         return f"{int(d.tolerance)}"
-    return f"{d.tolerance * (3.6 if d.name == 'impact_speed' else 1):.3f}"
+    return f"{d.spec.shown(d.tolerance):.3f}"
 
 
 def _label(name: str) -> str:
-    unit = "km/h" if name == "impact_speed" else UNIT[KIND[name]]
+    unit = kpi_spec(name).display_unit
     return f"{name} [{unit}]" if unit else name
 
 
+_MARK = {"same": "", "better": "  improved", "worse": "  << regressed"}
+
+
 def delta_table(diffs: Iterable[Diff]) -> list[str]:
-    """KPI | baseline | now | delta | tolerance, impact speed in km/h; regressions marked."""
+    """KPI | baseline | now | delta | tolerance, impact speed in km/h; regressions and
+    improvements marked."""
     from pytest_adsreplay.reporting.text import table
 
     diffs = list(diffs)
@@ -363,10 +386,21 @@ def delta_table(diffs: Iterable[Diff]) -> list[str]:
         for d in diffs
     ]
     head, rule, *body = table(["KPI", "baseline", "now", "delta", "tolerance"], rows)
-    marked = [
-        line + ("" if d.ok else "  << regressed") for line, d in zip(body, diffs, strict=True)
-    ]
+    marked = [line + _MARK[d.change] for line, d in zip(body, diffs, strict=True)]
     return [line.rstrip() for line in (head, rule, *marked)]
+
+
+def improvement_note(c: Check) -> str:
+    """The improved KPIs in one line: ``fcw_lead_time +0.300 s, collision yes -> no``."""
+    parts = []
+    for d in c.improvements:
+        cell = _delta_cell(d)
+        if cell == "changed":
+            parts.append(f"{d.name} {_cell(d.name, d.base)} -> {_cell(d.name, d.now)}")
+        else:
+            unit = d.spec.display_unit
+            parts.append(f"{d.name} {cell}" + (f" {unit}" if unit else ""))
+    return ", ".join(parts)
 
 
 UPDATE_HINT = "run with --adsreplay-update-baseline and review the diff of {path}"
@@ -397,7 +431,14 @@ def failure_text(c: Check, path: str, *, updated: bool) -> str:
         )
         lines.append(f"  its KPIs {'differ' if bad else 'are within tolerance'}:")
     elif bad:
-        lines.append(f"{rid}: {len(bad)} KPI(s) regressed against the baseline {path}:")
+        better = c.improvements
+        also = f", {len(better)} improved" if better else ""
+        lines.append(f"{rid}: {len(bad)} KPI(s) regressed{also} against the baseline {path}:")
+    elif c.improvements:
+        lines.append(
+            f"{rid}: {len(c.improvements)} KPI(s) improved against the baseline {path} "
+            "(none regressed):"
+        )
     else:
         lines.append(f"{rid}: the baseline entry is outdated (KPI set or parameters changed)")
     lines += ["  " + s for s in delta_table(c.diffs)]
@@ -483,7 +524,7 @@ def dumps(entries: Mapping[str, Mapping[str, Any]]) -> str:
         "about": ABOUT,
         "format": FORMAT,
         "recordings": {k: entries[k] for k in sorted(entries)},
-        "units": {name: UNIT[KIND[name]] or _NO_UNIT[name] for name in KIND},
+        "units": {s.name: s.file_unit for s in KPIS},
     }
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
 
@@ -513,12 +554,14 @@ def write(
 # -- one session -----------------------------------------------------------------------------
 @dataclass
 class Verdict:
-    """What a baseline item reports: pass or not, the message, and a rewritten entry."""
+    """What a baseline item reports: pass or not, the message, a rewritten entry, and the
+    improved KPIs in one line (see ``improvement_note``)."""
 
     key: str
     verdict: str
     message: str | None
     update: dict[str, Any] | None
+    improved: str | None = None
 
 
 class BaselineSession:
@@ -535,6 +578,7 @@ class BaselineSession:
         self.update = update
         self.baseline = load(path)
         self.verdicts: dict[str, str] = {}
+        self.improved: dict[str, str] = {}
         self.updates: dict[str, dict[str, Any]] = {}
         self.written: list[str] = []
         self.removed: list[str] = []
@@ -550,16 +594,31 @@ class BaselineSession:
         now = entry(kpis, sha256, params)
         c = check(key, self.baseline.entries.get(key), now, self.tolerances, cycle_time)
         rewrite = self.update and c.entry_differs
-        if c.verdict == "pass" and not rewrite:
-            return Verdict(key, "pass", None, None)
+        note = improvement_note(c) if c.improvements else None
+        if note:
+            self.improved[key] = note
+        if c.verdict in ("pass", "improved") and not rewrite:
+            return Verdict(key, c.verdict, None, None, note)
         verdict = c.verdict if c.verdict != "pass" else "outdated"
         return Verdict(
-            key, verdict, failure_text(c, self.shown, updated=rewrite), now if rewrite else None
+            key,
+            verdict,
+            failure_text(c, self.shown, updated=rewrite),
+            now if rewrite else None,
+            note,
         )
 
-    def record(self, key: str, verdict: str, update: str | Mapping[str, Any] | None) -> None:
+    def record(
+        self,
+        key: str,
+        verdict: str,
+        update: str | Mapping[str, Any] | None,
+        improved: str | None = None,
+    ) -> None:
         """Owner side: one baseline item's result (from its report properties)."""
         self.verdicts[key] = verdict
+        if improved:
+            self.improved[key] = improved
         if update is not None:
             self.updates[key] = json.loads(update) if isinstance(update, str) else dict(update)
 
@@ -581,15 +640,20 @@ class BaselineSession:
         stale = self.removed or self.baseline.stale(ids)
         counts = {
             v: sum(1 for x in self.verdicts.values() if x == v)
-            for v in ("pass", "regressed", "changed", "new", "outdated")
+            for v in ("pass", "improved", "regressed", "changed", "new", "outdated")
         }
+        improved = f"{counts['improved']} improved, " if counts["improved"] else ""
         head = (
             f"baseline {self.shown}: {len(self.verdicts)} checked, {counts['pass']} passed, "
-            f"{counts['regressed']} regressed, {counts['new']} new, "
+            f"{improved}{counts['regressed']} regressed, {counts['new']} new, "
             f"{counts['changed']} changed recording(s), {len(stale)} stale entr"
             f"{'y' if len(stale) == 1 else 'ies'}"
         )
         lines = [head]
+        better = sorted(k for k, v in self.verdicts.items() if v == "improved")
+        if better:
+            lines.append("  improved (better than the baseline beyond tolerance; not a failure):")
+            lines += [f"    {k}: {self.improved.get(k, 'improved')}" for k in better]
         for label, verdict in (
             ("regressed", "regressed"),
             ("new (not in the baseline)", "new"),

@@ -256,3 +256,151 @@ def test_unchanged_entry_is_not_rewritten(tmp_path: Path) -> None:
     session = bl.BaselineSession(path, bl.Tolerances(), update=True, shown="b")
     v = session.check("a.mf4", {**KPIS, "brake_time": 4.505}, "a" * 64, None, 0.01)
     assert v.verdict == "pass" and v.update is None and v.message is None
+
+
+# -- direction of change ------------------------------------------------------------------
+def test_improvement_beyond_tolerance_passes_and_is_reported_separately() -> None:
+    c = _check(_now(), _now(fcw_time=3.2, fcw_lead_time=1.3))  # warning 0.3 s earlier
+    assert c.verdict == "improved" and not c.regressions
+    assert [d.name for d in c.improvements] == ["fcw_time", "fcw_lead_time"]
+    assert bl.improvement_note(c) == "fcw_time -0.300 s, fcw_lead_time +0.300 s"
+    row = next(line for line in bl.delta_table(c.diffs) if line.startswith("fcw_lead_time"))
+    assert row.split()[2:] == ["1.000", "1.300", "+0.300", "0.010", "improved"]
+    text = bl.failure_text(c, "b.json", updated=True)  # only shown when the entry is rewritten
+    assert text.startswith("a.mf4: 2 KPI(s) improved against the baseline b.json (none regressed)")
+
+
+def test_worsening_beyond_tolerance_regresses_in_the_kpis_direction() -> None:
+    c = _check(_now(), _now(fcw_lead_time=0.7))
+    assert c.verdict == "regressed" and [d.name for d in c.regressions] == ["fcw_lead_time"]
+    assert not c.improvements
+    assert _check(_now(), _now(fcw_lead_time=1.005)).verdict == "pass"  # within tolerance
+    # lower is better for impact speed and collision, higher for the gap
+    assert _check(_now(), _now(min_distance=7.0)).verdict == "improved"
+    assert _check(_now(), _now(min_distance=6.0)).verdict == "regressed"
+    hit = _now(collision=True, impact_speed=3.0, min_distance=0.0)
+    c = _check(hit, _now())
+    assert c.verdict == "improved"
+    assert {d.name for d in c.improvements} == {"collision", "impact_speed", "min_distance"}
+    assert bl.improvement_note(c).startswith("collision yes -> no, impact_speed -10.800 km/h")
+    assert _check(_now(), hit).verdict == "regressed"
+    # two-sided KPIs regress either way; an event that appears or vanishes always regresses
+    assert _check(_now(), _now(max_decel=9.5)).verdict == "regressed"
+    assert _check(_now(), _now(max_decel=8.5)).verdict == "regressed"
+    assert _check(_now(), _now(activations=[])).verdict == "regressed"
+    assert _check(_now(), _now(fcw_lead_time=None)).verdict == "regressed"
+    assert _check(_now(fcw_time=None), _now()).verdict == "regressed"
+    ignored = bl.parse_tolerances('{ min_distance = "ignore" }', "ini")
+    assert _check(_now(), _now(min_distance=7.0), ignored).verdict == "pass"
+
+
+def test_regression_with_improvements_lists_both() -> None:
+    c = _check(_now(), _now(brake_time=4.8, fcw_lead_time=1.3))  # braking later
+    assert c.verdict == "regressed"
+    assert [d.name for d in c.regressions] == ["brake_time"]
+    text = bl.failure_text(c, "b.json", updated=False)
+    assert text.startswith("a.mf4: 1 KPI(s) regressed, 1 improved against the baseline b.json:")
+    assert "<< regressed" in text and text.count("  improved") == 1
+
+
+def test_session_reports_improvements_without_failing(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    bl.write(path, {"a.mf4": _now()})
+    text = path.read_text()
+    checking = bl.BaselineSession(path, bl.Tolerances(), update=False, shown="baseline.json")
+    earlier = {**KPIS, "fcw_time": 3.2, "fcw_lead_time": 1.3}
+    v = checking.check("a.mf4", earlier, "a" * 64, None, 0.01)
+    assert (v.verdict, v.message, v.update) == ("improved", None, None)
+    assert v.improved == "fcw_time -0.300 s, fcw_lead_time +0.300 s"
+    owner = bl.BaselineSession(path, bl.Tolerances(), update=False, shown="baseline.json")
+    owner.record(v.key, v.verdict, v.update, v.improved)  # as the xdist controller does
+    owner.finish(["a.mf4"])
+    assert path.read_text() == text
+    summary = owner.summary(["a.mf4"])
+    assert summary[0].startswith(
+        "baseline baseline.json: 1 checked, 0 passed, 1 improved, 0 regressed"
+    )
+    assert "    a.mf4: fcw_time -0.300 s, fcw_lead_time +0.300 s" in summary
+    # with the update flag the improvement becomes the new baseline (and the item fails)
+    updating = bl.BaselineSession(path, bl.Tolerances(), update=True, shown="baseline.json")
+    v = updating.check("a.mf4", earlier, "a" * 64, None, 0.01)
+    assert v.verdict == "improved" and v.update is not None
+    assert str(v.message).startswith("a.mf4: 2 KPI(s) improved against the baseline")
+
+
+def test_file_is_byte_identical_to_the_format_before_the_registry(tmp_path: Path) -> None:
+    two = {
+        **KPIS,
+        "collision": True,
+        "impact_speed": 3.0000000000000004,
+        "min_distance": 0.0,
+        "fcw_time": None,
+        "fcw_lead_time": None,
+        "ttc_at_fcw": None,
+        "recorded_brake_time": 4.123456789,
+    }
+    entries = {
+        "a/a.mf4": bl.entry(KPIS, "a" * 64),
+        "b/x.mf4 [p1234abcd]": bl.entry(two, "b" * 64, {"late": 0.3}),
+    }
+    assert bl.dumps(entries) == GOLDEN
+
+
+GOLDEN = """{
+  "about": "pytest-adsreplay KPI baseline: rewrite entries with --adsreplay-update-baseline and review the diff; floats rounded to 1e-6, infinity as \\"inf\\", null = never happened, activations = number of braking events",
+  "format": 1,
+  "recordings": {
+    "a/a.mf4": {
+      "kpis": {
+        "activations": 1,
+        "brake_time": 4.5,
+        "collision": false,
+        "fcw_lead_time": 1.0,
+        "fcw_time": 3.5,
+        "impact_speed": 0.0,
+        "max_decel": 9.0,
+        "min_distance": 6.354718,
+        "min_ttc": "inf",
+        "recorded_brake_time": null,
+        "ttc_at_brake": 1.5,
+        "ttc_at_fcw": 2.5
+      },
+      "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    },
+    "b/x.mf4 [p1234abcd]": {
+      "kpis": {
+        "activations": 1,
+        "brake_time": 4.5,
+        "collision": true,
+        "fcw_lead_time": null,
+        "fcw_time": null,
+        "impact_speed": 3.0,
+        "max_decel": 9.0,
+        "min_distance": 0.0,
+        "min_ttc": "inf",
+        "recorded_brake_time": 4.123457,
+        "ttc_at_brake": 1.5,
+        "ttc_at_fcw": null
+      },
+      "params": {
+        "late": 0.3
+      },
+      "sha256": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+    }
+  },
+  "units": {
+    "activations": "count",
+    "brake_time": "s",
+    "collision": "bool",
+    "fcw_lead_time": "s",
+    "fcw_time": "s",
+    "impact_speed": "m/s",
+    "max_decel": "m/s²",
+    "min_distance": "m",
+    "min_ttc": "s",
+    "recorded_brake_time": "s",
+    "ttc_at_brake": "s",
+    "ttc_at_fcw": "s"
+  }
+}
+"""
