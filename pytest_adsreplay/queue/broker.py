@@ -141,6 +141,15 @@ def make_queues(conn: Any, namespace: str) -> dict[str, Any]:
     }
 
 
+def fetch_job(conn: Any, job_id: str) -> Any:
+    """The rq job ``job_id``, decoded with the JSON serializer (never a pickle); raises
+    rq's NoSuchJobError when it is gone. Every job the plugin reads comes from here."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    return Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
+
+
 def worker_order(queues: dict[str, Any]) -> list[Any]:
     """db before aeb before read: a worker finishes a recording's chain before the next."""
     return [queues[s] for s in reversed(STAGES)]

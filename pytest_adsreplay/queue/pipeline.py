@@ -244,11 +244,8 @@ class ReplaySession:
 
     # -- wait --------------------------------------------------------------------------
     def _db_job(self, chain: Chain) -> Any:
-        from rq.job import Job
-        from rq.serializers import JSONSerializer
-
         ctx = {"run": self.cfg.run_id, "key": chain.key}
-        return Job.fetch(stages.job_id(ctx, "db"), connection=self.conn, serializer=JSONSerializer)
+        return broker.fetch_job(self.conn, stages.job_id(ctx, "db"))
 
     def _prioritize(self, chain: Chain) -> None:
         ctx = {"run": self.cfg.run_id, "key": chain.key}

@@ -91,12 +91,13 @@ def parent_result(conn: Any, ctx: Mapping[str, Any], stage: str) -> dict[str, An
     earlier run with the same id must never be trusted).
     """
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-    from rq.serializers import JSONSerializer
+    from rq.job import JobStatus
+
+    from pytest_adsreplay.queue.broker import fetch_job
 
     jid = job_id(ctx, stage)
     try:
-        job = Job.fetch(jid, connection=conn, serializer=JSONSerializer)
+        job = fetch_job(conn, jid)
     except NoSuchJobError:
         return {
             "ok": False,

@@ -557,16 +557,15 @@ class WorkerWatch:
     ) -> None:
         """Retry (once) or fail a started job whose execution will never end."""
         from rq.exceptions import NoSuchJobError
-        from rq.job import Job, JobStatus
+        from rq.job import JobStatus
         from rq.job_lifecycle import record_job_failure
-        from rq.serializers import JSONSerializer
 
         conn = self.session.conn
         run, ttl = self.session.cfg.run_id, int(self.session.cfg.ttl)
         if not conn.set(f"adsreplay:{run}:reap:{entry}", 1, nx=True, ex=ttl):
             return
         try:
-            job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
+            job = broker.fetch_job(conn, job_id)
         except NoSuchJobError:
             conn.zrem(reg.key, entry)
             return
