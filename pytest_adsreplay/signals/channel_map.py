@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import ChannelMapError
+from pytest_adsreplay.signals.resample import RESAMPLING_RULES
 from pytest_adsreplay.signals.units import (
     ACCELERATION,
     DIMENSIONLESS,
@@ -41,6 +42,12 @@ FLAG_SIGNALS: frozenset[str] = frozenset({"target_valid", "driver_brake"})
 #: Signals that the target_valid flag masks with NaN where it says "no object".
 TARGET_SIGNALS: tuple[str, ...] = ("target_distance", "target_rel_speed", "target_lateral")
 
+#: Signals a map may name that steer resampling but are not inputs of the function:
+#: ``target_id`` is the lead object's track id (a new id is another object).
+AUXILIARY_SIGNALS: tuple[str, ...] = ("target_id",)
+#: Every name a ``[signals.<name>]`` table may have.
+MAPPABLE_SIGNALS: tuple[str, ...] = CANONICAL_SIGNALS + AUXILIARY_SIGNALS
+
 SIGNAL_DIMENSIONS: dict[str, str] = {
     "ego_speed": SPEED,
     "ego_accel": ACCELERATION,
@@ -49,6 +56,7 @@ SIGNAL_DIMENSIONS: dict[str, str] = {
     "target_lateral": LENGTH,
     "target_valid": DIMENSIONLESS,
     "driver_brake": DIMENSIONLESS,
+    "target_id": DIMENSIONLESS,
 }
 
 
@@ -172,6 +180,17 @@ _DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
         "LeadValid",
         "target_valid",
     ),
+    "target_id": (
+        "Radar.Obj0.ID",
+        "Radar.Obj0.Id",
+        "ObjID",
+        "ObjId",
+        "Obj0_ID",
+        "Obj0.ID",
+        "TargetId",
+        "TargetID",
+        "target_id",
+    ),
     "driver_brake": (
         "DrvBrkPdl",
         "BrkPdlSts",
@@ -287,7 +306,7 @@ class ChannelMap:
             specs[name] = _parse_spec(name, entry, fail)
         merged = dict(cls.default().signals) if use_builtin else {}
         merged.update(specs)
-        ordered = {n: merged[n] for n in CANONICAL_SIGNALS if n in merged}
+        ordered = {n: merged[n] for n in MAPPABLE_SIGNALS if n in merged}
         return cls(ordered, source, dbc)
 
     def to_dict(self) -> dict[str, Any]:
@@ -295,7 +314,7 @@ class ChannelMap:
         out: dict[str, Any] = {
             "use_builtin": False,
             "signals": {
-                n: self.signals[n].to_dict() for n in CANONICAL_SIGNALS if n in self.signals
+                n: self.signals[n].to_dict() for n in MAPPABLE_SIGNALS if n in self.signals
             },
         }
         if self.dbc:
@@ -307,9 +326,10 @@ class ChannelMap:
         return [(d.path, d.bus) for d in self.dbc]
 
     def fingerprint(self) -> str:
-        """sha256 hex of the normalized map and its DBC files' contents (independent of
-        the map's source path and spelling)."""
-        norm: dict[str, Any] = {}
+        """sha256 hex of the normalized map, its DBC files' contents and the version of
+        the resampling rules (independent of the map's source path and spelling): the
+        signals read through a map change with any of them."""
+        norm: dict[str, Any] = {"[rules]": RESAMPLING_RULES}
         for name, spec in sorted(self.signals.items()):
             entry: dict[str, Any] = {"channels": [str(c) for c in spec.channels]}
             if spec.scale is not None:
@@ -384,13 +404,14 @@ def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
 
 
 def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
-    if name not in CANONICAL_SIGNALS:
-        close = difflib.get_close_matches(str(name), CANONICAL_SIGNALS, n=1)
+    if name not in MAPPABLE_SIGNALS:
+        close = difflib.get_close_matches(str(name), MAPPABLE_SIGNALS, n=1)
         also = f" (did you mean {close[0]!r}?)" if close else ""
         why = " ('t' is built by resampling, it cannot be mapped)" if name == "t" else ""
         raise fail(
             f"unknown signal [signals.{name}]{also}{why}; canonical signals are "
-            f"{', '.join(CANONICAL_SIGNALS)}"
+            f"{', '.join(CANONICAL_SIGNALS)} (and {', '.join(AUXILIARY_SIGNALS)}, the lead "
+            "object's track id)"
         )
     where = f"[signals.{name}]"
     if not isinstance(entry, Mapping):

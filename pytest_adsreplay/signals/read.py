@@ -12,6 +12,7 @@ import numpy as np
 from pytest_adsreplay.errors import ChannelMapError, InvalidRecordingError, MissingChannelError
 from pytest_adsreplay.mdf import reader as mf4
 from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
+from pytest_adsreplay.signals import targets
 from pytest_adsreplay.signals.channel_map import (
     CANONICAL_SIGNALS,
     FLAG_SIGNALS,
@@ -27,6 +28,7 @@ from pytest_adsreplay.signals.resample import (
     Trace,
     make_grid,
     resample,
+    resample_objects,
 )
 from pytest_adsreplay.signals.resolve import Resolution, resolve_channels
 
@@ -152,6 +154,56 @@ def _assemble(
     rec: str,
     max_gap: float = GAP_THRESHOLD,
 ) -> Signals:
+    chans = _non_empty_channels(usable, data, rec)
+    grid = _grid(chans, cycle_time, rec)
+    uses = Counter(id(cs.samples) for cs in chans.values())
+    si: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    traces: dict[str, Trace] = {}
+    for name, cs in chans.items():
+        res = usable[name]
+        assert res.channel is not None
+        raw = _to_si(cs.samples, res.scale, res.offset, in_place=uses[id(cs.samples)] == 1)
+        si[name] = (cs.timestamps, raw)
+        if name in CANONICAL_SIGNALS:
+            traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
+    objects = targets.prepare(
+        {n: si[n] for n in TARGET_SIGNALS if n in si},
+        _flag_series(si.get("target_valid")),
+        si.get("target_id"),
+    )
+    values: dict[str, np.ndarray] = {}
+    sources = {n: usable[n].source for n in chans}
+    for name, (ts, raw) in si.items():
+        if name not in CANONICAL_SIGNALS:
+            continue
+        hold = usable[name].hold
+        if name in objects and not hold:
+            masked, segments = objects[name]
+            vals = resample_objects(ts, masked, grid, segments=segments, max_gap=max_gap)
+        else:
+            src = objects[name][0] if name in objects else raw
+            vals = resample(ts, src, grid, hold=hold, max_gap=None if hold else max_gap)
+        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
+            nan = np.isnan(vals)
+            np.copyto(vals, vals != 0, casting="unsafe")
+            vals[nan] = np.nan
+            del nan
+        values[name] = vals
+    _apply_target_valid(values, sources, grid)
+    ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
+    return Signals(
+        t=grid,
+        values=ordered,
+        cycle_time=cycle_time,
+        sources={n: sources[n] for n in ordered},
+        traces=traces,
+    )
+
+
+def _non_empty_channels(
+    usable: Mapping[str, Resolution], data: Mapping[tuple[int, int], ChannelSamples], rec: str
+) -> dict[str, ChannelSamples]:
+    """The mapped channels with samples (a required one without is an invalid recording)."""
     chans: dict[str, ChannelSamples] = {}
     for name, res in usable.items():
         assert res.channel is not None
@@ -167,6 +219,10 @@ def _assemble(
                 )
             continue
         chans[name] = cs
+    return chans
+
+
+def _grid(chans: Mapping[str, ChannelSamples], cycle_time: float, rec: str) -> np.ndarray:
     t_min = min(float(c.timestamps[0]) for c in chans.values())
     t_max = max(float(c.timestamps[-1]) for c in chans.values())
     grid = make_grid(t_min, t_max, cycle_time)
@@ -177,25 +233,23 @@ def _assemble(
             recording=rec,
             hint="check that the file is complete; a replay needs at least two cycles",
         )
-    values: dict[str, np.ndarray] = {}
-    sources: dict[str, str] = {}
-    traces: dict[str, Trace] = {}
-    uses = Counter(id(cs.samples) for cs in chans.values())
-    for name, cs in chans.items():
-        res = usable[name]
-        assert res.channel is not None
-        raw = _to_si(cs.samples, res.scale, res.offset, in_place=uses[id(cs.samples)] == 1)
-        traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
-        vals = resample(
-            cs.timestamps, raw, grid, hold=res.hold, max_gap=None if res.hold else max_gap
-        )
-        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
-            nan = np.isnan(vals)
-            np.copyto(vals, vals != 0, casting="unsafe")
-            vals[nan] = np.nan
-            del nan
-        values[name] = vals
-        sources[name] = res.source
+    return grid
+
+
+def _flag_series(series: tuple[np.ndarray, np.ndarray] | None) -> targets.Series | None:
+    """A flag's samples as 0/1 (NaN kept)."""
+    if series is None:
+        return None
+    ts, vs = series
+    flag = (vs != 0).astype(np.float64)
+    flag[np.isnan(vs)] = np.nan
+    return ts, flag
+
+
+def _apply_target_valid(
+    values: dict[str, np.ndarray], sources: dict[str, str], grid: np.ndarray
+) -> None:
+    """NaN target signals where ``target_valid`` is 0, or derive it from the distance."""
     if "target_valid" in values:
         invalid = values["target_valid"] == 0
         for name in TARGET_SIGNALS:
@@ -205,11 +259,3 @@ def _assemble(
         dist = values.get("target_distance", np.full(grid.shape, np.nan))
         values["target_valid"] = np.isfinite(dist).astype(np.float64)
         sources["target_valid"] = "derived: isfinite(target_distance)"
-    ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
-    return Signals(
-        t=grid,
-        values=ordered,
-        cycle_time=cycle_time,
-        sources={n: sources[n] for n in ordered},
-        traces=traces,
-    )

@@ -16,6 +16,9 @@ GAP_THRESHOLD = 0.2
 
 #: Signals that the target_valid flag masks with NaN where it says "no object".
 TIME_TOL = 1e-9
+#: Version of the resampling rules; part of a channel map's fingerprint, so signals cached
+#: under older rules are not reused. 2: target signals never blend two objects.
+RESAMPLING_RULES = 2
 
 
 def make_grid(t_min: float, t_max: float, cycle_time: float) -> np.ndarray:
@@ -96,6 +99,57 @@ def resample(
             flat_out[a : a + RESAMPLE_CHUNK][inside] = vs[np.clip(idx, 0, None)]
         else:
             flat_out[a : a + RESAMPLE_CHUNK][inside] = np.interp(np.clip(g, ts[0], ts[-1]), ts, vs)
+    if max_gap is not None:
+        for i in find_gaps(ts, max_gap):
+            out[(grid > ts[i] + TIME_TOL) & (grid < ts[i + 1] - TIME_TOL)] = np.nan
+    return out
+
+
+def resample_objects(
+    timestamps: np.ndarray,
+    samples: np.ndarray,
+    grid: np.ndarray,
+    *,
+    segments: np.ndarray | None = None,
+    max_gap: float | None = None,
+) -> np.ndarray:
+    """Samples of one object's signal on ``grid``, never blending two objects.
+
+    Between two source samples the value is interpolated linearly only when both are
+    finite (valid) and belong to the same ``segments`` value (one object, see
+    :func:`pytest_adsreplay.signals.targets.object_segments`); otherwise the earlier
+    sample is held until the next one (a NaN sample holds NaN). Span, equal timestamps
+    and ``max_gap`` behave as in :func:`resample`.
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    vs = np.asarray(samples, dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    seg = np.zeros(ts.shape) if segments is None else np.asarray(segments, dtype=np.float64)
+    if ts.shape != vs.shape or ts.shape != seg.shape or ts.ndim != 1:
+        raise ValueError(
+            f"timestamps {ts.shape}, samples {vs.shape} and segments {seg.shape} must be "
+            "equal 1-D shapes"
+        )
+    out = np.full(grid.shape, np.nan)
+    if ts.size == 0:
+        return out
+    first, last = ts[0] - TIME_TOL, ts[-1] + TIME_TOL
+    keep = np.r_[ts[1:] != ts[:-1], True]
+    if not keep.all():
+        ts, vs, seg = ts[keep], vs[keep], seg[keep]
+    finite = np.isfinite(vs)
+    linear = finite[:-1] & finite[1:] & (seg[:-1] == seg[1:])
+    linear = np.r_[linear, False]  # the last sample starts no interval
+    flat_grid, flat_out = grid.reshape(-1), out.reshape(-1)
+    for a in range(0, flat_grid.size, RESAMPLE_CHUNK):
+        g = flat_grid[a : a + RESAMPLE_CHUNK]
+        inside = (g >= first) & (g <= last)
+        g = g[inside]
+        idx = np.clip(np.searchsorted(ts, g + TIME_TOL, side="right") - 1, 0, None)
+        vals = np.interp(np.clip(g, ts[idx], ts[-1]), ts, vs)
+        held = ~linear[idx]
+        vals[held] = vs[idx[held]]
+        flat_out[a : a + RESAMPLE_CHUNK][inside] = vals
     if max_gap is not None:
         for i in find_gaps(ts, max_gap):
             out[(grid > ts[i] + TIME_TOL) & (grid < ts[i + 1] - TIME_TOL)] = np.nan

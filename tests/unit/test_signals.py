@@ -162,7 +162,7 @@ offset = -2
     assert (dist.scale, dist.offset) == (0.1, -2.0)
     # signals the file does not mention keep the built-in candidates
     assert cmap.signals["target_rel_speed"] == ChannelMap.default().signals["target_rel_speed"]
-    assert list(cmap.signals) == list(CANONICAL_SIGNALS)
+    assert list(cmap.signals) == [*CANONICAL_SIGNALS, "target_id"]
 
 
 def test_use_builtin_false_keeps_only_the_file(tmp_path: Path) -> None:
