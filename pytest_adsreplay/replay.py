@@ -18,13 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_adsreplay.errors import AdsReplayError
-from pytest_adsreplay.function.python import (
-    FunctionSpec,
-    declared_cycle_time,
-    describe,
-    load_function,
-    run_function,
-)
+from pytest_adsreplay.function.python import FunctionSpec, declared_cycle_time, describe
 
 if TYPE_CHECKING:
     from pytest_adsreplay.kpi.compute import KpiSettings
@@ -137,7 +131,8 @@ def kpi_settings(**settings: float) -> KpiSettings:
 
 
 def resolve_cycle_time(fn: Any, cycle_time: float | None) -> float:
-    """Explicit cycle time, else the function's declared one, else 10 ms."""
+    """Explicit cycle time, else the function's declared one, else 10 ms (``fn``: an
+    adapter, a function host or a Python function object)."""
     from pytest_adsreplay.signals import DEFAULT_CYCLE_TIME
 
     if cycle_time is not None:
@@ -179,12 +174,53 @@ def read(
 
 
 def step(
-    fn: Any, t: np.ndarray, values: Mapping[str, np.ndarray], *, recording_id: str | None = None
+    fn: Any,
+    t: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    *,
+    recording_id: str | None = None,
+    timeout: float | None = None,
 ) -> dict[str, np.ndarray]:
-    """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras)."""
+    """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras).
+
+    ``fn`` is a supervised :class:`~pytest_adsreplay.function.host.FunctionHost` (the
+    stages' case: ``timeout`` bounds the run), a loaded adapter (stepped in this
+    process), or a Python object with ``step(frame)``.
+    """
+    from pytest_adsreplay.function.host import FunctionHost
+    from pytest_adsreplay.function.stepping import run_function
     from pytest_adsreplay.signals import CANONICAL_SIGNALS
 
+    if isinstance(fn, FunctionHost):
+        return fn.run(t, values, inputs=CANONICAL_SIGNALS, recording=recording_id, timeout=timeout)
+    if callable(getattr(fn, "run", None)) and isinstance(getattr(fn, "kind", None), str):
+        outputs: dict[str, np.ndarray] = fn.run(
+            t, values, inputs=CANONICAL_SIGNALS, recording=recording_id
+        )
+        return outputs
     return run_function(fn, t, values, inputs=CANONICAL_SIGNALS, recording=recording_id)
+
+
+def open_for_replay(
+    function: FunctionSpec,
+    params: Mapping[str, Any] | None,
+    cycle_time: float | None,
+    host: bool | None,
+) -> Any:
+    """The function for :func:`replay_file`: a supervised host (``host=True``; the
+    default for FMU and C functions, whose crash must not end this process), else an
+    adapter loaded in this process (a breakpoint in a Python function works)."""
+    from pytest_adsreplay.function import function_kind, open_function
+    from pytest_adsreplay.function.protocol import FunctionOptions
+
+    options = FunctionOptions(cycle_time=cycle_time)
+    if host is None:
+        host = function_kind(function) != "python"
+    if not host:
+        return open_function(function, params, options)
+    from pytest_adsreplay.function.host import acquire
+
+    return acquire(describe(function), params, options)
 
 
 def kpis(
@@ -211,6 +247,7 @@ def replay_file(
     nominal_speed: float | None = None,
     expect_target: bool | None = None,
     sidecar: bool = True,
+    host: bool | None = None,
     **settings: float,
 ) -> ReplayResult:
     """Replay one recording through ``function`` (``module:attr`` or the class/factory).
@@ -220,9 +257,14 @@ def replay_file(
     The data-quality gate runs as in the read stage: ``max_gap`` (s), and the sidecar's
     ``nominal_speed`` and target expectation unless given here (``sidecar=False``
     ignores the sidecar); an invalid recording raises InvalidRecordingError.
+
+    A Python function is stepped in this process (a breakpoint in it works);
+    ``host=True`` steps it in the supervised host process the stages use, where a crash
+    or ``os._exit`` becomes a FunctionError. FMU and C functions always run there unless
+    ``host=False``.
     """
     ks = kpi_settings(**settings)
-    fn = load_function(function, params)
+    fn = open_for_replay(function, params, cycle_time, host)
     ct = resolve_cycle_time(fn, cycle_time)
     rid = recording_id or Path(path).name
     target = "replay_file(expect_target=True)" if expect_target else None
