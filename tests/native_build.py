@@ -1,7 +1,7 @@
 """Builds of native functions for the tests: the C reference as a shared library and as
 FMI 2.0 / 3.0 co-simulation FMUs, compiled with the machine's C compiler once per session.
 
-Tests that need them take the ``native_builds`` fixture; without a C compiler they skip
+Tests that need them call :func:`build_all` from a fixture; without a C compiler they skip
 with a message that says how to get one.
 """
 
@@ -111,14 +111,13 @@ def build_library(out: Path, sources: list[Path], *, defines: tuple[str, ...] = 
 
 
 def _variables(library: Path) -> tuple[list[tuple[str, float]], list[str], list[str], float]:
-    from pytest_adsreplay.function.native import NativeAdapter
+    from pytest_adsreplay.function.native import _names, load_library
 
-    fn = NativeAdapter(str(library))
-    try:
-        params = list((fn.parameters or {}).items())
-        return params, fn.input_names, fn.output_names, fn.cycle_time or 0.01
-    finally:
-        fn.close()
+    lib = load_library(library)
+    names = _names(lib, "parameter")
+    params = [(n, float(lib.adsreplay_parameter_default(i))) for i, n in enumerate(names)]
+    step = float(lib.adsreplay_cycle_time()) if hasattr(lib, "adsreplay_cycle_time") else 0.01
+    return params, _names(lib, "input"), _names(lib, "output"), step
 
 
 def model_description(library: Path, version: int, model: str) -> str:
@@ -214,8 +213,14 @@ class Builds:
     custom_fmu2: Path
 
 
-@pytest.fixture(scope="session")
-def native_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+_BUILT: list[Builds] = []
+
+
+def build_all(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    """Every build, once per session (test modules wrap this in a ``native_builds``
+    fixture)."""
+    if _BUILT:
+        return _BUILT[0]
     require_compiler()
     fmi_headers()
     root = tmp_path_factory.mktemp("native")
@@ -232,4 +237,5 @@ def native_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     if (NATIVE / "fmi3_cs.c").is_file():
         fmu3 = build_fmu(root / "aeb3.fmu", ref_src, reference, version=3)
     custom_fmu = build_fmu(root / "custom2.fmu", [custom_src], custom, version=2, model="custom")
-    return Builds(root, reference, steps, fmu2, fmu3, custom, custom_fmu)
+    _BUILT.append(Builds(root, reference, steps, fmu2, fmu3, custom, custom_fmu))
+    return _BUILT[0]

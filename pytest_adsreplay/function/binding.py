@@ -213,9 +213,9 @@ def check_outputs(
         return
     i = int(np.flatnonzero(bad | bad_fcw)[0])
     if bad[i]:
-        what = f"aeb_decel = {decel[i]!r}; expected a finite number ≥ 0 (m/s², magnitude)"
+        what = f"aeb_decel = {float(decel[i])!r}; expected a finite number ≥ 0 (m/s², magnitude)"
     else:
-        what = f"fcw = {fcw[i]!r}; expected 0 or 1" if fcw is not None else "fcw"
+        what = f"fcw = {float(fcw[i])!r}; expected 0 or 1" if fcw is not None else "fcw"
     raise FunctionError(
         f"the function under test {spec} returned {what} at t = {t[i]:.3f} s (cycle {i})",
         t=float(t[i]),
