@@ -313,10 +313,16 @@ def _cache_key(ctx: Mapping[str, Any], cmap: Any, sha: str | None) -> str | None
 
 
 def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Signals → outputs of the function under test (skipped when read did not succeed)."""
-    from pytest_adsreplay import replay
-    from pytest_adsreplay.function.python import load_function
+    """Signals → outputs of the function under test (skipped when read did not succeed).
 
+    The function runs in this process's supervised host (kept across recordings,
+    restarted after a crash); the run gets what is left of the stage timeout, less a
+    margin, so a hang ends as the function's timeout error, not as a killed job.
+    """
+    from pytest_adsreplay import replay
+    from pytest_adsreplay.errors import FunctionLoadError
+
+    started = time.monotonic()
     conn = _connection()
     parent = parent_result(conn, ctx, "read")
     if not parent.get("ok"):
@@ -324,12 +330,66 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     try:
         arrays = load_signals(conn, ctx, parent)
         t = arrays.pop("t")
-        fn = load_function(ctx["function"], ctx.get("params") or {})
-        outputs = replay.step(fn, t, arrays, recording_id=ctx["rec"])
+        host = _function_host(ctx)
+        budget = _step_budget(ctx, started)
+        outputs = replay.step(host, t, arrays, recording_id=ctx["rec"], timeout=budget)
+    except FunctionLoadError as exc:
+        return _failure("aeb", _load_error_here(exc, ctx))
     except AdsReplayError as exc:
         return _failure("aeb", exc)
     save_arrays(conn, data_key(ctx, "outputs"), outputs, int(ctx["ttl"]))
     return {"ok": True, "stage": "aeb", "outputs": sorted(outputs)}
+
+
+def _function_host(ctx: Mapping[str, Any]) -> Any:
+    """This process's host for the session's function, parameters and limits."""
+    from pytest_adsreplay.function import host
+    from pytest_adsreplay.function.protocol import FunctionOptions
+
+    limits = host.HostLimits(
+        memory=ctx.get("function_memory", host.MEMORY_DEFAULT),
+        output=int(ctx.get("function_output") or host.OUTPUT_DEFAULT),
+    )
+    binding = ctx.get("binding")
+    options = FunctionOptions(
+        binding=binding if isinstance(binding, Mapping) else None,
+        cycle_time=float(ctx["cycle_time"]) if ctx.get("cycle_time") else None,
+    )
+    return host.acquire(str(ctx["function"]), ctx.get("params") or {}, options, limits)
+
+
+def _step_budget(ctx: Mapping[str, Any], started: float) -> float:
+    """Seconds the function may step: the stage timeout left, less 10 % (at most 2 s)."""
+    timeout = float(ctx.get("timeout") or 300.0)
+    margin = min(2.0, 0.1 * timeout)
+    return max(0.1, timeout - margin - (time.monotonic() - started))
+
+
+def _load_error_here(exc: AdsReplayError, ctx: Mapping[str, Any]) -> AdsReplayError:
+    """A load error that names the worker and host it happened on (and is logged there)."""
+    import logging
+    import os
+    import socket
+
+    from rq import get_current_job
+
+    from pytest_adsreplay.errors import FunctionLoadError
+
+    job = get_current_job()
+    worker = (job.worker_name if job is not None else None) or f"pid {os.getpid()}"
+    where = f"worker {worker} on host {socket.gethostname()}"
+    hint = exc.hint
+    if exc.message.startswith("cannot import module"):
+        module = str(ctx["function"]).partition(":")[0]
+        hint = (
+            f"make {module!r} importable where that worker runs: install its package there, "
+            "or start the worker with the folder that holds it on PYTHONPATH "
+            "(PYTHONPATH=<folder> adsreplay worker ...)"
+        )
+    logging.getLogger("pytest_adsreplay.worker").error(
+        "%s cannot load the function under test %s: %s", where, ctx["function"], exc.message
+    )
+    return FunctionLoadError(f"{where}: {exc.message}", recording=ctx.get("rec"), hint=hint)
 
 
 def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
