@@ -479,9 +479,11 @@ _POOL_LOCK = threading.Lock()
 def _pool_key(
     spec: str, params: Mapping[str, Any], options: FunctionOptions, limits: HostLimits
 ) -> str:
-    return json.dumps(
-        [spec, dict(params), asdict(options), asdict(limits)], sort_keys=True, default=str
-    )
+    """The pool key; a Python function reads no options, so they are not part of it."""
+    from pytest_adsreplay.function import function_kind
+
+    opts = asdict(options) if function_kind(spec) != "python" else None
+    return json.dumps([spec, dict(params), opts, asdict(limits)], sort_keys=True, default=str)
 
 
 def acquire(
