@@ -1,7 +1,9 @@
-"""Shared fixtures: synthetic approach recordings and small pytester projects."""
+"""Shared fixtures: the embedded mode by default, synthetic approach recordings and small
+pytester projects."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,21 @@ from adsreplay_testkit import TTC_FUNCTION, write_approach
 # Imported once here: pytester's in-process runs restore sys.modules afterwards, and a
 # C extension imported first inside an inner run cannot be loaded again in the next one.
 
+#: Environment variables of the test suite itself, kept for every test.
+SUITE_VARIABLES = ("ADSREPLAY_TEST_", "ADSREPLAY_BENCH_")
+
+
+@pytest.fixture(autouse=True)
+def embedded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts in the embedded mode, whatever the shell that runs the suite set:
+    the plugin's ``ADSREPLAY_*`` settings (``ADSREPLAY_REDIS_URL``, ``ADSREPLAY_DB``, …)
+    are removed from the environment for the test. A test that wants a real Redis says so
+    with the ``real_redis`` fixture (which read ``ADSREPLAY_REDIS_URL`` at start-up) or
+    by passing ``--redis-url``; a test of an environment variable sets it itself."""
+    for name in list(os.environ):
+        if name.startswith("ADSREPLAY_") and not name.startswith(SUITE_VARIABLES):
+            monkeypatch.delenv(name)
+
 
 @pytest.fixture
 def approach() -> Callable[..., Path]:
@@ -24,7 +41,8 @@ def approach() -> Callable[..., Path]:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project with a function module ``aebfn`` and three recordings.
+    """A pytester project (embedded mode) with a function module ``aebfn`` and three
+    recordings.
 
     recs/ccrs/a40.mf4 (expects braking, no collision), recs/ccrs/b60.mf4,
     recs/ccrm/c50.mf4 (moving target). The ini sets the function and the DB path.

@@ -2,22 +2,26 @@
 
 Real-Redis tests use ``ADSREPLAY_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``) and
 skip, saying how to enable them, when nothing answers there. Tests that kill or restart
-Redis get a private ``redis-server`` on a free port instead.
+Redis get a private ``redis-server`` on a free port instead. Each test keeps to its own
+queues: sessions with local workers use queues named after their run id, tests with
+their own ``--namespace`` use ``unique()`` names, and tests that run external workers on
+the fleet queues get ``fleet_redis``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from integration_kit import (
     ENABLE_HINT,
+    Mode,
     PrivateRedis,
     Project,
+    fleet_lease,
     reachable,
     redis_url,
     start_worker,
@@ -67,24 +71,39 @@ def private_redis(redis_factory: Callable[..., PrivateRedis]) -> PrivateRedis:
     return redis_factory()
 
 
+#: ``private`` (default when redis-server is installed) or ``shared``: where ``fleet_redis``
+#: puts the fleet queues.
+FLEET_ENV = "ADSREPLAY_TEST_FLEET"
+
+
+@pytest.fixture
+def fleet_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a Redis whose fleet queues (``adsreplay-read/aeb/db``: the queues of
+    ``adsreplay worker`` and of ``--adsreplay-workers 0``) only this test uses.
+
+    A private redis-server of the test when one is installed; else (or with
+    ``ADSREPLAY_TEST_FLEET=shared``) the shared Redis, where such tests take turns under
+    a lease kept in that Redis, so tests of concurrent sessions take turns too.
+    """
+    where = os.environ.get(FLEET_ENV, "").strip() or (
+        "private" if shutil.which("redis-server") else "shared"
+    )
+    if where == "private":
+        server = PrivateRedis(tmp_path / "fleet-redis").start()
+        try:
+            yield server.url
+        finally:
+            server.kill()
+        return
+    url = request.getfixturevalue("real_redis")
+    with fleet_lease(url):
+        yield url
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A test project: 2 closing-target recordings, 1 free road, function ``aebfn:Ttc``."""
     return write_project(tmp_path / "proj")
-
-
-@dataclass
-class Mode:
-    """How the jobs of an inner session run: its extra pytest args and its workers."""
-
-    name: str
-    url: str | None
-    args: list[str]
-    workers: list[Any] = field(default_factory=list)
-
-    @property
-    def real(self) -> bool:
-        return self.url is not None
 
 
 @pytest.fixture(params=MODES)
@@ -92,17 +111,18 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path, project: Project) -> It
     """fakeredis | real Redis + 1 local worker | + 2 local workers | 2 external workers.
 
     External workers run ``adsreplay worker`` in another directory, with only the
-    project's folder (the function's module) on PYTHONPATH.
+    project's folder (the function's module) on PYTHONPATH, on ``fleet_redis``.
     """
     name = request.param
     if name == "fakeredis":
         yield Mode(name, None, [])
         return
-    url = request.getfixturevalue("real_redis")
     if name != "external":
+        url = request.getfixturevalue("real_redis")
         n = "1" if name == "redis-1" else "2"
         yield Mode(name, url, ["--redis-url", url, "--adsreplay-workers", n])
         return
+    url = request.getfixturevalue("fleet_redis")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     workers = [start_worker(url, elsewhere, project.root) for _ in range(2)]

@@ -1,5 +1,8 @@
 """External workers: ``adsreplay worker`` (and the plain ``rq worker`` equivalent) in
-another working directory serve a session that runs with ``--adsreplay-workers 0``."""
+another working directory serve a session that runs with ``--adsreplay-workers 0``.
+
+They all listen on the fleet queues, so each test gets a Redis of its own (``fleet_redis``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 from integration_kit import (
     Project,
+    assert_within,
     result_rows,
     run_id_of,
     run_keys,
@@ -18,6 +22,7 @@ from integration_kit import (
     start_worker,
     stop,
     subprocess_env,
+    unique,
     write_function_module,
 )
 
@@ -48,12 +53,12 @@ def _elsewhere(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_two_adsreplay_workers_serve_a_session(
-    real_redis: str, project: Project, tmp_path: Path
+    fleet_redis: str, project: Project, tmp_path: Path
 ) -> None:
     cwd, lib = _elsewhere(tmp_path)
-    workers = [start_worker(real_redis, cwd, lib) for _ in range(2)]
+    workers = [start_worker(fleet_redis, cwd, lib) for _ in range(2)]
     try:
-        result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "0")
+        result = run_pytest(project.root, "--redis-url", fleet_redis, "--adsreplay-workers", "0")
     finally:
         logs = [stop(w) for w in workers]
     result.assert_outcomes(passed=6)
@@ -64,18 +69,18 @@ def test_two_adsreplay_workers_serve_a_session(
     assert {r.status for r in result_rows(project, run_id).values()} == {"ok"}
     import redis
 
-    assert run_keys(redis.Redis.from_url(real_redis), run_id) == []
+    assert run_keys(redis.Redis.from_url(fleet_redis), run_id) == []
     for log in logs:  # one start-up line each, then WARNING level: nothing per job
         lines = log.strip().splitlines()
         assert lines[0].startswith("adsreplay worker ") and "queues adsreplay-db, " in lines[0]
         assert not any(run_id in line for line in lines), log
 
 
-def test_plain_rq_worker_command(real_redis: str, project: Project, tmp_path: Path) -> None:
+def test_plain_rq_worker_command(fleet_redis: str, project: Project, tmp_path: Path) -> None:
     """The documented ``rq worker`` line works too (no preloading, no fast liveness)."""
     cwd, lib = _elsewhere(tmp_path)
     worker = subprocess.Popen(
-        [sys.executable, *RQ_WORKER, "--url", real_redis],
+        [sys.executable, *RQ_WORKER, "--url", fleet_redis],
         cwd=cwd,
         env=subprocess_env(PYTHONPATH=str(lib)),
         text=True,
@@ -84,7 +89,7 @@ def test_plain_rq_worker_command(real_redis: str, project: Project, tmp_path: Pa
         start_new_session=True,
     )
     try:
-        result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "0")
+        result = run_pytest(project.root, "--redis-url", fleet_redis, "--adsreplay-workers", "0")
     finally:
         log = stop(worker)
     result.assert_outcomes(passed=6)
@@ -104,7 +109,7 @@ def test_burst_worker_exits_when_the_queues_are_empty(real_redis: str, tmp_path:
             real_redis,
             "--burst",
             "--namespace",
-            f"adsreplay-empty-{tmp_path.name}",
+            unique("adsreplay-empty"),
         ],
         cwd=cwd,
         env=subprocess_env(PYTHONPATH=str(lib)),
@@ -115,7 +120,9 @@ def test_burst_worker_exits_when_the_queues_are_empty(real_redis: str, tmp_path:
     )
     assert out.returncode == 0, out.stderr
     assert "burst" in out.stderr
-    assert time.monotonic() - started < 30
+    assert_within(
+        time.monotonic() - started, fixed=0, steps=15, what="a burst worker on empty queues"
+    )
 
 
 def test_session_without_workers_gives_up(private_redis, project: Project) -> None:
@@ -139,5 +146,6 @@ def test_session_without_workers_gives_up(private_redis, project: Project) -> No
             "*adsreplay worker --redis-url*",
         ]
     )
-    assert time.monotonic() - started < NO_WORKER_GRACE + 20
+    elapsed = time.monotonic() - started
+    assert_within(elapsed, fixed=NO_WORKER_GRACE, steps=15, what="a session without workers")
     assert run_keys(private_redis.connection(), run_id_of(result)) == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from integration_kit import (
+    assert_within,
     collect,
     params,
     processes_with,
@@ -81,7 +82,7 @@ def test_hanging_function_times_out(real_redis: str, tmp_path: Path) -> None:
     assert rows["hang_33kph.mf4"].status == "error"
     assert "per-stage timeout of 3.0 s" in rows["hang_33kph.mf4"].error
     assert {r.status for k, r in rows.items() if k != "hang_33kph.mf4"} == {"ok"}
-    assert time.monotonic() - started < 40
+    assert_within(time.monotonic() - started, fixed=3, steps=35, what="the session")
 
 
 @pytest.mark.timeout(90)
@@ -104,7 +105,7 @@ def test_uninterruptible_hang_kills_the_worker(real_redis: str, tmp_path: Path) 
     result.stdout.fnmatch_lines(["*aeb stage exceeded the per-stage timeout of 3.0 s*"])
     rows = result_rows(project, run_id_of(result))
     assert rows["stuck_33kph.mf4"].status == "error"
-    assert time.monotonic() - started < 3 + HUNG_GRACE + 25
+    assert_within(time.monotonic() - started, fixed=3 + HUNG_GRACE, steps=25, what="the session")
     assert processes_with(str(project.root)) == []
 
 
@@ -154,7 +155,7 @@ def test_sigkill_mid_job_is_retried_on_another_worker(
     result.assert_outcomes(passed=7)
     rows = result_rows(project, run_id_of(result))
     assert len(rows) == 4 and {r.status for r in rows.values()} == {"ok"}
-    assert requeued < 3
+    assert_within(requeued, fixed=0, steps=3, what="noticing the killed worker")
     print(f"\n{workers} worker: SIGKILL -> requeued {requeued:.2f} s, running again {rerun:.2f} s")
 
 
@@ -191,7 +192,7 @@ def test_sigkill_twice_ends_as_error(private_redis, tmp_path: Path) -> None:
     rows = result_rows(project, run_id_of(result))
     assert rows["slow_45kph.mf4"].status == "error"
     assert "retried once already" in rows["slow_45kph.mf4"].error
-    assert time.monotonic() - killed < 20
+    assert_within(time.monotonic() - killed, fixed=0, steps=20, what="ending after the 2nd kill")
 
 
 @pytest.mark.timeout(90)
@@ -228,7 +229,7 @@ def test_redis_lost_mid_run(fault: str, tmp_path: Path, redis_factory) -> None:
     result.stdout.fnmatch_lines([f"*{why}*"])
     assert masked in result.stdout.str()
     assert "Sup3r-s3cret" not in result.stdout.str()
-    assert ended < 25, f"the session took {ended:.1f} s to end after Redis was {fault}"
+    assert_within(ended, fixed=0, steps=25, what=f"ending the session after Redis was {fault}")
     rows = result_rows(project, run_id_of(result))
     assert len(rows) == 4
     assert processes_with(str(project.root)) == []
@@ -256,7 +257,7 @@ def test_all_local_workers_dead(private_redis, tmp_path: Path) -> None:
     assert result.ret == 1
     assert result.parseoutcomes().get("errors", 0) >= 3
     result.stdout.fnmatch_lines(["*every local worker process is gone*killed by signal 9*"])
-    assert time.monotonic() - killed < 15
+    assert_within(time.monotonic() - killed, fixed=0, steps=15, what="ending without workers")
     rows = result_rows(project, run_id_of(result))
     assert {r.status for r in rows.values()} == {"error"}
 
@@ -289,8 +290,8 @@ def test_all_external_workers_dead(private_redis, tmp_path: Path) -> None:
             stop(w)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*no live worker has listened on adsreplay-*"])
-    limit = LIVENESS_TTL + NO_WORKER_GRACE + 10
-    assert time.monotonic() - killed < limit
+    grace = LIVENESS_TTL + NO_WORKER_GRACE
+    assert_within(time.monotonic() - killed, fixed=grace, steps=10, what="ending without workers")
     rows = result_rows(project, run_id_of(result))
     assert {r.status for r in rows.values()} == {"error"}
 

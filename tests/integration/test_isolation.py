@@ -23,7 +23,9 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.mark.parametrize("workers", ["local", "external"])
-def test_concurrent_sessions_are_isolated(workers: str, real_redis: str, tmp_path: Path) -> None:
+def test_concurrent_sessions_are_isolated(
+    workers: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """Same recordings, different functions (Ttc brakes at TTC 1.6 s, Cautious at 2.0 s).
 
     With external workers both sessions share the fleet queues: only the run ids in job
@@ -34,15 +36,17 @@ def test_concurrent_sessions_are_isolated(workers: str, real_redis: str, tmp_pat
     a = write_project(tmp_path / "a", closing=(40, 45, 50, 55))
     b = write_project(tmp_path / "b", closing=(40, 45, 50, 55))
     fleet = []
-    if workers == "external":
+    if workers == "external":  # the fleet queues: on a Redis no other test uses
+        url = request.getfixturevalue("fleet_redis")
         lib = tmp_path / "lib"
         write_function_module(lib)
         host = tmp_path / "host"
         host.mkdir()
-        fleet = [start_worker(real_redis, host, lib) for _ in range(2)]
-        args = ["--redis-url", real_redis, "--adsreplay-workers", "0"]
+        fleet = [start_worker(url, host, lib) for _ in range(2)]
+        args = ["--redis-url", url, "--adsreplay-workers", "0"]
     else:
-        args = ["--redis-url", real_redis, "--adsreplay-workers", "1"]
+        url = request.getfixturevalue("real_redis")
+        args = ["--redis-url", url, "--adsreplay-workers", "1"]
     try:
         started = time.monotonic()
         pa = spawn_pytest(a.root, *args)
@@ -60,7 +64,7 @@ def test_concurrent_sessions_are_isolated(workers: str, real_redis: str, tmp_pat
     for rec in a.closing:
         assert abs(rows_a[rec].kpis["ttc_at_brake"] - 1.6) < 0.02, rec
         assert abs(rows_b[rec].kpis["ttc_at_brake"] - 2.0) < 0.02, rec
-    conn = redis.Redis.from_url(real_redis)
+    conn = redis.Redis.from_url(url)
     assert run_keys(conn, run_a) == [] and run_keys(conn, run_b) == []
     for run in (run_a, run_b):
         assert list(conn.scan_iter(match=f"*{run}*", count=1000)) == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from integration_kit import (
+    Mode,
     Project,
     processes_with,
-    redis_url,
     result_rows,
     run_id_of,
     run_keys,
@@ -17,18 +17,18 @@ from integration_kit import (
 pytestmark = pytest.mark.timeout(120)
 
 
-def _no_traces(mode: object, run_id: str) -> None:
-    """Nothing of the run is left: no keys in Redis, no worker processes."""
+def _no_traces(url: str | None, run_id: str) -> None:
+    """Nothing of the run is left: no keys in the Redis at ``url``, no worker processes."""
     import redis
 
-    if getattr(mode, "real", False):
-        conn = redis.Redis.from_url(redis_url())
+    if url is not None:
+        conn = redis.Redis.from_url(url)
         assert run_keys(conn, run_id) == []
         assert list(conn.scan_iter(match=f"*{run_id}*", count=1000)) == []
     assert processes_with(run_id) == []
 
 
-def test_suite_passes(mode, project: Project) -> None:
+def test_suite_passes(mode: Mode, project: Project) -> None:
     result = run_pytest(project.root, *mode.args)
     result.assert_outcomes(passed=6)
     run_id = run_id_of(result)
@@ -43,10 +43,10 @@ def test_suite_passes(mode, project: Project) -> None:
         "external": "external only*",
     }
     result.stdout.fnmatch_lines([f"*workers {workers[mode.name]}*run {run_id}*"])
-    _no_traces(mode, run_id)
+    _no_traces(mode.url, run_id)
 
 
-def test_suite_fails_alike(mode, project: Project) -> None:
+def test_suite_fails_alike(mode: Mode, project: Project) -> None:
     """A late-braking calibration fails the same tests with the same message everywhere."""
     result = run_pytest(project.root, *mode.args, "-o", "adsreplay_function_params={brake_ttc=0.6}")
     result.assert_outcomes(passed=2, failed=4)
@@ -61,14 +61,14 @@ def test_suite_fails_alike(mode, project: Project) -> None:
     assert rows["closing_50kph.mf4"].kpis["collision"] is True
     assert rows["closing_50kph.mf4"].kpis["brake_time"] is None
     assert rows["closing_50kph.mf4"].status == "ok"  # the function ran; the test judged it
-    _no_traces(mode, run_id_of(result))
+    _no_traces(mode.url, run_id_of(result))
 
 
 @pytest.mark.parametrize("broker", ["fakeredis", "redis"])
 def test_xdist_two_processes(broker: str, request: pytest.FixtureRequest, project: Project) -> None:
     """``pytest -n 2``: on real Redis both xdist workers share the run's queues and
     enqueue each chain once; each starts max(1, N // 2) local workers."""
-    args = ["-n", "2"]
+    args, url = ["-n", "2"], None
     if broker == "redis":
         url = request.getfixturevalue("real_redis")
         args += ["--redis-url", url, "--adsreplay-workers", "2"]
@@ -76,4 +76,4 @@ def test_xdist_two_processes(broker: str, request: pytest.FixtureRequest, projec
     result.assert_outcomes(passed=6)
     run_id = run_id_of(result)
     assert {r.status for r in result_rows(project, run_id).values()} == {"ok"}
-    _no_traces(type("M", (), {"real": broker == "redis"})(), run_id)
+    _no_traces(url, run_id)
