@@ -321,3 +321,35 @@ def test_false_activation_truth_never_activates_the_reference(name: str) -> None
         assert sc.ego.stop_time() < sc.duration - 3.0  # ends standing, not closing in
         gap = sc.targets[0].motion.at(sc.duration)[0] - sc.ego.at(sc.duration)[0]
         assert 10.0 < float(gap) < 20.0
+
+
+# ------------------------------------------------------------------- recordings/README
+
+
+def test_the_replay_command_in_recordings_readme_collects_only_the_recordings(
+    tmp_path: Path,
+) -> None:
+    """Run from the repository root, the suggested command must not collect tests/."""
+    import shlex
+    import subprocess
+    import sys
+
+    text = (RECORDINGS / "README.md").read_text(encoding="utf-8")
+    (line,) = [
+        s[2:] for s in text.splitlines() if s.startswith("$ pytest ") and "--aeb-function" in s
+    ]
+    argv = shlex.split(line)[1:]
+    cmd = [sys.executable, "-m", "pytest", *argv, "--collect-only", "-q", "-p", "no:randomly"]
+    cmd += ["--adsreplay-db", str(tmp_path / "results.sqlite")]
+    done = subprocess.run(
+        cmd,
+        cwd=RECORDINGS.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    items = [s for s in done.stdout.splitlines() if "::" in s]
+    with_expect = [p for p in sorted(RECORDINGS.rglob("*.mf4")) if "expect" in sidecar(p)]
+    assert len(items) == len(with_expect) == 16, done.stdout + done.stderr
+    assert all(".mf4" in s and "test_" not in s for s in items), items
