@@ -13,7 +13,7 @@ try:  # imported now, before any pytester run takes its sys.modules snapshot: ps
     # C extension keeps the exception classes of its first import and cannot be reloaded
     import psycopg
 except ImportError:  # pragma: no cover - the postgres extra is not installed
-    psycopg = None
+    psycopg = None  # type: ignore[assignment]
 
 #: Server (any database on it) the PostgreSQL tests create their throwaway databases on.
 POSTGRES_ENV = "ADSREPLAY_TEST_POSTGRES"

@@ -10,7 +10,7 @@ from adsreplay_testkit import write_approach
 
 from pytest_adsreplay.queue import broker, stages
 from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, recording_key
-from pytest_adsreplay.recordings import discover
+from pytest_adsreplay.recordings import Recording, discover
 from pytest_adsreplay.results.store import open_store
 
 
@@ -30,13 +30,13 @@ def _session(tmp_path: Path, function: str = "pytest_adsreplay.reference:TtcAeb"
 
 
 @pytest.fixture
-def recs(tmp_path: Path) -> list:  # type: ignore[type-arg]
+def recs(tmp_path: Path) -> list[Recording]:
     write_approach(tmp_path / "recs" / "good 40.kph.mf4", ego_kph=40)
     (tmp_path / "recs" / "bad.mf4").write_bytes(b"\0" * 64)
     return discover([tmp_path / "recs"])
 
 
-def test_good_and_bad_chains_each_end_in_one_row(tmp_path: Path, recs: list) -> None:  # type: ignore[type-arg]
+def test_good_and_bad_chains_each_end_in_one_row(tmp_path: Path, recs: list[Recording]) -> None:
     session = _session(tmp_path)
     chains = [Chain(r, {}) for r in recs]
     session.enqueue(chains)
@@ -63,8 +63,8 @@ def test_good_and_bad_chains_each_end_in_one_row(tmp_path: Path, recs: list) -> 
 
 def test_a_crashing_stage_is_reported_with_its_traceback(
     tmp_path: Path,
-    recs: list,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+    recs: list[Recording],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pytest_adsreplay.replay as replay
 
@@ -81,7 +81,7 @@ def test_a_crashing_stage_is_reported_with_its_traceback(
     assert open_store(session.cfg.db).results("run1")[0].status == "error"
 
 
-def test_signal_arrays_cross_redis_as_raw_float64(tmp_path: Path, recs: list) -> None:  # type: ignore[type-arg]
+def test_signal_arrays_cross_redis_as_raw_float64(tmp_path: Path, recs: list[Recording]) -> None:
     session = _session(tmp_path)
     good = Chain(next(r for r in recs if r.id.startswith("good")), {})
     session.outcome(good)
@@ -105,7 +105,7 @@ def test_job_ids_are_rq_safe_and_distinct() -> None:
     assert recording_key("a.mf4", "p1234").endswith("-p1234")
 
 
-def test_jobs_use_the_json_serializer(tmp_path: Path, recs: list) -> None:  # type: ignore[type-arg]
+def test_jobs_use_the_json_serializer(tmp_path: Path, recs: list[Recording]) -> None:
     session = _session(tmp_path)
     chains = [Chain(r, {}) for r in recs]
     session.enqueue(chains)

@@ -16,12 +16,14 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_kit import enqueue_chains, subprocess_env, unique, write_project
 
 import pytest_adsreplay
 from pytest_adsreplay.queue import broker, stages
+from pytest_adsreplay.queue.pipeline import Chain
 
 PACKAGE = Path(pytest_adsreplay.__file__).parent
 
@@ -32,7 +34,7 @@ class Boom:
     def __init__(self, marker: Path):
         self.marker = marker
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
         return (Path.touch, (self.marker,))
 
 
@@ -62,7 +64,7 @@ def test_planted_pickles_are_not_executed(real_redis: str, tmp_path: Path) -> No
     data_job, result_job, arrays_job = (chains[f"closing_{v}kph.mf4"] for v in (40, 45, 50))
     clean = chains["free_60kph.mf4"]
 
-    def jid(chain, stage):  # type: ignore[no-untyped-def]
+    def jid(chain: Chain, stage: str) -> str:
         return stages.job_id({"run": run, "key": chain.key}, stage)
 
     try:
