@@ -241,3 +241,55 @@ def test_cache_prune_without_max_size_forgets_gone_files_and_keeps_entries(
     assert cli.main(["cache", "prune", "--max-size", "0", "--cache-dir", str(where)]) == 0
     assert "removed 1 least recently used entries" in capsys.readouterr().out
     assert cache.stats(where).entries == 0
+
+
+# ------------------------------------------------------------------------- the docs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _docs() -> list[Path]:
+    names = ["README.md", "CHANGELOG.md", "CONTRIBUTING.md", "recordings/README.md"]
+    found = [ROOT / n for n in names if (ROOT / n).is_file()]
+    return found + sorted((ROOT / "docs").glob("*.md"))
+
+
+def test_docs_cite_nothing_outside_the_repository() -> None:
+    import re
+
+    outside = re.compile(r"SPEC\b|§|AEB_REFERENCE|\bissue \d+", re.IGNORECASE)
+    hits = [
+        f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+        for path in _docs()
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert hits == []
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    import re
+
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    broken = [
+        f"{path.relative_to(ROOT)}: {target}"
+        for path in _docs()
+        for target in link.findall(path.read_text(encoding="utf-8"))
+        if "://" not in target and not (path.parent / target).exists()
+    ]
+    assert broken == []
+
+
+def test_quick_start_names_the_command_it_describes() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block, prose = section.split("```bash\n", 1)[1].split("```", 1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    ordinals = ("first", "second", "third", "fourth")
+    described = [c for c in commands if f"`{c}`" in prose]
+    assert described, "the quick start prose names none of its commands"
+    for command in described:
+        position = ordinals[commands.index(command)]
+        for word in ordinals:
+            if f"{word} command" in prose.lower():
+                assert word == position, f"{command!r} is the {position} command"
