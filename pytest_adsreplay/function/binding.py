@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pytest_adsreplay.errors import ConfigError, FunctionError, FunctionLoadError
-from pytest_adsreplay.function.protocol import OUTPUTS
+from pytest_adsreplay.function.protocol import OUTPUTS, FunctionInfo, Port
 
 #: The binding value that keeps an FMU input at its start value.
 START = "start"
@@ -220,4 +220,24 @@ def check_outputs(
         f"the function under test {spec} returned {what} at t = {t[i]:.3f} s (cycle {i})",
         t=float(t[i]),
         recording=recording,
+    )
+
+
+def unbound_info(
+    spec: str,
+    kind: str,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    parameters: Mapping[str, float | None],
+    cycle_time: float | None,
+) -> FunctionInfo:
+    """A function's ports with the bindings that follow from the names alone."""
+    canonical = canonical_inputs()
+    return FunctionInfo(
+        spec=spec,
+        kind=kind,
+        inputs=tuple(Port(n, binds_to=n if n in canonical else None) for n in inputs),
+        outputs=tuple(Port(n, binds_to=n) for n in outputs),
+        parameters=tuple(Port(n, start=v) for n, v in parameters.items()),
+        cycle_time=cycle_time if cycle_time and cycle_time > 0 else None,
     )

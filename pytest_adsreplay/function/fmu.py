@@ -502,6 +502,28 @@ def _param_value(given: Any, v: Any) -> float | None:
     return _start(v)
 
 
+def describe(spec: str) -> FunctionInfo:
+    """The FMU's ports without binding or instantiating it (``binds_to`` by name only):
+    what ``adsreplay function`` shows when the binding is incomplete."""
+    from pytest_adsreplay.function.binding import unbound_info
+
+    md = _describe(Path(spec))
+    variables = md.modelVariables
+    step = md.defaultExperiment.stepSize if md.defaultExperiment else None
+    return unbound_info(
+        spec,
+        "fmu",
+        [v.name for v in variables if v.causality == "input"],
+        [v.name for v in variables if v.causality == "output"],
+        {
+            v.name: _start(v)
+            for v in variables
+            if v.causality == "parameter" and v.variability in ("fixed", "tunable")
+        },
+        float(step) if step else None,
+    )
+
+
 def open_adapter(spec: str, params: Mapping[str, Any], options: FunctionOptions) -> FmuAdapter:
     """The adapter factory for ``*.fmu`` (see :data:`.protocol.AdapterFactory`)."""
     return FmuAdapter(spec, params, options)

@@ -286,6 +286,22 @@ class NativeAdapter:
             self._handle = None
 
 
+def describe(spec: str) -> FunctionInfo:
+    """The library's ports without binding them (``binds_to`` by name only): what
+    ``adsreplay function`` shows when the binding is incomplete."""
+    from pytest_adsreplay.function.binding import unbound_info
+
+    lib = load_library(spec)
+    params: dict[str, float | None] = {}
+    if getattr(lib, "adsreplay_parameter_count", None) is not None:
+        default = getattr(lib, "adsreplay_parameter_default", None)
+        for i, name in enumerate(_names(lib, "parameter")):
+            params[name] = float(default(i)) if default is not None else None
+    declared = getattr(lib, "adsreplay_cycle_time", None)
+    ct = float(declared()) if declared is not None else None
+    return unbound_info(spec, "c", _names(lib, "input"), _names(lib, "output"), params, ct)
+
+
 def open_adapter(spec: str, params: Mapping[str, Any], options: FunctionOptions) -> NativeAdapter:
     """The adapter factory for shared libraries (see :data:`.protocol.AdapterFactory`)."""
     return NativeAdapter(spec, params, options)

@@ -259,3 +259,36 @@ def test_header_ships_with_the_package() -> None:
         "adsreplay_last_error",
     ):
         assert name in text
+
+
+def test_cli_function_shows_ports_parameters_cycle_time_and_binding(
+    native_builds: Builds, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_adsreplay.cli.main import main
+
+    assert main(["function", str(native_builds.custom)]) == 2
+    out, err = capsys.readouterr()
+    assert "VehSpd_mps        <- UNBOUND" in out
+    assert "target_distance   <- target_distance (by name)" in out
+    assert "ctrl.brake_ttc = 1.5" in out and "not bound to any canonical signal" in err
+
+    binding = tmp_path / "binding.toml"
+    binding.write_text('[inputs]\nVehSpd_mps = "ego_speed"\n[outputs]\nAebDecelReq = "aeb_decel"\n')
+    args = ["function", str(native_builds.custom), "--binding", str(binding)]
+    assert main([*args, "--params", "{ctrl = {brake_ttc = 2.0}}"]) == 0
+    out = capsys.readouterr().out
+    assert "VehSpd_mps        <- ego_speed (binding file)" in out
+    assert "AebDecelReq       -> aeb_decel" in out and "ttc_est           -> kept as output" in out
+    assert "ctrl.brake_ttc = 2" in out and "cycle time: not declared" in out
+
+    assert main(["function", str(native_builds.reference)]) == 0
+    out = capsys.readouterr().out
+    assert "cycle time: 0.01 s (declared by the function)" in out
+    assert "batch entry point: adsreplay_step_batch (used)" in out
+
+
+def test_cli_function_header(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_adsreplay.cli.main import main
+
+    assert main(["function", "--header"]) == 0
+    assert capsys.readouterr().out == header_path().read_text()
