@@ -10,6 +10,7 @@ moved to the front of the read queue and the worker runs until that chain is ter
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -91,6 +92,8 @@ class SessionConfig:
     ttl: int = 24 * 3600
     max_gap: float = 0.2  # s, data-quality gate (ini adsreplay_max_gap)
     cache_dir: str | None = None  # absolute decoded-signal cache directory; None: off
+    function_memory: int | None = 4 * 1024**3  # bytes for the function's process; None: no limit
+    function_output: int = 1024**2  # bytes of the function's output kept per recording
 
 
 class ReplaySession:
@@ -140,6 +143,10 @@ class ReplaySession:
             "cycle_time": self.cfg.cycle_time,
             "cache_dir": self.cfg.cache_dir,
             "function": self.cfg.function,
+            "function_fingerprint": self.build.digest,
+            "function_build": self.build.source,
+            "function_memory": self.cfg.function_memory,
+            "function_output": self.cfg.function_output,
             "params": dict(chain.params),
             "settings": dict(self.cfg.settings),
             "db": self.cfg.db,
@@ -157,6 +164,14 @@ class ReplaySession:
             except OSError:
                 return None
         return known
+
+    @functools.cached_property
+    def build(self) -> Any:
+        """The fingerprint of the function under test, computed once per session
+        (``function.fingerprint.Build``); every aeb job carries it."""
+        from pytest_adsreplay.function.fingerprint import of_function
+
+        return of_function(self.cfg.function, getattr(self.cfg, "binding", None))
 
     def _channel_map_sha(self) -> str | None:
         """Fingerprint of the session's channel map (None: built-in); ChannelMapError

@@ -14,6 +14,7 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -312,6 +313,53 @@ def _cache_key(ctx: Mapping[str, Any], cmap: Any, sha: str | None) -> str | None
     )
 
 
+def check_build(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The aeb stage's failure when this process would run another build of the function
+    than the session (``ctx["function_fingerprint"]``), else None.
+
+    When the files here match the session's but differ from the build this process ran
+    last (a long-lived worker whose code was deployed again), the function hosts of this
+    process are stopped, so the next one loads the files on disk: a stale copy never
+    steps a recording.
+    """
+    from pytest_adsreplay.errors import FunctionLoadError
+    from pytest_adsreplay.function import fingerprint
+
+    want = ctx.get("function_fingerprint")
+    if not want:
+        return None
+    spec = str(ctx["function"])
+    here = fingerprint.of_function(spec, ctx.get("binding"))
+    if here.digest != want:
+        session = f"{ctx.get('function_build') or 'its build'}, fingerprint {str(want)[:12]}"
+        err = FunctionLoadError(
+            f"{worker_identity()} has a different build of {spec} ({here.describe()}) than "
+            f"the session ({session}); it never runs it",
+            recording=ctx.get("rec"),
+            hint="deploy the session's code (and the same installed versions) to this "
+            "worker's host, or run the recordings with local workers",
+        )
+        logging.getLogger(__name__).error("adsreplay: %s", err)
+        return _failure("aeb", err)
+    if fingerprint.TRACKER.changed(spec, here):
+        from pytest_adsreplay.function import host
+
+        host.shutdown()
+    return None
+
+
+def worker_identity() -> str:
+    """``worker W on host H`` of the job running in this process."""
+    import os
+    import socket
+
+    from rq import get_current_job
+
+    job = get_current_job()
+    worker = (job.worker_name if job is not None else None) or f"pid {os.getpid()}"
+    return f"worker {worker} on host {socket.gethostname()}"
+
+
 def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     """Signals → outputs of the function under test (skipped when read did not succeed).
 
@@ -323,6 +371,8 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     from pytest_adsreplay.errors import FunctionLoadError
 
     started = time.monotonic()
+    if (other_build := check_build(ctx)) is not None:
+        return other_build
     conn = _connection()
     parent = parent_result(conn, ctx, "read")
     if not parent.get("ok"):

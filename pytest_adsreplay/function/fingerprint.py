@@ -1,0 +1,217 @@
+"""Which build of the function under test a process would run: its fingerprint.
+
+- A Python spec ``pkg.mod:Attr``: sha256 over the sources of the top-level package that
+  defines it (every ``.py`` and extension module under it, by relative path), or of the
+  module file when it is not in a package, plus the installed versions of the
+  distributions that package comes from. A function bundled with the plugin (the
+  reference) counts the plugin's ``function`` subpackage and its own module.
+- A file spec (``*.fmu``, ``*.so``, ``*.dylib``, ``*.dll``): the file's sha256 plus the
+  binding file's contents.
+
+Nothing is imported to compute it (``importlib.util.find_spec`` of the top-level name
+only), so a session, a worker and the results database can all ask. The session puts
+its fingerprint into every aeb job; a worker compares it with its own before it runs
+the function (``queue.stages``), so a worker with other code never produces a result.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_adsreplay.hashing import memo_sha256
+
+FILE_SUFFIXES = (".fmu", ".so", ".dylib", ".dll")
+#: Files of a package that are code: sources and extension modules.
+CODE_SUFFIXES = (".py", ".so", ".pyd", ".dylib")
+PLUGIN = "pytest_adsreplay"
+MAX_FILES = 20000  # a package this large is hashed by its first MAX_FILES code files
+
+
+@dataclass(frozen=True)
+class Build:
+    """A fingerprint (``digest``, sha256 hex) and what it was computed from (``source``)."""
+
+    digest: str
+    source: str
+
+    @property
+    def short(self) -> str:
+        return self.digest[:12]
+
+    def describe(self) -> str:
+        return f"{self.source}, fingerprint {self.short}"
+
+
+def is_file_spec(spec: str) -> bool:
+    return spec.lower().endswith(FILE_SUFFIXES)
+
+
+def of_function(spec: str, binding: Mapping[str, Any] | str | None = None) -> Build:
+    """The fingerprint of what this process would run for ``spec`` (never raises: a
+    function that cannot be found here gets a fingerprint saying so)."""
+    if is_file_spec(spec):
+        return _of_file(spec, binding)
+    return _of_python(spec.partition(":")[0])
+
+
+def _of_file(spec: str, binding: Mapping[str, Any] | str | None) -> Build:
+    path = Path(spec).resolve()
+    h = hashlib.sha256(b"adsreplay-function-file\0")
+    try:
+        h.update(memo_sha256(path).encode())
+        where = f"{path.name} at {path.parent}"
+    except OSError as exc:
+        h.update(f"missing:{spec}".encode())
+        where = f"{spec} (not readable here: {exc.strerror or exc})"
+    if binding is not None:
+        text = binding if isinstance(binding, str) else json.dumps(binding, sort_keys=True)
+        h.update(b"\0binding\0" + text.encode())
+        where += " with its binding"
+    return Build(h.hexdigest(), where)
+
+
+def _of_python(module: str) -> Build:
+    h = hashlib.sha256(b"adsreplay-function-python\0")
+    root, top = _code_root(module)
+    if root is None:
+        h.update(f"missing:{module}".encode())
+        return Build(h.hexdigest(), f"module {module} (not importable here)")
+    files = list(_code_files(root))
+    if top == PLUGIN:
+        files = _bundled(module, root, files)
+    count = 0
+    for rel, path in files:
+        try:
+            digest = memo_sha256(path)
+        except OSError:
+            digest = "unreadable"
+        h.update(f"{rel}\0{digest}\n".encode())
+        count += 1
+    versions = _distribution_versions(top)
+    for name, version in versions:
+        h.update(f"dist\0{name}\0{version}\n".encode())
+    kind = "package" if root.is_dir() else "module"
+    dists = ", ".join(f"{n} {v}" for n, v in versions) or "no installed distribution"
+    return Build(h.hexdigest(), f"{kind} {top} at {root} ({count} files; {dists})")
+
+
+def _bundled(module: str, root: Path, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """A function bundled with the plugin (the reference): the ``function`` subpackage
+    and the spec's own module, not the whole plugin (its other modules are the test
+    harness, whose version counts through the distribution)."""
+    own = module.removeprefix(PLUGIN + ".").replace(".", "/")
+    keep = {f"{own}.py", f"{own}/__init__.py"}
+    return [(rel, p) for rel, p in files if rel.startswith("function/") or rel in keep]
+
+
+def _code_root(module: str) -> tuple[Path | None, str]:
+    """(the folder of the top-level package defining ``module``, or its file; its dotted
+    name). Namespace packages are descended until a regular package or module."""
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            return None, name
+        if spec is None:
+            return None, name
+        if spec.origin not in (None, "namespace") and spec.has_location:
+            origin = Path(spec.origin)
+            if spec.submodule_search_locations is not None:  # a regular package
+                return origin.parent, name
+            return origin, name
+    return None, module
+
+
+def _code_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, path) of the code files under ``root`` (or ``root`` itself),
+    sorted; caches and hidden folders skipped."""
+    if not root.is_dir():
+        yield root.name, root
+        return
+    found: list[tuple[str, Path]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for f in files:
+            if f.endswith(CODE_SUFFIXES):
+                p = Path(folder) / f
+                found.append((p.relative_to(root).as_posix(), p))
+        if len(found) > MAX_FILES:
+            break
+    yield from sorted(found)[:MAX_FILES]
+
+
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+def _distribution_versions(top: str) -> list[tuple[str, str]]:
+    """(name, version) of the installed distributions that provide package ``top``."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    base = top.partition(".")[0]
+    # an editable install maps no top-level name: try the package's own name
+    names = _packages_distributions().get(base) or [base]
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        found[str(dist.metadata["Name"])] = str(dist.version)
+    return sorted(found.items())
+
+
+def git_dirty(path: str | Path) -> bool | None:
+    """Whether the git working tree at ``path`` has uncommitted changes to tracked files
+    (untracked files do not count); None outside git or without git."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return bool(out.stdout.strip())
+
+
+class BuildTracker:
+    """The build of each function spec this process last ran, to notice a change.
+
+    A long-lived worker keeps the function loaded (in its host) across sessions; when
+    the files on disk change to what the next session runs, the loaded copy is stale.
+    :meth:`changed` says so once per change, so the caller restarts what holds it.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def changed(self, spec: str, build: Build) -> bool:
+        before = self._seen.get(spec)
+        self._seen[spec] = build.digest
+        return before is not None and before != build.digest
+
+    def note(self, spec: str, build: Build) -> None:
+        self._seen.setdefault(spec, build.digest)
+
+
+TRACKER = BuildTracker()
