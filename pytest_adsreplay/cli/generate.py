@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_numbers,
         metavar="KPH,...",
         help="ego speeds of CCRs and CCRm, km/h (default: 10..80 and 30..80 in 5 km/h steps; "
-        "CCRm only above its 20 km/h target)",
+        "CCRm from 25 km/h: 5 above its 20 km/h target)",
     )
     grid.add_argument(
         "--gaps", type=_numbers, metavar="M,...", help="CCRb gaps, m (default: 12,40)"

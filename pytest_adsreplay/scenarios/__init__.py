@@ -20,7 +20,14 @@ from pathlib import Path
 
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.scenarios import false_activation as fa
-from pytest_adsreplay.scenarios.ncap import CCRM_TARGET_KPH, ccrb, ccrm, ccrs, expectations
+from pytest_adsreplay.scenarios.ncap import (
+    CCRM_MIN_CLOSING_KPH,
+    CCRM_TARGET_KPH,
+    ccrb,
+    ccrm,
+    ccrs,
+    expectations,
+)
 from pytest_adsreplay.scenarios.synthesis import (
     Motion,
     Scenario,
@@ -69,7 +76,7 @@ _FALSE_ACTIVATION: dict[str, Callable[[], Scenario]] = {
 class Grid:
     """The NCAP scenario parameters; None keeps the default grid for that parameter.
 
-    ``speeds``: ego km/h of CCRs and CCRm (CCRm only above its 20 km/h target);
+    ``speeds``: ego km/h of CCRs and CCRm (CCRm from 25 km/h, 5 above its target);
     ``decels`` and ``gaps``: every combination is a CCRb case (both at 50 km/h);
     ``overlaps``: percent, each applied to every NCAP case (100 = centred, the default).
     """
@@ -122,7 +129,7 @@ class Grid:
             for v in speeds_s:
                 out[f"ncap/CCRs_{v:g}kph{sfx}"] = partial(ccrs, v, overlap=o)
             for v in speeds_m:
-                if v > CCRM_TARGET_KPH:
+                if v >= CCRM_TARGET_KPH + CCRM_MIN_CLOSING_KPH:
                     out[f"ncap/CCRm_{v:g}kph{sfx}"] = partial(ccrm, v, overlap=o)
             for d, g in cases:
                 out[f"ncap/CCRb_d{d:g}_g{g:g}m{sfx}"] = partial(ccrb, d, g, overlap=o)

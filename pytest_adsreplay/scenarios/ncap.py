@@ -42,8 +42,10 @@ END_GAP = 1.0
 TTC_T0 = 4.0
 #: Target deceleration ramp of CCRb (Euro NCAP: full deceleration within 1 s).
 CCRB_RAMP = 0.5
-#: CCRm's target speed (km/h).
+#: CCRm's target speed (km/h), and the least closing speed it is generated for: slower,
+#: the recording reaches its end gap before the TTC falls to a braking threshold.
 CCRM_TARGET_KPH = 20.0
+CCRM_MIN_CLOSING_KPH = 5.0
 #: Vehicle width for the overlap: at P % overlap the target's centre line is
 #: (1 - |P|/100) * WIDTH off the ego's (to the right for P > 0, to the left for P < 0).
 WIDTH = 1.8
@@ -302,8 +304,8 @@ def expectations(sc: Scenario, fn: TtcAeb | None = None) -> dict[str, Any]:
     if not math.isfinite(t_full):
         raise UsageError(
             f"scenario {sc.name}: the TTC never reaches {fn.full_ttc:g} s before the "
-            "recording ends, so there is no braking to bound",
-            hint="choose a larger target deceleration or a smaller gap, or pass --no-expect",
+            f"recording ends (at a {END_GAP:g} m gap), so there is no braking to bound",
+            hint="choose other scenario parameters, or pass --no-expect",
         )
 
     def window(t: float, threshold: float | None) -> list[float]:

@@ -155,7 +155,7 @@ def test_generate_parameters_shape_the_ncap_grid(
         f"ncap/{stem}{sfx}.mf4"
         for sfx in ("", "_o-50")
         for stem in ("CCRs_15kph", "CCRs_45kph", "CCRm_45kph", "CCRb_d3_g20m", "CCRb_d5_g20m")
-    )  # CCRm only above its 20 km/h target
+    )  # CCRm from 25 km/h: 5 km/h above its target
     gen = sidecar(tmp_path / "ncap" / "CCRb_d5_g20m_o-50.mf4")["generator"]
     assert gen["gap_t0"] == 20.0 and gen["target_decel"] == 5.0 and gen["overlap"] == -50.0
     assert "overlap" not in sidecar(tmp_path / "ncap" / "CCRs_45kph.mf4")["generator"]
@@ -212,6 +212,26 @@ def test_overlapped_bounds_hold_for_the_reference_and_an_outside_target_gets_non
     outside = tmp_path / "ncap" / "CCRs_40kph_o25.mf4"
     assert "expect" not in sidecar(outside)
     assert replay_file(outside, "pytest_adsreplay.reference:TtcAeb").brake_time is None
+
+
+def test_bounds_on_a_non_default_grid_hold_for_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The closed forms behind the bounds are not tuned to the default grid: off-grid
+    speeds, a CCRb case and a left-side overlap all pass with the reference."""
+    from pytest_adsreplay import replay_file
+    from pytest_adsreplay.recordings import check_expectations, load_recording
+
+    argv = ["generate", str(tmp_path), "--suite", "ncap", "--speeds", "35,75"]
+    assert cli.main([*argv, "--decels", "4", "--gaps", "25", "--overlap", "100,-70"]) == 0
+    paths = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(paths) == 10
+    for path in paths:
+        rec = load_recording(path, tmp_path)
+        assert rec.expect, path
+        result = replay_file(path, "pytest_adsreplay.reference:TtcAeb")
+        violations = check_expectations(rec.expect, result.kpis)
+        assert [v.describe() for v in violations] == [], path
 
 
 # ---------------------------------------------------------------------------- cache
