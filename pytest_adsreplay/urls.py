@@ -91,6 +91,15 @@ def _mask_conninfo(text: str) -> str:
     return _CONNINFO.sub(lambda m: f"{m['key']}{m['eq']}{MASK}", text)
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def mask_text(text: str) -> str:
+    """``text`` (a label such as ``redis redis://:pw@h/0``) with every URL in it and every
+    ``password=``-style pair masked."""
+    return _mask_conninfo(_URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text))
+
+
 def scrub(text: str, url: str) -> str:
     """``text`` (a driver's error message, say) with ``url``, its password and any
     conninfo secret masked: drivers sometimes quote the URL or the password."""

@@ -59,7 +59,14 @@ def _when(ts: Any) -> str:
 
 
 def _commit(run: dict[str, Any]) -> str:
-    return str(run.get("git_commit") or "-")[:10]
+    """The commit, marked ``+dirty`` when the working tree had uncommitted changes."""
+    commit = str(run.get("git_commit") or "-")[:10]
+    return commit + ("+dirty" if run.get("git_dirty") else "")
+
+
+def _build(run: dict[str, Any]) -> str:
+    """The short fingerprint of the function under test the run tested."""
+    return str(run.get("function_fingerprint") or "-")[:12]
 
 
 def _rid(row: Any) -> str:
@@ -133,6 +140,7 @@ def runs_lines(store: Any, limit: int = 20) -> list[str]:
                 _when(run.get("started_at")),
                 _commit(run),
                 str(run.get("function") or "-"),
+                _build(run),
                 str(total),
                 str(c.get("ok", 0)),
                 str(c.get("collisions", 0)),
@@ -147,6 +155,7 @@ def runs_lines(store: Any, limit: int = 20) -> list[str]:
         "started",
         "commit",
         "function",
+        "build",
         "recordings",
         "ok",
         "collisions",
@@ -175,11 +184,12 @@ def recording_lines(
             f"no results for recording {recording!r} in {store_label(store)}", hint=hint
         )
     variants = any(row.variant for _, row in hist)
-    head = ["run", "started", "commit"] + (["variant"] if variants else []) + ["status"]
+    head = ["run", "started", "commit", "build"] + (["variant"] if variants else [])
+    head.append("status")
     head += [HEADINGS.get(k, k) for k in kpis]
     rows = []
     for run, row in hist:
-        cells = [str(run["run_id"]), _when(run.get("started_at")), _commit(run)]
+        cells = [str(run["run_id"]), _when(run.get("started_at")), _commit(run), _build(run)]
         cells += [row.variant or "-"] if variants else []
         cells.append(row.status)
         cells += [_cell(k, row) for k in kpis]
@@ -224,10 +234,9 @@ def compare_lines(
     rows_a = {_rid(r): r for r in store.results(a_id)}
     rows_b = {_rid(r): r for r in store.results(b_id)}
     lines = [
-        f"A = run {a_id} ({_when(runs[a_id].get('started_at'))}, commit {_commit(runs[a_id])}, "
-        f"{len(rows_a)} recordings)",
-        f"B = run {b_id} ({_when(runs[b_id].get('started_at'))}, commit {_commit(runs[b_id])}, "
-        f"{len(rows_b)} recordings)",
+        _run_line("A", runs[a_id], len(rows_a)),
+        _run_line("B", runs[b_id], len(rows_b)),
+        *_build_notes(runs[a_id], runs[b_id]),
         "",
     ]
     body, unchanged = [], 0
@@ -267,6 +276,28 @@ def compare_lines(
     if only_b:
         lines.append(f"only in B ({len(only_b)}): {', '.join(only_b)}")
     return lines
+
+
+def _run_line(label: str, run: dict[str, Any], count: int) -> str:
+    return (
+        f"{label} = run {run['run_id']} ({_when(run.get('started_at'))}, commit {_commit(run)}, "
+        f"function build {_build(run)}, {count} recordings)"
+    )
+
+
+def _build_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What to keep in mind about the two builds: uncommitted changes, same function."""
+    notes = [
+        f"note: run {label} was made from a working tree with uncommitted changes "
+        f"(commit {str(run.get('git_commit') or '-')[:10]} does not describe it)"
+        for label, run in (("A", a), ("B", b))
+        if run.get("git_dirty")
+    ]
+    fa, fb = a.get("function_fingerprint"), b.get("function_fingerprint")
+    if fa and fb:
+        same = "the same build" if fa == fb else "different builds"
+        notes.append(f"the two runs tested {same} of the function under test")
+    return notes
 
 
 def _listing(title: str, rids: Iterable[str], a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ schema through psycopg 3 (optional extra ``postgres``), floats as DOUBLE PRECISI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.urls import mask_url
+from pytest_adsreplay.urls import mask_text, mask_url
 
 STATUSES = ("ok", "failed", "error", "invalid")
 KPI_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -49,7 +50,11 @@ RUN_COLUMNS = (
     "broker",
     "settings",
     "exit_status",
+    "git_dirty",
+    "function_fingerprint",
 )
+#: Columns added to ``runs`` after its first release: added to older databases on open.
+ADDED_RUN_COLUMNS = (("git_dirty", "INTEGER"), ("function_fingerprint", "TEXT"))
 
 
 def _schema(real: str = "REAL") -> str:
@@ -69,7 +74,9 @@ CREATE TABLE IF NOT EXISTS runs (
     recordings_root TEXT,
     broker TEXT,
     settings TEXT,
-    exit_status INTEGER
+    exit_status INTEGER,
+    git_dirty INTEGER,
+    function_fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL,
@@ -141,6 +148,11 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            have = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            for name, kind in ADDED_RUN_COLUMNS:
+                if name not in have:
+                    with contextlib.suppress(sqlite3.OperationalError):  # added meanwhile
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
@@ -176,6 +188,10 @@ class ResultsStore:
         for key in ("params", "settings"):
             if key in cols and not isinstance(cols[key], str):
                 cols[key] = json.dumps(cols[key], sort_keys=True, default=str)
+        if cols.get("git_dirty") is not None:
+            cols["git_dirty"] = int(bool(cols["git_dirty"]))
+        if cols.get("broker") is not None:
+            cols["broker"] = mask_text(str(cols["broker"]))
         names = ", ".join(cols)
         marks = ", ".join(self.mark for _ in cols)
         with self._connect() as con:
@@ -273,7 +289,7 @@ class ResultsStore:
         out = []
         for row in rows:
             rec = dict(zip(res_cols, row[: len(res_cols)], strict=True))
-            run = dict(zip(run_cols, row[len(res_cols) :], strict=True))
+            run = _run_row(dict(zip(run_cols, row[len(res_cols) :], strict=True)))
             run["run_id"] = rec["run_id"]
             out.append((run, _result_row(rec, kpi_names)))
         return out
@@ -323,13 +339,19 @@ class ResultsStore:
             rows = con.execute(
                 f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY started_at DESC"
             ).fetchall()
-        return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
+        return [_run_row(dict(zip(RUN_COLUMNS, r, strict=True))) for r in rows]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         for r in self.runs():
             if r["run_id"] == run_id:
                 return r
         return None
+
+
+def _run_row(run: dict[str, Any]) -> dict[str, Any]:
+    if run.get("git_dirty") is not None:
+        run["git_dirty"] = bool(run["git_dirty"])
+    return run
 
 
 def _result_row(rec: Mapping[str, Any], kpi_names: Sequence[str]) -> ResultRow:
@@ -390,6 +412,8 @@ class PostgresStore(ResultsStore):
             for statement in _schema("DOUBLE PRECISION").split(";"):
                 if statement.strip():
                     con.execute(statement)
+            for name, kind in ADDED_RUN_COLUMNS:
+                con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {kind}")
         _PG_READY.add(url)
 
     @contextmanager

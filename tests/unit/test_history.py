@@ -34,7 +34,13 @@ def _three_runs(url: str) -> ResultsStore:
     function; run 3: b60 fixed, c50 still failing, a40 slightly earlier, d70 new."""
     store = open_store(url)
     for i, run in enumerate(RUNS):
-        store.start_run(run, function="aebfn:Ttc", git_commit=f"{i + 1}" * 40)
+        store.start_run(
+            run,
+            function="aebfn:Ttc",
+            git_commit=f"{i + 1}" * 40,
+            git_dirty=i == 2,  # run 3 from an edited working tree
+            function_fingerprint=("f1" if i < 2 else "f2") * 32,
+        )
         time.sleep(0.01)  # started_at orders the runs
     late = {
         **BASE,
@@ -83,6 +89,7 @@ def test_runs_newest_first_with_counts(db: ResultsStore) -> None:
         "started",
         "commit",
         "function",
+        "build",
         "recordings",
         "ok",
         "collisions",
@@ -93,24 +100,27 @@ def test_runs_newest_first_with_counts(db: ResultsStore) -> None:
     ]
     body = [line.split() for line in lines[2:]]
     assert [row[0] for row in body] == list(reversed(RUNS))
-    # run, date, time, commit, function, recordings, ok, collisions, failed, error, invalid, exit
-    assert body[0][3:] == ["3333333333", "aebfn:Ttc", "4", "3", "0", "1", "0", "0", "1"]
-    assert body[1][3:] == ["2222222222", "aebfn:Ttc", "3", "2", "1", "1", "0", "0", "1"]
-    assert body[2][3:] == ["1111111111", "aebfn:Ttc", "3", "3", "0", "0", "0", "0", "0"]
+    # run, date, time, commit, function, build, recordings, ok, collisions, failed, error,
+    # invalid, exit
+    f1, f2 = "f1" * 6, "f2" * 6
+    assert body[0][3:] == ["3333333333+dirty", "aebfn:Ttc", f2, "4", "3", "0", "1", "0", "0", "1"]
+    assert body[1][3:] == ["2222222222", "aebfn:Ttc", f1, "3", "2", "1", "1", "0", "0", "1"]
+    assert body[2][3:] == ["1111111111", "aebfn:Ttc", f1, "3", "3", "0", "0", "0", "0", "0"]
     assert len(runs_lines(db, limit=1)) == 3
 
 
 def test_recording_trend_newest_first(db: ResultsStore) -> None:
     lines = recording_lines(db, "ccrs/b60.mf4")
     assert lines[0] == "ccrs/b60.mf4: 3 result(s), newest first"
-    assert lines[1].split()[:5] == ["run", "started", "commit", "status", "fcw"]
+    assert lines[1].split()[:6] == ["run", "started", "commit", "build", "status", "fcw"]
     body = [line.split() for line in lines[3:]]
     assert [row[0] for row in body] == list(reversed(RUNS))
     # status, fcw, brake, TTC@brake, FCW lead, min dist, collision, impact [km/h]
-    assert body[0][4:] == ["ok", "3.500", "4.500", "1.500", "1.000", "6.350", "no", "0.0"]
-    assert body[1][4:] == ["ok", "3.500", "4.800", "1.200", "1.300", "0.000", "yes", "13.6"]
+    assert body[0][3:5] == ["3333333333+dirty", "f2" * 6]
+    assert body[0][5:] == ["ok", "3.500", "4.500", "1.500", "1.000", "6.350", "no", "0.0"]
+    assert body[1][5:] == ["ok", "3.500", "4.800", "1.200", "1.300", "0.000", "yes", "13.6"]
     failed = recording_lines(db, "ccrm/c50.mf4", kpis=("brake_time", "activations"))
-    assert failed[3].split()[4:] == ["failed", "-", "0"]
+    assert failed[3].split()[5:] == ["failed", "-", "0"]
 
 
 def test_unknown_recording_suggests_close_ids(db: ResultsStore) -> None:
@@ -167,10 +177,14 @@ def test_cli_history_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out.splitlines()[2].startswith(RUNS[2])
     assert cli.main(["history", "ccrs/a40.mf4", "--db", url, "--kpi", "brake_time"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["run", "started", "commit", "status", "brake", "[s]"]
+    assert out[1].split() == ["run", "started", "commit", "build", "status", "brake", "[s]"]
     assert out[3].split()[-1] == "4.400"
     assert cli.main(["compare", "previous", "latest", "--db", url]) == 0
-    assert "fixed failures (1):" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "fixed failures (1):" in out_text
+    assert "commit 3333333333+dirty, function build " + "f2" * 6 in out_text
+    assert "note: run B was made from a working tree with uncommitted changes" in out_text
+    assert "the two runs tested different builds of the function under test" in out_text
     assert cli.main(["compare", "nope", "latest", "--db", url]) == 2
     assert "adsreplay compare: error: no run 'nope'" in capsys.readouterr().err
 
