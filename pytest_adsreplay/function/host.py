@@ -640,8 +640,8 @@ class _Child:
             return {"ok": False, "fatal": True, "error": error}, {}
 
     def open(self, header: dict[str, Any]) -> dict[str, Any]:
-        paths = [str(p) for p in header.get("sys_path", ())]
-        sys.path[:] = paths + [p for p in sys.path if p not in paths]
+        # exactly what the parent can import (``python -c`` would add the working folder)
+        sys.path[:] = [str(p) for p in header.get("sys_path", ())]
         self.memory = header.get("memory") or None
         if self.memory:
             import resource
