@@ -63,6 +63,12 @@ def of_function(spec: str, binding: Mapping[str, Any] | str | None = None) -> Bu
     return _of_python(spec.partition(":")[0])
 
 
+def digest_of(spec: str | None, binding: Mapping[str, Any] | str | None = None) -> str | None:
+    """The fingerprint's digest for ``spec`` (None without a function): what the run row
+    stores, equal to what the session's jobs carry for the same spec and binding."""
+    return of_function(spec, binding).digest if spec else None
+
+
 def _of_file(spec: str, binding: Mapping[str, Any] | str | None) -> Build:
     path = Path(spec).resolve()
     h = hashlib.sha256(b"adsreplay-function-file\0")
