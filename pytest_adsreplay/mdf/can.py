@@ -26,7 +26,7 @@ class CanInfo:
     error: str = ""
 
     def unknown_text(self, limit: int = 10) -> str:
-        ids = [f"0x{i:X}" + (f" (bus {b})" if b else "") for i, b in self.unknown[:limit]]
+        ids = [f"0x{i:X} (bus {b})" for i, b in self.unknown[:limit]]
         more = f" (+{len(self.unknown) - limit} more)" if len(self.unknown) > limit else ""
         return ", ".join(ids) + more
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -84,6 +85,10 @@ _DISCRETE_CONVERSIONS = frozenset(
 )
 _READ_HINT = "re-export it from the logger, or check that the file was copied completely"
 _SYNC_TYPES = {0: "none", 1: "time", 2: "angle", 3: "distance", 4: "index"}
+#: MF4 channel-group flag of a group holding variable-length signal data (VLSD/VLSC).
+_FLAG_CG_VLSD = 1
+#: A channel decoded from a bus by another tool is often named ``CAN2.Message.Signal``.
+_BUS_PREFIX = re.compile(r"^(?:CAN|CANFD|LIN|FLX|ETH)\d*\.(?=[^.]+\.[^.])")
 #: zlib cannot expand data more than about 1032:1; a DZ block claiming more is corrupt.
 _MAX_INFLATE_RATIO = 1100
 
@@ -130,6 +135,9 @@ class GroupInfo:
     ``time`` is False when the group has no time master channel (asammdf would then
     number the samples 0, 1, 2, … as if they were seconds). ``bus`` is "CAN" for a raw
     CAN bus-logging group, ``decoded`` the DBC file a decoded message group came from.
+    ``payload`` marks a group that only stores the variable-length bytes of another
+    group's channel (an MF4 VLSD group, as CAN loggers write for frame payloads): it has
+    no time channel of its own and needs none.
     """
 
     index: int
@@ -140,6 +148,7 @@ class GroupInfo:
     bus: str = ""
     decoded: str = ""
     master: str = ""
+    payload: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,7 @@ def _check_file(path: Path, recording: str | None) -> tuple[int, str]:
         raise RecordingError(
             f"{_subject(path, recording)} does not exist",
             recording=recording,
-            hint="check the --recordings path; the file may have been moved or deleted",
+            hint="check the path and its spelling; the file may have been moved or deleted",
         )
     if is_dir:
         raise _recording_error(
@@ -287,13 +296,26 @@ def _conversion_text(channel: Any, v4: bool) -> str:
         return "none"
     kinds = _CONVERSION_KINDS_V4 if v4 else _CONVERSION_KINDS_V3
     kind = kinds.get(conv.conversion_type, f"type {conv.conversion_type}")
-    if kind == "linear":
-        try:
-            if float(conv.a) == 1.0 and float(conv.b) == 0.0:
-                return "none"
-        except (AttributeError, TypeError, ValueError):
-            pass
+    if kind == "linear" and _is_identity(conv):
+        return "none"
+    if kind == "value-to-text" and v4:
+        default: Any = (getattr(conv, "referenced_blocks", None) or {}).get("default_addr")
+        numeric = type(default).__name__ == "ChannelConversion" and default.conversion_type in (
+            1,
+            2,
+            3,
+        )
+        if numeric and not (default.conversion_type == 1 and _is_identity(default)):
+            return "value-to-text, numeric default"  # physical values: not an enum
     return kind
+
+
+def _is_identity(conv: Any) -> bool:
+    """A linear conversion's factors are ``1 * x + 0`` (False when they cannot be read)."""
+    try:
+        return float(conv.a) == 1.0 and float(conv.b) == 0.0
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _kind(deps: Any) -> str:
@@ -403,6 +425,9 @@ class Mf4Reader:
                     continue
                 cname, names = ch.name, _display_names(ch)
                 aliases = tuple(names)
+                bare = _BUS_PREFIX.sub("", cname)
+                if bare != cname and bare not in aliases:
+                    aliases = (*aliases, bare)
                 message = next((n for n, k in names.items() if k == "message"), None)
                 if decoded and message:
                     aliases = (cname, *(a for a in aliases if a != message))
@@ -430,6 +455,7 @@ class Mf4Reader:
                     bus="CAN" if not decoded and is_can_logging(mdf, grp) else "",
                     decoded=decoded,
                     master=master,
+                    payload=v4 and bool(cg.flags & _FLAG_CG_VLSD),
                 )
             )
         return groups

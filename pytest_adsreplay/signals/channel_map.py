@@ -228,7 +228,8 @@ class ChannelMap:
     """Which channels feed each canonical signal, with unit conversion (SPEC §2).
 
     A map file overrides the built-in candidates signal by signal; signals it does not
-    mention keep the built-in candidates unless the file says ``use_builtin = false``.
+    mention keep the built-in candidates unless the file says ``use_builtin = false``
+    (a map with only a ``[can]`` table adds its DBC files to the built-in map).
     ``dbc`` lists the DBC files that decode raw CAN bus logging (``[can]`` table): the
     decoded signals are channels named ``Message.Signal`` (and the bare signal name).
     """
@@ -298,9 +299,9 @@ class ChannelMap:
         if not isinstance(use_builtin, bool):
             raise fail(f"use_builtin must be true or false, got {use_builtin!r}")
         dbc = _parse_can(data.get("can"), base or Path.cwd(), fail)
-        table = data.get("signals")
-        if not isinstance(table, Mapping) or not table:
-            raise fail("no [signals.<name>] tables found")
+        table = data.get("signals", {} if dbc else None)
+        if not isinstance(table, Mapping) or not (table or dbc):
+            raise fail("no [signals.<name>] tables (and no [can] table) found")
         specs: dict[str, SignalSpec] = {}
         for name, entry in table.items():
             specs[name] = _parse_spec(name, entry, fail)

@@ -12,7 +12,8 @@ never a function failure. The checks, in the order they are reported:
 ``duration``
     The recording spans at least two cycles of the grid.
 ``rate``
-    Every mapped channel is sampled at ``MIN_RATE_HZ`` or faster (median interval).
+    Every mapped channel is sampled at ``MIN_RATE_HZ`` or faster (median interval, up to
+    ``RATE_TOLERANCE`` = 5 % longer for logger jitter).
     Euro NCAP asks for ≥ 100 Hz from a track measurement system; series sensors deliver
     object lists at 10-25 Hz, so the floor is 10 Hz: slower data cannot place a brake
     decision within the 0.1 s the KPIs are judged on.
@@ -20,7 +21,8 @@ never a function failure. The checks, in the order they are reported:
     No mapped channel has an interval between samples longer than ``max_gap`` (ini
     ``adsreplay_max_gap``, default 0.2 s) — or than twice its own median interval when
     that is longer, so a regular 10 Hz channel under a smaller ``max_gap`` is not one long
-    series of gaps.
+    series of gaps — by more than ``GAP_TOLERANCE`` (10 %), so one dropped frame of a
+    jittering 10 Hz bus (0.2 s plus jitter) is not a gap.
 ``finite``
     No mapped channel has ±inf samples (NaN is "no value", see below).
 ``presence``
@@ -55,11 +57,21 @@ from typing import Any
 import numpy as np
 
 from pytest_adsreplay.errors import InvalidRecordingError
-from pytest_adsreplay.signals.resample import Signals, find_gaps, gaps_and_median
+from pytest_adsreplay.signals.resample import (
+    GAP_TOLERANCE,
+    Signals,
+    find_gaps,
+    gaps_and_median,
+)
 
 DEFAULT_MAX_GAP = 0.2
 #: Slowest acceptable sampling rate of any mapped channel (median interval), Hz.
 MIN_RATE_HZ = 10.0
+#: Sensor noise allowed below 0 m on target_distance before it is a finding.
+NEGATIVE_DISTANCE_TOLERANCE = 0.5
+#: Logger jitter allowed on the rate: the median interval may be this much longer than
+#: ``1 / MIN_RATE_HZ`` (a J1939 message every 0.1001 s is a 10 Hz message).
+RATE_TOLERANCE = 0.05
 #: Euro NCAP AEB C2C: VUT speed = test speed + 0 … +1.0 km/h from T0 to the first warning/brake.
 NOMINAL_BAND_KPH = (0.0, 1.0)
 #: Allowance on both sides of the band for speed-signal noise and quantization of a logger.
@@ -313,11 +325,13 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
             )
             continue
         rate = 1.0 / med
-        if rate < MIN_RATE_HZ - _TOL:
+        if med > (1.0 + RATE_TOLERANCE) / MIN_RATE_HZ + _TOL:
             out.append(
                 Finding(
                     "rate",
-                    f"{where} is sampled at {rate:.3g} Hz, below the minimum of {MIN_RATE_HZ:g} Hz",
+                    f"{where} is sampled at {rate:.3g} Hz (median interval {med:.4g} s), below "
+                    f"the minimum of {MIN_RATE_HZ:g} Hz (intervals up to "
+                    f"{RATE_TOLERANCE:.0%} longer are accepted for logger jitter)",
                     t=float(ts[0]),
                     hint=_HINTS["rate"],
                 )
@@ -330,7 +344,8 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
                     "gap",
                     f"{where} has no samples for {ts[i + 1] - ts[i]:.3f} s (t = {ts[i]:.3f} .. "
                     f"{ts[i + 1]:.3f} s); the longest allowed gap is {max_gap:g} s "
-                    f"(adsreplay_max_gap){more}",
+                    f"(adsreplay_max_gap; or twice the channel's median interval, each "
+                    f"+{GAP_TOLERANCE:.0%} for jitter){more}",
                     t=float(ts[i]),
                     hint=_HINTS["gap"],
                 )
@@ -420,6 +435,7 @@ def _target(signals: Signals, settings: GateSettings) -> list[Finding]:
                 hint=_HINTS["target"],
             )
         )
+    out += _negative_distance(signals.t, dist)
     valid = signals.values.get("target_valid")
     if valid is not None and "target_valid" in signals.traces:
         said = (valid == 1) & ~present
@@ -435,6 +451,26 @@ def _target(signals: Signals, settings: GateSettings) -> list[Finding]:
                 )
             )
     return out
+
+
+def _negative_distance(t: np.ndarray, dist: np.ndarray) -> list[Finding]:
+    """A gap below ``-NEGATIVE_DISTANCE_TOLERANCE`` is no physical gap: wrong sign/offset."""
+    with np.errstate(invalid="ignore"):
+        neg = np.flatnonzero(dist < -NEGATIVE_DISTANCE_TOLERANCE)
+    if not neg.size:
+        return []
+    i = int(neg[np.argmin(dist[neg])])
+    return [
+        Finding(
+            "target",
+            f"target_distance is negative ({neg.size} cycle(s), down to {dist[i]:.3f} m at "
+            f"t = {t[i]:.3f} s); a gap to the lead object is never below 0 (a collision "
+            "is 0 m)",
+            t=float(t[int(neg[0])]),
+            hint="check the sign and offset of the distance channel: map it with scale = "
+            "-1.0 or the right offset in the channel map, or map another channel",
+        )
+    ]
 
 
 def braking_onset(signals: Signals) -> tuple[float | None, str]:

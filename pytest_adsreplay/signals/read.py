@@ -32,6 +32,18 @@ from pytest_adsreplay.signals.resample import (
 )
 from pytest_adsreplay.signals.resolve import Resolution, resolve_channels
 
+#: A cycle grid may have this many points per sample of the mapped channel with the most
+#: samples (a 10 Hz channel on a 1 ms grid needs 100): a longer grid means a time axis in
+#: the wrong unit, which would otherwise allocate terabytes.
+GRID_PER_SAMPLE = 100
+#: ...but short recordings may always have this many cycles.
+MIN_GRID_LIMIT = 1 << 20
+
+
+def plural(n: int, noun: str) -> str:
+    """``"1 channel"``, ``"2 channels"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 
 def _to_si(samples: np.ndarray, scale: float, offset: float, *, in_place: bool) -> np.ndarray:
     """``samples * scale + offset`` (the same float operations), in place when the caller
@@ -139,8 +151,8 @@ def _raise_missing(
         lines.append(f"{n}: tried {tried}; close matches in the file: {close}")
     lines += can_notes(info, source)
     raise MissingChannelError(
-        f"required signal(s) not found in the recording ({len(info.channel_names())} "
-        "channels):\n    " + "\n    ".join(lines),
+        f"required signal(s) not found in the recording ({plural(len(info.channels()), 'channel')}"
+        "):\n    " + "\n    ".join(lines),
         recording=rec,
         hint=f"add the file's channel name to channels = [...] of the signal in the channel map"
         f" ({source}); `adsreplay inspect {info.path}` lists every channel",
@@ -225,6 +237,20 @@ def _non_empty_channels(
 def _grid(chans: Mapping[str, ChannelSamples], cycle_time: float, rec: str) -> np.ndarray:
     t_min = min(float(c.timestamps[0]) for c in chans.values())
     t_max = max(float(c.timestamps[-1]) for c in chans.values())
+    most = max(c.timestamps.size for c in chans.values())
+    cycles = (t_max - t_min) / cycle_time
+    if cycles > max(MIN_GRID_LIMIT, GRID_PER_SAMPLE * most):
+        slowest = max(chans.items(), key=lambda kv: kv[1].timestamps.size)
+        raise InvalidRecordingError(
+            f"data-quality check 'time' failed: the mapped channels span {t_max - t_min:.6g} s "
+            f"({t_min:.6g} .. {t_max:.6g} s) but hold at most {most} samples "
+            f"({slowest[0]}: one per {(t_max - t_min) / max(most - 1, 1):.3g} s); a "
+            f"{cycle_time:g} s grid would need {cycles:.3g} cycles. The time channel is "
+            "probably not in seconds (nanoseconds, microseconds or milliseconds labelled 's'?)",
+            recording=rec,
+            hint="re-export the recording with its time channel in seconds, or fix the time "
+            "channel's unit/conversion; `adsreplay inspect` shows each group's rate and span",
+        )
     grid = make_grid(t_min, t_max, cycle_time)
     if grid.size < 2:
         raise InvalidRecordingError(

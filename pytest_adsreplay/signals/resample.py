@@ -16,6 +16,9 @@ GAP_THRESHOLD = 0.2
 
 #: Signals that the target_valid flag masks with NaN where it says "no object".
 TIME_TOL = 1e-9
+#: Relative allowance on the gap limit for logger jitter: an interval is a gap only when
+#: it is more than 10 % longer than the limit (a 10 Hz frame dropped once: 0.2 s ± jitter).
+GAP_TOLERANCE = 0.1
 #: Version of the resampling rules; part of a channel map's fingerprint, so signals cached
 #: under older rules are not reused. 2: target signals never blend two objects.
 RESAMPLING_RULES = 2
@@ -32,7 +35,8 @@ def find_gaps(timestamps: np.ndarray, threshold: float = GAP_THRESHOLD) -> np.nd
     """Indexes i where ``timestamps[i+1] - timestamps[i]`` is a gap.
 
     A gap is longer than ``threshold`` and than twice the median sampling interval (so a
-    slow but regular channel is not one long series of gaps).
+    slow but regular channel is not one long series of gaps), plus ``GAP_TOLERANCE``
+    for the jitter of a logger (one dropped frame of a 10 Hz bus is not a gap).
     """
     ts = np.asarray(timestamps, dtype=np.float64)
     if ts.size < 2:
@@ -41,7 +45,8 @@ def find_gaps(timestamps: np.ndarray, threshold: float = GAP_THRESHOLD) -> np.nd
 
 
 def gaps_and_median(dt: np.ndarray, threshold: float) -> tuple[np.ndarray, float | None]:
-    """``(i where dt[i] > max(threshold, 2 * median), median)`` of sampling intervals
+    """``(i where dt[i] > max(threshold, 2 * median) * (1 + GAP_TOLERANCE), median)`` of
+    sampling intervals
     ``dt``, the median taken over the finite positive ones (None if there is none).
 
     ``dt`` is consumed (reordered in place): a long recording's interval array is not
@@ -53,7 +58,7 @@ def gaps_and_median(dt: np.ndarray, threshold: float) -> tuple[np.ndarray, float
     pos = dt if usable.all() else dt[usable]
     del usable
     med = float(np.median(pos, overwrite_input=True)) if pos.size else None
-    limit = max(threshold, 2.0 * (med or 0.0))
+    limit = max(threshold, 2.0 * (med or 0.0)) * (1.0 + GAP_TOLERANCE)
     return over[over_dt > limit], med
 
 

@@ -99,11 +99,7 @@ def resolve_channels(
             out[name] = Resolution(name, spec, channel=chosen, error=exc)
             continue
         if not chosen.numeric:
-            err = RecordingError(
-                f"channel {chosen.ref} for {name} holds {chosen.dtype} data, not numbers",
-                recording=rec,
-                hint=f"map {name} to a numeric channel in the channel map ({channel_map.source})",
-            )
+            err = _not_numeric(name, chosen, info, rec, channel_map.source)
             out[name] = Resolution(name, spec, channel=chosen, error=err)
             continue
         out[name] = Resolution(
@@ -116,6 +112,32 @@ def resolve_channels(
             conversion=text,
         )
     return out
+
+
+def _not_numeric(
+    signal: str, ch: ChannelInfo, info: RecordingInfo, rec: str, source: str
+) -> RecordingError:
+    if ch.kind == "array":
+        elements = [
+            c.name
+            for c in info.groups[ch.group].channels
+            if c.name.startswith(f"{ch.name}[") and c.kind == "scalar"
+        ]
+        example = elements[0] if elements else f"{ch.name}[0][0]"
+        more = f" ({len(elements)} elements: {', '.join(elements[:3])}, …)" if elements else ""
+        return RecordingError(
+            f"channel {ch.ref} for {signal} is an array channel{more}; a signal takes one "
+            "number per sample",
+            recording=rec,
+            hint=f"map one element in the channel map ({source}): [signals.{signal}] channels "
+            f'= ["{example}"]',
+        )
+    what = f"a {ch.kind} channel" if ch.kind != "scalar" else f"{ch.dtype} data"
+    return RecordingError(
+        f"channel {ch.ref} for {signal} holds {what}, not numbers",
+        recording=rec,
+        hint=f"map {signal} to a numeric channel in the channel map ({source})",
+    )
 
 
 def _ambiguous(

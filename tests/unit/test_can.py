@@ -184,7 +184,7 @@ def test_a_dbc_without_messages(tmp_path: Path) -> None:
         read_signals(can_log(tmp_path / "can.mf4"), cmap)
     msg = str(info.value)
     assert "no CAN frame matched the DBC file(s)" in msg and "junk.dbc" in msg
-    assert "CAN IDs not in the DBC: 0x100, 0x200, 0x7FF" in msg
+    assert "CAN IDs not in the DBC: 0x100 (bus 0), 0x200 (bus 0), 0x7FF (bus 0)" in msg
 
 
 @pytest.mark.parametrize(
