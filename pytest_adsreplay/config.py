@@ -54,7 +54,8 @@ OPTIONS: tuple[Option, ...] = (
         "function",
         "--aeb-function",
         "adsreplay_function",
-        "function under test as module:attr (class or zero-argument factory)",
+        "function under test: module:attr (class or zero-argument factory), an FMU "
+        "(x.fmu) or a C shared library (.so, .dylib, .dll)",
         metavar="MOD:ATTR",
     ),
     Option(
@@ -197,6 +198,13 @@ OPTIONS: tuple[Option, ...] = (
         "in its error), e.g. 1MB",
         default="1MB",
     ),
+    Option(
+        "binding",
+        None,
+        "adsreplay_function_binding",
+        "TOML file binding an FMU's or C library's inputs ([inputs]) and outputs "
+        "([outputs]) to canonical names",
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -227,6 +235,7 @@ class Settings:
     cache: bool = True
     function_memory: int | None = 4 * 1024**3  # bytes; None: no limit
     function_output: int = 1024**2  # bytes
+    binding: Mapping[str, Any] | None = None  # the parsed adsreplay_function_binding file
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
@@ -292,6 +301,24 @@ def _db_url(raw: _Raw) -> str:
     return str(_path(raw))
 
 
+def _function(opt: Option, raw: _Raw) -> Any:
+    """``adsreplay_function`` (module:attr, or an FMU/shared-library path resolved like every
+    path) and ``adsreplay_function_binding`` (the parsed TOML)."""
+    if opt.name == "binding":
+        from pytest_adsreplay.function.binding import load_binding
+
+        return load_binding(_path(raw))
+    text = str(raw.value).strip()
+    if text.lower().endswith((".fmu", ".so", ".dylib", ".dll")):
+        return str(_path(_Raw(text, raw.source, raw.base)))
+    mod, sep, attr = text.partition(":")
+    if not sep or not mod or not attr:
+        raise _bad(
+            opt, raw, "is not of the form module:attr, an FMU (.fmu) or a shared library (.so)"
+        )
+    return text
+
+
 def build_settings(
     getoption: Callable[[str], Any],
     getini: Callable[[str], Any],
@@ -340,12 +367,8 @@ def _convert(opt: Option, raw: _Raw) -> Any:
     if name == "recordings":
         items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
         return tuple(str(_path(_Raw(v, raw.source, raw.base))) for v in items)
-    if name == "function":
-        text = str(raw.value).strip()
-        mod, sep, attr = text.partition(":")
-        if not sep or not mod or not attr:
-            raise _bad(opt, raw, "is not of the form module:attr (e.g. mypkg.aeb:MyAeb)")
-        return text
+    if name in ("function", "binding"):
+        return _function(opt, raw)
     if name in ("channel_map", "baseline", "report", "cache_dir"):
         return _path(raw)
     if name == "redis_url":

@@ -94,6 +94,7 @@ class SessionConfig:
     cache_dir: str | None = None  # absolute decoded-signal cache directory; None: off
     function_memory: int | None = 4 * 1024**3  # bytes for the function's process; None: no limit
     function_output: int = 1024**2  # bytes of the function's output kept per recording
+    binding: Mapping[str, Any] | None = None  # parsed adsreplay_function_binding (FMU/C)
 
 
 class ReplaySession:
@@ -148,6 +149,7 @@ class ReplaySession:
             "function_memory": self.cfg.function_memory,
             "function_output": self.cfg.function_output,
             "params": dict(chain.params),
+            "binding": self.cfg.binding,
             "settings": dict(self.cfg.settings),
             "db": self.cfg.db,
             "ttl": self.cfg.ttl,
