@@ -117,6 +117,14 @@ class FunctionError(AdsReplayError):
         return text
 
 
+class FunctionCrashError(FunctionError):
+    """Raised when the function's process died (exit, signal, segfault), hit its memory
+    limit or was killed at the stage timeout: the recording errors (``t`` is the last
+    cycle time it reached)."""
+
+    outcome = "error"
+
+
 class BrokerError(AdsReplayError):
     """Raised when Redis is unreachable or the queue/worker machinery fails."""
 
