@@ -381,8 +381,15 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         arrays = load_signals(conn, ctx, parent)
         t = arrays.pop("t")
         host = _function_host(ctx)
-        budget = _step_budget(ctx, started)
-        outputs = replay.step(host, t, arrays, recording_id=ctx["rec"], timeout=budget)
+        outputs = replay.step(
+            host,
+            t,
+            arrays,
+            recording_id=ctx["rec"],
+            timeout=_step_budget(ctx, started),
+            timeout_label=f"aeb stage exceeded the per-stage timeout of {ctx.get('timeout')} s "
+            "(--adsreplay-timeout)",
+        )
     except FunctionLoadError as exc:
         return _failure("aeb", _load_error_here(exc, ctx))
     except AdsReplayError as exc:
