@@ -180,11 +180,13 @@ def step(
     *,
     recording_id: str | None = None,
     timeout: float | None = None,
+    timeout_label: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Stage 2: signals → function outputs (``fcw``, ``aeb_decel`` and extras).
 
     ``fn`` is a supervised :class:`~pytest_adsreplay.function.host.FunctionHost` (the
-    stages' case: ``timeout`` bounds the run), a loaded adapter (stepped in this
+    stages' case: ``timeout`` bounds the run, ``timeout_label`` names that timeout in
+    the error), a loaded adapter (stepped in this
     process), or a Python object with ``step(frame)``.
     """
     from pytest_adsreplay.function.host import FunctionHost
@@ -192,7 +194,14 @@ def step(
     from pytest_adsreplay.signals import CANONICAL_SIGNALS
 
     if isinstance(fn, FunctionHost):
-        return fn.run(t, values, inputs=CANONICAL_SIGNALS, recording=recording_id, timeout=timeout)
+        return fn.run(
+            t,
+            values,
+            inputs=CANONICAL_SIGNALS,
+            recording=recording_id,
+            timeout=timeout,
+            timeout_label=timeout_label,
+        )
     if callable(getattr(fn, "run", None)) and isinstance(getattr(fn, "kind", None), str):
         outputs: dict[str, np.ndarray] = fn.run(
             t, values, inputs=CANONICAL_SIGNALS, recording=recording_id

@@ -41,7 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from pytest_adsreplay.errors import AdsReplayError, FunctionError, FunctionLoadError
+from pytest_adsreplay.errors import (
+    AdsReplayError,
+    FunctionCrashError,
+    FunctionError,
+    FunctionLoadError,
+)
 from pytest_adsreplay.function.protocol import FunctionOptions
 
 MEMORY_DEFAULT = 4 * 1024**3  # bytes of address space for the function's process
@@ -165,6 +170,7 @@ class FunctionHost:
         self._peak_vm = 0  # bytes of address space last seen in use
         self._fds: dict[str, int] = {}
         self._progress: mmap.mmap | None = None
+        self._timeout_label: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -255,15 +261,18 @@ class FunctionHost:
         inputs: tuple[str, ...] = (),
         recording: str | None = None,
         timeout: float | None = None,
+        timeout_label: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Step one whole recording in the child; its outputs as arrays on ``t``.
 
-        Raises FunctionError for a failure inside the function and when the child dies
-        or does not answer within ``timeout`` seconds (it is then killed); after either,
-        the host is closed and :func:`acquire` starts a new one.
+        Raises FunctionError for a failure inside the function, FunctionCrashError when
+        the child dies or does not answer within ``timeout`` seconds (it is then killed;
+        ``timeout_label`` says which timeout that was); after a crash the host is
+        closed and :func:`acquire` starts a new one.
         """
+        self._timeout_label = timeout_label
         if not self.alive:
-            raise FunctionError(
+            raise FunctionCrashError(
                 "the function host is not running", recording=recording, hint="acquire() a new one"
             )
         arrays = {"t": np.asarray(t, dtype=np.float64), **signals}
@@ -410,7 +419,7 @@ class FunctionHost:
                 f"{format_size(limit)} (adsreplay_function_memory)"
             )
             hint = _MEMORY_HINT
-        return FunctionError(text + self.output.text(), t=t, recording=recording, hint=hint)
+        return FunctionCrashError(text + self.output.text(), t=t, recording=recording, hint=hint)
 
     def _kill_on_timeout(self, timeout: float, recording: str | None, doing: str) -> FunctionError:
         proc = self.proc
@@ -419,9 +428,11 @@ class FunctionHost:
         proc.wait()
         self._drain_output()
         t, where = self._where()
-        return FunctionError(
-            f"the function under test did not finish {doing} within {timeout:.1f} s and was "
-            f"killed (SIGKILL) {where}" + self.output.text(),
+        what = f"did not finish {doing} within {timeout:.1f} s"
+        if self._timeout_label and doing == "stepping":
+            what = f"did not finish ({self._timeout_label})"
+        return FunctionCrashError(
+            f"the function under test {what} and was killed (SIGKILL) {where}" + self.output.text(),
             t=t,
             recording=recording,
             hint="it may hang (an endless loop, a blocking call in native code); or raise "
@@ -446,12 +457,6 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-_ERRORS: dict[str, type[AdsReplayError]] = {
-    "FunctionError": FunctionError,
-    "FunctionLoadError": FunctionLoadError,
-}
-
-
 def _error_from(
     reply: Mapping[str, Any], recording: str | None, output: str = ""
 ) -> AdsReplayError:
@@ -463,11 +468,8 @@ def _error_from(
     kind = str(err.get("type", "FunctionError"))
     if kind == "FunctionLoadError":
         return FunctionLoadError(message, recording=rec, hint=hint)
-    if kind in _ERRORS and kind != "FunctionError":  # pragma: no cover
-        return _ERRORS[kind](message, recording=rec, hint=hint)
-    return FunctionError(
-        message, t=err.get("t"), traceback=err.get("traceback"), recording=rec, hint=hint
-    )
+    cls = FunctionCrashError if kind == "FunctionCrashError" else FunctionError
+    return cls(message, t=err.get("t"), traceback=err.get("traceback"), recording=rec, hint=hint)
 
 
 # -- the pool of hosts of this process ----------------------------------------------------
@@ -671,7 +673,7 @@ class _Child:
         where = "before its first cycle" if t is None else f"at t = {t:.3f} s"
         limit = f"its memory limit of {format_size(self.memory)}" if self.memory else "no memory"
         error = {
-            "type": "FunctionError",
+            "type": "FunctionCrashError",
             "message": f"the function under test hit {limit} (adsreplay_function_memory) {where}",
             "t": t,
             "recording": header.get("recording"),
