@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from integration_kit import (
     enqueue_chains,
+    fleet_lease,
     result_rows,
     run_id_of,
     run_pytest,
@@ -25,7 +25,6 @@ from integration_kit import (
     stop,
     subprocess_env,
     unique,
-    wait_for,
     write_project,
 )
 
@@ -165,7 +164,14 @@ def test_jobs_of_a_session_that_ended_are_refused(real_redis: str, tmp_path: Pat
         assert result is not None and "is not a live session" in str(result.exc_string)
     finally:
         session.cleanup()
-    assert not (tmp_path / "r.db").exists() or not result_rows_of(tmp_path / "r.db")
+    assert not (tmp_path / "r.db").exists() or not _all_rows(tmp_path / "r.db")
+
+
+def _all_rows(db: Path) -> list[Any]:
+    from pytest_adsreplay.results.store import open_store
+
+    store = open_store(str(db))
+    return [r for run in store.runs() for r in store.results(str(run["run_id"]))]
 
 
 def result_rows_of(db: Path) -> list[Any]:
@@ -175,4 +181,50 @@ def result_rows_of(db: Path) -> list[Any]:
     return [r for run in store.runs() for r in store.results(str(run["run_id"]))]
 
 
-__all__ = ["result_rows", "run_id_of", "run_pytest", "start_worker", "stop", "time", "wait_for"]
+# -- the session's build or nothing ------------------------------------------------------
+LATE = ("fcw_ttc=2.6, brake_ttc=1.6", "fcw_ttc=2.6, brake_ttc=0.5")  # brakes far too late
+
+
+@pytest.mark.timeout(400)
+def test_long_lived_workers_never_pass_with_stale_code(real_redis: str, tmp_path: Path) -> None:
+    """Two ``adsreplay worker`` processes outlive the sessions. The function file is edited
+    between two sessions: the second session runs the new code (the workers' hosts are
+    restarted) and fails. A session whose code the workers do not have errors every
+    recording with "has a different build", never a result from the workers' code."""
+    import shutil
+
+    project = write_project(tmp_path / "proj", closing=(40, 50), free=(60,))
+    pristine = tmp_path / "pristine"
+    shutil.copytree(project.root, pristine)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ("--redis-url", real_redis, "--adsreplay-workers", "0", "-p", "no:randomly")
+    with fleet_lease(real_redis):
+        workers = [start_worker(real_redis, elsewhere, project.root) for _ in range(2)]
+        try:
+            first = run_pytest(project.root, *args, timeout=180)
+            assert first.ret == 0, first.stdout.str()
+            fn = project.root / "aebfn.py"
+            source = fn.read_text()
+            assert LATE[0] in source
+            fn.write_text(source.replace(*LATE))
+            second = run_pytest(project.root, *args, timeout=180)
+            # the pristine copy: the session has the old code, the workers the edited one
+            third = run_pytest(pristine, *args, timeout=180)
+        finally:
+            logs = "\n".join(stop(w) for w in workers)
+    assert second.ret == 1 and second.parseoutcomes().get("failed", 0) >= 2, second.stdout.str()
+    before = result_rows(project, run_id_of(first))
+    rows = result_rows(project, run_id_of(second))
+    for name in project.closing:  # the new code ran: no braking at TTC 1.6 s any more
+        assert before[name].kpis["ttc_at_brake"] > 1.0
+        row = rows[name]
+        late = row.kpis["ttc_at_brake"]
+        assert row.status == "ok" and (late is None or late < 0.8), (row, logs)
+    bad = result_rows(project.__class__(pristine, pristine / "recs", [], []), run_id_of(third))
+    assert {r.status for r in bad.values()} == {"error"}, bad
+    for row in bad.values():
+        assert "has a different build of aebfn:Ttc" in (row.error or ""), row.error
+        assert "worker adsreplay-" in (row.error or "") and " on host " in (row.error or "")
+    third.stdout.fnmatch_lines(["*has a different build of aebfn:Ttc*than the session*"])
+    assert third.ret != 0
