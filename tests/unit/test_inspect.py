@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pytest_adsreplay.cli.inspect import inspect_recording
 from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
@@ -181,7 +183,7 @@ def test_inspect_shows_the_gate_with_the_sidecar_settings(tmp_path: Path) -> Non
     )
     assert lines[1].startswith("  FAIL presence at t = 2.000 s: ego_speed is missing (NaN)")
     assert lines[2].startswith("  FAIL nominal_speed at t = 0.000 s: ego speed 45.000 km/h")
-    assert lines[-1] == "  verdict: invalid recording (3 failed check(s))"
+    assert lines[-1] == "  verdict: invalid recording (3 failed checks)"
     # a wider max_gap, as the ini would set it, lets the gap pass
     assert "FAIL gap" not in inspect_recording(path, max_gap=0.6)
 
@@ -193,3 +195,122 @@ def test_inspect_of_a_valid_recording_and_a_broken_sidecar(tmp_path: Path) -> No
     text = inspect_recording(path)
     assert "  - sidecar: sidecar " in text and "is not valid TOML" in text
     assert "  verdict: valid\n" in text
+
+
+# ------------------------------------------------------------- real logger files
+
+
+def vlsd_payload_file(path: Path) -> Path:
+    """A vehicle group plus a channel group flagged VLSD, as CAN loggers write the payload
+    bytes of their frames: no channels and no time channel of its own."""
+    t = np.arange(0, 100) * 0.01
+    write_recording(
+        path,
+        [
+            GroupData("Vehicle", t, [ChannelData("VehSpd", np.full(t.size, 36.0), "km/h")]),
+            GroupData("CAN_DataFrame", t, [ChannelData("Payload", np.zeros(t.size, np.uint8))]),
+        ],
+    )
+    data = bytearray(path.read_bytes())
+    cg = [i for i in range(len(data)) if data[i : i + 4] == b"##CG"][1]
+    struct.pack_into("<Q", data, cg + 24 + 8, 0)  # cg_first_ch: no channels
+    struct.pack_into("<H", data, cg + 24 + 48 + 16, 1)  # cg_flags: VLSD
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_vlsd_payload_groups_are_no_time_channel_finding(tmp_path: Path) -> None:
+    text = inspect_recording(vlsd_payload_file(tmp_path / "vlsd.mf4"))
+    assert "[1] CAN_DataFrame: 100 samples, variable-length payload bytes" in text
+    assert "NO TIME CHANNEL" not in text and "has no time channel" not in text
+
+
+def test_gate_section_lists_every_missing_signal_and_counts_agree(tmp_path: Path) -> None:
+    text = inspect_recording(vlsd_payload_file(tmp_path / "vlsd.mf4"))
+    assert "Channels (1):" in text
+    gate = text.split("Data-quality gate")[1].split("Findings:")[0].splitlines()
+    assert gate[1] == "  not run: required signal(s) not found in the recording (1 channel):"
+    assert gate[2].startswith("    target_distance: tried Radar.Obj0.DistX")
+    assert gate[3].startswith("    target_rel_speed: tried Radar.Obj0.VrelX")
+    assert gate[4].startswith("    -> add the file's channel name to channels = [...]")
+    assert gate[-1] == "  verdict: the replay cannot run (see above)"
+
+
+def test_bursty_bus_group_shows_an_average_frame_rate(tmp_path: Path) -> None:
+    from pytest_adsreplay.mdf import write_can_recording
+
+    # 10 bursts per second of 8 frames 1 µs apart: a median interval would say ~1e6 Hz
+    frames = [(b * 0.1 + i * 1e-6, 0x100 + i, bytes(8)) for b in range(50) for i in range(8)]
+    text = inspect_recording(write_can_recording(tmp_path / "can.mf4", frames))
+    line = next(ln for ln in text.splitlines() if "raw CAN bus logging" in ln)
+    assert "~81.43 frames/s on average" in line and "e+06" not in line
+    assert "gap(s)" not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["inspect", "{ok}"], 0),
+        (["inspect", "{missing}"], 1),
+        (["inspect", "{empty}"], 1),
+        (["inspect", "{garbage}"], 1),
+        (["inspect", "{invalid}"], 1),
+        (["inspect"], 4),
+        (["inspect", "{ok}", "--channel-map", "{missing}"], 4),
+        (["inspect", "{ok}", "--max-gap", "0"], 4),
+    ],
+)
+def test_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int
+) -> None:
+    from pytest_adsreplay.cli.main import main
+
+    t = np.arange(0, 300) * 0.01
+    ok = write_recording(
+        tmp_path / "ok.mf4",
+        [
+            GroupData(
+                "V",
+                t,
+                [
+                    ChannelData("VehSpd", np.full(t.size, 36.0), "km/h"),
+                    ChannelData("ObjDist", 40.0 - t, "m"),
+                    ChannelData("ObjRelSpd", np.full(t.size, -1.0), "m/s"),
+                ],
+            )
+        ],
+    )
+    slow = np.arange(0, 30) * 0.2  # 5 Hz: an invalid recording
+    invalid = write_recording(
+        tmp_path / "slow.mf4",
+        [
+            GroupData(
+                "V",
+                slow,
+                [
+                    ChannelData("VehSpd", np.full(slow.size, 36.0), "km/h"),
+                    ChannelData("ObjDist", 40.0 - slow, "m"),
+                    ChannelData("ObjRelSpd", np.full(slow.size, -1.0), "m/s"),
+                ],
+            )
+        ],
+    )
+    (tmp_path / "empty.mf4").write_bytes(b"")
+    (tmp_path / "garbage.mf4").write_bytes(b"\x00garbage" * 200)
+    paths = {
+        "ok": ok,
+        "missing": tmp_path / "missing.mf4",
+        "empty": tmp_path / "empty.mf4",
+        "garbage": tmp_path / "garbage.mf4",
+        "invalid": invalid,
+    }
+    args = [a.format(**paths) for a in argv]
+    try:
+        got = main(args)
+    except SystemExit as exc:
+        got = int(exc.code or 0)
+    assert got == code
+    out = capsys.readouterr()
+    assert "--recordings" not in out.out + out.err
+    if argv[-1] == "{missing}" and code == 1:
+        assert "does not exist" in out.out and "check the path" in out.out
