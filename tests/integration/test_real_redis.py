@@ -221,3 +221,59 @@ def test_worker_cli_environment_url(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert mask_url(url) in out.stderr and SECRET not in out.stderr + out.stdout
     assert "fakeredis" not in out.stderr and "redis-cli -u URL ping" in out.stderr
+
+
+def _bare_keys(url: str, run_id: str) -> dict[str, str]:
+    """Keys of run ``run_id`` that have no TTL (key -> type), and the run's entries in
+    rq's shared ``rq:workers`` / ``rq:queues`` sets."""
+    import redis
+
+    conn = redis.Redis.from_url(url)
+    try:
+        bare = {
+            k.decode(): conn.type(k).decode()
+            for k in conn.scan_iter(match=f"*{run_id}*", count=1000)
+            if conn.ttl(k) == -1
+        }
+        for shared in ("rq:workers", "rq:queues"):
+            for member in conn.smembers(shared):
+                if run_id in member.decode():
+                    bare[f"{shared} member {member.decode()}"] = "set member"
+    finally:
+        conn.close()
+    return bare
+
+
+@pytest.mark.timeout(120)
+def test_a_session_leaves_no_key_without_a_ttl(real_redis: str, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "proj")
+    result = run_pytest(project.root, "--redis-url", real_redis, "--adsreplay-workers", "2")
+    assert result.ret == 0, result.stdout.str()
+    assert _bare_keys(real_redis, run_id_of(result)) == {}
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_mid_run_leaves_no_key_without_a_ttl(real_redis: str, tmp_path: Path) -> None:
+    """A cancelled CI job (SIGTERM to pytest while workers run jobs): every key of the run
+    is deleted or expires (rq's queues, registries, dependents sets, started jobs, worker
+    registrations, the plugin's data keys and its session registration)."""
+    import signal
+
+    project = write_project(tmp_path / "proj", closing=(40, 45, 50, 55), free=(60, 65))
+    marks = tmp_path / "started"
+    marks.mkdir()
+    proc = spawn_pytest(
+        project.root,
+        "--redis-url",
+        real_redis,
+        "--adsreplay-workers",
+        "2",
+        *params(delay=2.0, started_dir=str(marks)),
+    )
+    started = time.monotonic()
+    wait_for(lambda: list(marks.iterdir()), 60)  # a worker is inside a job
+    proc.send_signal(signal.SIGTERM)
+    result = collect(proc, started)
+    assert result.ret != 0
+    run_id = run_id_of(result)
+    assert _bare_keys(real_redis, run_id) == {}
