@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 from pytest_adsreplay import __version__
@@ -19,8 +18,8 @@ from pytest_adsreplay.errors import AdsReplayError
 
 #: Subcommand modules of ``pytest_adsreplay.cli``, in the order ``--help`` lists them.
 SUBCOMMANDS = ("generate", "inspect", "function", "worker", "history", "cache")
-#: Modules the command works without (not installed in every checkout yet).
-OPTIONAL = frozenset({"function"})
+#: Modules the command may do without (skipped when absent); every module is required today.
+OPTIONAL: frozenset[str] = frozenset()
 
 
 def _load(name: str) -> ModuleType | None:
@@ -31,25 +30,6 @@ def _load(name: str) -> ModuleType | None:
         if name in OPTIONAL and exc.name == module:
             return None
         raise
-
-
-def _inspect_register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``inspect`` for a ``cli.inspect`` module that only offers ``inspect_recording``."""
-    ins = subparsers.add_parser(
-        "inspect", help="groups, channels, units, rates, map resolution, findings"
-    )
-    ins.add_argument("file", metavar="FILE.mf4")
-    ins.add_argument("--channel-map", metavar="MAP", default=None)
-    ins.set_defaults(func=_inspect_run)
-
-
-def _inspect_run(args: argparse.Namespace) -> int:
-    from pytest_adsreplay.cli.inspect import inspect_recording
-    from pytest_adsreplay.signals import load_channel_map
-
-    cmap = load_channel_map(args.channel_map) if args.channel_map else None
-    print(inspect_recording(Path(args.file), cmap))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
         if module is None:
             continue
         register = getattr(module, "register", None)
-        if register is None and name == "inspect":
-            register = _inspect_register
         if register is None:
             raise RuntimeError(f"pytest_adsreplay.cli.{name} has no register(subparsers)")
         register(sub)

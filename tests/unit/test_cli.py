@@ -17,7 +17,7 @@ import pytest
 from pytest_adsreplay import cli
 from pytest_adsreplay.queue import cache
 
-MODULES = ("generate", "worker", "history", "cache")
+MODULES = ("generate", "inspect", "function", "worker", "history", "cache")
 cli_main = importlib.import_module("pytest_adsreplay.cli.main")  # `cli.main` is the function
 
 
