@@ -189,3 +189,11 @@ def expire_run_keys(conn: Any, run_id: str, ttl: int) -> int:
             pipe.expire(k, ttl)
         pipe.execute()
     return len(bare)
+
+
+def __getattr__(name: str) -> Any:
+    """``pytest_adsreplay.queue.trust.TrustedJob`` for ``rq worker --job-class`` (built on
+    first use, so importing this module does not import rq)."""
+    if name == "TrustedJob":
+        return job_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
