@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_adsreplay.errors import FunctionError, FunctionLoadError
+from pytest_adsreplay.errors import FunctionCrashError, FunctionError, FunctionLoadError
 from pytest_adsreplay.function import host as host_mod
 from pytest_adsreplay.function.host import FunctionHost, HostLimits, acquire, format_size
 
@@ -95,6 +95,7 @@ def test_exit_names_status_and_time_then_a_fresh_host(fns: str, status: int) -> 
     with pytest.raises(FunctionError) as info:
         host.run(T, SIGNALS, recording="rec.mf4", timeout=30)
     err = info.value
+    assert isinstance(err, FunctionCrashError) and err.outcome == "error"
     assert f"the function under test exited with status {status} at or after t = 0.420 s" in str(
         err
     )
@@ -136,7 +137,9 @@ def test_output_is_capped_and_counted(fns: str) -> None:
 
 def test_output_tail_in_a_crash_message(fns: str) -> None:
     host = acquire(f"{fns}:ExitAt", {"at": 0.0, "status": 3}, limits=HostLimits(output=10))
-    with pytest.raises(FunctionError, match=r"exited with status 3 at or after t = 0\.000 s") as info:
+    with pytest.raises(
+        FunctionError, match=r"exited with status 3 at or after t = 0\.000 s"
+    ) as info:
         host.run(T, SIGNALS, timeout=30)
     assert "(last 10 B; 5 B more not shown):\n to leave" in str(info.value)
 
@@ -145,6 +148,7 @@ def test_hang_in_native_code_is_killed_at_the_timeout(fns: str) -> None:
     host = acquire(f"{fns}:HangsInC")
     with pytest.raises(FunctionError) as info:
         host.run(T, SIGNALS, recording="rec.mf4", timeout=1.0)
+    assert isinstance(info.value, FunctionCrashError)
     text = str(info.value)
     assert (
         "did not finish stepping within 1.0 s and was killed (SIGKILL) at or after t = 0.250 s"
@@ -160,6 +164,7 @@ def test_function_exception_keeps_its_traceback_and_host(fns: str) -> None:
         host.run(T, SIGNALS, recording="rec.mf4", timeout=30)
     err = info.value
     assert "raised ZeroDivisionError: division by zero at t = 0.310 s (cycle 31)" in str(err)
+    assert not isinstance(err, FunctionCrashError) and err.outcome == "failed"
     assert err.traceback and "in step" in err.traceback and "host.py" not in err.traceback
     assert host.alive  # a Python exception does not cost the process
 
@@ -185,3 +190,13 @@ def test_close_stops_the_child(fns: str) -> None:
 )
 def test_format_size(n: int, text: str) -> None:
     assert format_size(n) == text
+
+
+def test_timeout_label_names_the_stage_timeout(fns: str) -> None:
+    host = acquire(f"{fns}:HangsInC")
+    with pytest.raises(FunctionCrashError) as info:
+        host.run(T, SIGNALS, timeout=0.5, timeout_label="aeb stage exceeded the timeout of 3 s")
+    assert str(info.value).startswith(
+        "the function under test did not finish (aeb stage exceeded the timeout of 3 s) and "
+        "was killed (SIGKILL) at or after t = 0.250 s"
+    )
