@@ -37,6 +37,8 @@ RQ_WORKER = [
     "rq.serializers.JSONSerializer",
     "-w",
     "rq.worker.SimpleWorker",
+    "-j",
+    "pytest_adsreplay.queue.trust.TrustedJob",
     "adsreplay-db",
     "adsreplay-aeb",
     "adsreplay-read",
