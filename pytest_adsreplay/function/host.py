@@ -222,6 +222,7 @@ class FunctionHost:
                 stderr=out_w,
                 pass_fds=(cmd_r, res_w, prog_fd),
                 close_fds=True,
+                env=_child_environment(),
             )
         finally:
             for fd in (cmd_r, res_w, out_w):
@@ -438,6 +439,14 @@ class FunctionHost:
             hint="it may hang (an endless loop, a blocking call in native code); or raise "
             "adsreplay_timeout (--adsreplay-timeout) if the recording is that long",
         )
+
+
+#: Variables the function under test does not get: the broker's URL (with its password).
+_PRIVATE_VARIABLES = ("ADSREPLAY_REDIS_URL",)
+
+
+def _child_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARIABLES}
 
 
 def _read(fd: int) -> bytes | None:
