@@ -1,320 +1,299 @@
-"""The state of one pytest session's replay run, kept free of pytest.
+"""The session object: every hook of pytest-adsreplay, registered at configure time.
 
-``plugin.py`` creates one ``ReplayRun`` per pytest config and delegates to it: which
-recordings exist, which chains the collected tests need, the broker and the results
-store, and the outcome of each chain.
+``AdsReplaySession`` holds the config's ``ReplayRun`` (recordings, broker, store) and
+turns pytest's events into it: parametrization, generated items, the enqueue of every
+chain before the first test, the KPI summary, and an end that always writes one row per
+recording and an honest exit status (Ctrl-C, SIGTERM, a failing results database).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import weakref
-from collections.abc import Iterable, Mapping
-from functools import cached_property
+import signal
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_adsreplay import __version__
-from pytest_adsreplay.config import Settings
-from pytest_adsreplay.errors import UsageError
-from pytest_adsreplay.queue.pipeline import Chain, Outcome, ReplaySession, SessionConfig, variant_of
-from pytest_adsreplay.recordings import Recording, discover
-from pytest_adsreplay.replay import ReplayResult
+import pytest
 
-INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C), without importing pytest
-FLEET = "adsreplay"  # queue prefix of external workers (``adsreplay worker`` default)
+from pytest_adsreplay.config import OPTIONS
+from pytest_adsreplay.errors import AdsReplayError, UsageError
+from pytest_adsreplay.plugin.items import (
+    USAGE_KEY,
+    FailedReplay,
+    GeneratedItem,
+    RecordingFile,
+    ReplayFailed,
+    chain_of,
+    collect_generated,
+    needs_expect_item,
+    node_id,
+    recording_of,
+)
+from pytest_adsreplay.plugin.run import ReplayRun
+from pytest_adsreplay.queue.pipeline import Chain
+from pytest_adsreplay.recordings import Recording, absolute_path, is_recording_name
+from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, summary_lines, worst
+from pytest_adsreplay.urls import mask_url
+
+SUMMARY_KPIS = (
+    "fcw_time",
+    "brake_time",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "collision",
+    "impact_speed",
+)
+#: Exit status of a session whose results database could not be finished, when the
+#: tests themselves passed (pytest.ExitCode.TESTS_FAILED).
+STORE_FAILED_EXIT = 1
+#: Options that take no value (the others take one, as ``--opt=V`` or ``--opt V``).
+_FLAGS = {"--adsreplay-update-baseline", "--adsreplay-no-cache"}
 
 
-class ReplayRun:
-    """Recordings, broker, store and outcomes of one pytest session (or xdist worker)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): the session stops like on Ctrl-C."""
 
-    def __init__(self, settings: Settings, *, run_id: str, owner: bool, rootdir: Path):
-        self.settings = settings
-        self.run_id = run_id
-        self.owner = owner  # False on an xdist worker: the controller owns the run row
-        self.rootdir = rootdir
-        self.session: ReplaySession | None = None
-        self._store: Any = None
-        self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
-        #: ReplayResults handed to tests whose arrays are not loaded yet (weak: a result
-        #: nobody keeps costs nothing); the ones still alive are loaded before the
-        #: session deletes its keys, so a result kept past the session stays whole.
-        self._deferred: list[weakref.ref[ReplayResult]] = []
 
-    # -- recordings ------------------------------------------------------------------
-    @property
-    def configured(self) -> bool:
-        return bool(self.settings.recordings)
+def selections(node: Any) -> list[dict[str, Any]]:
+    """The ``@pytest.mark.recordings(pattern, tags, scenario, metadata)`` selections."""
+    names = ("pattern", "tags", "scenario", "metadata")
+    return [
+        dict(m.kwargs, **dict(zip(names, m.args, strict=False)))
+        for m in node.iter_markers("recordings")
+    ]
 
-    @cached_property
-    def recordings(self) -> list[Recording]:
-        """Every recording of the session, sorted (raises UsageError when there is none)."""
-        specs = [Path(p) for p in self.settings.recordings]
-        return discover(specs, source=self.settings.source("recordings"))
 
-    def require_recordings(self, who: str) -> list[Recording]:
-        if not self.configured:
-            raise UsageError(
-                f"{who} needs recordings, but none are configured",
-                hint="pass --recordings PATH (a file, directory or glob), set the ini key "
-                "adsreplay_recordings or the environment variable ADSREPLAY_RECORDINGS",
-            )
-        return self.recordings
+def describe_selection(sel: Mapping[str, Any]) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in sel.items() if v is not None)
+    return f"@pytest.mark.recordings({args})"
 
-    def select(self, selections: Iterable[Mapping[str, Any]], who: str) -> list[Recording]:
-        """Recordings matching every ``@pytest.mark.recordings`` selection given."""
-        recs = self.require_recordings(who)
-        for sel in selections:
-            recs = [r for r in recs if r.matches(**sel)]
-        return recs
 
-    @property
-    def root(self) -> Path:
-        recs = self.recordings
-        return recs[0].root if recs else Path(self.settings.recordings[0])
+def _user_args(args: list[str]) -> list[str]:
+    """The invocation's arguments without the plugin's own options (the reproducing
+    command line states those explicitly)."""
+    ours = {o.flag for o in OPTIONS if o.flag}
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in ours:
+            skip = "=" not in arg and flag not in _FLAGS
+            continue
+        out.append(arg)
+    return out
 
-    # -- function --------------------------------------------------------------------
-    def require_function(self, who: str) -> str:
-        if not self.settings.function:
-            raise UsageError(
-                f"{who} needs a function under test, but none is configured",
-                hint="pass --aeb-function MODULE:ATTR or set the ini key adsreplay_function "
-                "(the bundled example: pytest_adsreplay.reference:TtcAeb)",
-            )
-        return self.settings.function
 
-    def chain(self, rec: Recording, marker_params: Mapping[str, Any] | None = None) -> Chain:
-        base = dict(self.settings.function_params)
-        params = {**base, **(marker_params or {})}
-        return Chain(recording=rec, params=params, variant=variant_of(params, base))
+class AdsReplaySession:
+    """The hooks of one pytest config (a plain session, or one xdist worker)."""
 
-    # -- broker ----------------------------------------------------------------------
-    @property
-    def broker_label(self) -> str:
-        from pytest_adsreplay.urls import mask_url
+    def __init__(self, config: pytest.Config, run: ReplayRun):
+        self.config = config
+        self.run = run
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._by_path: dict[Path, Recording] | None = None
+        self._saved_sigterm: Any = None
 
-        if self.settings.redis_url is None:
-            return "fakeredis (embedded, in-process worker)"
-        return f"redis {mask_url(self.settings.redis_url)}"
-
-    @property
-    def workers_label(self) -> str:
-        """How the jobs run: in-process, N local processes, or external workers only."""
-        if self.settings.redis_url is None:
-            return "in-process"
-        n = self.settings.workers
-        if n == 0:
-            from pytest_adsreplay.queue.broker import queue_names
-
-            return "external only (queues " + ", ".join(queue_names(FLEET).values()) + ")"
-        count = (os.cpu_count() or 1) if n is None else n
-        return f"{count} local process{'es' if count != 1 else ''}"
-
-    @property
-    def namespace(self) -> str:
-        """Queue prefix: per run, except with only external workers (the fleet queues)."""
-        if self.settings.redis_url is not None and self.settings.workers == 0:
-            return FLEET
-        return f"adsreplay-{self.run_id}"
-
-    def start(self, chains: Iterable[Chain]) -> None:
-        """Connect, check the function, enqueue every chain the session needs (once)."""
-        chains = list(chains)
-        if self.session is None:
-            self.session = self._open_session()
-        self.session.enqueue(chains)
-        if self.local_workers is not None and not self.local_workers.procs:
-            self.local_workers.start()  # after the enqueue: no worker races the first one
-
-    def _open_session(self) -> ReplaySession:
-        from pytest_adsreplay.function.python import load_function
-        from pytest_adsreplay.queue.broker import connect
-        from pytest_adsreplay.replay import resolve_cycle_time
-
-        spec = self.require_function("replaying recordings")
-        fn = load_function(spec, self.settings.function_params)
-        cycle = resolve_cycle_time(fn, self.settings.cycle_time)
-        conn = connect(self.settings.redis_url)
-        cfg = SessionConfig(
-            run_id=self.run_id,
-            function=spec,
-            params=dict(self.settings.function_params),
-            channel_map=str(self.settings.channel_map) if self.settings.channel_map else None,
-            cycle_time=cycle,
-            db=self.settings.db,
-            timeout=self.settings.timeout,
-            settings=self.settings.kpi_settings(),
-            namespace=self.namespace,
-            max_gap=self.settings.max_gap,
-            cache_dir=str(Path(self.settings.cache_dir).resolve()) if self.settings.cache else None,
-        )
-        url = self.settings.redis_url
-        session = ReplaySession(cfg, conn, embedded=url is None)
-        if url is None:
-            return session
-        from pytest_adsreplay.queue.worker import LocalWorkers, WorkerWatch, local_worker_count
-
-        # xdist workers share the run's keys on real Redis; the controller deletes them.
-        session.owns_keys = self.owner
-        count = local_worker_count(self.settings.workers)
-        if count:
-            where = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            self.local_workers = LocalWorkers(
-                url,
-                cfg.namespace,
-                count,
-                prefix=f"adsreplay-{self.run_id}-{where}",
-                preload_modules=[spec.partition(":")[0]],
-            )
-        session.worker_check = WorkerWatch(session, self.local_workers)
-        return session
-
-    def outcome(self, chain: Chain) -> Outcome:
-        if self.session is None:
-            self.start([chain])
-        assert self.session is not None
-        return self.session.outcome(chain)
-
-    def result(self, chain: Chain, outcome: Outcome) -> ReplayResult:
-        assert self.session is not None
-        session = self.session
-        self._deferred = [r for r in self._deferred if r() is not None]
-        result = ReplayResult.deferred(
-            lambda: session.arrays(chain),
-            recording=chain.recording.id,
-            kpis=dict(outcome.kpis),
-            cycle_time=self.session.cfg.cycle_time,
-            function=self.session.cfg.function,
-            sources=dict(outcome.sources),
-        )
-        self._deferred.append(weakref.ref(result))
-        return result
-
-    # -- store -----------------------------------------------------------------------
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from pytest_adsreplay.results.store import open_store
-
-            self._store = open_store(self.settings.db)
-        return self._store
-
-    def begin(self) -> None:
-        """Write the run row (owner only: a plain session or the xdist controller)."""
-        if not self.owner or not self.configured:
+    # -- signals -----------------------------------------------------------------------
+    def install_sigterm(self) -> None:
+        """SIGTERM stops the session like Ctrl-C (one row per recording, the broker's
+        keys deleted, exit 2), unless someone else already handles SIGTERM."""
+        if threading.current_thread() is not threading.main_thread():
             return
-        self.store.start_run(
-            self.run_id,
-            function=self.settings.function,
-            params=dict(self.settings.function_params),
-            channel_map=str(self.settings.channel_map) if self.settings.channel_map else None,
-            git_commit=git_commit(self.rootdir),
-            plugin_version=__version__,
-            host=socket.gethostname(),
-            recordings_root=str(self.root),
-            broker=self.broker_label,
-            settings={
-                "cycle_time": self.settings.cycle_time,
-                "timeout": self.settings.timeout,
-                **self.settings.kpi_settings(),
-            },
-        )
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        self._saved_sigterm = signal.SIG_DFL
+        signal.signal(signal.SIGTERM, self._on_sigterm)
 
-    def finish(self, exitstatus: int | None, *, complete: bool) -> None:
-        """Drain (when the session ran to the end), write missing rows, close the run.
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends at once
+        raise Terminated("SIGTERM: the session stops; recordings not replayed get error rows")
 
-        Local worker processes are stopped whatever happened (Ctrl-C, errors: at once).
-        """
-        interrupted = exitstatus == INTERRUPTED
+    def pytest_unconfigure(self) -> None:
+        if self._saved_sigterm is not None:
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._saved_sigterm)
+            self._saved_sigterm = None
+
+    # -- header --------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
+        if not self.run.configured:
+            return None
+        extra = _user_args(list(config.invocation_params.args))
+        return [self.run.header(), f"adsreplay: reproduce with {self.run.command_line(extra)}"]
+
+    # -- collection ----------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "recording" not in metafunc.fixturenames:
+            return
+        who = f"test {metafunc.definition.nodeid}"
+        sels = selections(metafunc.definition)
         try:
-            if self.session is not None and complete and not interrupted and self.owner:
-                self.session.drain()
-        finally:
-            if self.local_workers is not None:
-                # before cleanup, so that no worker writes keys after it
-                self.local_workers.stop(fast=interrupted or not complete)
-            if self.session is not None:
-                self._load_deferred()
-                self.session.close(self.store if self.owner else None)
-            elif self.owner and self.settings.redis_url is not None and self.configured:
-                self._delete_shared_run()
-        if self.owner and self.configured and self._store_exists():
-            self.store.finish_run(self.run_id, exitstatus)
+            recs = self.run.select(sels, who)
+        except UsageError as exc:
+            # raised from pytest_collection_modifyitems: inside a collector it would only
+            # be a collection error (exit 2), not the usage error (exit 4) it is
+            metafunc.config.stash[USAGE_KEY] = str(exc)
+            recs = []
+        if recs or USAGE_KEY in metafunc.config.stash:
+            metafunc.parametrize("recording", recs, ids=[r.id for r in recs], indirect=True)
+            return
+        self._parametrize_nothing(metafunc, sels)
 
-    def _load_deferred(self) -> None:
-        """Load the arrays of every handed-out result that is still alive (see
-        ``_deferred``); a failure leaves that result without arrays, nothing else."""
-        import contextlib
+    def _parametrize_nothing(self, metafunc: pytest.Metafunc, sels: list[dict[str, Any]]) -> None:
+        """A marker that selects no recording says which marker matched nothing."""
+        total = len(self.run.recordings)
+        text = (
+            " and ".join(describe_selection(s) for s in sels)
+            + f" matches none of the {total} recordings under {self.run.root}"
+            + " -> check the pattern against the ids that --collect-only shows"
+        )
+        mode = metafunc.config.getini("empty_parameter_set_mark")
+        if mode == "fail_at_collect":
+            raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: {text}")
+        mark = pytest.mark.xfail(reason=text, run=False) if mode == "xfail" else None
+        param = pytest.param(None, marks=mark or pytest.mark.skip(reason=text), id="no-recording")
+        metafunc.parametrize("recording", [param], indirect=True)
 
-        for ref in self._deferred:
-            result = ref()
-            if result is not None:
-                with contextlib.suppress(Exception):
-                    result.load()
-        self._deferred = []
+    def _recordings_by_path(self) -> dict[Path, Recording]:
+        if self._by_path is None:
+            self._by_path = {absolute_path(r.path): r for r in self.run.recordings}
+        return self._by_path
 
-    def _delete_shared_run(self) -> None:
-        """xdist controller on real Redis: the workers shared the run's keys; delete them."""
-        import contextlib
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> Any:
+        """A recording named on the command line collects its generated items."""
+        if not self.run.configured or not is_recording_name(file_path):
+            return None
+        if not parent.session.isinitpath(file_path):
+            return None
+        rec = self._recordings_by_path().get(absolute_path(file_path))
+        if rec is None:
+            return None
+        nodeid = node_id(rec.path, self.config.rootpath)
+        return RecordingFile.from_parent(parent, path=file_path, nodeid=nodeid, recording=rec)
 
-        from pytest_adsreplay.queue.broker import connect, delete_run, make_queues
+    def _names_items(self) -> bool:
+        """Whether the command line names test ids or recording files: then only those
+        run, and no generated item is added."""
+        return any("::" in arg or is_recording_name(Path(arg)) for arg in self.config.args)
 
-        with contextlib.suppress(Exception):
-            conn = connect(self.settings.redis_url)
-            delete_run(conn, self.run_id, make_queues(conn, self.namespace))
+    def _variants(self, items: list[pytest.Item]) -> dict[str, list[Chain]]:
+        """Calibration variants (``adsreplay_params`` markers) of the Python tests."""
+        out: dict[str, list[Chain]] = {}
+        for item in items:
+            chain = chain_of(item)
+            if chain is not None and chain.variant and not isinstance(item, GeneratedItem):
+                out.setdefault(chain.recording.id, []).append(chain)
+        return out
 
-    def _store_exists(self) -> bool:
-        return self._store is not None or Path(self.settings.db).exists()
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        """Add each recording's generated items (before ``-k``/``-m`` deselection)."""
+        if USAGE_KEY in config.stash:
+            raise pytest.UsageError(config.stash[USAGE_KEY])
+        if not self.run.configured or self._names_items():
+            return
+        collected = {i.recording.id for i in items if isinstance(i, GeneratedItem) and i.recording}
+        variants = self._variants(items)
+        baseline = config.pluginmanager.get_plugin("adsreplay-baseline")
+        for rec in self.run.recordings:
+            if rec.id in collected:
+                continue
+            if not (needs_expect_item(rec) or baseline is not None):
+                continue
+            node = RecordingFile.from_parent(
+                session,
+                path=rec.path,
+                nodeid=node_id(rec.path, config.rootpath),
+                recording=rec,
+                variants=variants.get(rec.id, ()),
+            )
+            items.extend(collect_generated(session, node))
+        if baseline is not None:
+            items.extend(baseline.stale_items(session))
 
-    # -- header ----------------------------------------------------------------------
-    def header(self, workers: str | None = None) -> str:
-        recs = self.recordings
-        root = self.root
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Enqueue every chain the selected tests need, once, before the first test runs."""
+        for item in session.items:
+            rec = recording_of(item)
+            if rec is not None and rec.rejected:
+                self.run.rejected[rec.id] = rec
+        chains = [c for c in map(chain_of, session.items) if c is not None]
+        if not chains or session.config.option.collectonly:
+            return
         try:
-            shown_root = root.relative_to(Path.cwd())
-        except ValueError:
-            shown_root = root
-        fn = self.settings.function or "(none: set --aeb-function)"
-        return (
-            f"adsreplay: {len(recs)} recordings under {shown_root.as_posix() or '.'}, "
-            f"function {fn}, broker {self.broker_label}, workers {workers or self.workers_label}, "
-            f"run {self.run_id}"
-        )
+            self.run.start(chains)
+        except AdsReplayError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
-    # -- baseline and report (issue 6) ---------------------------------------------------
-    def sha256(self, rec: Recording) -> str:
-        """The recording's content hash: the one its read stage computed."""
-        known = self.session.sha256(rec) if self.session else None
-        return known or rec.sha256()
+    # -- running -------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> None:
+        """A failed function under test fails the test (call phase), not errors it."""
+        for value in pyfuncitem.funcargs.values():
+            if isinstance(value, FailedReplay):
+                raise ReplayFailed(value.message)
 
-    @property
-    def cycle_time(self) -> float:
-        """The session's resampling grid (s): the function's own or ``adsreplay_cycle_time``."""
-        if self.session is not None:
-            return float(self.session.cfg.cycle_time)
-        return float(self.settings.cycle_time or 0.01)
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if call.excinfo is not None and isinstance(call.excinfo.value, ReplayFailed):
+            report.longrepr = str(call.excinfo.value)
+        return report
 
-    def arrays(self, chain: Chain) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(signals incl. ``t``, outputs) of a chain this process waited for; empty dicts
-        when the replay produced none (they live in Redis until the session ends)."""
-        if self.session is None:
-            return {}, {}
-        return self.session.arrays(chain)
+    # -- reporting -----------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Summary rows from report properties (xdist: they travel with the report)."""
+        props = dict(report.user_properties)
+        rid = props.get(f"{PROPERTY_PREFIX}recording")
+        if not isinstance(rid, str):
+            return
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return
+        row = self.rows.setdefault(rid, {"outcome": None})
+        row["scenario"] = props.get(f"{PROPERTY_PREFIX}scenario") or "-"
+        for name in SUMMARY_KPIS:
+            row[name] = props.get(f"{PROPERTY_PREFIX}{name}")
+        outcome: str = "error" if report.when == "setup" and report.failed else report.outcome
+        if props.get(f"{PROPERTY_PREFIX}status") == "invalid":
+            outcome = "invalid"
+        row["outcome"] = worst(row["outcome"], outcome)
 
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        run = self.run
+        if self.rows:
+            terminalreporter.write_sep("=", "adsreplay KPI summary")
+            for line in summary_lines(self.rows):
+                terminalreporter.write_line(line)
+            terminalreporter.write_line(
+                f"results: {mask_url(run.settings.db)} (run {run.run_id}, "
+                f"cycle time {run.cycle_time_label})"
+            )
+        if run.store_failure is not None:
+            terminalreporter.write_line(f"adsreplay: {run.store_failure}", red=True, bold=True)
 
-def git_commit(path: Path) -> str | None:
-    """HEAD commit of the repository at ``path`` (None outside git or without git)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    # -- session start and end -----------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if session.config.option.collectonly:
+            return
+        try:
+            self.run.begin()
+        except Exception as exc:
+            raise pytest.UsageError(
+                f"results database {mask_url(self.run.settings.db)}: {exc}"
+            ) from None
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Rows for every recording and the run's exit status, whatever happened; a
+        results database that fails here makes the exit status non-zero."""
+        complete = not session.shouldstop and not session.shouldfail
+        self.run.finish(int(exitstatus), complete=complete)
+        if self.run.store_failure is not None and session.exitstatus == 0:
+            session.exitstatus = STORE_FAILED_EXIT

@@ -1,0 +1,127 @@
+"""The HTML report in the session: each recording's page is drawn where it was replayed
+(its arrays are still in Redis there); the owner writes the index at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_adsreplay.plugin.baseline import shown_path
+from pytest_adsreplay.plugin.items import run_of
+from pytest_adsreplay.plugin.run import ReplayRun
+from pytest_adsreplay.queue.pipeline import Chain, Outcome
+from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, worst
+
+
+def register_report(config: pytest.Config, run: ReplayRun) -> None:
+    """Register the report plugin when the session asks for a report directory."""
+    report_dir = run.settings.report
+    if not run.configured or report_dir is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(
+            f"--adsreplay-report {report_dir}: the HTML report draws its plots with "
+            "matplotlib, which is not installed; pip install 'pytest-adsreplay[report]'"
+        )
+    try:
+        from pytest_adsreplay.reporting.html import prepare
+
+        prepare(report_dir, owner=not hasattr(config, "workerinput"))
+    except OSError as exc:
+        raise pytest.UsageError(f"--adsreplay-report {report_dir}: {exc}") from None
+    config.pluginmanager.register(ReportPlugin(config, report_dir), "adsreplay-report")
+
+
+def _expect_texts(chain: Chain) -> dict[str, str]:
+    expect: dict[str, str] = {}
+    for bound in chain.recording.expect:
+        expect[bound.name] = "; ".join(filter(None, (expect.get(bound.name), bound.describe())))
+    return expect
+
+
+class ReportPlugin:
+    """Writes each recording's page where it was replayed; the owner writes the index."""
+
+    def __init__(self, config: pytest.Config, report_dir: Path):
+        self.config = config
+        self.dir = report_dir
+        self.written: set[str] = set()
+        self.rows: dict[str, Any] = {}
+        self.index: Path | None = None
+
+    def page(self, item: pytest.Item, chain: Chain, out: Outcome) -> None:
+        from pytest_adsreplay.reporting.html import PageInput, page_name, write_page
+
+        if chain.key not in self.written:
+            self.written.add(chain.key)
+            run = run_of(item.config)
+            rec = chain.recording
+            signals, outputs = run.arrays(chain)
+            write_page(
+                self.dir,
+                PageInput(
+                    key=chain.key,
+                    recording=rec.id,
+                    variant=chain.variant,
+                    status=out.status,
+                    kpis=out.kpis,
+                    stage=out.stage,
+                    error=out.error,
+                    scenario=rec.scenario,
+                    tags=tuple(rec.tags),
+                    description=rec.description,
+                    expect=_expect_texts(chain),
+                    params=dict(chain.params) if chain.variant else {},
+                    sources=out.sources,
+                    function=run.settings.function or "",
+                    run_id=run.run_id,
+                    signals=signals,
+                    outputs=outputs,
+                    kpi_settings=run.settings.kpi_settings(),
+                ),
+            )
+        item.user_properties.append((f"{PROPERTY_PREFIX}report_page", page_name(chain.key)))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from pytest_adsreplay.reporting.html import INDEX_COLUMNS, IndexRow
+
+        props = dict(report.user_properties)
+        rid = props.get(f"{PROPERTY_PREFIX}recording")
+        if not isinstance(rid, str) or report.when == "teardown":
+            return
+        if report.when == "setup" and report.passed:
+            return
+        row = self.rows.setdefault(rid, IndexRow(rid))
+        outcome: str = "error" if report.when == "setup" and report.failed else report.outcome
+        if props.get(f"{PROPERTY_PREFIX}status") == "invalid":
+            outcome = "invalid"
+        row.outcome = worst(row.outcome, outcome)
+        for col, _ in INDEX_COLUMNS:
+            if f"{PROPERTY_PREFIX}{col}" in props:
+                row.values[col] = props[f"{PROPERTY_PREFIX}{col}"]
+        page = props.get(f"{PROPERTY_PREFIX}report_page")
+        if isinstance(page, str):
+            row.page = page
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_adsreplay.reporting.html import write_index
+
+        if hasattr(self.config, "workerinput") or self.config.option.collectonly:
+            return
+        run = run_of(self.config)
+        meta = {
+            "run": run.run_id,
+            "function": run.settings.function,
+            "broker": run.broker_label,
+            "recordings": str(run.root),
+        }
+        self.index = write_index(self.dir, self.rows.values(), meta)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.index is not None:
+            terminalreporter.write_line(f"adsreplay report: {shown_path(self.index)}")
