@@ -29,6 +29,7 @@ __all__ = [
     "format_value",
     "get",
     "headings",
+    "junit_value",
     "spec",
 ]
 
@@ -221,3 +222,10 @@ def format_value(name: str, value: Any) -> str:
     KPI (a table may mix KPIs with other columns)."""
     found = _BY_NAME.get(name)
     return found.format(value) if found is not None else _format(value, 3, None)
+
+
+def junit_value(name: str, value: Any) -> Any:
+    """A JUnit XML property value of ``name``: rounded to the KPI's resolution (see
+    ``KpiSpec.junit``); a name that is no KPI passes through unchanged."""
+    found = _BY_NAME.get(name)
+    return found.junit(value) if found is not None else value

@@ -65,22 +65,22 @@ def test_braking_later_fails_with_the_delta_table(project: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         [
             "*_ baseline[[]ccrs/a40.mf4[]] _*",
-            "ccrs/a40.mf4: 4 KPI(s) regressed against the baseline baseline.json:",
+            "ccrs/a40.mf4: 3 KPI(s) regressed, 1 improved against the baseline baseline.json:",
             "  KPI * baseline * now * delta * tolerance",
             "  fcw_time [[]s[]] * 3.500 * 3.500 * +0.000 * 0.010",
             "  brake_time [[]s[]] * 4.500 * 4.800 * +0.300 * 0.010 * << regressed",
-            "  fcw_lead_time [[]s[]] * 1.000 * 1.300 * +0.300 * 0.010 * << regressed",
             "  ttc_at_brake [[]s[]] * 1.500 * 1.200 * -0.300 * 0.050 * << regressed",
-            "  min_distance [[]m[]] * 6.355 * 3.021 * -3.333 * 0.100 * << regressed",
+            "  fcw_lead_time [[]s[]] * 1.000 * 1.300 * +0.300 * 0.010 * improved",
             "  collision * no * no * = * exact",
+            "  min_distance [[]m[]] * 6.355 * 3.021 * -3.333 * 0.100 * << regressed",
             "  -> if the change is intended, run with --adsreplay-update-baseline and review the"
             " diff of baseline.json; otherwise fix the function*",
         ]
     )
     result.stdout.fnmatch_lines(
         [
-            "  impact_speed [[]km/h[]] * 0.000 * 13.559 * +13.559 * 0.500 * << regressed",
             "  collision * no * yes * changed * exact * << regressed",
+            "  impact_speed [[]km/h[]] * 0.000 * 13.559 * +13.559 * 0.500 * << regressed",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -98,7 +98,7 @@ def test_update_rewrites_regressed_entries_and_still_fails(project: pytest.Pytes
     result.assert_outcomes(failed=4)
     result.stdout.fnmatch_lines(
         [
-            "ccrs/a40.mf4: 4 KPI(s) regressed against the baseline baseline.json:",
+            "ccrs/a40.mf4: 3 KPI(s) regressed, 1 improved against the baseline baseline.json:",
             "  -> the baseline entry was rewritten in baseline.json: review and commit the diff;*",
             "  rewritten: 3 entries in baseline.json; review and commit the diff",
         ]
