@@ -248,3 +248,73 @@ def test_worker_never_prints_the_password(tmp_path: Path) -> None:
     assert proc.returncode == 2, out
     assert "redis://:***@127.0.0.1:1/0" in out
     assert "Sup3r-s3cret" not in out
+
+
+# -- masking every credential field ------------------------------------------------------
+HASH_PASSWORD = "Pa55#w0rd"
+PIECES = ("Pa55", "w0rd", "pa55")
+
+
+def _shows_no_secret(text: str) -> None:
+    for piece in PIECES:
+        assert piece not in text, f"{piece!r} shown in:\n{text}"
+
+
+@pytest.mark.timeout(120)
+def test_header_and_runs_broker_mask_a_password_with_a_hash(redis_factory, tmp_path: Path) -> None:
+    """A password holding ``#`` (percent-encoded in the URL, as it must be) is masked in
+    the session header, in ``runs.broker`` and in the results line."""
+    from integration_kit import result_rows, run_id_of, run_pytest
+
+    from pytest_adsreplay.results.store import open_store
+
+    server = redis_factory()
+    server.connection().config_set("requirepass", HASH_PASSWORD)
+    url = f"redis://:Pa55%23w0rd@127.0.0.1:{server.port}/0"
+    project = write_project(tmp_path / "proj", closing=(40,), free=())
+    result = run_pytest(project.root, "--redis-url", url, "--adsreplay-workers", "1")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert f"broker redis redis://:***@127.0.0.1:{server.port}/0" in out
+    _shows_no_secret(out)
+    run_id = run_id_of(result)
+    assert result_rows(project, run_id)
+    run = open_store(str(project.root / "results.sqlite")).run(run_id)
+    assert run is not None and "redis://:***@" in str(run["broker"])
+    _shows_no_secret(str(run))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:Pa55#w0rd@127.0.0.1:1/0",
+        "redis://:Pa55%23w0rd@127.0.0.1:1/0",
+        "unix://:pa55?w0rd@/nonexistent/redis.sock",
+        "redis://127.0.0.1:1/0?password=Pa55#w0rd",
+    ],
+)
+def test_exit_4_message_masks_every_password_form(url: str, tmp_path: Path) -> None:
+    from integration_kit import run_pytest
+
+    project = write_project(tmp_path / "proj", closing=(40,), free=())
+    result = run_pytest(project.root, "--redis-url", url)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4, out
+    assert "cannot reach Redis at" in out
+    _shows_no_secret(out)
+
+
+@pytest.mark.timeout(60)
+def test_postgres_sslpassword_is_masked(tmp_path: Path) -> None:
+    """An unreachable PostgreSQL results database: exit 4, no ``sslpassword`` shown."""
+    pytest.importorskip("psycopg")
+    from integration_kit import run_pytest
+
+    project = write_project(tmp_path / "proj", closing=(40,), free=())
+    db = "postgresql://ci:Pa55w0rd@127.0.0.1:1/aeb?sslpassword=pa55-ssl-key&sslmode=disable"
+    result = run_pytest(project.root, "--adsreplay-db", db)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4, out
+    assert "postgresql://ci:***@127.0.0.1:1/aeb?sslpassword=***" in out
+    _shows_no_secret(out)
