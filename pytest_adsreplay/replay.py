@@ -19,6 +19,7 @@ import numpy as np
 
 from pytest_adsreplay.errors import AdsReplayError
 from pytest_adsreplay.function.python import FunctionSpec, declared_cycle_time, describe
+from pytest_adsreplay.kpi.registry import KPI_NAMES
 
 if TYPE_CHECKING:
     from pytest_adsreplay.kpi.compute import KpiSettings
@@ -100,22 +101,9 @@ class ReplayResult:
 
 _ARRAYS = ("t", "signals", "outputs")
 
-_KPI_FIELDS = frozenset(
-    {
-        "fcw_time",
-        "brake_time",
-        "ttc_at_fcw",
-        "ttc_at_brake",
-        "fcw_lead_time",
-        "min_ttc",
-        "max_decel",
-        "activations",
-        "collision",
-        "impact_speed",
-        "min_distance",
-        "recorded_brake_time",
-    }
-)
+#: Every KPI of the registry is an attribute (the typed fields above document the built-in
+#: ones; a KPI added to the registry becomes an attribute without a field).
+_KPI_FIELDS = frozenset(KPI_NAMES)
 
 
 def kpi_settings(**settings: float) -> KpiSettings:

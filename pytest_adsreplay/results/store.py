@@ -19,23 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.kpi.registry import KPIS, get
 from pytest_adsreplay.urls import mask_text, mask_url
 
 STATUSES = ("ok", "failed", "error", "invalid")
-KPI_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("fcw_time", "REAL"),
-    ("brake_time", "REAL"),
-    ("ttc_at_fcw", "REAL"),
-    ("ttc_at_brake", "REAL"),
-    ("fcw_lead_time", "REAL"),
-    ("min_ttc", "REAL"),
-    ("max_decel", "REAL"),
-    ("activations", "TEXT"),
-    ("collision", "INTEGER"),
-    ("impact_speed", "REAL"),
-    ("min_distance", "REAL"),
-    ("recorded_brake_time", "REAL"),
-)
+#: (name, SQL type) of each KPI column, from the KPI registry in its order.
+KPI_COLUMNS: tuple[tuple[str, str], ...] = tuple((s.name, s.column) for s in KPIS)
 RUN_COLUMNS = (
     "run_id",
     "started_at",
@@ -113,18 +102,26 @@ def _sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///") :] if url.startswith("sqlite:///") else url)
 
 
+def _kind(name: str) -> str:
+    spec = get(name)
+    return "number" if spec is None else spec.kind
+
+
 def _kpi_value(name: str, value: Any) -> Any:
-    if name == "activations":
+    """A KPI as its column stores it: events as JSON text, flags as 0/1, numbers as floats."""
+    kind = _kind(name)
+    if kind == "events":
         return json.dumps(value or [])
-    if name == "collision":
+    if kind == "flag":
         return None if value is None else int(bool(value))
     return None if value is None else float(value)
 
 
 def _kpi_back(name: str, value: Any) -> Any:
-    if name == "activations":
+    kind = _kind(name)
+    if kind == "events":
         return json.loads(value) if value else []
-    if name == "collision":
+    if kind == "flag":
         return None if value is None else bool(value)
     return value
 
