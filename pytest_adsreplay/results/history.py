@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pytest_adsreplay.errors import UsageError
+from pytest_adsreplay.kpi.registry import KPIS, get
 from pytest_adsreplay.reporting.text import fmt_value, table
 
 TREND_KPIS = (
@@ -37,20 +38,7 @@ COMPARE_KPIS = (
     "impact_speed",
     "collision",
 )
-HEADINGS = {
-    "fcw_time": "fcw [s]",
-    "brake_time": "brake [s]",
-    "ttc_at_fcw": "TTC@fcw [s]",
-    "ttc_at_brake": "TTC@brake [s]",
-    "fcw_lead_time": "FCW lead [s]",
-    "min_ttc": "min TTC [s]",
-    "max_decel": "max decel [m/s²]",
-    "min_distance": "min dist [m]",
-    "collision": "collision",
-    "impact_speed": "impact [km/h]",
-    "recorded_brake_time": "rec. brake [s]",
-    "activations": "activations",
-}
+HEADINGS = {s.name: s.column_heading for s in KPIS}
 EQUAL = 1e-9  # deltas below this are float noise
 
 
@@ -88,7 +76,8 @@ def _state(row: Any) -> str:
 
 def _cell(name: str, row: Any) -> str:
     value = row.kpis.get(name)
-    if name == "activations":
+    spec = get(name)
+    if spec is not None and spec.kind == "events":
         return str(len(value or []))
     return fmt_value(name, value)
 
@@ -215,8 +204,9 @@ def _delta(name: str, a: Any, b: Any) -> tuple[str, bool]:
     d = fb - fa
     if abs(d) <= EQUAL:
         return fmt_value(name, fb), False
-    if name == "impact_speed":
-        return f"{fmt_value(name, fb)} ({d * 3.6:+.1f})", True
+    spec = get(name)
+    if spec is not None:  # the change in the unit and precision the KPI is shown in
+        return f"{fmt_value(name, fb)} ({spec.shown(d):+.{spec.decimals}f})", True
     return f"{fmt_value(name, fb)} ({d:+.3f})", True
 
 
