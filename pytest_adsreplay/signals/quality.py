@@ -93,6 +93,10 @@ TARGET_KPIS = frozenset(
 )
 _TOL = 1e-9
 _MAX_ALSO = 4
+_TIME_UNIT_NOTE = (
+    "; the time channel is probably not in seconds (milliseconds, microseconds or "
+    "nanoseconds labelled 's'?)"
+)
 
 _HINTS = {
     "time": "re-export the recording from the logger; the time channel is corrupt",
@@ -331,7 +335,8 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
                     "rate",
                     f"{where} is sampled at {rate:.3g} Hz (median interval {med:.4g} s), below "
                     f"the minimum of {MIN_RATE_HZ:g} Hz (intervals up to "
-                    f"{RATE_TOLERANCE:.0%} longer are accepted for logger jitter)",
+                    f"{RATE_TOLERANCE:.0%} longer are accepted for logger jitter)"
+                    + (_TIME_UNIT_NOTE if rate < MIN_RATE_HZ / 50 else ""),
                     t=float(ts[0]),
                     hint=_HINTS["rate"],
                 )

@@ -14,7 +14,7 @@ from pytest_adsreplay.cli.inspect import inspect_recording
 from pytest_adsreplay.errors import ChannelMapError, MissingChannelError
 from pytest_adsreplay.mdf import open_recording, write_can_recording
 from pytest_adsreplay.replay import replay_file
-from pytest_adsreplay.signals import ChannelMap, read_signals
+from pytest_adsreplay.signals import ChannelMap, read_signals, resolve_channels
 
 DBC = """\
 VERSION ""
@@ -217,3 +217,20 @@ def test_fingerprint_follows_the_dbc_content(tmp_path: Path, can_map: ChannelMap
         DBC.replace('0.01,0) [0|655.35] "km/h"', '0.02,0) [0|655.35] "km/h"')
     )
     assert ChannelMap.load(tmp_path / "map.toml").fingerprint() != before
+
+
+def test_a_map_with_only_a_can_table_is_merged_over_the_built_in_map(tmp_path: Path) -> None:
+    """The advice inspect gives for raw CAN (`[can] dbc = [...]`) is a complete map."""
+    (tmp_path / "aeb.dbc").write_text(DBC)
+    (tmp_path / "map.toml").write_text('[can]\ndbc = ["aeb.dbc"]\n')
+    only_can = ChannelMap.load(tmp_path / "map.toml")
+    assert only_can.signals == ChannelMap.default().signals
+    assert [d.path.name for d in only_can.dbc] == ["aeb.dbc"]
+    path = can_log(tmp_path / "can.mf4")
+    with open_recording(path, dbc=only_can.dbc_pairs()) as reader:
+        resolved = resolve_channels(only_can, reader.info)
+    assert resolved["ego_speed"].found  # the DBC's VehSpd is a built-in candidate
+    assert str(resolved["ego_speed"].channel.name) == "EgoMotion.VehSpd"  # type: ignore[union-attr]
+    (tmp_path / "empty.toml").write_text('description = "nothing"\n')
+    with pytest.raises(ChannelMapError, match=r"no \[signals.<name>\] tables \(and no \[can\]"):
+        ChannelMap.load(tmp_path / "empty.toml")

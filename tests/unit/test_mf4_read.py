@@ -944,3 +944,126 @@ def test_max_gap_and_raw_traces(tmp_path: Path) -> None:
     assert set(sig.traces) == {"ego_speed", "target_distance", "target_rel_speed"}
     with pytest.raises(ValueError, match="max_gap must be a positive number"):
         read_signals(path, DEFAULT, max_gap=0.0)
+
+
+# ------------------------------------------------------------- real logger files
+
+
+def approach_groups(
+    tv: np.ndarray, tr: np.ndarray, radar_extra: Sequence[ChannelData] = ()
+) -> list[GroupData]:
+    return [
+        GroupData("Vehicle", tv, [ChannelData("VehSpd", np.full(tv.size, 36.0), "km/h")]),
+        GroupData(
+            "Radar",
+            tr,
+            [
+                ChannelData("ObjDist", 60.0 - 2.0 * (tr - tr[0]), "m"),
+                ChannelData("ObjRelSpd", np.full(tr.size, -2.0), "m/s"),
+                *radar_extra,
+            ],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e6, 1e3])
+def test_time_axis_in_the_wrong_unit_is_an_invalid_recording(tmp_path: Path, scale: float) -> None:
+    """Nanoseconds (or µs, ms) labelled "s": a bounded grid, never a terabyte allocation,
+    and a message that suggests the time unit."""
+    from pytest_adsreplay.cli.inspect import inspect
+    from pytest_adsreplay.signals.quality import gate
+
+    t = np.arange(0, 1000) * 0.01 * scale
+    path = write_recording(tmp_path / "ns.mf4", approach_groups(t, t))
+    with pytest.raises(InvalidRecordingError) as info:
+        gate(read_signals(path, DEFAULT))
+    msg = str(info.value)
+    assert "probably not in seconds (" in msg
+    if scale > 1e3:  # refused before a grid is built
+        assert "data-quality check 'time' failed" in msg
+        assert "re-export the recording with its time channel in seconds" in msg
+    report = inspect(path)
+    assert report.exit_code == 1 and "probably not in seconds" in report.text
+
+
+def test_jittered_10hz_bus_with_one_dropped_frame_is_valid(tmp_path: Path) -> None:
+    """J1939-like: median interval 0.1001 s (9.99 Hz) and one frame lost (0.2 s + jitter)."""
+    from pytest_adsreplay.signals.quality import gate
+
+    rng = np.random.default_rng(3)
+    dt = 0.1001 + rng.uniform(-0.002, 0.002, 120)
+    dt[60] = 0.2015  # one dropped frame
+    t = np.cumsum(dt)
+    sig = read_signals(write_recording(tmp_path / "j1939.mf4", approach_groups(t, t)), DEFAULT)
+    assert not [f for f in gate(sig) if f.fatal]
+    assert np.isfinite(sig.values["ego_speed"]).all()  # the dropped frame is no gap
+    slow = np.cumsum(np.full(120, 0.106))  # 9.4 Hz: beyond the 5 % allowance
+    bad = read_signals(write_recording(tmp_path / "slow.mf4", approach_groups(slow, slow)), DEFAULT)
+    with pytest.raises(InvalidRecordingError, match="below the minimum of 10 Hz"):
+        gate(bad)
+
+
+def test_mapping_a_whole_array_channel_suggests_an_element(tmp_path: Path) -> None:
+    from asammdf import MDF, Signal
+
+    t = np.arange(0, 200) * 0.01
+    arr = np.zeros(t.size, dtype=[("ObjDistArr", "<f8", (2, 3))])
+    arr["ObjDistArr"][:, 0, 0] = 50.0 - t
+    path = tmp_path / "array.mf4"
+    mdf = MDF(version="4.10")
+    mdf.append([Signal(np.full(t.size, 10.0), t, name="VehSpd", unit="m/s")], acq_name="V")
+    mdf.append(
+        [
+            Signal(arr, t, name="ObjDistArr", unit="m"),
+            Signal(np.full(t.size, -1.0), t, name="ObjRelSpd", unit="m/s"),
+        ],
+        acq_name="Radar",
+    )
+    mdf.save(path, overwrite=True)
+    mdf.close()
+    whole = cmap(target_distance={"channels": ["ObjDistArr"]})
+    with pytest.raises(RecordingError) as info:
+        read_signals(path, whole)
+    msg = str(info.value)
+    assert "is an array channel (6 elements: ObjDistArr[0][0], ObjDistArr[0][1]" in msg
+    assert 'channels = ["ObjDistArr[0][0]"]' in msg and "not numbers" not in msg
+    element = read_signals(path, cmap(target_distance={"channels": ["ObjDistArr[0][0]"]}))
+    assert element.values["target_distance"][100] == pytest.approx(49.0)
+
+
+def test_value_to_text_with_a_numeric_default_is_interpolated(tmp_path: Path) -> None:
+    """A speed whose value-to-text conversion only names 0xFFFF falls back to 0.01 * raw."""
+    t = np.arange(0, 21) * 0.05
+    raw = np.round(np.linspace(1000, 2000, t.size)).astype(np.uint16)
+    conv = {"val_0": 0xFFFF, "text_0": b"invalid", "default_addr": {"a": 0.01, "b": 0.0}}
+    path = write_recording(
+        tmp_path / "v2t.mf4",
+        [
+            GroupData("Vehicle", t, [ChannelData("VehSpd", raw, "km/h", conversion=conv)]),
+            *approach_groups(t, t)[1:],
+        ],
+    )
+    with mf4.open_recording(path) as reader:
+        (speed,) = reader.info.occurrences("VehSpd")
+    assert speed.conversion == "value-to-text, numeric default" and not speed.discrete
+    sig = read_signals(path, DEFAULT)
+    assert "linear" in sig.sources["ego_speed"]
+    i = int(np.flatnonzero(np.isclose(sig.t, 0.52))[0])  # between two samples
+    assert sig.values["ego_speed"][i] == pytest.approx(
+        (raw[10] + 0.4 * (raw[11] - raw[10])) * 0.01 / 3.6
+    )
+
+
+def test_decoded_bus_prefix_is_optional_in_the_map(tmp_path: Path) -> None:
+    """``gnss_imu.AccelerationX`` (raw CAN + DBC spelling) finds ``CAN2.gnss_imu.AccelerationX``."""
+    t = np.arange(0, 200) * 0.01
+    path = write_recording(
+        tmp_path / "decoded.mf4",
+        [
+            *approach_groups(t, t),
+            GroupData("CAN2", t, [ChannelData("CAN2.gnss_imu.AccelerationX", -t, "m/s^2")]),
+        ],
+    )
+    for name in ("gnss_imu.AccelerationX", "CAN2.gnss_imu.AccelerationX"):
+        sig = read_signals(path, cmap(ego_accel={"channels": [name]}))
+        assert sig.sources["ego_accel"].startswith("CAN2.gnss_imu.AccelerationX@2/1")

@@ -426,3 +426,14 @@ def test_replay_file_takes_the_gate_settings_from_the_sidecar(tmp_path: Path) ->
     assert replay_file(path, _Never, sidecar=False).brake_time is None
     with pytest.raises(InvalidRecordingError, match=r"expected \(replay_file\(expect_target"):
         replay_file(path, _Never, sidecar=False, expect_target=True)
+
+
+def test_negative_target_distance_is_a_finding() -> None:
+    """A distance channel with the wrong sign or offset must not pass (min_ttc would be 0)."""
+    t5 = np.arange(0, 4.01, 0.05)
+    sig = approach(target_distance=(t5, 10.0 - 11.1 * t5))
+    (f,) = [f for f in fatal(assess(sig)) if f.check == "target"]
+    assert f.message.startswith("target_distance is negative (")
+    assert "scale = -1.0" in f.hint
+    noisy = approach(target_distance=(t5, np.clip(44.4 - 11.1 * t5, -0.3, None)))
+    assert not [f for f in assess(noisy) if f.check == "target"]  # sensor noise near 0 m
