@@ -33,17 +33,9 @@ from pytest_adsreplay.plugin.items import (
 from pytest_adsreplay.plugin.run import ReplayRun
 from pytest_adsreplay.queue.pipeline import Chain
 from pytest_adsreplay.recordings import Recording, absolute_path, is_recording_name
-from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, summary_lines, worst
+from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, SUMMARY_KPIS, summary_lines, worst
 from pytest_adsreplay.urls import mask_url
 
-SUMMARY_KPIS = (
-    "fcw_time",
-    "brake_time",
-    "ttc_at_brake",
-    "fcw_lead_time",
-    "collision",
-    "impact_speed",
-)
 #: Exit status of a session whose results database could not be finished, when the
 #: tests themselves passed (pytest.ExitCode.TESTS_FAILED).
 STORE_FAILED_EXIT = 1

@@ -19,7 +19,7 @@ COUNT_KPIS = ("activations",)
 
 def boundable_kpis() -> tuple[str, ...]:
     """Every name an ``[expect]`` table may bound."""
-    from pytest_adsreplay.kpi.compute import KPI_NAMES
+    from pytest_adsreplay.kpi.registry import KPI_NAMES
 
     return (*EVENT_EXPECTATIONS, *KPI_NAMES)
 

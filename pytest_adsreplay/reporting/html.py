@@ -20,34 +20,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_adsreplay.kpi.registry import KPIS, headings
 from pytest_adsreplay.reporting.text import OUTCOME_RANK, fmt_value
 
 PAGES_DIR = "recordings"
 INDEX = "index.html"
 TTC_CLIP = 10.0  # s; larger TTCs (and +inf) are not drawn
-KPI_ROWS: tuple[tuple[str, str], ...] = (
-    ("fcw_time", "FCW time [s]"),
-    ("brake_time", "brake time [s]"),
-    ("ttc_at_fcw", "TTC at FCW [s]"),
-    ("ttc_at_brake", "TTC at brake [s]"),
-    ("fcw_lead_time", "FCW lead time [s]"),
-    ("min_ttc", "min TTC [s]"),
-    ("max_decel", "max requested decel [m/s²]"),
-    ("collision", "collision (projected)"),
-    ("impact_speed", "impact speed [km/h]"),
-    ("min_distance", "min distance [m]"),
-    ("recorded_brake_time", "recorded brake onset [s]"),
+#: The recording page's KPI table: every single-valued KPI of the registry, long labels.
+KPI_ROWS: tuple[tuple[str, str], ...] = tuple((s.name, s.title) for s in KPIS if s.kind != "events")
+#: The KPIs of the index, one row per recording (headings from the registry).
+INDEX_KPIS = (
+    "fcw_time",
+    "brake_time",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "min_distance",
+    "collision",
+    "impact_speed",
 )
 INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scenario", "scenario"),
     ("outcome", "outcome"),
-    ("fcw_time", "FCW [s]"),
-    ("brake_time", "brake [s]"),
-    ("ttc_at_brake", "TTC@brake [s]"),
-    ("fcw_lead_time", "FCW lead [s]"),
-    ("min_distance", "min dist [m]"),
-    ("collision", "collision"),
-    ("impact_speed", "impact [km/h]"),
+    *headings(INDEX_KPIS),
     ("baseline", "baseline"),
 )
 MARKERS = (("fcw_time", "FCW", "#e69f00"), ("brake_time", "brake", "#d55e00"))

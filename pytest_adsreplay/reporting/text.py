@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_adsreplay.kpi.registry import format_value, headings
 from pytest_adsreplay.recordings import Violation
 
+#: The KPIs of the terminal summary, one row per recording (headings from the registry).
+SUMMARY_KPIS = (
+    "fcw_time",
+    "brake_time",
+    "ttc_at_brake",
+    "fcw_lead_time",
+    "collision",
+    "impact_speed",
+)
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("recording", "recording"),
     ("scenario", "scenario"),
-    ("fcw_time", "fcw [s]"),
-    ("brake_time", "brake [s]"),
-    ("ttc_at_brake", "TTC@brake [s]"),
-    ("fcw_lead_time", "FCW lead [s]"),
-    ("collision", "collision"),
-    ("impact_speed", "impact [km/h]"),
+    *headings(SUMMARY_KPIS),
     ("outcome", "outcome"),
 )
 PROPERTY_PREFIX = "adsreplay."
@@ -24,18 +28,9 @@ OUTCOME_RANK = {"passed": 0, "skipped": 1, "failed": 2, "invalid": 3, "error": 4
 
 
 def fmt_value(name: str, value: Any) -> str:
-    """A KPI as a table cell: seconds with 3 decimals, speeds in km/h, '-' for None."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if name == "impact_speed" and isinstance(value, int | float):
-        return f"{float(value) * 3.6:.1f}"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.3f}"
-    return str(value)
+    """A KPI as a table cell in the KPI's shown unit and precision (seconds with 3
+    decimals, impact speed in km/h with 1), '-' for None."""
+    return format_value(name, value)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from pytest_adsreplay.errors import InvalidRecordingError
+from pytest_adsreplay.kpi.registry import TARGET_KPIS as TARGET_KPIS  # needs_target KPIs
 from pytest_adsreplay.signals.resample import (
     GAP_TOLERANCE,
     Signals,
@@ -87,10 +88,6 @@ SMOOTHING = 0.1  # s, moving-average window for speed and acceleration
 CHECKS = ("time", "duration", "rate", "gap", "finite", "presence", "target", "nominal_speed")
 #: Scenario names (Euro NCAP car-to-car rear) that always have a lead object.
 TARGET_SCENARIOS = ("CCR",)
-#: [expect] bounds that only make sense with a target object.
-TARGET_KPIS = frozenset(
-    {"ttc_at_fcw", "ttc_at_brake", "fcw_lead_time", "min_ttc", "impact_speed", "min_distance"}
-)
 _TOL = 1e-9
 _MAX_ALSO = 4
 _TIME_UNIT_NOTE = (
