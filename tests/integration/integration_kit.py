@@ -60,8 +60,8 @@ class Ttc:
 
     def step(self, frame):
         if frame["t"] < 1e-9:
-            if self.started_dir:
-                name = f"{os.getpid()}-{frame['ego_speed'] * 3.6:.0f}kph"
+            if self.started_dir:  # named after the worker: the function runs in its host child
+                name = f"{os.getppid()}-{frame['ego_speed'] * 3.6:.0f}kph"
                 open(os.path.join(self.started_dir, name), "w").close()
             if self.delay and (self.delay_kph is None or self._at(self.delay_kph, frame)):
                 time.sleep(self.delay)
