@@ -24,6 +24,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from asammdf import MDF, Signal
@@ -159,7 +160,7 @@ def write_raw_can(
         source_type=Source.SOURCE_BUS,
         bus_type=Source.BUS_TYPE_CAN,
     )
-    mdf = MDF(version=version)
+    mdf: Any = MDF(version=version)  # MF4 only: bus events are an MF4 feature
     try:
         mdf.header.comment = "<HDcomment><TX>CANedge2 log</TX></HDcomment>"
         mdf.append(
@@ -183,7 +184,7 @@ def write_raw_can(
     return path
 
 
-def channel_groups(data: bytes) -> list[int]:
+def channel_groups(data: bytes | bytearray) -> list[int]:
     return [i for i in range(len(data) - 3) if data[i : i + 4] == b"##CG"]
 
 
