@@ -66,6 +66,12 @@ class RecordingError(AdsReplayError):
     """Raised when a recording cannot be read: missing, empty, corrupt, not MF4."""
 
 
+class StorageError(RecordingError):
+    """Raised when a recording in object storage cannot be listed or read: a missing
+    bucket, refused credentials, an object deleted, replaced or cut off since the
+    session listed it, or an unreachable store."""
+
+
 class MissingChannelError(RecordingError):
     """Raised when no candidate channel of a required canonical signal is in the file."""
 
