@@ -5,15 +5,21 @@ failing library status that fails only its recording."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from adsreplay_testkit import write_approach
-from native_build import Builds, build_all
+from native_build import FLAGS, Builds, build_all, require_compiler
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: A test module that stores every recording's KPIs as JSON in the folder ``kpis``.
 KPI_DUMP = """
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 def test_kpis(replay, recording):
@@ -153,3 +159,32 @@ def test_library_status_error_fails_only_its_recording(
     text = result.stdout.str()
     assert "radar plausibility check failed" in text and "t = 6.000 s" in text
     assert "ccrs__a40.mf4" in got and "ccrm__c60.mf4" in got and "ccrs__b50.mf4" not in got
+
+
+@BINDING_WIRED
+def test_worked_example_builds_and_its_suite_passes(pytester: pytest.Pytester) -> None:
+    from pytest_adsreplay.cli.main import main
+    from pytest_adsreplay.function.native import header_path
+
+    cc = require_compiler()
+    example = pytester.path / "c_function"
+    shutil.copytree(REPO / "examples" / "c_function", example)
+    shutil.copy(header_path(), example / "adsreplay_function.h")
+    (example / "build").mkdir()
+    build = [cc, *FLAGS, "-I.", "aeb_ecu.c", "-o", "build/libaeb_ecu.so", "-lm"]
+    subprocess.run(build, cwd=example, check=True)
+    recordings = [
+        "--suite",
+        "ncap",
+        "--no-expect",
+        "--speeds",
+        "20,40,60",
+        "--gaps",
+        "12",
+        "--decels",
+        "2",
+    ]
+    assert main(["generate", str(example / "recordings"), *recordings]) == 0
+    result = pytester.runpytest_subprocess("c_function", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    assert result.parseoutcomes()["passed"] >= 10
