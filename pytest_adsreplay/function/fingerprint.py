@@ -42,6 +42,7 @@ class Build:
 
     digest: str
     source: str
+    found: bool = True  # False: the function is not here (its digest says only that)
 
     @property
     def short(self) -> str:
@@ -66,23 +67,26 @@ def of_function(spec: str, binding: Mapping[str, Any] | str | None = None) -> Bu
 def digest_of(spec: str | None, binding: Mapping[str, Any] | str | None = None) -> str | None:
     """The fingerprint's digest for ``spec`` (None without a function): what the run row
     stores, equal to what the session's jobs carry for the same spec and binding."""
-    return of_function(spec, binding).digest if spec else None
+    build = of_function(spec, binding) if spec else None
+    return build.digest if build is not None and build.found else None
 
 
 def _of_file(spec: str, binding: Mapping[str, Any] | str | None) -> Build:
     path = Path(spec).resolve()
     h = hashlib.sha256(b"adsreplay-function-file\0")
+    found = True
     try:
         h.update(memo_sha256(path).encode())
         where = f"{path.name} at {path.parent}"
     except OSError as exc:
         h.update(f"missing:{spec}".encode())
         where = f"{spec} (not readable here: {exc.strerror or exc})"
+        found = False
     if binding is not None:
         text = binding if isinstance(binding, str) else json.dumps(binding, sort_keys=True)
         h.update(b"\0binding\0" + text.encode())
         where += " with its binding"
-    return Build(h.hexdigest(), where)
+    return Build(h.hexdigest(), where, found)
 
 
 def _of_python(module: str) -> Build:
@@ -90,7 +94,7 @@ def _of_python(module: str) -> Build:
     root, top = _code_root(module)
     if root is None:
         h.update(f"missing:{module}".encode())
-        return Build(h.hexdigest(), f"module {module} (not importable here)")
+        return Build(h.hexdigest(), f"module {module} (not importable here)", found=False)
     files = list(_code_files(root))
     if top == PLUGIN:
         files = _bundled(module, root, files)

@@ -144,7 +144,9 @@ class ReplaySession:
             "cycle_time": self.cfg.cycle_time,
             "cache_dir": self.cfg.cache_dir,
             "function": self.cfg.function,
-            "function_fingerprint": self.build.digest,
+            # a session that cannot find the function itself (a bare ReplaySession, not
+            # the plugin, which loads it first) has nothing to compare workers with
+            "function_fingerprint": self.build.digest if self.build.found else None,
             "function_build": self.build.source,
             "function_memory": self.cfg.function_memory,
             "function_output": self.cfg.function_output,

@@ -142,7 +142,7 @@ def test_planted_code_jobs_are_refused(real_redis: str, tmp_path: Path) -> None:
     assert "does not belong to run" in errors["foreign"]
     assert "refused job" in out
     # the real session's recordings ran as usual beside the refused jobs
-    assert {o.status for o in outcomes.values()} == {"ok"}, outcomes
+    assert {o.status for o in outcomes.values()} == {"ok"}, [o.error for o in outcomes.values()]
 
 
 def test_jobs_of_a_session_that_ended_are_refused(real_redis: str, tmp_path: Path) -> None:

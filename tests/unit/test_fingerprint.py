@@ -81,7 +81,8 @@ def test_installed_distribution_versions_count() -> None:
 
 def test_a_missing_module_has_a_fingerprint_saying_so() -> None:
     build = of_function("no_such_module_here.sub:X")
-    assert "not importable here" in build.source
+    assert "not importable here" in build.source and not build.found
+    assert fingerprint.digest_of("no_such_module_here.sub:X") is None
     assert build.digest != of_function("another_missing_module:X").digest
 
 
