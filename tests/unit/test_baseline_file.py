@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ KPIS = {
 }
 
 
-def _now(**changes: object) -> dict[str, object]:
+def _now(**changes: object) -> dict[str, Any]:
     return bl.entry({**KPIS, **changes}, "a" * 64)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def scene(
     return t, signals
 
 
-def outputs(fcw: list[float], aeb: list[float]) -> dict[str, np.ndarray]:
+def outputs(fcw: Sequence[float], aeb: Sequence[float]) -> dict[str, np.ndarray]:
     return {"fcw": np.array(fcw, dtype=float), "aeb_decel": np.array(aeb, dtype=float)}
 
 

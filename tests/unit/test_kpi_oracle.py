@@ -590,6 +590,7 @@ def test_ccrb_recording_ends_while_lead_brakes(
         closed = braking_lead_closed_form(gap0, v0, lead_decel, t_b + delay - LEAD_ONSET, ego_decel)
         assert closed.collision is expected.collision
         if expected.collision:
+            assert closed.contact_time is not None
             assert closed.contact_time + LEAD_ONSET == pytest.approx(expected.contact_time)
             assert closed.impact_speed == pytest.approx(expected.impact_speed)
         else:
@@ -606,7 +607,11 @@ def test_ccrb_end_cases_cover_every_branch() -> None:
         t, _, lead = braking_lead_recording(v0, gap0, a_t, ramp)
         t_b = t[round((LEAD_ONSET + 0.5 if when == "early" else t[-1] - 0.3) / DT)]
         out = exact_outcome(lead, ego_body(v0, t_b + 0.2, a_e, NO_RAMP))
-        lead_stopped = out.collision and lead.state(out.contact_time)[1] == 0.0
+        lead_stopped = (
+            out.collision
+            and out.contact_time is not None
+            and lead.state(out.contact_time)[1] == 0.0
+        )
         seen.add((out.collision, lead_stopped))
     assert seen == {(False, False), (True, False), (True, True)}
 
@@ -804,6 +809,7 @@ def test_coasting_ego_hits_a_lead_that_stops_past_the_end(a_t: float, gap0: floa
     closed = braking_lead_closed_form(gap0, v0, a_t, math.inf, 1.0)  # the ego never brakes
     assert closed.collision
     assert closed.impact_speed == v0
+    assert closed.contact_time is not None
     contact = closed.contact_time + LEAD_ONSET
     assert t[-1] < LEAD_ONSET + v0 / a_t < contact <= t[-1] + COAST_HORIZON  # lead stopped
     check(proj, Outcome(True, contact, v0, 0.0))
