@@ -59,7 +59,6 @@ import numpy as np
 from pytest_adsreplay.errors import InvalidRecordingError
 from pytest_adsreplay.kpi.registry import TARGET_KPIS as TARGET_KPIS  # needs_target KPIs
 from pytest_adsreplay.signals.resample import (
-    GAP_TOLERANCE,
     Signals,
     find_gaps,
     gaps_and_median,
@@ -100,7 +99,8 @@ _HINTS = {
     "duration": "check that the file is complete; a replay needs at least two cycles",
     "rate": "log this channel at 10 Hz or faster, or map a faster channel in the channel map",
     "gap": "re-record, cut the recording before the gap, or raise adsreplay_max_gap if "
-    "such gaps are acceptable for this data",
+    "such gaps are acceptable for this data (an interval up to 10 % longer than the "
+    "limit, or than twice the channel's median interval, passes as logger jitter)",
     "finite": "the logger wrote infinite values; re-export the recording or map another channel",
     "presence": "ego_speed must cover the whole recording: map a channel that does, or cut "
     "the recording to the span where it is present",
@@ -346,8 +346,7 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
                     "gap",
                     f"{where} has no samples for {ts[i + 1] - ts[i]:.3f} s (t = {ts[i]:.3f} .. "
                     f"{ts[i + 1]:.3f} s); the longest allowed gap is {max_gap:g} s "
-                    f"(adsreplay_max_gap; or twice the channel's median interval, each "
-                    f"+{GAP_TOLERANCE:.0%} for jitter){more}",
+                    f"(adsreplay_max_gap){more}",
                     t=float(ts[i]),
                     hint=_HINTS["gap"],
                 )
