@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_adsreplay.errors import SidecarError, UsageError
 from pytest_adsreplay.recordings.recording import (
@@ -20,7 +21,9 @@ from pytest_adsreplay.recordings.recording import (
     absolute_path,
     recording_id,
 )
+from pytest_adsreplay.recordings.remote import discover_remote
 from pytest_adsreplay.recordings.sidecar import load_recording, sidecar_path
+from pytest_adsreplay.storage import StoreSettings, as_url
 
 #: MF4, and classic MDF 3/2 files (read through asammdf like MF4).
 RECORDING_SUFFIXES = (".mf4", ".mdf", ".dat")
@@ -153,7 +156,9 @@ def rejection(path: Path) -> str | None:
     )
 
 
-def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Recording]:
+def discover(
+    specs: Sequence[Path | str], *, source: str = "--recordings", store: Any = None
+) -> list[Recording]:
     """Find the recordings named by ``specs``, sorted, with POSIX ids relative to the root.
 
     The root is the single directory given (or a file's folder, or a glob's fixed prefix);
@@ -169,7 +174,13 @@ def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Rec
         )
     roots: list[Path] = []
     found: dict[Path, None] = {}
-    for spec in specs:
+    remote: dict[str, Recording] = {}
+    for given in specs:
+        url = as_url(str(given))
+        if url is not None:  # s3://bucket/prefix/ or another fsspec URL
+            remote.update((str(r.path), r) for r in _listed(url, store, source))
+            continue
+        spec = Path(given)
         if not glob.has_magic(str(spec)) and not spec.exists() and not spec.is_symlink():
             raise UsageError(
                 f"recordings path {str(spec)!r} (from {source}) does not exist",
@@ -181,17 +192,27 @@ def discover(specs: Sequence[Path], *, source: str = "--recordings") -> list[Rec
             if f.is_dir() and _holds_recordings(f):
                 continue  # a folder that happens to be named like a recording
             found[absolute_path(f)] = None
-    if not found:
+    if not found and not remote:
         given = ", ".join(str(s) for s in specs)
         raise UsageError(
             f"no *.mf4 recordings found in {given} (from {source})",
             hint="point --recordings at a folder of .mf4 (or .mdf/.dat) files, or create "
             "some with 'adsreplay generate DIR'",
         )
-    root = roots[0] if len(set(roots)) == 1 else Path(os.path.commonpath(roots))
-    recs = [_load_or_flag(p, root) for p in found]
+    root = roots[0] if len(set(roots)) == 1 else Path(os.path.commonpath(roots or [Path(".")]))
+    recs = [_load_or_flag(p, root) for p in found] + list(remote.values())
     recs.sort(key=lambda r: r.id)
     return recs
+
+
+def _listed(url: str, store: Any, source: str) -> list[Recording]:
+    """The recordings at an fsspec URL; a store that cannot be listed is a usage error."""
+    from pytest_adsreplay.errors import StorageError
+
+    try:
+        return discover_remote(url, store or StoreSettings())
+    except StorageError as exc:
+        raise UsageError(f"recordings {exc.message} (from {source})", hint=exc.hint) from None
 
 
 def _load_or_flag(path: Path, root: Path) -> Recording:

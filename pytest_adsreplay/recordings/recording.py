@@ -7,11 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_adsreplay.hashing import file_sha256 as file_sha256
 from pytest_adsreplay.hashing import stream_sha256 as stream_sha256
 from pytest_adsreplay.recordings.expectations import Bound
+
+if TYPE_CHECKING:
+    from pytest_adsreplay.storage import RemoteObject
 
 
 def absolute_path(path: Path) -> Path:
@@ -47,6 +50,9 @@ class Recording:
     #: Why the file itself is never opened (not a regular file, a symlink loop), or None.
     #: Such a recording is not replayed; its tests error with this text.
     rejected: str | None = None
+    #: A recording in object storage: its URL, ETag and size as listed (``path`` is
+    #: then only a label); workers read it through their download cache. None: a file.
+    remote: RemoteObject | None = None
 
     def sha256(self) -> str:
         """Content hash of the recording file (streamed, never fully in memory)."""
@@ -68,6 +74,15 @@ class Recording:
             return {}
         from pytest_adsreplay.mdf import read_metadata
 
+        if self.remote is not None:
+            from pytest_adsreplay.errors import StorageError
+            from pytest_adsreplay.storage import local_copy
+
+            try:
+                with local_copy(self.remote) as local:
+                    return read_metadata(local)
+            except StorageError:
+                return {}
         return read_metadata(self.path)
 
     def matches(
