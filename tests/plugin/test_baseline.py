@@ -39,7 +39,7 @@ def test_first_update_writes_the_file_and_fails_then_the_next_run_passes(
             "*adsreplay baseline*",
             "baseline baseline.json: 3 checked, 0 passed, 0 regressed, 3 new, 0 changed*",
             "  rewritten: 3 entries in baseline.json; review and commit the diff",
-            "FAILED ccrm/c50.mf4::baseline - *",
+            "FAILED recs/ccrm/c50.mf4::baseline - *",
         ]
     )
     text = (project.path / "baseline.json").read_text()
@@ -127,7 +127,7 @@ def test_tolerances_are_honoured(project: pytest.Pytester) -> None:
             "ccrs/b60.mf4: 1 KPI(s) regressed against the baseline baseline.json:",
             "  brake_time [[]s[]] * 4.510 * 4.540 * +0.030 * 0.050",
             "  min_distance [[]m[]] * 4.212 * 3.712 * -0.500 * 0.400 * << regressed",
-            "FAILED ccrs/b60.mf4::baseline - *",
+            "FAILED recs/ccrs/b60.mf4::baseline - *",
         ]
     )
 
@@ -174,8 +174,8 @@ def test_new_stale_and_changed_recordings_are_reported(project: pytest.Pytester)
     )
     result.stdout.fnmatch_lines(
         [
-            "FAILED ccrs/a40.mf4::baseline - *",
-            "FAILED ccrs/d70.mf4::baseline - *",
+            "FAILED recs/ccrs/a40.mf4::baseline - *",
+            "FAILED recs/ccrs/d70.mf4::baseline - *",
             "FAILED baseline.json::stale - 1 baseline entry*",
         ]
     )
@@ -213,7 +213,7 @@ def test_calibration_variants_get_their_own_entries(project: pytest.Pytester) ->
     result = project.runpytest("--recordings=recs", BASELINE, UPDATE, "--junitxml=j.xml")
     result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
-        ["FAILED ccrs/a40.mf4::baseline[[]p*[]] - ccrs/a40.mf4 [[]p*[]]: *"]
+        ["FAILED recs/ccrs/a40.mf4::baseline[[]p*[]] - ccrs/a40.mf4 [[]p*[]]: *"]
     )
     entries = _entries(project)
     (variant,) = [k for k in entries if k.startswith("ccrs/a40.mf4 [")]

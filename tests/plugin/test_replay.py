@@ -24,7 +24,7 @@ def test_ids_are_sorted_posix_paths(project: pytest.Pytester) -> None:
             "test_r.py::test_r[ccrm/c50.mf4]",
             "test_r.py::test_r[ccrs/a40.mf4]",
             "test_r.py::test_r[ccrs/b60.mf4]",
-            "ccrs/a40.mf4::expect",
+            "recs/ccrs/a40.mf4::expect",
         ]
     )
 
@@ -239,13 +239,18 @@ def test_results_db_has_one_row_per_recording(project: pytest.Pytester) -> None:
         assert con.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 4
 
 
-def test_summary_table_header_line_and_junit_properties(project: pytest.Pytester) -> None:
+def test_summary_table_header_line_and_junit_properties(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ADSREPLAY_REDIS_URL", raising=False)  # the embedded mode's header
     project.makepyfile(test_f="def test_f(replay):\n    assert not replay.collision\n")
     result = project.runpytest("--recordings=recs", "--junitxml=out.xml", "-W", "error")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
-            "adsreplay: 3 recordings under recs, function aebfn:Ttc, broker fakeredis*, run *",
+            "adsreplay: 3 recordings under recs, function aebfn:Ttc, params {}, channel map "
+            "built-in, cycle time *, broker fakeredis*, workers in-process, run *",
+            "adsreplay: reproduce with pytest --recordings=recs --aeb-function=aebfn:Ttc *",
             "*adsreplay KPI summary*",
             "recording *scenario *fcw [[]s[]] *brake [[]s[]] *TTC@brake [[]s[]]*outcome*",
             "ccrm/c50.mf4 *CCRm *passed*",
@@ -329,7 +334,11 @@ def test_xdist_two_workers(project: pytest.Pytester) -> None:
     assert sorted(r.recording_id for r in rows) == ["ccrm/c50.mf4", "ccrs/a40.mf4", "ccrs/b60.mf4"]
 
 
-def test_exitfirst_still_leaves_one_row_per_recording(project: pytest.Pytester) -> None:
+def test_exitfirst_still_leaves_one_row_per_recording(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # embedded mode: one chain runs at a time, so -x leaves exactly one replayed row
+    monkeypatch.delenv("ADSREPLAY_REDIS_URL", raising=False)
     project.makepyfile(test_f="def test_f(replay):\n    assert False\n")
     result = project.runpytest("--recordings=recs", "-x", "-k", "test_f")
     result.assert_outcomes(failed=1)
