@@ -25,6 +25,14 @@ class InProcessWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         pass
 
+    def handle_exception(self, job: Any, *exc_info: Any) -> None:
+        """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) inside a job stops the
+        session: rq's bare ``except`` in ``perform_job`` would record it as the job's
+        failure and go on with the next recording."""
+        if len(exc_info) > 1 and isinstance(exc_info[1], KeyboardInterrupt):
+            raise exc_info[1]
+        super().handle_exception(job, *exc_info)
+
     def subscribe(self) -> None:
         """No command channel: nobody can address a worker that lives inside the
         session, and each subscription would cost a pubsub connection and a thread

@@ -62,7 +62,7 @@ def _match_parts(parts: Sequence[str], pats: Sequence[str]) -> bool:
     return ok[0][0]
 
 
-def _walk_once(root: Path, max_depth: int | None) -> Iterator[tuple[str, ...]]:
+def walk_once(root: Path, max_depth: int | None) -> Iterator[tuple[str, ...]]:
     """Relative parts of every file and folder under ``root``, following symlinked
     folders but entering each real folder once: a link back to ``.`` costs nothing
     instead of doubling the walk at every level."""
@@ -105,7 +105,7 @@ def glob_recordings(text: str) -> tuple[Path, list[Path]]:
     depth = None if "**" in pats else len(pats)
     found = [
         root.joinpath(*rel)
-        for rel in _walk_once(root, depth)
+        for rel in walk_once(root, depth)
         if is_recording_name(Path(rel[-1])) and _match_parts(rel, pats)
     ]
     return root, found

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pytest_adsreplay.errors import SidecarError, UsageError
-from pytest_adsreplay.recordings import Bound, check_expectations, discover, parse_expect
+from pytest_adsreplay.recordings import (
+    Bound,
+    check_expectations,
+    discover,
+    glob_recordings,
+    parse_expect,
+)
+from pytest_adsreplay.recordings.discovery import walk_once
 
 
 def _touch(path: Path, text: str = "x") -> Path:
@@ -135,3 +143,61 @@ def test_check_expectations_reports_every_violation() -> None:
     assert "None (never happened)" in out["ttc_at_brake"].describe()
     assert out["activations"].observed == 2
     assert check_expectations(bounds[2:3], {"ttc_at_brake": 1.5}) == []
+
+
+def test_fifo_and_other_non_regular_files_are_flagged_never_opened(tmp_path: Path) -> None:
+    _touch(tmp_path / "ok.mf4")
+    os.mkfifo(tmp_path / "pipe.mf4")  # opening it would block until someone writes
+    (tmp_path / "loop.mf4").symlink_to("loop.mf4")
+    (tmp_path / "dangling.mf4").symlink_to("gone.mf4")
+    recs = {r.id: r for r in discover([tmp_path])}
+    assert set(recs) == {"ok.mf4", "pipe.mf4", "loop.mf4", "dangling.mf4"}
+    assert recs["ok.mf4"].rejected is None
+    pipe = recs["pipe.mf4"]
+    assert pipe.rejected is not None and "named pipe (FIFO)" in pipe.rejected
+    assert "pipe.mf4" in pipe.rejected and pipe.error == pipe.rejected
+    # a metadata selection never opens it either
+    assert pipe.metadata == {} and not pipe.matches(metadata={"vehicle": "*"})
+    loop = recs["loop.mf4"].rejected or ""
+    assert "symlink loop" in loop and "re-export" not in loop
+    assert "gone.mf4" in (recs["dangling.mf4"].rejected or "")
+    # the FIFO named on its own is found (not "does not exist") and flagged
+    (only,) = discover([tmp_path / "pipe.mf4"])
+    assert only.rejected
+
+
+def test_recursive_glob_with_symlinks_to_dot_is_linear(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    for i in range(3):
+        _touch(d / f"s{i}" / "x.mf4")
+    for i in range(4):  # each link back to "." doubled glob.glob's walk per level
+        (d / f"loop{i}").symlink_to(".")
+    # budget: entries visited, not seconds (glob.glob would visit millions here)
+    visited = sum(1 for _ in walk_once(d, None))
+    assert visited <= 3 * 2 + 4
+    recs = discover([Path(f"{d}/**/*.mf4")])
+    assert [r.id for r in recs] == ["s0/x.mf4", "s1/x.mf4", "s2/x.mf4"]
+
+
+def test_glob_semantics_match_the_standard_glob(tmp_path: Path) -> None:
+    import glob as std_glob
+
+    for name in ("a/x.mf4", "a/b/y.mf4", "a/.hidden/z.mf4", "a/.w.mf4", "c/b/q.MF4", "r.mf4"):
+        _touch(tmp_path / name)
+    for pattern in ("**/*.mf4", "a/**/*.mf4", "*/b/*.mf4", "**/*.[mM][fF]4", "a/*.mf4", "*"):
+        text = f"{tmp_path}/{pattern}"
+        want = sorted(p for p in std_glob.glob(text, recursive=True) if p.lower().endswith(".mf4"))
+        _, got = glob_recordings(text)
+        assert sorted(str(p) for p in got) == want, pattern
+
+
+def test_any_sidecar_parse_failure_flags_only_its_recording(tmp_path: Path) -> None:
+    _touch(tmp_path / "deep.mf4")
+    _touch(tmp_path / "deep.toml", "x = " + "{ a = " * 500 + "1" + " }" * 500 + "\n")
+    _touch(tmp_path / "bin.mf4")
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00bad")
+    _touch(tmp_path / "good.mf4")
+    recs = {r.id: r for r in discover([tmp_path])}
+    assert recs["good.mf4"].problem is None
+    assert "deep.toml" in (recs["deep.mf4"].problem or "")
+    assert "bin.toml" in (recs["bin.mf4"].problem or "")
