@@ -150,6 +150,11 @@ class ResultsStore:
                 if name not in have:
                     with contextlib.suppress(sqlite3.OperationalError):  # added meanwhile
                         con.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            have = {row[1] for row in con.execute("PRAGMA table_info(results)")}
+            for name, kind in KPI_COLUMNS:  # a KPI added to the registry since the file was made
+                if name not in have:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        con.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
@@ -411,6 +416,9 @@ class PostgresStore(ResultsStore):
                     con.execute(statement)
             for name, kind in ADDED_RUN_COLUMNS:
                 con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {kind}")
+            for name, kind in KPI_COLUMNS:  # a KPI added to the registry since the db was made
+                kind = "DOUBLE PRECISION" if kind == "REAL" else kind
+                con.execute(f"ALTER TABLE results ADD COLUMN IF NOT EXISTS {name} {kind}")
         _PG_READY.add(url)
 
     @contextmanager

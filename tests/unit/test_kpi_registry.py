@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sqlite3
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +123,16 @@ def test_junit_properties_carry_no_float_noise(project: pytest.Pytester) -> None
     for name, value in props.items():
         if name and name.startswith("adsreplay.") and value and value[0].isdigit():
             assert len(value.partition(".")[2]) <= 3, (name, value)
+
+
+def test_a_database_made_before_a_kpi_existed_gets_its_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    store.open_store(str(db))
+    with sqlite3.connect(db) as con:  # as if recorded_brake_time had been added since
+        con.execute("ALTER TABLE results DROP COLUMN recorded_brake_time")
+    results = store.open_store(str(db))
+    results.start_run("r1", function="m:f")
+    results.write_result("r1", "a.mf4", status="ok", kpis=_replay())
+    (row,) = results.results("r1")
+    assert row.kpis["fcw_time"] == pytest.approx(0.5)
+    assert "recorded_brake_time" in row.kpis
