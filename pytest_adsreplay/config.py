@@ -205,6 +205,28 @@ OPTIONS: tuple[Option, ...] = (
         "TOML file binding an FMU's or C library's inputs ([inputs]) and outputs "
         "([outputs]) to canonical names",
     ),
+    # recordings in object storage (--recordings s3://bucket/prefix/)
+    Option(
+        "cache_max",
+        None,
+        "adsreplay_cache_max",
+        "size bound of the local download cache of recordings in object storage, e.g. "
+        "20GB (oldest entries evicted)",
+        default="20GB",
+    ),
+    Option(
+        "s3_endpoint",
+        None,
+        "adsreplay_s3_endpoint",
+        "S3 endpoint URL (default: AWS_ENDPOINT_URL, else the public cloud)",
+    ),
+    Option(
+        "s3_path_style",
+        None,
+        "adsreplay_s3_path_style",
+        "path-style S3 addressing (http://host/bucket/key), as most local stores need",
+        default=False,
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -236,6 +258,9 @@ class Settings:
     function_memory: int | None = 4 * 1024**3  # bytes; None: no limit
     function_output: int = 1024**2  # bytes
     binding: Mapping[str, Any] | None = None  # the parsed adsreplay_function_binding file
+    cache_max: int = 20 * 1024**3  # bytes of the download cache of object-storage recordings
+    s3_endpoint: str | None = None
+    s3_path_style: bool = False
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
@@ -341,7 +366,8 @@ def build_settings(
         if env_var and environ.get(env_var, "").strip():
             value: Any = environ[env_var].strip()
             if opt.name == "recordings":
-                value = [v for v in value.split(os.pathsep) if v]
+                # a separator never splits a URL's "://" (s3://bucket/prefix/)
+                value = [v for v in re.split(re.escape(os.pathsep) + "(?!//)", value) if v]
             raws[opt.name] = _Raw(value, f"environment {env_var}", cwd)
             continue
         if opt.ini:
@@ -366,7 +392,9 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         return _size(opt, raw) or (None if name == "function_memory" else 0)
     if name == "recordings":
         items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
-        return tuple(str(_path(_Raw(v, raw.source, raw.base))) for v in items)
+        return tuple(_recording_spec(v, raw) for v in items)
+    if name == "s3_endpoint":
+        return _s3_endpoint(opt, raw)
     if name in ("function", "binding"):
         return _function(opt, raw)
     if name in ("channel_map", "baseline", "report", "cache_dir"):
@@ -393,7 +421,7 @@ def _convert(opt: Option, raw: _Raw) -> Any:
         return _db_url(raw)
     if name == "update_baseline":
         return bool(raw.value)
-    if name == "cache":
+    if name in ("cache", "s3_path_style"):
         return _bool(opt, raw)
     if name in ("timeout", "cycle_time", "max_gap"):
         return _float(opt, raw)
@@ -426,7 +454,28 @@ def parse_size(text: str) -> int:
     return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
 
 
-_SIZES = ("function_memory", "function_output")
+_SIZES = ("function_memory", "function_output", "cache_max")
+
+
+def _recording_spec(value: Any, raw: _Raw) -> str:
+    """A ``--recordings`` value: a URL (``s3://bucket/prefix/``) as given, else a path."""
+    text = str(value)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text):
+        return text
+    return str(_path(_Raw(value, raw.source, raw.base)))
+
+
+def _s3_endpoint(opt: Option, raw: _Raw) -> str:
+    """``adsreplay_s3_endpoint``: an http(s) URL."""
+    url = str(raw.value).strip()
+    if not re.match(r"https?://", url):
+        from pytest_adsreplay.urls import mask_url
+
+        raise UsageError(
+            f"{opt.ini} = {mask_url(url)!r} (from {raw.source}) must be an http:// or "
+            "https:// URL, e.g. http://127.0.0.1:9000"
+        )
+    return url
 
 
 def _size(opt: Option, raw: _Raw) -> int:
