@@ -313,11 +313,16 @@ def check(
     tolerances: Tolerances,
     cycle_time: float,
 ) -> Check:
-    """Compare the entry ``now`` (see ``entry``) with the baseline entry ``base``."""
+    """Compare the entry ``now`` (see ``entry``) with the baseline entry ``base``.
+
+    A KPI the entry does not have (added to the registry after the entry was written) is
+    not compared; the entry is outdated and ``--adsreplay-update-baseline`` adds it."""
     diffs: list[Diff] = []
     if base is not None:
         base_kpis = base.get("kpis") or {}
         for name in KIND:
+            if name not in base_kpis:
+                continue
             diffs.append(
                 Diff(
                     name,

@@ -176,6 +176,11 @@ def test_outdated_entry_is_rewritten_only_when_asked() -> None:
     del base["kpis"]["recorded_brake_time"]
     c = _check(base, _now())
     assert c.verdict == "pass" and c.entry_differs
+    # a KPI the entry does not have yet (new in the registry) is not compared, even when
+    # it has a value now: the entry is only outdated
+    c = _check(base, _now(recorded_brake_time=4.4))
+    assert c.verdict == "pass" and c.entry_differs
+    assert "recorded_brake_time" not in [d.name for d in c.diffs]
 
 
 def test_delta_table_shows_every_kpi_with_impact_in_kmh() -> None:
