@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import uuid
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -120,9 +121,12 @@ def _variables(library: Path) -> tuple[list[tuple[str, float]], list[str], list[
     return params, _names(lib, "input"), _names(lib, "output"), step
 
 
-def model_description(library: Path, version: int, model: str) -> str:
+def model_description(
+    library: Path, version: int, model: str, types: Mapping[str, str] | None = None
+) -> str:
     """modelDescription.xml of the FMU around ``library`` (value references as in
-    ``adsreplay_fmu_core.h``)."""
+    ``adsreplay_fmu_core.h``); ``types`` makes ports ``"Boolean"`` or ``"Integer"``
+    instead of 64-bit floats."""
     params, inputs, outputs, step = _variables(library)
     token = "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"adsreplay:{model}:{version}")) + "}"
     rows: list[tuple[str, str, float | None]] = [(n, "parameter", d) for n, d in params]
@@ -145,15 +149,19 @@ def model_description(library: Path, version: int, model: str) -> str:
     lines.append(f'  <DefaultExperiment startTime="0" stepSize="{step!r}"/>')
     lines.append("  <ModelVariables>")
     for vr, (name, causality, start) in enumerate(rows):
+        kind = (types or {}).get(name, "Real")
         var = "fixed" if causality == "parameter" else "continuous"
-        start_attr = f' start="{start!r}"' if start is not None else ""
+        var = "discrete" if kind != "Real" and causality != "parameter" else var
+        text = "false" if kind == "Boolean" else "0" if kind == "Integer" else repr(start)
+        start_attr = f' start="{text}"' if start is not None else ""
         attrs = f'name={quoteattr(name)} valueReference="{vr}" causality="{causality}" variability="{var}"'
         if causality == "output":
             attrs += ' initial="calculated"' if version == 2 else ""
         if version == 2:
-            lines.append(f"    <ScalarVariable {attrs}><Real{start_attr}/></ScalarVariable>")
+            lines.append(f"    <ScalarVariable {attrs}><{kind}{start_attr}/></ScalarVariable>")
         else:
-            lines.append(f"    <Float64 {attrs}{start_attr}/>")
+            element = {"Real": "Float64", "Integer": "Int32"}.get(kind, kind)
+            lines.append(f"    <{element} {attrs}{start_attr}/>")
     lines.append("  </ModelVariables>")
     lines.append("  <ModelStructure>")
     if version == 2:
@@ -169,10 +177,17 @@ def model_description(library: Path, version: int, model: str) -> str:
 
 
 def build_fmu(
-    out: Path, sources: list[Path], library: Path, *, version: int = 2, model: str = "aeb"
+    out: Path,
+    sources: list[Path],
+    library: Path,
+    *,
+    version: int = 2,
+    model: str = "aeb",
+    types: Mapping[str, str] | None = None,
 ) -> Path:
     """An FMI ``version`` co-simulation FMU of the C function in ``sources`` (whose
-    metadata is read from the already built ``library``)."""
+    metadata is read from the already built ``library``; ``types`` as in
+    :func:`model_description`)."""
     import fmpy
 
     cc = require_compiler()
@@ -183,7 +198,7 @@ def build_fmu(
     wrapper = NATIVE / ("fmi2_cs.c" if version == 2 else "fmi3_cs.c")
     cmd = [cc, *FLAGS, f"-I{NATIVE}", f"-I{fmi_headers()}", str(wrapper), *map(str, sources)]
     subprocess.run([*cmd, "-o", str(binary), "-lm"], check=True, capture_output=True, text=True)
-    (work / "modelDescription.xml").write_text(model_description(library, version, model))
+    (work / "modelDescription.xml").write_text(model_description(library, version, model, types))
     with zipfile.ZipFile(out, "w") as zf:
         for path in sorted(work.rglob("*")):
             if path.is_file():

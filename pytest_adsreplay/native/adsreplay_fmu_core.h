@@ -4,7 +4,8 @@
  *
  * Value references: the parameters first (0 .. P-1), then the inputs (P .. P+M-1), then
  * the outputs (P+M .. P+M+K-1), each in the library's own order. The instance is
- * created when initialization ends, with the parameter values set before it.
+ * created when initialization ends, with the parameter values set before it. Every value
+ * is held as a double; Integer and Boolean variables are converted on get and set.
  */
 #ifndef ADSREPLAY_FMU_CORE_H
 #define ADSREPLAY_FMU_CORE_H

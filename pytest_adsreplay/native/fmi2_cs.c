@@ -5,7 +5,7 @@
  *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi2 headers> -I. fmi2_cs.c aeb_reference.c \
  *      -o binaries/linux64/<modelIdentifier>.so
  *
- * Only Real variables (see adsreplay_fmu_core.h for the value references).
+ * Real, Integer and Boolean variables (see adsreplay_fmu_core.h for the value references).
  */
 #include "fmi2Functions.h"
 
@@ -98,13 +98,40 @@ fmi2Status fmi2DoStep(fmi2Component c, fmi2Real t, fmi2Real h, fmi2Boolean no_pr
     return fmi2OK;
 }
 
+/* Integer and Boolean variables: the same values, converted. */
+#define MAX_BATCH 64
+
+fmi2Status fmi2GetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Integer v[]) {
+    double x[MAX_BATCH];
+    if (n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi2Error;
+    for (size_t i = 0; i < n; i++) v[i] = (fmi2Integer)x[i];
+    return fmi2OK;
+}
+
+fmi2Status fmi2GetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Boolean v[]) {
+    double x[MAX_BATCH];
+    if (n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi2Error;
+    for (size_t i = 0; i < n; i++) v[i] = x[i] != 0.0 && x[i] == x[i] ? fmi2True : fmi2False;
+    return fmi2OK;
+}
+
+fmi2Status fmi2SetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Integer v[]) {
+    double x[MAX_BATCH];
+    if (n > MAX_BATCH) return fmi2Error;
+    for (size_t i = 0; i < n; i++) x[i] = (double)v[i];
+    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi2Error : fmi2OK;
+}
+
+fmi2Status fmi2SetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Boolean v[]) {
+    double x[MAX_BATCH];
+    if (n > MAX_BATCH) return fmi2Error;
+    for (size_t i = 0; i < n; i++) x[i] = v[i] ? 1.0 : 0.0;
+    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi2Error : fmi2OK;
+}
+
 /* ---- not supported: every other FMI 2.0 function answers fmi2Error ------------------ */
 #define UNSUPPORTED return fmi2Error
-fmi2Status fmi2GetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Integer v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
-fmi2Status fmi2GetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Boolean v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
 fmi2Status fmi2GetString(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2String v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
-fmi2Status fmi2SetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Integer v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
-fmi2Status fmi2SetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Boolean v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
 fmi2Status fmi2SetString(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2String v[]) { (void)c; (void)vr; (void)n; (void)v; UNSUPPORTED; }
 fmi2Status fmi2GetFMUstate(fmi2Component c, fmi2FMUstate *s) { (void)c; (void)s; UNSUPPORTED; }
 fmi2Status fmi2SetFMUstate(fmi2Component c, fmi2FMUstate s) { (void)c; (void)s; UNSUPPORTED; }

@@ -5,8 +5,8 @@
  *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi3 headers> -I. fmi3_cs.c aeb_reference.c \
  *      -o binaries/x86_64-linux/<modelIdentifier>.so
  *
- * Only Float64 variables (see adsreplay_fmu_core.h for the value references); no event
- * mode, no early return, no clocks.
+ * Float64, Int32 and Boolean variables (see adsreplay_fmu_core.h for the value
+ * references); no event mode, no early return, no clocks.
  */
 #include "fmi3Functions.h"
 
@@ -109,6 +109,41 @@ fmi3Status fmi3DoStep(fmi3Instance c, fmi3Float64 t, fmi3Float64 h, fmi3Boolean 
     return fmi3OK;
 }
 
+/* Int32 and Boolean variables: the same values, converted. */
+#define MAX_BATCH 64
+
+fmi3Status fmi3GetInt32(fmi3Instance c, const fmi3ValueReference vr[], size_t n, fmi3Int32 v[],
+                        size_t nv) {
+    double x[MAX_BATCH];
+    if (nv != n || n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi3Error;
+    for (size_t i = 0; i < n; i++) v[i] = (fmi3Int32)x[i];
+    return fmi3OK;
+}
+
+fmi3Status fmi3GetBoolean(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
+                          fmi3Boolean v[], size_t nv) {
+    double x[MAX_BATCH];
+    if (nv != n || n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi3Error;
+    for (size_t i = 0; i < n; i++) v[i] = x[i] != 0.0 && x[i] == x[i];
+    return fmi3OK;
+}
+
+fmi3Status fmi3SetInt32(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
+                        const fmi3Int32 v[], size_t nv) {
+    double x[MAX_BATCH];
+    if (nv != n || n > MAX_BATCH) return fmi3Error;
+    for (size_t i = 0; i < n; i++) x[i] = (double)v[i];
+    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi3Error : fmi3OK;
+}
+
+fmi3Status fmi3SetBoolean(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
+                          const fmi3Boolean v[], size_t nv) {
+    double x[MAX_BATCH];
+    if (nv != n || n > MAX_BATCH) return fmi3Error;
+    for (size_t i = 0; i < n; i++) x[i] = v[i] ? 1.0 : 0.0;
+    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi3Error : fmi3OK;
+}
+
 /* ---- not supported: every other FMI 3.0 function answers fmi3Error ------------------ */
 /* (generated from fmi3FunctionTypes.h; the parameters are unused) */
 fmi3Instance fmi3InstantiateModelExchange(fmi3String instanceName, fmi3String instantiationToken, fmi3String resourcePath, fmi3Boolean visible, fmi3Boolean loggingOn, fmi3InstanceEnvironment instanceEnvironment, fmi3LogMessageCallback logMessage) { return NULL; }
@@ -119,11 +154,9 @@ fmi3Status fmi3GetInt8(fmi3Instance instance, const fmi3ValueReference valueRefe
 fmi3Status fmi3GetUInt8(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3UInt8 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetInt16(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3Int16 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetUInt16(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3UInt16 values[], size_t nValues) { return fmi3Error; }
-fmi3Status fmi3GetInt32(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3Int32 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetUInt32(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3UInt32 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetInt64(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3Int64 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetUInt64(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3UInt64 values[], size_t nValues) { return fmi3Error; }
-fmi3Status fmi3GetBoolean(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3Boolean values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetString(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3String values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetBinary(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, size_t valueSizes[], fmi3Binary values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3GetClock(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, fmi3Clock values[]) { return fmi3Error; }
@@ -132,11 +165,9 @@ fmi3Status fmi3SetInt8(fmi3Instance instance, const fmi3ValueReference valueRefe
 fmi3Status fmi3SetUInt8(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3UInt8 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetInt16(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3Int16 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetUInt16(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3UInt16 values[], size_t nValues) { return fmi3Error; }
-fmi3Status fmi3SetInt32(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3Int32 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetUInt32(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3UInt32 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetInt64(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3Int64 values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetUInt64(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3UInt64 values[], size_t nValues) { return fmi3Error; }
-fmi3Status fmi3SetBoolean(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3Boolean values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetString(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3String values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetBinary(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const size_t valueSizes[], const fmi3Binary values[], size_t nValues) { return fmi3Error; }
 fmi3Status fmi3SetClock(fmi3Instance instance, const fmi3ValueReference valueReferences[], size_t nValueReferences, const fmi3Clock values[]) { return fmi3Error; }

@@ -204,3 +204,34 @@ def test_fmi1_and_missing_fmu_are_usage_errors(tmp_path: Path) -> None:
     xml = MODEL_EXCHANGE_ONLY.replace('fmiVersion="2.0"', 'fmiVersion="1.0"')
     with pytest.raises(FunctionLoadError):
         FmuAdapter(str(write_fmu(tmp_path / "old.fmu", xml)))
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "c_function"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_boolean_ports_and_nan_inputs(native_builds: Builds, tmp_path: Path, version: int) -> None:
+    """Boolean/Integer inputs cannot hold NaN: a missing value is false; Boolean outputs
+    come back as 0/1. Same outputs as the C library form where the inputs are defined."""
+    from native_build import NATIVE, build_fmu, build_library
+
+    from pytest_adsreplay.function.binding import load_binding
+    from pytest_adsreplay.function.native import NativeAdapter
+
+    src = [EXAMPLE / "aeb_ecu.c"]
+    lib = build_library(tmp_path / "libaeb_ecu.so", src)
+    types = {"ObjValid": "Boolean", "FcwReq": "Boolean"}
+    fmu = build_fmu(tmp_path / "ecu.fmu", src, lib, version=version, model="ecu", types=types)
+    assert (NATIVE / "adsreplay_function.h").is_file()
+    options = FunctionOptions(binding=load_binding(EXAMPLE / "binding.toml"))
+    c_fn, fmu_fn = NativeAdapter(str(lib), {}, options), FmuAdapter(str(fmu), {}, options)
+    assert {p.name: p.kind for p in fmu_fn.info().inputs}["ObjValid"] == "bool"
+    t, sig = approach()
+    np.testing.assert_array_equal(fmu_fn.run(t, sig)["fcw"], c_fn.run(t, sig)["fcw"])
+    out = fmu_fn.run(t, sig)
+    assert out["fcw"].max() == 1.0 and out["aeb_decel"].max() == 8.0
+    sig["target_valid"] = np.where(t < 1.5, np.nan, 1.0)  # no object information first
+    out = fmu_fn.run(t, sig)
+    assert not out["fcw"][t < 1.5].any() and out["fcw"][t >= 1.5][0] == 1.0
+    c_fn.close()
+    fmu_fn.close()
