@@ -163,8 +163,11 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
     not: the KPIs need it only for a recording whose deceleration can reach the braking
     onset (``kpi.recorded_brake_time``), and its import costs as much again.
     """
-    import asammdf  # noqa: F401
+    import importlib
+
     from rq.serializers import JSONSerializer
+
+    importlib.import_module("asammdf")  # warm-up only: mdf/ uses it
 
     from pytest_adsreplay.queue.inprocess import InProcessWorker
     from pytest_adsreplay.queue.trust import job_class
