@@ -57,8 +57,11 @@ class ReplayRun:
     @cached_property
     def recordings(self) -> list[Recording]:
         """Every recording of the session, sorted (raises UsageError when there is none)."""
-        specs = [Path(p) for p in self.settings.recordings]
-        return discover(specs, source=self.settings.source("recordings"))
+        from pytest_adsreplay.storage import StoreSettings
+
+        store = StoreSettings.from_settings(self.settings)
+        specs = list(self.settings.recordings)  # paths or URLs (s3://bucket/prefix/)
+        return discover(specs, source=self.settings.source("recordings"), store=store)
 
     def require_recordings(self, who: str) -> list[Recording]:
         if not self.configured:

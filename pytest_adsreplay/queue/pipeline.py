@@ -141,6 +141,8 @@ class ReplaySession:
             "nominal_speed": rec.nominal_speed,
             "expect_target": expects_target(rec.scenario, rec.expect, rec.meta),
             "problem": rec.problem,
+            # a recording in object storage: URL, endpoint, ETag, size (no credentials)
+            "object": rec.remote.to_json() if rec.remote is not None else None,
             "cycle_time": self.cfg.cycle_time,
             "cache_dir": self.cfg.cache_dir,
             "function": self.cfg.function,

@@ -169,6 +169,20 @@ def _channel_map(ctx: Mapping[str, Any]) -> Any:
 
 
 def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The read stage; a recording in object storage (``ctx["object"]``) is first made a
+    local file through this host's download cache (a failure errors the recording)."""
+    if not ctx.get("object"):
+        return _read_file(ctx)
+    from pytest_adsreplay import storage
+
+    try:
+        with storage.local_copy(ctx["object"]) as local:
+            return _read_file({**ctx, "path": str(local)})
+    except AdsReplayError as exc:
+        return {**_failure("read", exc.with_recording(ctx["rec"])), "sha256": None}
+
+
+def _read_file(ctx: dict[str, Any]) -> dict[str, Any]:
     """MF4 → canonical signals on the cycle grid, handed to the aeb stage.
 
     Without the decoded-signal cache the signals are stored in Redis as raw buffers.
@@ -268,6 +282,11 @@ def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> 
     entry = cache.load(cache_dir, ref) if cache_dir else None
     if entry is not None:
         return {"t": entry.t, **entry.values}
+    if ctx.get("object"):  # decode again from this host's copy of the object
+        from pytest_adsreplay import storage
+
+        with storage.local_copy(ctx["object"]) as local:
+            return load_signals(conn, {**ctx, "object": None, "path": str(local)}, read)
     cmap = _channel_map(ctx)
     try:
         here = _cache_key(ctx, cmap, cache.content_hash(ctx["path"], cache_dir))
