@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from pytest_adsreplay.errors import SidecarError
+from pytest_adsreplay.kpi.registry import KPIS
 
 #: Boolean expectations that are not KPIs themselves.
 EVENT_EXPECTATIONS = {"brake": "brake_time", "fcw": "fcw_time"}
 #: KPIs whose bound is a count of list items rather than a value.
-COUNT_KPIS = ("activations",)
+COUNT_KPIS = tuple(s.name for s in KPIS if s.kind == "events")
+#: KPIs that are true or false (bounded only by ``true``/``false``).
+FLAG_KPIS = tuple(s.name for s in KPIS if s.kind == "flag")
 
 
 def boundable_kpis() -> tuple[str, ...]:
     """Every name an ``[expect]`` table may bound."""
-    from pytest_adsreplay.kpi.registry import KPI_NAMES
-
-    return (*EVENT_EXPECTATIONS, *KPI_NAMES)
+    return (*EVENT_EXPECTATIONS, *(s.name for s in KPIS))
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _bound(name: str, spec: Any, side: Path) -> Bound:
     where = f"[expect] {name}"
     if isinstance(spec, bool):
         return Bound(name, exact=spec)
-    if name in EVENT_EXPECTATIONS or name == "collision":
+    if name in EVENT_EXPECTATIONS or name in FLAG_KPIS:
         raise SidecarError(f"sidecar {side}: {where} must be true or false, got {spec!r}")
     if isinstance(spec, int | float):
         return Bound(name, exact=float(spec))
