@@ -3,11 +3,12 @@
 A :class:`FunctionHost` is a clean Python subprocess (not a fork: the parent may hold
 fakeredis, threads and open connections) that loads the function once through
 :func:`~pytest_adsreplay.function.open_function` and then steps whole recordings:
-the signals go in and the outputs come back as raw float64 buffers over a pipe, one
-message each way per recording. The child writes the time of the cycle it is about to
-step into a shared one-value buffer, so when it dies — any exit status, any signal, a
-segfault in native code — the recording gets a FunctionError saying how it died and
-the last cycle time reached, and the next recording gets a fresh host.
+the signals go in and the outputs come back as raw float64 arrays in a shared memory
+file, with one small JSON message each way over a pipe per recording. The child writes
+the time of the cycle it is about to step into a shared one-value buffer, so when it
+dies — any exit status, any signal, a segfault in native code — the recording gets a
+FunctionCrashError saying how it died and the last cycle time reached, and the next
+recording gets a fresh host.
 
 Limits: the child's address space is capped with ``RLIMIT_AS`` (``memory`` bytes), its
 stdout and stderr are captured with only the last ``output`` bytes kept (the rest is
@@ -111,24 +112,76 @@ class _Tail:
         return f"\n\nOutput of the function under test (last {kept}{more}):\n{body}"
 
 
-def _message(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[Any]:
-    """A wire message: length, JSON header (with the array names and sizes), raw buffers."""
-    bufs = [np.ascontiguousarray(a, dtype=DTYPE).reshape(-1) for a in arrays.values()]
-    head = dict(header)
-    head["arrays"] = [[name, int(b.size)] for name, b in zip(arrays, bufs, strict=True)]
-    raw = json.dumps(head).encode()
-    return [_LEN.pack(len(raw)), raw, *(memoryview(_bytes(b)).cast("B") for b in bufs)]
+class _Shared:
+    """The signals and outputs of a recording, in a memory file both processes map.
+
+    Only a small JSON header crosses the pipe (which arrays, where); the arrays
+    themselves are copied once into the shared file and once out of it. The file grows
+    (either side may grow it; the other remaps) and is never shrunk.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.mm = mmap.mmap(fd, max(os.fstat(fd).st_size, mmap.PAGESIZE))
+
+    @classmethod
+    def create(cls) -> _Shared:
+        return cls(_memory_file("adsreplay-function-data", mmap.PAGESIZE))
+
+    def _ensure(self, size: int) -> None:
+        if os.fstat(self.fd).st_size < size:
+            os.ftruncate(self.fd, size)
+        if len(self.mm) < size:
+            self.mm.close()
+            self.mm = mmap.mmap(self.fd, os.fstat(self.fd).st_size)
+
+    def put(self, arrays: Mapping[str, np.ndarray]) -> list[list[Any]]:
+        """Copy ``arrays`` in; their ``[name, size, offset]`` for the header."""
+        bufs = [np.asarray(a, dtype=DTYPE).reshape(-1) for a in arrays.values()]
+        self._ensure(sum(8 * b.size for b in bufs))
+        spec: list[list[Any]] = []
+        pos = 0
+        for name, b in zip(arrays, bufs, strict=True):
+            np.frombuffer(self.mm, dtype=DTYPE, count=b.size, offset=pos)[:] = b
+            spec.append([name, int(b.size), pos])
+            pos += 8 * b.size
+        return spec
+
+    def get(self, spec: list[list[Any]]) -> dict[str, np.ndarray]:
+        """Copies of the arrays ``put`` (by either process) described."""
+        self._ensure(max((int(off) + 8 * int(n) for _, n, off in spec), default=0))
+        return {
+            str(name): np.frombuffer(self.mm, dtype=DTYPE, count=int(n), offset=int(off)).copy()
+            for name, n, off in spec
+        }
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.mm.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
-def _bytes(a: np.ndarray) -> Any:
-    """``a`` as a buffer object (numpy arrays are buffers; the stubs do not say so)."""
-    return a
+def _memory_file(name: str, size: int) -> int:
+    """A file descriptor of ``size`` bytes of memory, unlinked (Linux: memfd)."""
+    make = getattr(os, "memfd_create", None)
+    if make is not None:
+        fd: int = make(name, 0)
+    else:  # pragma: no cover - no memfd
+        with tempfile.TemporaryFile() as f:
+            fd = os.dup(f.fileno())
+    os.ftruncate(fd, size)
+    return fd
 
 
-def _parse(
-    data: bytes | bytearray | memoryview,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    """The message at the start of ``data``, or None while it is incomplete."""
+def _message(header: Mapping[str, Any]) -> list[bytes]:
+    """A pipe message: the length of the JSON header, the header."""
+    raw = json.dumps(header).encode()
+    return [_LEN.pack(len(raw)), raw]
+
+
+def _parse(data: bytes | bytearray) -> dict[str, Any] | None:
+    """The header at the start of ``data``, or None while it is incomplete."""
     if len(data) < _LEN.size:
         return None
     (hlen,) = _LEN.unpack_from(data)
@@ -136,15 +189,7 @@ def _parse(
     if len(data) < end:
         return None
     header: dict[str, Any] = json.loads(bytes(data[_LEN.size : end]))
-    need = end + 8 * sum(int(n) for _, n in header.get("arrays", ()))
-    if len(data) < need:
-        return None
-    arrays: dict[str, np.ndarray] = {}
-    pos = end
-    for name, n in header.get("arrays", ()):
-        arrays[name] = np.frombuffer(data, dtype=DTYPE, count=int(n), offset=pos).copy()
-        pos += 8 * int(n)
-    return header, arrays
+    return header
 
 
 class FunctionHost:
@@ -170,7 +215,9 @@ class FunctionHost:
         self._peak_vm = 0  # bytes of address space last seen in use
         self._fds: dict[str, int] = {}
         self._progress: mmap.mmap | None = None
+        self._shared: _Shared | None = None
         self._timeout_label: str | None = None
+        self.step_seconds = 0.0  # the child's own time for the last recording
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -193,7 +240,7 @@ class FunctionHost:
             "sys_path": list(sys.path),
         }
         try:
-            reply, _ = self._exchange(_message(header, {}), timeout, None, "loading")
+            reply = self._exchange(_message(header), timeout, None, "loading")
         except BaseException:
             self.close()
             raise
@@ -210,17 +257,17 @@ class FunctionHost:
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
-        progress = tempfile.TemporaryFile()  # noqa: SIM115 - unlinked, closed below
-        progress.truncate(mmap.PAGESIZE)
-        prog_fd = progress.fileno()
+        prog_fd = _memory_file("adsreplay-function-progress", mmap.PAGESIZE)
+        self._shared = _Shared.create()
+        fds = (cmd_r, res_w, prog_fd, self._shared.fd)
         code = "from pytest_adsreplay.function.host import child_main; child_main()"
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-c", code, str(cmd_r), str(res_w), str(prog_fd)],
+                [sys.executable, "-u", "-c", code, *map(str, fds)],
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=out_w,
-                pass_fds=(cmd_r, res_w, prog_fd),
+                pass_fds=fds,
                 close_fds=True,
                 env=_child_environment(),
             )
@@ -228,7 +275,7 @@ class FunctionHost:
             for fd in (cmd_r, res_w, out_w):
                 os.close(fd)
         self._progress = mmap.mmap(prog_fd, mmap.PAGESIZE)
-        progress.close()
+        os.close(prog_fd)
         for fd in (cmd_w, res_r, out_r):
             os.set_blocking(fd, False)
         self._fds = {"cmd": cmd_w, "res": res_r, "out": out_r}
@@ -251,6 +298,9 @@ class FunctionHost:
         if self._progress is not None:
             self._progress.close()
             self._progress = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     # -- running -----------------------------------------------------------------------
 
@@ -276,14 +326,18 @@ class FunctionHost:
             raise FunctionCrashError(
                 "the function host is not running", recording=recording, hint="acquire() a new one"
             )
-        arrays = {"t": np.asarray(t, dtype=np.float64), **signals}
-        header = {"op": "run", "inputs": list(inputs), "recording": recording}
+        assert self._shared is not None
+        header = {
+            "op": "run",
+            "inputs": list(inputs),
+            "recording": recording,
+            "arrays": self._shared.put({"t": np.asarray(t, dtype=np.float64), **signals}),
+        }
         self.output.clear()
         self._set_progress(math.nan)
         try:
-            reply, outputs = self._exchange(
-                _message(header, arrays), timeout, recording, "stepping"
-            )
+            reply = self._exchange(_message(header), timeout, recording, "stepping")
+            outputs = self._shared.get(reply.get("arrays") or [])
         except BaseException:
             self.close()
             raise
@@ -291,6 +345,7 @@ class FunctionHost:
             if reply.get("fatal"):
                 self.close()
             raise _error_from(reply, recording, self.output.text())
+        self.step_seconds = float(reply.get("seconds") or 0.0)
         return outputs
 
     def _set_progress(self, value: float) -> None:
@@ -305,14 +360,12 @@ class FunctionHost:
         return value
 
     def _exchange(
-        self, message: list[Any], timeout: float | None, recording: str | None, doing: str
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self, message: list[bytes], timeout: float | None, recording: str | None, doing: str
+    ) -> dict[str, Any]:
         """Send ``message``, collect the reply, drain the output meanwhile; raise
         FunctionError when the child dies or the deadline passes."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        pending = [
-            memoryview(m).cast("B") if not isinstance(m, bytes) else memoryview(m) for m in message
-        ]
+        pending = [memoryview(m) for m in message]
         received = bytearray()
         sel = selectors.DefaultSelector()
         try:
@@ -542,7 +595,7 @@ def child_main() -> None:
     """The host process: load the function, then step recordings until EOF."""
     import faulthandler
 
-    cmd_fd, res_fd, prog_fd = (int(a) for a in sys.argv[1:4])
+    cmd_fd, res_fd, prog_fd, data_fd = (int(a) for a in sys.argv[1:5])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     faulthandler.enable()  # a native crash prints the Python stack into the captured output
     _die_with_parent()
@@ -550,14 +603,17 @@ def child_main() -> None:
     progress = memoryview(buf).cast("d")
     cmd = os.fdopen(cmd_fd, "rb", buffering=0)
     res = os.fdopen(res_fd, "wb", buffering=0)
+    shared = _Shared(data_fd)
     child = _Child(progress)
     while True:
-        request = _read_message(cmd)
-        if request is None:
+        header = _read_message(cmd)
+        if header is None:
             return
-        reply, arrays = child.handle(*request)
+        reply, arrays = child.handle(header, shared.get(header.get("arrays") or []))
         _flush()
-        for part in _message(reply, arrays):
+        if arrays:
+            reply["arrays"] = shared.put(arrays)
+        for part in _message(reply):
             res.write(part)
         if reply.get("fatal"):
             os._exit(70)
@@ -585,7 +641,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _read_message(f: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+def _read_message(f: Any) -> dict[str, Any] | None:
+    """The next header from the command pipe (None at EOF)."""
     head = _read_exact(f, _LEN.size)
     if head is None:
         return None
@@ -594,18 +651,7 @@ def _read_message(f: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None
     if raw is None:
         return None
     header: dict[str, Any] = json.loads(raw)
-    arrays: dict[str, np.ndarray] = {}
-    for name, n in header.get("arrays", ()):
-        a = np.empty(int(n), dtype=DTYPE)
-        view = memoryview(_bytes(a)).cast("B")
-        got = 0
-        while got < len(view):
-            k = f.readinto(view[got:])
-            if not k:
-                return None
-            got += k
-        arrays[name] = a
-    return header, arrays
+    return header
 
 
 def _read_exact(f: Any, n: int) -> bytes | None:
@@ -632,7 +678,9 @@ class _Child:
         try:
             if header.get("op") == "open":
                 return self.open(header), {}
-            return {"ok": True}, self.run(header, arrays)
+            began = time.perf_counter()
+            outputs = self.run(header, arrays)
+            return {"ok": True, "seconds": time.perf_counter() - began}, outputs
         except MemoryError:
             return self._memory_error(header), {}
         except AdsReplayError as exc:
