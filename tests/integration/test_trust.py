@@ -221,6 +221,12 @@ def test_long_lived_workers_never_pass_with_stale_code(real_redis: str, tmp_path
         row = rows[name]
         late = row.kpis["ttc_at_brake"]
         assert row.status == "ok" and (late is None or late < 0.8), (row, logs)
+    from pytest_adsreplay.results.store import open_store
+
+    runs = open_store(str(project.root / "results.sqlite"))
+    builds = [runs.run(run_id_of(r)) for r in (first, second)]
+    assert all(b and len(str(b["function_fingerprint"])) == 64 for b in builds), builds
+    assert builds[0]["function_fingerprint"] != builds[1]["function_fingerprint"]  # type: ignore[index]
     bad = result_rows(project.__class__(pristine, pristine / "recs", [], []), run_id_of(third))
     assert {r.status for r in bad.values()} == {"error"}, bad
     for row in bad.values():
