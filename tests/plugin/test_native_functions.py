@@ -54,7 +54,9 @@ def recordings(root: Path) -> None:
     write_approach(root / "ccrm" / "c60.mf4", ego_kph=60, target_kph=20)
 
 
-def run_with(pytester: pytest.Pytester, function: str, *ini: str) -> tuple[int, dict[str, str]]:
+def run_with(
+    pytester: pytest.Pytester, function: str, *ini: str, args: tuple[str, ...] = ()
+) -> tuple[int, dict[str, str]]:
     """Run the project with ``function``; the exit code and every recording's KPIs."""
     kpis = pytester.path / "kpis"
     if kpis.exists():
@@ -65,7 +67,7 @@ def run_with(pytester: pytest.Pytester, function: str, *ini: str) -> tuple[int, 
         f"[pytest]\nadsreplay_function = {function}\nadsreplay_recordings = recs\n"
         f"adsreplay_db = results.sqlite\n{lines}\n"
     )
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", *args)
     pytester._last = result  # type: ignore[attr-defined]
     got = {f.stem: f.read_text() for f in kpis.iterdir()} if kpis.exists() else {}
     return int(result.ret), got
@@ -96,6 +98,17 @@ def test_c_library_and_fmus_give_the_python_reference_kpis(
                     assert have[name] == pytest.approx(value, rel=0, abs=1e-9), (form, rid, name)
                 elif name != "activations":
                     assert have[name] == value, (form, rid, name)
+
+
+def test_native_forms_under_xdist_give_the_same_kpis(
+    kpi_project: pytest.Pytester, native_builds: Builds
+) -> None:
+    code, alone = run_with(kpi_project, str(native_builds.reference_fmu2))
+    assert code == 0 and len(alone) == 3
+    for form in (native_builds.reference, native_builds.reference_fmu2):
+        code, spread = run_with(kpi_project, str(form), args=("-n", "2"))
+        assert code == 0, kpi_project._last.stdout.str()  # type: ignore[attr-defined]
+        assert spread == alone
 
 
 @BINDING_WIRED
