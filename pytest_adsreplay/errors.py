@@ -119,7 +119,10 @@ class FunctionError(AdsReplayError):
     def _compose(self) -> str:
         text = super()._compose()
         if self.traceback:
-            text += "\n\nFunction traceback (most recent call last):\n" + self.traceback.rstrip()
+            body = self.traceback.rstrip()
+            if body.startswith("Traceback (most recent call last):"):
+                body = body.partition("\n")[2]  # the header below says it once
+            text += "\n\nFunction traceback (most recent call last):\n" + body
         return text
 
 

@@ -179,6 +179,8 @@ def test_function_exception_fails_with_its_traceback_and_t(project: pytest.Pytes
             "*ZeroDivisionError: boom in the function*",
         ]
     )
+    # the traceback's header is printed once
+    assert "Function traceback (most recent call last):\nTraceback" not in result.stdout.str()
 
 
 def test_missing_aeb_decel_fails_with_a_clear_message(project: pytest.Pytester) -> None:
