@@ -146,7 +146,9 @@ class ReplayRun:
         spec = self.require_function("replaying recordings")
         # loaded in a supervised host: the embedded mode's aeb stages step in this one
         limits = HostLimits(self.settings.function_memory, self.settings.function_output)
-        options = FunctionOptions(cycle_time=self.settings.cycle_time)
+        options = FunctionOptions(
+            binding=self.settings.binding, cycle_time=self.settings.cycle_time
+        )
         fn = acquire(spec, self.settings.function_params, options, limits)
         cycle = resolve_cycle_time(fn, self.settings.cycle_time)
         conn = connect(self.settings.redis_url)
@@ -164,6 +166,7 @@ class ReplayRun:
             cache_dir=str(Path(self.settings.cache_dir).resolve()) if self.settings.cache else None,
             function_memory=self.settings.function_memory,
             function_output=self.settings.function_output,
+            binding=self.settings.binding,
         )
         url = self.settings.redis_url
         session = ReplaySession(cfg, conn, embedded=url is None)

@@ -30,13 +30,6 @@ def test_kpis(replay, recording):
 """
 
 
-#: The binding file reaches the stages once the plugin passes ``Settings.binding`` into
-#: ``FunctionOptions`` and ``SessionConfig`` when it opens the session.
-BINDING_WIRED = pytest.mark.xfail(
-    strict=True, reason="the plugin's session does not pass adsreplay_function_binding yet"
-)
-
-
 @pytest.fixture(scope="session")
 def native_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     return build_all(tmp_path_factory)
@@ -111,7 +104,6 @@ def test_native_forms_under_xdist_give_the_same_kpis(
         assert spread == alone
 
 
-@BINDING_WIRED
 def test_binding_file_and_params_through_the_ini(
     kpi_project: pytest.Pytester, native_builds: Builds
 ) -> None:
@@ -149,7 +141,6 @@ def test_unknown_parameter_is_a_usage_error(
     assert "'ful_ttc'" in out and "fcw_ttc, partial_ttc, full_ttc" in out
 
 
-@BINDING_WIRED
 def test_library_status_error_fails_only_its_recording(
     kpi_project: pytest.Pytester, native_builds: Builds
 ) -> None:
@@ -174,7 +165,6 @@ def test_library_status_error_fails_only_its_recording(
     assert "ccrs__a40.mf4" in got and "ccrm__c60.mf4" in got and "ccrs__b50.mf4" not in got
 
 
-@BINDING_WIRED
 def test_worked_example_builds_and_its_suite_passes(pytester: pytest.Pytester) -> None:
     from pytest_adsreplay.cli.main import main
     from pytest_adsreplay.function.native import header_path
