@@ -203,14 +203,19 @@ def open_for_replay(
     params: Mapping[str, Any] | None,
     cycle_time: float | None,
     host: bool | None,
+    binding: Mapping[str, Any] | str | Path | None = None,
 ) -> Any:
     """The function for :func:`replay_file`: a supervised host (``host=True``; the
     default for FMU and C functions, whose crash must not end this process), else an
-    adapter loaded in this process (a breakpoint in a Python function works)."""
+    adapter loaded in this process (a breakpoint in a Python function works).
+    ``binding`` is a binding TOML file or its parsed contents (FMU and C functions)."""
     from pytest_adsreplay.function import function_kind, open_function
+    from pytest_adsreplay.function.binding import load_binding
     from pytest_adsreplay.function.protocol import FunctionOptions
 
-    options = FunctionOptions(cycle_time=cycle_time)
+    if isinstance(binding, str | Path):
+        binding = load_binding(binding)
+    options = FunctionOptions(binding=binding, cycle_time=cycle_time)
     if host is None:
         host = function_kind(function) != "python"
     if not host:
@@ -245,6 +250,7 @@ def replay_file(
     expect_target: bool | None = None,
     sidecar: bool = True,
     host: bool | None = None,
+    binding: Mapping[str, Any] | str | Path | None = None,
     **settings: float,
 ) -> ReplayResult:
     """Replay one recording through ``function`` (``module:attr`` or the class/factory).
@@ -258,10 +264,11 @@ def replay_file(
     A Python function is stepped in this process (a breakpoint in it works);
     ``host=True`` steps it in the supervised host process the stages use, where a crash
     or ``os._exit`` becomes a FunctionError. FMU and C functions always run there unless
-    ``host=False``.
+    ``host=False``; ``binding`` (a TOML file or its contents) binds their ports whose
+    names are not canonical.
     """
     ks = kpi_settings(**settings)
-    fn = open_for_replay(function, params, cycle_time, host)
+    fn = open_for_replay(function, params, cycle_time, host, binding)
     ct = resolve_cycle_time(fn, cycle_time)
     rid = recording_id or Path(path).name
     target = "replay_file(expect_target=True)" if expect_target else None

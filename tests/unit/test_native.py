@@ -292,3 +292,20 @@ def test_cli_function_header(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["function", "--header"]) == 0
     assert capsys.readouterr().out == header_path().read_text()
+
+
+def test_replay_file_runs_a_c_library_with_its_binding_file(
+    native_builds: Builds, tmp_path: Path
+) -> None:
+    from pytest_adsreplay import replay_file
+
+    binding = tmp_path / "binding.toml"
+    binding.write_text('[inputs]\nVehSpd_mps = "ego_speed"\n[outputs]\nAebDecelReq = "aeb_decel"\n')
+    rec = next(r for r in BUNDLED if r.id == "ncap/CCRs_40kph.mf4")
+    result = replay_file(
+        rec.path, str(native_builds.custom), binding=binding, params={"ctrl": {"decel": 7.0}}
+    )
+    assert result.max_decel == 7.0 and result.brake_time is not None
+    assert {"FcwReq", "ttc_est"} <= set(result.outputs)
+    with pytest.raises(FunctionLoadError, match="not bound to any canonical signal"):
+        replay_file(rec.path, str(native_builds.custom))
