@@ -12,7 +12,6 @@ import numpy as np
 from pytest_adsreplay.errors import ChannelMapError, InvalidRecordingError, MissingChannelError
 from pytest_adsreplay.mdf import reader as mf4
 from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
-from pytest_adsreplay.signals import targets
 from pytest_adsreplay.signals.channel_map import (
     CANONICAL_SIGNALS,
     FLAG_SIGNALS,
@@ -31,6 +30,7 @@ from pytest_adsreplay.signals.resample import (
     resample_objects,
 )
 from pytest_adsreplay.signals.resolve import Resolution, resolve_channels
+from pytest_adsreplay.signals.targets import Series, prepare_targets
 
 #: A cycle grid may have this many points per sample of the mapped channel with the most
 #: samples (a 10 Hz channel on a 1 ms grid needs 100): a longer grid means a time axis in
@@ -178,7 +178,7 @@ def _assemble(
         si[name] = (cs.timestamps, raw)
         if name in CANONICAL_SIGNALS:
             traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
-    objects = targets.prepare(
+    objects = prepare_targets(
         {n: si[n] for n in TARGET_SIGNALS if n in si},
         _flag_series(si.get("target_valid")),
         si.get("target_id"),
@@ -262,7 +262,7 @@ def _grid(chans: Mapping[str, ChannelSamples], cycle_time: float, rec: str) -> n
     return grid
 
 
-def _flag_series(series: tuple[np.ndarray, np.ndarray] | None) -> targets.Series | None:
+def _flag_series(series: tuple[np.ndarray, np.ndarray] | None) -> Series | None:
     """A flag's samples as 0/1 (NaN kept)."""
     if series is None:
         return None

@@ -80,7 +80,7 @@ def object_segments(ts: np.ndarray, breaks: np.ndarray, track: Series | None) ->
     return segments
 
 
-def prepare(
+def prepare_targets(
     series: Mapping[str, Series], valid: Series | None, track: Series | None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{name: (masked values, run numbers)}`` for target signals ``{name: (ts, values)}``.
