@@ -94,6 +94,9 @@ def test_report_links_every_page_and_image(project: pytest.Pytester, xdist: bool
 
     pages = project.path / "report/recordings"
     assert len(list(pages.glob("*.png"))) == 3  # the corrupt recording has nothing to plot
+    written = [project.path / "report/index.html", *pages.iterdir()]
+    # readable by a web server running as another user
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}
     corrupt = next(pages.glob("bad_corrupt*.html")).read_text()
     assert "no signals to plot" in corrupt and "read stage" in corrupt
     a40_page = _Page(next(pages.glob("ccrs_a40*.html")))
