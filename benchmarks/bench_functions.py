@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ import native_build  # noqa: E402
 from pytest_adsreplay import replay  # noqa: E402
 from pytest_adsreplay.function.fmu import FmuAdapter  # noqa: E402
 from pytest_adsreplay.function.native import NativeAdapter  # noqa: E402
+from pytest_adsreplay.function.protocol import FunctionAdapter  # noqa: E402
 from pytest_adsreplay.function.reference import TtcAeb  # noqa: E402
 
 
@@ -108,8 +110,10 @@ def main() -> int:
     batch, steps = NativeAdapter(str(lib)), NativeAdapter(str(lib_steps))
     fmus = {"FMU (FMI 2.0)": FmuAdapter(str(fmu2)), "FMU (FMI 3.0)": FmuAdapter(str(fmu3))}
     reference = replay.step(TtcAeb(), t, sig)
-    for name, adapter in [("C batch", batch), ("C per-step", steps), *fmus.items()]:
-        out = adapter.run(t, sig)  # type: ignore[attr-defined]
+    adapters: list[tuple[str, FunctionAdapter]] = [("C batch", batch), ("C per-step", steps)]
+    adapters += list(fmus.items())
+    for name, adapter in adapters:
+        out = adapter.run(t, sig)
         assert np.array_equal(out["aeb_decel"], reference["aeb_decel"]), name
     assert reference["aeb_decel"].max() == 9.0  # the workload reaches full braking
 
@@ -118,7 +122,7 @@ def main() -> int:
         "C per-step (adapter)": lambda: steps.run(t, sig),
         "C batch (adapter)": lambda: batch.run(t, sig),
         "C batch call alone": kernel(batch, t, sig),
-        **{f"{name} (adapter)": (lambda a=a: a.run(t, sig)) for name, a in fmus.items()},
+        **{f"{name} (adapter)": partial(a.run, t, sig) for name, a in fmus.items()},
     }
     per_frame = {name: best(fn, args.repeat) / n * 1e6 for name, fn in runs.items()}
 
@@ -144,8 +148,8 @@ def main() -> int:
     )
     speedup = per_frame["Python reference"] / per_frame["C batch (adapter)"]
     print(f"  C batch adapter vs Python: {speedup:.0f}x faster")
-    for adapter in [batch, steps, *fmus.values()]:
-        adapter.close()  # type: ignore[attr-defined]
+    for _, adapter in adapters:
+        adapter.close()
     return 0
 
 
