@@ -89,6 +89,9 @@ class S3Server:
                 f"{KEY},{SECRET}",
                 "--config",
                 os.devnull,
+                # objects the tests write straight into the folder are seen at once
+                "--dir-cache-time",
+                "1ms",
                 *(["-vv"] if log else []),
             ],
             stdout=out,
@@ -116,12 +119,16 @@ class S3Server:
                 self.proc.wait()
 
     def env(self) -> dict[str, str]:
-        """The standard AWS variables that reach this server."""
+        """The standard AWS variables that reach this server (and nothing of this
+        machine's own AWS configuration or instance metadata)."""
         return {
             "AWS_ACCESS_KEY_ID": self.key,
             "AWS_SECRET_ACCESS_KEY": self.secret,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
         }
 
     def put(self, bucket: str, key: str, data: bytes) -> Path:
@@ -143,10 +150,10 @@ class S3Server:
         return n
 
     def gets(self) -> int:
-        """GET requests of objects the server logged (needs ``log``)."""
+        """Objects the server sent (its GET OBJECT log lines; needs ``log``)."""
         if self.log is None or not self.log.exists():
             return 0
-        return self.log.read_text(errors="replace").count("GET /")
+        return self.log.read_text(errors="replace").count("GET OBJECT")
 
 
 @dataclass
