@@ -386,59 +386,73 @@ def build_settings(
     return Settings(**kw)
 
 
-def _convert(opt: Option, raw: _Raw) -> Any:
-    name = opt.name
-    if name in _SIZES:  # bytes; a memory limit of 0 is none
-        return _size(opt, raw) or (None if name == "function_memory" else 0)
-    if name == "recordings":
-        items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
-        return tuple(_recording_spec(v, raw) for v in items)
-    if name == "s3_endpoint":
-        return _s3_endpoint(opt, raw)
-    if name in ("function", "binding"):
-        return _function(opt, raw)
-    if name in ("channel_map", "baseline", "report", "cache_dir"):
-        return _path(raw)
-    if name == "redis_url":
-        url = str(raw.value).strip()
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            from pytest_adsreplay.urls import mask_url
+def _redis_url(opt: Option, raw: _Raw) -> str:
+    url = str(raw.value).strip()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        from pytest_adsreplay.urls import mask_url
 
-            raise UsageError(
-                f"{opt.flag} = {mask_url(url)!r} (from {raw.source}) must start with "
-                "redis://, rediss:// or unix://"
-            )
-        return url
-    if name == "workers":
-        try:
-            n = int(str(raw.value))
-        except ValueError:
-            raise _bad(opt, raw, "is not a whole number") from None
-        if n < 0:
-            raise _bad(opt, raw, "must be >= 0 (0 = only external workers)")
-        return n
-    if name == "db":
-        return _db_url(raw)
-    if name == "update_baseline":
-        return bool(raw.value)
-    if name in ("cache", "s3_path_style"):
-        return _bool(opt, raw)
-    if name in ("timeout", "cycle_time", "max_gap"):
-        return _float(opt, raw)
-    if name in ("brake_threshold",):
-        return _float(opt, raw)
-    if name == "actuator_delay":
-        return _float(opt, raw, positive=False)
-    if name == "brake_jerk":
-        return _float(opt, raw, allow_inf=True)
-    if name == "function_params":
-        return _params(opt, raw)
-    if name == "invalid":
-        mode = str(raw.value).strip().lower()
-        if mode not in INVALID_MODES:
-            raise _bad(opt, raw, f"must be one of {', '.join(INVALID_MODES)}")
-        return mode
-    raise AssertionError(name)  # pragma: no cover
+        raise UsageError(
+            f"{opt.flag} = {mask_url(url)!r} (from {raw.source}) must start with "
+            "redis://, rediss:// or unix://"
+        )
+    return url
+
+
+def _workers(opt: Option, raw: _Raw) -> int:
+    try:
+        n = int(str(raw.value))
+    except ValueError:
+        raise _bad(opt, raw, "is not a whole number") from None
+    if n < 0:
+        raise _bad(opt, raw, "must be >= 0 (0 = only external workers)")
+    return n
+
+
+def _invalid_mode(opt: Option, raw: _Raw) -> str:
+    mode = str(raw.value).strip().lower()
+    if mode not in INVALID_MODES:
+        raise _bad(opt, raw, f"must be one of {', '.join(INVALID_MODES)}")
+    return mode
+
+
+def _recordings(opt: Option, raw: _Raw) -> tuple[str, ...]:
+    items = raw.value if isinstance(raw.value, list | tuple) else str(raw.value).split()
+    return tuple(_recording_spec(v, raw) for v in items)
+
+
+def _sized(opt: Option, raw: _Raw) -> int | None:
+    """Bytes; a memory limit of 0 is none."""
+    return _size(opt, raw) or (None if opt.name == "function_memory" else 0)
+
+
+#: How each setting's raw value becomes its typed value (validated, naming its source).
+_CONVERTERS: dict[str, Callable[[Option, _Raw], Any]] = {
+    "recordings": _recordings,
+    "s3_endpoint": lambda opt, raw: _s3_endpoint(opt, raw),
+    "function": lambda opt, raw: _function(opt, raw),
+    "binding": lambda opt, raw: _function(opt, raw),
+    **{
+        n: (lambda opt, raw: _path(raw)) for n in ("channel_map", "baseline", "report", "cache_dir")
+    },
+    "redis_url": _redis_url,
+    "workers": _workers,
+    "db": lambda opt, raw: _db_url(raw),
+    "update_baseline": lambda opt, raw: bool(raw.value),
+    "cache": _bool,
+    "s3_path_style": _bool,
+    **{n: (lambda opt, raw: _float(opt, raw)) for n in ("timeout", "cycle_time", "max_gap")},
+    "brake_threshold": lambda opt, raw: _float(opt, raw),
+    "actuator_delay": lambda opt, raw: _float(opt, raw, positive=False),
+    "brake_jerk": lambda opt, raw: _float(opt, raw, allow_inf=True),
+    "function_params": lambda opt, raw: _params(opt, raw),
+    "invalid": _invalid_mode,
+}
+
+
+def _convert(opt: Option, raw: _Raw) -> Any:
+    if opt.name in _SIZES:
+        return _sized(opt, raw)
+    return _CONVERTERS[opt.name](opt, raw)
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
