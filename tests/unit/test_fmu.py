@@ -235,3 +235,18 @@ def test_boolean_ports_and_nan_inputs(native_builds: Builds, tmp_path: Path, ver
     assert not out["fcw"][t < 1.5].any() and out["fcw"][t >= 1.5][0] == 1.0
     c_fn.close()
     fmu_fn.close()
+
+
+def test_cli_function_shows_an_fmu_and_its_unbound_input(
+    native_builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_adsreplay.cli.main import main
+
+    assert main(["function", str(native_builds.custom_fmu2)]) == 2
+    out, err = capsys.readouterr()
+    assert "(FMU)" in out and "VehSpd_mps        <- UNBOUND" in out
+    assert "ctrl.brake_ttc = 1.5" in out and "not bound to any canonical signal" in err
+    assert main(["function", str(native_builds.reference_fmu2)]) == 0
+    out = capsys.readouterr().out
+    assert "cycle time: 0.01 s (declared by the function)" in out
+    assert "FMI 2.0 co-simulation" in out and "ego_speed         <- ego_speed (by name)" in out
