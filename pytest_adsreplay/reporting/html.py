@@ -268,7 +268,9 @@ def plot_png(p: PageInput) -> bytes:
     title = p.recording + (f" [{p.variant}]" if p.variant else "")
     outcome = "no collision"
     if p.kpis.get("collision"):
-        outcome = f"collision at {float(p.kpis.get('impact_speed') or 0.0) * 3.6:.1f} km/h"
+        outcome = (
+            f"collision at {fmt_value('impact_speed', p.kpis.get('impact_speed') or 0.0)} km/h"
+        )
     fig.suptitle(
         f"{title} - {p.scenario or 'no scenario'} - {p.status} - {outcome} (projected)",
         fontsize=11,
