@@ -543,11 +543,16 @@ _POOL_LOCK = threading.Lock()
 def _pool_key(
     spec: str, params: Mapping[str, Any], options: FunctionOptions, limits: HostLimits
 ) -> str:
-    """The pool key; a Python function reads no options, so they are not part of it."""
+    """The pool key: what the host loaded and from where (``sys.path`` and the working
+    folder decide which files an import finds); a Python function reads no options, so
+    they are not part of its key."""
     from pytest_adsreplay.function import function_kind
 
     opts = asdict(options) if function_kind(spec) != "python" else None
-    return json.dumps([spec, dict(params), opts, asdict(limits)], sort_keys=True, default=str)
+    where = [os.getcwd(), *sys.path]
+    return json.dumps(
+        [spec, dict(params), opts, asdict(limits), where], sort_keys=True, default=str
+    )
 
 
 def acquire(

@@ -444,16 +444,10 @@ def _step_budget(ctx: Mapping[str, Any], started: float) -> float:
 def _load_error_here(exc: AdsReplayError, ctx: Mapping[str, Any]) -> AdsReplayError:
     """A load error that names the worker and host it happened on (and is logged there)."""
     import logging
-    import os
-    import socket
-
-    from rq import get_current_job
 
     from pytest_adsreplay.errors import FunctionLoadError
 
-    job = get_current_job()
-    worker = (job.worker_name if job is not None else None) or f"pid {os.getpid()}"
-    where = f"worker {worker} on host {socket.gethostname()}"
+    where = worker_identity()
     hint = exc.hint
     if exc.message.startswith("cannot import module"):
         module = str(ctx["function"]).partition(":")[0]
