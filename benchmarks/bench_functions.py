@@ -3,7 +3,7 @@
     python benchmarks/bench_functions.py            # 360 000 frames (1 h at 100 Hz)
     python benchmarks/bench_functions.py --frames 60000 --repeat 3
 
-Builds the reference function from ``pytest_adsreplay/native/aeb_reference.c`` with the
+Builds the reference function from ``pytest_adsreplay/native/ttc_aeb.c`` with the
 machine's C compiler (as the tests do) into a shared library with and without the batch
 entry point and into FMI 2.0 / 3.0 co-simulation FMUs, then steps one synthetic workload
 (a repeated approach that goes through warning, partial and full braking) through:
@@ -97,7 +97,7 @@ def main() -> int:
         print("no C compiler (cc, gcc or clang) on PATH: install one to run this benchmark")
         return 2
     root = Path(tempfile.mkdtemp(prefix="adsreplay-bench-functions-"))
-    src = [native_build.NATIVE / "aeb_reference.c"]
+    src = [native_build.NATIVE / "ttc_aeb.c"]
     lib = native_build.build_library(root / "libaeb.so", src)
     lib_steps = native_build.build_library(
         root / "libaeb_steps.so", src, defines=("ADSREPLAY_NO_BATCH",)

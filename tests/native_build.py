@@ -239,7 +239,7 @@ def build_all(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     require_compiler()
     fmi_headers()
     root = tmp_path_factory.mktemp("native")
-    ref_src = [NATIVE / "aeb_reference.c"]
+    ref_src = [NATIVE / "ttc_aeb.c"]
     reference = build_library(root / "libaeb_reference.so", ref_src)
     steps = build_library(
         root / "libaeb_reference_steps.so", ref_src, defines=("ADSREPLAY_NO_BATCH",)

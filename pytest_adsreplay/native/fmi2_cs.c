@@ -2,7 +2,7 @@
  * fmi2_cs.c - an FMI 2.0 co-simulation FMU around a library built against
  * adsreplay_function.h. Compile it together with the function's source:
  *
- *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi2 headers> -I. fmi2_cs.c aeb_reference.c \
+ *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi2 headers> -I. fmi2_cs.c ttc_aeb.c \
  *      -o binaries/linux64/<modelIdentifier>.so
  *
  * Real, Integer and Boolean variables (see adsreplay_fmu_core.h for the value references).

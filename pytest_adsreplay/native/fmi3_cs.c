@@ -2,7 +2,7 @@
  * fmi3_cs.c - an FMI 3.0 co-simulation FMU around a library built against
  * adsreplay_function.h. Compile it together with the function's source:
  *
- *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi3 headers> -I. fmi3_cs.c aeb_reference.c \
+ *   cc -O2 -ffp-contract=off -shared -fPIC -I<fmi3 headers> -I. fmi3_cs.c ttc_aeb.c \
  *      -o binaries/x86_64-linux/<modelIdentifier>.so
  *
  * Float64, Int32 and Boolean variables (see adsreplay_fmu_core.h for the value

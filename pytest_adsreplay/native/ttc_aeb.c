@@ -1,11 +1,11 @@
 /*
- * aeb_reference.c - the reference TTC cascade AEB (warning -> partial -> full braking)
+ * ttc_aeb.c - the reference TTC cascade AEB (warning -> partial -> full braking)
  * in C, through the adsreplay C ABI. A line-by-line port of
  * pytest_adsreplay.reference:TtcAeb: same parameters and defaults, same state machine,
  * same confirmation and release timers, same lateral gate, so a build with
  * -ffp-contract=off gives the same outputs bit for bit.
  *
- * Build:  cc -O2 -ffp-contract=off -shared -fPIC -I. aeb_reference.c -o libaeb_reference.so
+ * Build:  cc -O2 -ffp-contract=off -shared -fPIC -I. ttc_aeb.c -o libttc_aeb.so
  * (add -DADSREPLAY_NO_BATCH to leave out the batch entry point)
  */
 #include "adsreplay_function.h"
