@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,29 @@ def test_the_traceback_starts_in_the_function_not_in_the_replay_loop() -> None:
     tb = info.value.traceback or ""
     assert tb.startswith("Traceback") and "fast loop" not in tb and "<string>" not in tb
     assert 'in step\n    raise ZeroDivisionError("boom")' in tb
+
+
+def test_import_hint_names_the_ini_line_for_a_folder_it_finds(tmp_path: Path) -> None:
+    from pytest_adsreplay.function.python import import_hint
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "mine.py").write_text("")
+    (tmp_path / "pkgroot").mkdir()
+    (tmp_path / "pkgroot" / "mypkg").mkdir()
+    (tmp_path / "pkgroot" / "mypkg" / "__init__.py").write_text("")
+    assert "add `pythonpath = src` to the [pytest] section" in import_hint("mine", tmp_path)
+    assert "PYTHONPATH=pkgroot" in import_hint("mypkg.aeb", tmp_path)
+    general = import_hint("nowhere", tmp_path)
+    assert "`pythonpath = <folder>`" in general and "rootdir" in general
+
+
+def test_load_error_on_a_worker_names_worker_and_host() -> None:
+    import socket
+
+    from pytest_adsreplay.queue.stages import _load_error_here
+
+    err = FunctionLoadError("cannot import module 'mine' of function under test 'mine:Aeb'")
+    out = _load_error_here(err, {"function": "mine:Aeb", "rec": "r.mf4"})
+    assert str(out).startswith("r.mf4: worker pid ")
+    assert f"on host {socket.gethostname()}: cannot import module 'mine'" in str(out)
+    assert "PYTHONPATH=<folder> adsreplay worker" in str(out)
