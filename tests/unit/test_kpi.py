@@ -1,4 +1,4 @@
-"""KPIs of SPEC §4 on small hand-made arrays, and projection semantics edge cases."""
+"""The KPIs on small hand-made arrays, and projection semantics edge cases."""
 
 from __future__ import annotations
 

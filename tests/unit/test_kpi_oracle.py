@@ -1,4 +1,4 @@
-"""The projection and brake-onset KPIs against closed-form kinematics (AEB_REFERENCE.md).
+"""The projection and brake-onset KPIs against closed-form kinematics (docs/physics.md).
 
 Synthetic recordings on a 100 Hz grid: the recorded ego drives at constant speed (it never
 brakes), the function's request is a step to `a` at one cycle. The oracle is exact
@@ -83,7 +83,7 @@ def oracle(
 
 
 def reference_constant_lead(d0: float, dv: float, t_l: float, a: float) -> tuple[bool, float]:
-    """AEB_REFERENCE stationary/CCRm no-ramp formulas: (avoided, min gap or impact speed)."""
+    """Stationary/CCRm no-ramp closed forms (docs/physics.md): (avoided, min gap or impact speed)."""
     d_b = d0 - dv * t_l
     if d_b <= 0:
         return False, dv
@@ -224,7 +224,7 @@ def test_ccrb_no_ramp(lead_decel: float, gap0: float, ego_decel: float, delay: f
     expected = oracle(gap0, v0, v0, lead_decel, t_on, ego_decel)
     t_star = t_on + lead_decel * t_on / (ego_decel - lead_decel) if ego_decel > lead_decel else 0
     if not expected.collision and ego_decel > lead_decel and t_star < v0 / lead_decel:
-        # AEB_REFERENCE: target still moving when the relative speed reaches 0
+        # closed form: target still moving when the relative speed reaches 0
         ref_gap = (
             gap0
             - lead_decel * t_on**2 / 2
@@ -260,7 +260,7 @@ def test_ccrs_with_jerk_ramp(speed_kmh: float, decel: float, jerk: float) -> Non
 
     t_r = decel / jerk
     d_b = (4 * v0 - v0 * t_b) - v0 * delay
-    stop_dist = v0 * t_r / 2 + v0**2 / (2 * decel) - decel * t_r**2 / 24  # AEB_REFERENCE
+    stop_dist = v0 * t_r / 2 + v0**2 / (2 * decel) - decel * t_r**2 / 24  # closed form
     if d_b >= stop_dist:
         assert not proj.collision
         assert proj.min_distance == pytest.approx(d_b - stop_dist, abs=GAP_TOL)
@@ -296,7 +296,7 @@ def test_ramp_cases_cover_both_outcomes() -> None:
 
 @pytest.mark.parametrize(("decel", "reference_ttc"), [(9.0, 1.07), (6.0, 1.46)])
 def test_latest_request_that_still_avoids(decel: float, reference_ttc: float) -> None:
-    """AEB_REFERENCE: 50 km/h, t_l 0.3 s, no ramp -> 1.07 s at 9 m/s², 1.46 s at 6 m/s²."""
+    """Closed form: 50 km/h, t_l 0.3 s, no ramp -> 1.07 s at 9 m/s², 1.46 s at 6 m/s²."""
     v0, delay = 50 * KMH, 0.3
     assert delay + v0 / (2 * decel) == pytest.approx(reference_ttc, abs=0.005)
     t, sig = constant_ego_recording(6.0, v0, gap0=4 * v0, v_lead=0.0)
@@ -421,7 +421,7 @@ def test_recorded_brake_time_on_noisy_profiles(
 
 
 def _stationary(d: float, v: float, a: float, t0: float) -> Outcome:
-    """Ego at v, braking at a from t0, d before a stationary lead (AEB_REFERENCE, no ramp)."""
+    """Ego at v, braking at a from t0, d before a stationary lead (closed form, no ramp)."""
     if d >= v**2 / (2 * a):
         return Outcome(False, None, 0.0, d - v**2 / (2 * a))
     impact = math.sqrt(v**2 - 2 * a * d)
@@ -429,7 +429,7 @@ def _stationary(d: float, v: float, a: float, t0: float) -> Outcome:
 
 
 def braking_lead_closed_form(d0: float, v0: float, a_t: float, t_on: float, a_e: float) -> Outcome:
-    """AEB_REFERENCE braking-target case, completed to an outcome (times from the lead's onset).
+    """The closed-form braking-target case, completed to an outcome (times from the lead's onset).
 
     Both at v0, gap d0 when the lead starts braking at a_t (t = 0, step); the ego's
     deceleration a_e starts at t_on >= 0 (step). Lead stops at T_l = v0 / a_t.
