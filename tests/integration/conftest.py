@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from integration_kit import (
     ENABLE_HINT,
+    PATIENCE,
     Mode,
     PrivateRedis,
     Project,
@@ -32,13 +33,24 @@ from integration_kit import (
 from pytest_adsreplay.queue.broker import mask_url
 
 MODES = ("fakeredis", "redis-1", "redis-N", "external")
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``timeout`` marks of the integration tests are their times on an idle machine:
+    they are given ``PATIENCE`` times as long before pytest-timeout calls them hung."""
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        if mark is None or not mark.args or HERE not in item.path.parents:
+            continue
+        item.add_marker(pytest.mark.timeout(mark.args[0] * PATIENCE), append=False)
 
 
 @pytest.fixture(scope="session")
 def real_redis() -> str:
     """URL of the shared real Redis (skips when none answers)."""
     url = redis_url()
-    why = reachable(url)
+    why = reachable(url, timeout=5.0)
     if why is not None:
         pytest.skip(f"no Redis at {mask_url(url)} ({why}); {ENABLE_HINT}")
     return url

@@ -291,7 +291,7 @@ class PrivateRedis:
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 * PATIENCE
         while reachable(self.url, 0.2) is not None:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"private redis-server on port {self.port} did not start")
@@ -423,6 +423,12 @@ def processes_with(marker: str) -> list[int]:
 
 
 # -- time budgets ------------------------------------------------------------------------
+#: How many times longer than on an idle machine the suite waits before it calls
+#: something hung (pytest-timeout marks, ``wait_for``, inner sessions, server start-up).
+#: Waiting longer costs nothing when things work, and a busy machine (load 4-8 on 2
+#: cores) runs every process several times slower.
+PATIENCE = 3.0
+
 #: The least a reference step (``reference_seconds``) counts for: about its time on an
 #: idle 2-core VM, so a faster machine keeps the same limits.
 REFERENCE_FLOOR = 1.0
@@ -511,9 +517,11 @@ def _default_sigint() -> None:
 
 
 def collect(proc: Any, started: float, timeout: float = 120) -> Any:
-    """Wait for a ``spawn_pytest`` child: a ``pytest.RunResult`` (outcomes, fnmatch)."""
+    """Wait for a ``spawn_pytest`` child: a ``pytest.RunResult`` (outcomes, fnmatch).
+    It counts as hung after ``timeout`` x ``PATIENCE`` s."""
     import pytest
 
+    timeout *= PATIENCE
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -551,7 +559,9 @@ def result_rows(project: Project, run_id: str) -> dict[str, Any]:
 
 
 def wait_for(what: Any, timeout: float, step: float = 0.05) -> Any:
-    """Poll ``what()`` until it returns something truthy (or fail after ``timeout`` s)."""
+    """Poll ``what()`` until it returns something truthy (or fail after ``timeout`` s on
+    an idle machine: ``timeout`` x ``PATIENCE`` s)."""
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     while True:
         value = what()
