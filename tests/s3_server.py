@@ -149,21 +149,26 @@ class S3Server:
                 n += 1
         return n
 
-    def gets(self) -> int:
-        """Objects the server sent (its GET OBJECT log lines; needs ``log``)."""
+    def gets(self, suffix: str = "") -> int:
+        """Objects (named ``*suffix``) the server sent: its GET OBJECT log lines (needs
+        ``log``)."""
         if self.log is None or not self.log.exists():
             return 0
-        return self.log.read_text(errors="replace").count("GET OBJECT")
+        lines = self.log.read_text(errors="replace").splitlines()
+        return sum(1 for line in lines if "GET OBJECT" in line and line.endswith(suffix))
 
 
 @dataclass
 class FaultProxy:
     """A TCP proxy in front of a server: ``mode`` = "pass", "truncate" (the first
-    ``keep`` bytes of each response, then the connection is closed) or "refuse"."""
+    ``keep`` bytes of each response, then the connection is closed) or "refuse".
+    With ``control``, each new connection takes the mode written in that file (so
+    another process can switch it mid-run)."""
 
     target: int
     mode: str = "pass"
     keep: int = 2048
+    control: Path | None = None
     port: int = field(default_factory=free_port)
     _sock: socket.socket | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -193,6 +198,8 @@ class FaultProxy:
                 client, _ = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
+            if self.control is not None and self.control.exists():
+                self.mode = self.control.read_text().strip() or "pass"
             if self.mode == "refuse":
                 client.close()
                 continue
