@@ -35,7 +35,7 @@ class Good:
     def reset(self) -> None:
         self.resets += 1
 
-    def step(self, frame):  # type: ignore[no-untyped-def]
+    def step(self, frame):
         return {
             "fcw": 1 if frame["target_distance"] < 15 else 0,
             "aeb_decel": self.decel if frame["t"] >= 0.5 else 0.0,
@@ -80,7 +80,7 @@ def test_declared_cycle_time() -> None:
     assert declared_cycle_time(Good()) == 0.02
     assert declared_cycle_time(object()) is None
     bad = Good()
-    bad.cycle_time = -1  # type: ignore[misc]
+    bad.cycle_time = -1
     with pytest.raises(FunctionLoadError, match="positive"):
         declared_cycle_time(bad)
 
@@ -89,7 +89,7 @@ def test_run_collects_outputs_calls_reset_and_fills_absent_inputs() -> None:
     seen = []
 
     class Spy(Good):
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             seen.append(dict(frame))
             return super().step(frame)
 
@@ -106,7 +106,7 @@ def test_each_frame_is_a_fresh_read_only_mapping_a_function_may_keep() -> None:
     kept: list[object] = []
 
     class Keeps(Good):
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             kept.append(frame)
             out = super().step(frame)
             with pytest.raises(TypeError):
@@ -126,7 +126,7 @@ class Varying:
     def __init__(self, switch: int, bad: object = None) -> None:
         self.switch, self.bad = switch, bad
 
-    def step(self, frame):  # type: ignore[no-untyped-def]
+    def step(self, frame):
         i = round(frame["t"] / 0.01)
         if i == self.switch and self.bad is not None:
             return self.bad
@@ -169,7 +169,7 @@ def test_a_bad_result_after_good_ones_names_its_cycle(bad: object, message: str)
 
 def test_a_bad_result_before_an_exception_is_reported_first() -> None:
     class BadThenRaises:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             i = round(frame["t"] / 0.01)
             if i == 20:
                 raise RuntimeError("later")
@@ -182,7 +182,7 @@ def test_a_bad_result_before_an_exception_is_reported_first() -> None:
 @pytest.mark.parametrize("value", [np.bool_(True), np.array(1.0), np.float32(1.0), np.uint8(1)])
 def test_numpy_numbers_are_numbers(value: object) -> None:
     class Numpy:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             return {"aeb_decel": value, "fcw": value}
 
     out = run_function(Numpy(), T, SIGNALS)
@@ -191,7 +191,7 @@ def test_numpy_numbers_are_numbers(value: object) -> None:
 
 def test_only_aeb_decel_and_big_integers() -> None:
     class Minimal:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             return {"aeb_decel": 2**70 if frame["t"] > 0.5 else 0}
 
     out = run_function(Minimal(), T, SIGNALS)
@@ -214,7 +214,7 @@ def test_only_aeb_decel_and_big_integers() -> None:
 )
 def test_garbage_outputs_are_function_errors(result: object, message: str) -> None:
     class Garbage:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             return result
 
     with pytest.raises(FunctionError, match=message) as info:
@@ -225,7 +225,7 @@ def test_garbage_outputs_are_function_errors(result: object, message: str) -> No
 
 def test_exception_carries_the_function_traceback_and_t() -> None:
     class Raises:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             if frame["t"] > 0.3:
                 return {"aeb_decel": 1 / 0}
             return {"aeb_decel": 0.0}
@@ -256,7 +256,7 @@ def test_signals_must_match_the_grid() -> None:
 
 def test_the_traceback_starts_in_the_function_not_in_the_replay_loop() -> None:
     class Fails:
-        def step(self, frame):  # type: ignore[no-untyped-def]
+        def step(self, frame):
             if frame["t"] > 0.5:
                 raise ZeroDivisionError("boom")
             return {"aeb_decel": 0.0}
