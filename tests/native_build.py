@@ -97,6 +97,13 @@ def require_compiler() -> str:
     return cc
 
 
+def compile_c(cmd: list[str]) -> None:
+    """Run the compiler; a failure shows its command line and its messages."""
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}{done.stdout}")
+
+
 def fmi_headers() -> Path:
     fmpy = pytest.importorskip("fmpy", reason="pip install 'pytest-adsreplay[fmu]'")
     return Path(fmpy.__file__).parent / "c-code"
@@ -107,7 +114,7 @@ def build_library(out: Path, sources: list[Path], *, defines: tuple[str, ...] = 
     cc = require_compiler()
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [cc, *FLAGS, f"-I{NATIVE}", *(f"-D{d}" for d in defines), *map(str, sources)]
-    subprocess.run([*cmd, "-o", str(out), "-lm"], check=True, capture_output=True, text=True)
+    compile_c([*cmd, "-o", str(out), "-lm"])
     return out
 
 
@@ -197,7 +204,7 @@ def build_fmu(
     binary.parent.mkdir(parents=True, exist_ok=True)
     wrapper = NATIVE / ("fmi2_cs.c" if version == 2 else "fmi3_cs.c")
     cmd = [cc, *FLAGS, f"-I{NATIVE}", f"-I{fmi_headers()}", str(wrapper), *map(str, sources)]
-    subprocess.run([*cmd, "-o", str(binary), "-lm"], check=True, capture_output=True, text=True)
+    compile_c([*cmd, "-o", str(binary), "-lm"])
     (work / "modelDescription.xml").write_text(model_description(library, version, model, types))
     with zipfile.ZipFile(out, "w") as zf:
         for path in sorted(work.rglob("*")):
