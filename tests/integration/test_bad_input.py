@@ -433,7 +433,7 @@ def build_corpus(root: Path) -> tuple[list[Case], str | None]:
             "error",
             (
                 "bad/hang.mf4: the replay could not run in the aeb stage",
-                "aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*",
+                "*aeb stage exceeded the per-stage timeout of 3.0 s (--adsreplay-timeout)*",
             ),
         ),
     ]
