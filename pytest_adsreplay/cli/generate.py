@@ -8,7 +8,7 @@ from pathlib import Path
 
 #: ``--suite`` choices (the keys of ``pytest_adsreplay.scenarios.SUITES``; listed here so
 #: building the parser does not import numpy).
-SUITE_NAMES = ("all", "bundled", "false-activation", "ncap")
+SUITE_NAMES = ("all", "bundled", "false-activation", "fleet", "ncap")
 
 
 def _numbers(text: str) -> tuple[float, ...]:
@@ -41,6 +41,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="write sidecars without [expect] bounds (no generated test items)",
     )
+    fleet = p.add_argument_group("fleet suite (--suite fleet)")
+    fleet.add_argument(
+        "--hours",
+        type=float,
+        metavar="H",
+        help="hours of normal driving (highway, stop-and-go, curves, overtaking) in "
+        "recordings of 2-5 minutes; required with --suite fleet",
+    )
+    fleet.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the fleet suite (default: 0)"
+    )
     grid = p.add_argument_group(
         "NCAP scenario parameters (comma-separated lists; --suite ncap or all)"
     )
@@ -70,8 +81,47 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+def run_fleet(args: argparse.Namespace) -> int:
+    """``--suite fleet``: hours of normal driving where no function may warn or brake."""
+    from pytest_adsreplay.errors import UsageError
+    from pytest_adsreplay.scenarios.fleet import fleet_plan, write_fleet
+
+    if args.hours is None:
+        raise UsageError(
+            "--suite fleet needs --hours",
+            hint="e.g. adsreplay generate OUT --suite fleet --hours 1",
+        )
+    if any(x is not None for x in (args.speeds, args.gaps, args.decels, args.overlap)):
+        raise UsageError(
+            "scenario parameters (speeds, gaps, decels, overlap) do not apply to suite 'fleet'",
+            hint="drop them; the fleet suite takes --hours and --seed",
+        )
+    scenarios = fleet_plan(args.hours, args.seed)
+    out = Path(args.out_dir)
+    for sc in scenarios:
+        print(write_fleet(sc, out).as_posix())
+    km = sum(sc.params["distance_m"] for sc in scenarios) / 1000.0
+    hours = sum(sc.duration for sc in scenarios) / 3600.0
+    print(
+        f"wrote {len(scenarios)} fleet recordings (+ sidecars) to {out}: {km:,.1f} km in "
+        f"{hours:.2f} h, seed {args.seed}; [expect] brake = false, fcw = false",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from pytest_adsreplay.scenarios import Grid, plan, write_scenario
+
+    if args.suite == "fleet":
+        return run_fleet(args)
+    if args.hours is not None:
+        from pytest_adsreplay.errors import UsageError
+
+        raise UsageError(
+            f"--hours applies to --suite fleet, not {args.suite!r}",
+            hint="add --suite fleet, or drop --hours",
+        )
 
     grid = Grid(speeds=args.speeds, gaps=args.gaps, decels=args.decels, overlaps=args.overlap)
     scenarios = plan(args.suite, grid, expect=args.expect)

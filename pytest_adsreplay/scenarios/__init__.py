@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.scenarios import false_activation as fa
+from pytest_adsreplay.scenarios.fleet import fleet_plan, generate_fleet
 from pytest_adsreplay.scenarios.ncap import (
     CCRM_MIN_CLOSING_KPH,
     CCRM_TARGET_KPH,
@@ -44,7 +45,9 @@ __all__ = [
     "Scenario",
     "Target",
     "expectations",
+    "fleet_plan",
     "generate",
+    "generate_fleet",
     "plan",
     "scenario",
     "sidecar_text",
@@ -161,6 +164,9 @@ SUITES: dict[str, tuple[str, ...]] = {
             )
         )
     ),
+    # Hours of normal driving whose recordings depend on --hours and --seed:
+    # see generate_fleet.
+    "fleet": (),
 }
 
 
@@ -192,6 +198,12 @@ def scenario(name: str, *, expect: bool = True) -> Scenario:
 def plan(suite: str = "all", grid: Grid | None = None, *, expect: bool = True) -> list[Scenario]:
     """The scenarios of ``suite`` (see ``SUITES``), on ``grid`` for the NCAP ones, by name."""
     grid = grid or Grid()
+    if suite == "fleet":
+        raise UsageError(
+            "the fleet suite is planned by its length in hours",
+            hint="use generate_fleet(out_dir, hours, seed) or adsreplay generate OUT "
+            "--suite fleet --hours H",
+        )
     if suite not in SUITES:
         raise UsageError(f"unknown suite {suite!r}", hint=f"choose one of: {', '.join(SUITES)}")
     if grid.is_default:
