@@ -228,7 +228,8 @@ class FunctionHost:
     def start(self, timeout: float = 120.0) -> FunctionHost:
         """Start the child and load the function there (FunctionLoadError if it cannot)."""
         began = time.perf_counter()
-        self._spawn()
+        if self.proc is None:  # else a spare process adopted by acquire()
+            self._spawn()
         options = asdict(self.options)
         options["binding"] = dict(self.options.binding) if self.options.binding else None
         header = {
@@ -338,6 +339,10 @@ class FunctionHost:
         try:
             reply = self._exchange(_message(header), timeout, recording, "stepping")
             outputs = self._shared.get(reply.get("arrays") or [])
+        except FunctionCrashError:
+            self.close()
+            prestart()  # the next recording's host starts now
+            raise
         except BaseException:
             self.close()
             raise
@@ -574,12 +579,43 @@ def acquire(
             host.close()
             host = None
         if host is None:
-            host = FunctionHost(spec, params, options, limits).start()
+            host = _adopt_spare(FunctionHost(spec, params, options, limits)).start()
         _POOL[key] = host
         while len(_POOL) > POOL_SIZE:
             _, old = _POOL.popitem(last=False)
             old.close()
         return host
+
+
+#: A host process started ahead of need, without a function (see :func:`prestart`).
+_SPARE: list[FunctionHost] = []
+
+
+def prestart() -> None:
+    """Start a host process now, without a function, for the next :func:`acquire` that
+    needs a new one: the interpreter and numpy start while the caller does other work
+    (a session collecting its tests), and the function is still loaded with the
+    ``sys.path`` and limits of that later call."""
+    with _POOL_LOCK:
+        if any(h.alive for h in _SPARE):
+            return
+        _SPARE.clear()
+        spare = FunctionHost("")
+        spare._spawn()
+        _SPARE.append(spare)
+
+
+def _adopt_spare(host: FunctionHost) -> FunctionHost:
+    """``host`` with the spare process when there is a live one (the caller holds the
+    lock)."""
+    while _SPARE:
+        spare = _SPARE.pop()
+        if spare.alive:
+            host.proc, host._fds = spare.proc, spare._fds
+            host._progress, host._shared = spare._progress, spare._shared
+            return host
+        spare.close()
+    return host
 
 
 def shutdown() -> None:
@@ -588,6 +624,8 @@ def shutdown() -> None:
         while _POOL:
             _, host = _POOL.popitem()
             host.close()
+        while _SPARE:
+            _SPARE.pop().close()
 
 
 atexit.register(shutdown)

@@ -222,6 +222,10 @@ class ReplayRun:
 
     def begin(self) -> None:
         """Write the run row (owner only: a plain session or the xdist controller)."""
+        if self.configured and self.settings.function:
+            from pytest_adsreplay.function.host import prestart
+
+            prestart()  # the function's host process starts while pytest collects
         if not self.owner or not self.configured:
             return
         self.store.start_run(

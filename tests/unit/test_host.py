@@ -200,3 +200,34 @@ def test_timeout_label_names_the_stage_timeout(fns: str) -> None:
         "the function under test did not finish (aeb stage exceeded the timeout of 3 s) and "
         "was killed (SIGKILL) at or after t = 0.250 s"
     )
+
+
+def test_prestarted_process_is_adopted_with_the_later_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_mod.prestart()
+    (spare,) = host_mod._SPARE
+    assert spare.proc is not None
+    pid = spare.proc.pid
+    # the function's folder joins sys.path only after the spare started (as collection does)
+    (tmp_path / "late_fns.py").write_text(textwrap.dedent(FUNCTIONS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        host = acquire("late_fns:Good")
+        assert host.proc is not None and host.proc.pid == pid
+        assert host.run(T, SIGNALS, timeout=30)["aeb_decel"].max() == 3.0
+        assert host_mod._SPARE == []
+    finally:
+        host_mod.shutdown()
+
+
+def test_a_crash_starts_the_next_host_ahead(fns: str) -> None:
+    host = acquire(f"{fns}:ExitAt")
+    with pytest.raises(FunctionCrashError):
+        host.run(T, SIGNALS, timeout=30)
+    (spare,) = host_mod._SPARE
+    assert spare.alive and spare.proc is not None
+    pid = spare.proc.pid
+    again = acquire(f"{fns}:ExitAt", {"at": 5.0})
+    assert again.proc is not None and again.proc.pid == pid
+    assert again.run(T, SIGNALS, timeout=30)["aeb_decel"].max() == 0.0
