@@ -212,6 +212,7 @@ def test_external_workers_in_an_empty_folder_read_from_the_store(
         )
     finally:
         logs = [stop(w) for w in workers]
+    assert result.ret == 0, "\n".join(logs)
     result.assert_outcomes(passed=6)
     assert {r.status for r in rows(root, result).values()} == {"ok"}
     assert s3.gets(".mf4") == 3
