@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hist.add_argument(
         "--kpi", action="append", type=_kpi_name, metavar="NAME", help="KPI column (repeatable)"
     )
+    hist.add_argument(
+        "--stats",
+        nargs="?",
+        const="latest",
+        metavar="RUN",
+        help="fleet statistics of a run (id, unique prefix, latest or previous; default: "
+        "the latest run)",
+    )
     hist.set_defaults(func=run)
 
     cmp = subparsers.add_parser(
@@ -69,6 +77,7 @@ def open_db(url: str | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pytest_adsreplay.errors import UsageError
     from pytest_adsreplay.results.history import (
         TREND_KPIS,
         compare_lines,
@@ -79,6 +88,15 @@ def run(args: argparse.Namespace) -> int:
     store = open_db(args.db)
     if args.command == "compare":
         lines = compare_lines(store, args.run_a, args.run_b, show_all=args.all)
+    elif args.stats is not None:
+        from pytest_adsreplay.results.history import stats_lines
+
+        if args.recording:
+            raise UsageError(
+                f"--stats shows a run, not recording {args.recording!r}",
+                hint="adsreplay history --stats [RUN]",
+            )
+        lines = stats_lines(store, args.stats)
     elif args.recording:
         lines = recording_lines(store, args.recording, args.limit, args.kpi or TREND_KPIS)
     else:

@@ -275,6 +275,61 @@ class GroupStats:
     pass_rate: PassRate
     recording_ids: tuple[str, ...] = field(default=())
 
+    def to_json(self) -> dict[str, Any]:
+        """The figures as plain JSON (the results database stores them with the run)."""
+
+        def rate(r: Rate) -> dict[str, Any]:
+            events = [
+                [e.recording, e.t, e.peak_decel, e.target_id, e.out_of_path] for e in r.events
+            ]
+            return {"count": r.count, "km": r.km, "hours": r.hours, "events": events}
+
+        return {
+            "name": self.name,
+            "recordings": self.recordings,
+            "invalid": self.invalid,
+            "outcomes": dict(self.outcomes),
+            "km": self.km,
+            "hours": self.hours,
+            "activations": self.activations,
+            "warnings": self.warnings,
+            "false_activations": rate(self.false_activations),
+            "false_warnings": rate(self.false_warnings),
+            "pass_rate": {"passed": self.pass_rate.passed, "runs": self.pass_rate.runs},
+            "recording_ids": list(self.recording_ids),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GroupStats:
+        def rate(d: Mapping[str, Any]) -> Rate:
+            events = tuple(
+                Event(
+                    str(rec),
+                    float(t),
+                    None if peak is None else float(peak),
+                    None if target is None else int(target),
+                    bool(oop),
+                )
+                for rec, t, peak, target, oop in d.get("events") or ()
+            )
+            return Rate(int(d["count"]), float(d["km"]), float(d["hours"]), events)
+
+        pr = data["pass_rate"]
+        return cls(
+            name=str(data["name"]),
+            recordings=int(data["recordings"]),
+            invalid=int(data["invalid"]),
+            outcomes={str(k): int(v) for k, v in (data.get("outcomes") or {}).items()},
+            km=float(data["km"]),
+            hours=float(data["hours"]),
+            activations=int(data["activations"]),
+            warnings=int(data["warnings"]),
+            false_activations=rate(data["false_activations"]),
+            false_warnings=rate(data["false_warnings"]),
+            pass_rate=PassRate(int(pr["passed"]), int(pr["runs"])),
+            recording_ids=tuple(str(r) for r in data.get("recording_ids") or ()),
+        )
+
 
 def group_stats(name: str, facts: Sequence[RecordingFacts]) -> GroupStats:
     """Statistics of one group; invalid recordings are counted apart and excluded."""

@@ -1,6 +1,7 @@
 """Run history on the results database: KPI trends and run-to-run comparisons (text).
 
 ``adsreplay history`` lists the runs (or one recording's KPIs over the runs), newest first;
+``adsreplay history --stats [RUN]`` shows a run's fleet statistics;
 ``adsreplay compare A B`` shows per-recording KPI deltas from run A to run B, new failures
 and fixed failures. A recording *fails* in a run when its replay did not end ``ok``
 (function failed, error, invalid recording) or when the projected outcome is a collision.
@@ -185,6 +186,39 @@ def recording_lines(
         rows.append(cells)
     lines = [line.rstrip() for line in table(head, rows)]
     return [f"{recording}: {len(hist)} result(s), newest first", *lines]
+
+
+# -- fleet statistics ------------------------------------------------------------------------
+def stats_lines(store: Any, ref: str = "latest", listed: int = 10) -> list[str]:
+    """A run's fleet statistics as stored with it (``ref``: id, prefix, latest, previous),
+    and the false activations and warnings behind them."""
+    from pytest_adsreplay.fleet.stats import stats_lines as table_lines
+
+    run_id = resolve_run(store, ref)
+    run = store.run(run_id) or {"run_id": run_id}
+    groups = store.read_stats(run_id)
+    head = (
+        f"run {run_id} ({_when(run.get('started_at'))}, commit {_commit(run)}, "
+        f"function {run.get('function') or '-'})"
+    )
+    if not groups:
+        return [
+            f"{head}: no fleet statistics stored",
+            "  the run was made before they were stored, or ended before its summary; "
+            "see 'adsreplay history' for other runs",
+        ]
+    lines = [f"{head}: fleet statistics", *table_lines(groups)]
+    overall = groups[0]
+    for kind, rate in (
+        ("false activations", overall.false_activations),
+        ("false warnings", overall.false_warnings),
+    ):
+        if rate.events:
+            lines.append(f"{kind} ({overall.name}, {rate.count}):")
+            lines += [f"  - {e.describe()}" for e in rate.events[:listed]]
+            if len(rate.events) > listed:
+                lines.append(f"  … and {len(rate.events) - listed} more")
+    return lines
 
 
 # -- compare ---------------------------------------------------------------------------------

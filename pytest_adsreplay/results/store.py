@@ -1,4 +1,4 @@
-"""Results database: a runs table and a results table (the only module with SQL).
+"""Results database: runs, results and run_stats tables (the only module with SQL).
 
 Exactly one results row per (run, recording, variant): the db stage writes it in one
 transaction with an upsert, so a retried chain replaces its row instead of adding one.
@@ -16,11 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.kpi.registry import KPIS, get
 from pytest_adsreplay.urls import mask_text, mask_url
+
+if TYPE_CHECKING:
+    from pytest_adsreplay.fleet.stats import GroupStats
 
 STATUSES = ("ok", "failed", "error", "invalid")
 #: (name, SQL type) of each KPI column, from the KPI registry in its order.
@@ -41,6 +44,23 @@ RUN_COLUMNS = (
     "exit_status",
     "git_dirty",
     "function_fingerprint",
+)
+#: The ``run_stats`` columns in insert order (one row per run and statistics group).
+STATS_COLUMNS = (
+    "run_id",
+    "group_name",
+    "position",
+    "recordings",
+    "invalid",
+    "km",
+    "hours",
+    "activations",
+    "warnings",
+    "false_activations",
+    "false_warnings",
+    "passed",
+    "judged",
+    "data",
 )
 #: Columns added to ``runs`` after its first release: added to older databases on open.
 ADDED_RUN_COLUMNS = (("git_dirty", "INTEGER"), ("function_fingerprint", "TEXT"))
@@ -78,6 +98,23 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT,
     written_at {real} NOT NULL,
     PRIMARY KEY (run_id, recording_id, variant)
+);
+CREATE TABLE IF NOT EXISTS run_stats (
+    run_id TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    recordings INTEGER NOT NULL,
+    invalid INTEGER NOT NULL,
+    km {real} NOT NULL,
+    hours {real} NOT NULL,
+    activations INTEGER NOT NULL,
+    warnings INTEGER NOT NULL,
+    false_activations INTEGER NOT NULL,
+    false_warnings INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    judged INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, group_name)
 );
 """
 
@@ -334,6 +371,46 @@ class ResultsStore:
             per[status] = int(count)
             per["collisions"] += int(collisions or 0)
         return out
+
+    def write_stats(self, run_id: str, groups: Sequence[GroupStats]) -> None:
+        """Store the run's fleet statistics (one row per group), replacing earlier ones.
+
+        The headline figures are columns for plain SQL; ``data`` holds every figure and
+        the events behind the false activations and warnings as JSON.
+        """
+        names = ", ".join(STATS_COLUMNS)
+        marks = ", ".join(self.mark for _ in STATS_COLUMNS)
+        with self._transaction() as con:
+            con.execute(self._q("DELETE FROM run_stats WHERE run_id = ?"), (run_id,))
+            for position, g in enumerate(groups):
+                row = (
+                    run_id,
+                    g.name,
+                    position,
+                    g.recordings,
+                    g.invalid,
+                    float(g.km),
+                    float(g.hours),
+                    g.activations,
+                    g.warnings,
+                    g.false_activations.count,
+                    g.false_warnings.count,
+                    g.pass_rate.passed,
+                    g.pass_rate.runs,
+                    json.dumps(g.to_json(), sort_keys=True),
+                )
+                con.execute(f"INSERT INTO run_stats ({names}) VALUES ({marks})", row)
+
+    def read_stats(self, run_id: str) -> list[GroupStats]:
+        """The run's fleet statistics in the order written; [] when it has none."""
+        from pytest_adsreplay.fleet.stats import GroupStats
+
+        with self._connect() as con:
+            rows = con.execute(
+                self._q("SELECT data FROM run_stats WHERE run_id = ? ORDER BY position"),
+                (run_id,),
+            ).fetchall()
+        return [GroupStats.from_json(json.loads(r[0])) for r in rows]
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first."""
