@@ -45,6 +45,10 @@ def memo_sha256(path: str | Path) -> str:
     """sha256 hex of ``path``, remembered in this process while its ``stat`` signature
     stays the same (any write changes the ctime; a replaced file is a new inode)."""
     key = os.path.abspath(path)
+    with _MEMO_LOCK:
+        known = _MEMO.get(key)
+    if known is not None and known[0] == signature(os.stat(key)):
+        return known[1]
     with open(key, "rb") as fh:
         sig = signature(os.fstat(fh.fileno()))
         with _MEMO_LOCK:

@@ -95,9 +95,7 @@ def _of_python(module: str) -> Build:
     if root is None:
         h.update(f"missing:{module}".encode())
         return Build(h.hexdigest(), f"module {module} (not importable here)", found=False)
-    files = list(_code_files(root))
-    if top == PLUGIN:
-        files = _bundled(module, root, files)
+    files = _bundled(module, root) if top == PLUGIN else list(_code_files(root))
     count = 0
     for rel, path in files:
         try:
@@ -114,13 +112,16 @@ def _of_python(module: str) -> Build:
     return Build(h.hexdigest(), f"{kind} {top} at {root} ({count} files; {dists})")
 
 
-def _bundled(module: str, root: Path, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+def _bundled(module: str, root: Path) -> list[tuple[str, str]]:
     """A function bundled with the plugin (the reference): the ``function`` subpackage
     and the spec's own module, not the whole plugin (its other modules are the test
     harness, whose version counts through the distribution)."""
+    files = [(f"function/{rel}", p) for rel, p in _code_files(root / "function")]
     own = module.removeprefix(PLUGIN + ".").replace(".", "/")
-    keep = {f"{own}.py", f"{own}/__init__.py"}
-    return [(rel, p) for rel, p in files if rel.startswith("function/") or rel in keep]
+    for rel in (f"{own}.py", f"{own}/__init__.py"):
+        if not rel.startswith("function/") and (root / rel).is_file():
+            files.append((rel, str(root / rel)))
+    return sorted(files)
 
 
 def _code_root(module: str) -> tuple[Path | None, str]:
@@ -143,19 +144,21 @@ def _code_root(module: str) -> tuple[Path | None, str]:
     return None, module
 
 
-def _code_files(root: Path) -> Iterator[tuple[str, Path]]:
+def _code_files(root: Path) -> Iterator[tuple[str, str]]:
     """(relative POSIX path, path) of the code files under ``root`` (or ``root`` itself),
-    sorted; caches and hidden folders skipped."""
+    sorted; caches and hidden folders skipped. Plain strings: this runs on every job."""
     if not root.is_dir():
-        yield root.name, root
+        yield root.name, str(root)
         return
-    found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root):
+    top = str(root)
+    cut = len(top) + 1
+    found: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
         for f in files:
             if f.endswith(CODE_SUFFIXES):
-                p = Path(folder) / f
-                found.append((p.relative_to(root).as_posix(), p))
+                path = os.path.join(folder, f)
+                found.append((path[cut:].replace(os.sep, "/"), path))
         if len(found) > MAX_FILES:
             break
     yield from sorted(found)[:MAX_FILES]
@@ -168,8 +171,10 @@ def _packages_distributions() -> Mapping[str, list[str]]:
     return packages_distributions()
 
 
+@functools.lru_cache(maxsize=64)
 def _distribution_versions(top: str) -> list[tuple[str, str]]:
-    """(name, version) of the installed distributions that provide package ``top``."""
+    """(name, version) of the installed distributions that provide package ``top``
+    (looked up once per process: an upgrade also changes the package's files)."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     base = top.partition(".")[0]
