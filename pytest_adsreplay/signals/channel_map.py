@@ -347,8 +347,10 @@ class ChannelMap:
 
 
 def _file_sha256(path: Path) -> str:
+    from pytest_adsreplay.hashing import file_sha256
+
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return f"unreadable:{path.name}"
 
