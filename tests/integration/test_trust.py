@@ -234,3 +234,38 @@ def test_long_lived_workers_never_pass_with_stale_code(real_redis: str, tmp_path
         assert "worker adsreplay-" in (row.error or "") and " on host " in (row.error or "")
     third.stdout.fnmatch_lines(["*has a different build of aebfn:Ttc*than the session*"])
     assert third.ret != 0
+
+
+def test_the_embedded_worker_refuses_planted_jobs_too(tmp_path: Path) -> None:
+    """No real Redis needed: the in-process worker of the embedded mode has the same
+    check (its private fakeredis is reachable only from the session, but a bug or a
+    hostile recording must not turn into code execution either)."""
+    from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig, new_run_id
+    from pytest_adsreplay.recordings import discover
+
+    project = write_project(tmp_path / "proj", closing=(40,), free=())
+    cfg = SessionConfig(
+        run_id=new_run_id(),
+        function="aebfn:Ttc",
+        params={},
+        channel_map=None,
+        cycle_time=0.01,
+        db=str(tmp_path / "r.db"),
+        timeout=60,
+        namespace="adsreplay-embedded",
+        settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
+    )
+    session = ReplaySession(cfg, broker.connect(None), embedded=True)
+    session.enqueue([Chain(recording=r, params={}) for r in discover([project.recordings])])
+    marker = tmp_path / "pwned"
+    job = _plain_queue(session.conn, "adsreplay-embedded-read").enqueue(
+        "os.system", f"touch {marker}", at_front=True
+    )
+    try:
+        worker = broker.in_process_worker(session.conn, broker.worker_order(session.queues))
+        worker.run(max_jobs=1)
+        worker.close()
+        assert "is not one of the plugin's stage functions" in _failure_text(session.conn, job.id)
+    finally:
+        session.cleanup()
+    assert not marker.exists()
