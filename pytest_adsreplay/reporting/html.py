@@ -15,13 +15,16 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_adsreplay.kpi.registry import KPIS, headings
 from pytest_adsreplay.reporting.text import OUTCOME_RANK, fmt_value
+
+if TYPE_CHECKING:
+    from pytest_adsreplay.fleet.stats import GroupStats
 
 PAGES_DIR = "recordings"
 INDEX = "index.html"
@@ -358,8 +361,66 @@ def sort_rows(rows: Iterable[IndexRow]) -> list[IndexRow]:
     return sorted(rows, key=lambda r: (-OUTCOME_RANK.get(r.outcome or "", 0), r.key))
 
 
-def write_index(report_dir: Path, rows: Iterable[IndexRow], meta: Mapping[str, Any]) -> Path:
-    """index.html: run facts, counts and the summary table linking every recording's page."""
+#: Columns of the index's fleet statistics table.
+STATS_HEADERS = (
+    "group",
+    "recordings",
+    "invalid",
+    "km",
+    "h",
+    "activations",
+    "warnings",
+    "false activations",
+    "per 1000 km (upper 95 %)",
+    "per h (upper 95 %)",
+    "false warnings per h (upper 95 %)",
+    "pass rate [95 % CI]",
+)
+
+
+def _figure(value: float | None, upper: float | None) -> str:
+    if value is None:
+        return '<td class="num">n/a</td>'
+    bound = "inf" if upper is None or math.isinf(upper) else f"{upper:.2f}"
+    return f'<td class="num">{value:.2f} ({bound})</td>'
+
+
+def stats_table(groups: Sequence[GroupStats]) -> str:
+    """The fleet statistics as an HTML table: exposure, events, rates with their one-sided
+    95 % Poisson upper bounds, pass rates with their 95 % Clopper-Pearson intervals."""
+    rows = []
+    for g in groups:
+        fa, fw, pr = g.false_activations, g.false_warnings, g.pass_rate
+        lo, hi = pr.interval95
+        rate = "n/a" if pr.rate is None else f"{pr.passed}/{pr.runs} = {pr.rate:.2f} "
+        rate += "" if pr.rate is None else f"[{lo:.2f}, {hi:.2f}]"
+        rows.append(
+            [
+                f"<td>{_e(g.name)}</td>",
+                f'<td class="num">{g.recordings}</td>',
+                f'<td class="num">{g.invalid}</td>',
+                f'<td class="num">{g.km:,.1f}</td>',
+                f'<td class="num">{g.hours:,.2f}</td>',
+                f'<td class="num">{g.activations}</td>',
+                f'<td class="num">{g.warnings}</td>',
+                f'<td class="num">{fa.count}</td>',
+                _figure(fa.per_1000km, fa.upper95_per_1000km),
+                _figure(fa.per_hour, fa.upper95_per_hour),
+                _figure(fw.per_hour, fw.upper95_per_hour),
+                f'<td class="num">{_e(rate)}</td>',
+            ]
+        )
+    return '<h2 id="fleet-statistics">Fleet statistics</h2>\n' + _table(STATS_HEADERS, rows)
+
+
+def write_index(
+    report_dir: Path,
+    rows: Iterable[IndexRow],
+    meta: Mapping[str, Any],
+    stats: Sequence[GroupStats] | None = None,
+) -> Path:
+    """index.html: run facts, counts and the summary table linking every recording's page;
+    with ``stats``, the fleet statistics table below it."""
     rows = sort_rows(rows)
     counts: dict[str, int] = {}
     for r in rows:
@@ -391,6 +452,7 @@ def write_index(report_dir: Path, rows: Iterable[IndexRow], meta: Mapping[str, A
             f"<p>{len(rows)} recording(s): {tally or 'none'} &middot; written "
             f"{_e(time.strftime('%Y-%m-%d %H:%M:%S'))}</p>",
             _table(["recording"] + [h for _, h in INDEX_COLUMNS], table_rows, row_class=classes),
+            stats_table(stats) if stats else "",
         ]
     )
     path = report_dir / INDEX
