@@ -9,6 +9,7 @@ from __future__ import annotations
 from pytest_adsreplay.signals.channel_map import (
     CANONICAL_SIGNALS,
     FLAG_SIGNALS,
+    HELD_SIGNALS,
     REQUIRED_SIGNALS,
     SIGNAL_DIMENSIONS,
     TARGET_SIGNALS,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_CYCLE_TIME",
     "FLAG_SIGNALS",
     "GAP_THRESHOLD",
+    "HELD_SIGNALS",
     "REQUIRED_SIGNALS",
     "SIGNAL_DIMENSIONS",
     "SI_UNITS",

@@ -19,6 +19,8 @@ from pytest_adsreplay.errors import ChannelMapError
 from pytest_adsreplay.signals.resample import RESAMPLING_RULES
 from pytest_adsreplay.signals.units import (
     ACCELERATION,
+    ANGLE,
+    ANGULAR_RATE,
     DIMENSIONLESS,
     LENGTH,
     SI_UNITS,
@@ -35,9 +37,16 @@ CANONICAL_SIGNALS: tuple[str, ...] = (
     "target_lateral",
     "target_valid",
     "driver_brake",
+    "ego_yaw_rate",
+    "steering_wheel_angle",
+    "driver_throttle",
+    "turn_indicator",
 )
 REQUIRED_SIGNALS: tuple[str, ...] = ("ego_speed", "target_distance", "target_rel_speed")
 FLAG_SIGNALS: frozenset[str] = frozenset({"target_valid", "driver_brake"})
+#: Signals resampled by previous-value hold, never interpolated: the flags and the
+#: turn indicator (-1 right, 0 off, 1 left).
+HELD_SIGNALS: frozenset[str] = FLAG_SIGNALS | {"turn_indicator"}
 
 #: Signals that the target_valid flag masks with NaN where it says "no object".
 TARGET_SIGNALS: tuple[str, ...] = ("target_distance", "target_rel_speed", "target_lateral")
@@ -57,6 +66,10 @@ SIGNAL_DIMENSIONS: dict[str, str] = {
     "target_valid": DIMENSIONLESS,
     "driver_brake": DIMENSIONLESS,
     "target_id": DIMENSIONLESS,
+    "ego_yaw_rate": ANGULAR_RATE,
+    "steering_wheel_angle": ANGLE,
+    "driver_throttle": DIMENSIONLESS,
+    "turn_indicator": DIMENSIONLESS,
 }
 
 
@@ -199,6 +212,37 @@ _DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
         "DriverBrake",
         "DrvBrk",
         "driver_brake",
+    ),
+    "ego_yaw_rate": (
+        "YawRate",
+        "VehYawRate",
+        "ESP_YawRate",
+        "YawRt",
+        "yaw_rate",
+        "ego_yaw_rate",
+    ),
+    "steering_wheel_angle": (
+        "SteerWhlAng",
+        "SteeringWheelAngle",
+        "SteerAngle",
+        "LWI_Lenkradwinkel",
+        "StrWhlAng",
+        "steering_wheel_angle",
+    ),
+    "driver_throttle": (
+        "AccPdlPos",
+        "AccelPedal",
+        "ThrottlePos",
+        "AccPedal",
+        "GasPedal",
+        "driver_throttle",
+    ),
+    "turn_indicator": (
+        "TurnIndicator",
+        "TurnSignal",
+        "BlinkerSts",
+        "TurnIndSts",
+        "turn_indicator",
     ),
 }
 

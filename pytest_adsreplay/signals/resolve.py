@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pytest_adsreplay.errors import AmbiguousChannelError, RecordingError, UnitError
 from pytest_adsreplay.signals.channel_map import (
-    FLAG_SIGNALS,
+    HELD_SIGNALS,
     SIGNAL_DIMENSIONS,
     ChannelMap,
     ChannelRef,
@@ -108,7 +108,7 @@ def resolve_channels(
             channel=chosen,
             scale=scale,
             offset=offset,
-            hold=name in FLAG_SIGNALS or chosen.discrete,
+            hold=name in HELD_SIGNALS or chosen.discrete,
             conversion=text,
         )
     return out

@@ -10,6 +10,8 @@ ACCELERATION = "acceleration"
 LENGTH = "length"
 TIME = "time"
 DIMENSIONLESS = "dimensionless"
+ANGLE = "angle"
+ANGULAR_RATE = "angular rate"
 
 SI_UNITS: dict[str, str] = {
     SPEED: "m/s",
@@ -17,6 +19,8 @@ SI_UNITS: dict[str, str] = {
     LENGTH: "m",
     TIME: "s",
     DIMENSIONLESS: "0/1",
+    ANGLE: "rad",
+    ANGULAR_RATE: "rad/s",
 }
 
 # (scale, offset, dimension, spellings): SI value = raw * scale + offset
@@ -75,6 +79,16 @@ _UNIT_TABLE: tuple[tuple[float, float, str, tuple[str, ...]], ...] = (
     (60.0, 0.0, TIME, ("min", "minute", "minutes")),
     (3600.0, 0.0, TIME, ("h", "hr", "hour", "hours")),
     (1.0, 0.0, DIMENSIONLESS, ("0/1", "bool", "boolean", "flag", "on/off", "true/false")),
+    (0.01, 0.0, DIMENSIONLESS, ("%", "percent", "pct")),
+    (1.0, 0.0, ANGLE, ("rad", "radian", "radians")),
+    (math.pi / 180.0, 0.0, ANGLE, ("deg", "°", "degree", "degrees")),
+    (1.0, 0.0, ANGULAR_RATE, ("rad/s", "rad s-1", "rad*s-1", "rad/sec", "radian/second")),
+    (
+        math.pi / 180.0,
+        0.0,
+        ANGULAR_RATE,
+        ("deg/s", "°/s", "deg s-1", "deg*s-1", "deg/sec", "dps", "degree/second"),
+    ),
 )
 
 #: Spellings that mean "the logger did not state a unit".
