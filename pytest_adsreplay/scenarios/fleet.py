@@ -343,10 +343,15 @@ def _noise_seed(seed: int, name: str) -> int:
 
 
 def fleet_plan(
-    hours: float, seed: int = 0, *, lengths: tuple[float, float] = LENGTHS
+    hours: float,
+    seed: int = 0,
+    *,
+    lengths: tuple[float, float] = LENGTHS,
+    expect: bool = True,
 ) -> list[FleetScenario]:
     """The fleet recordings of ``hours`` hours, ``fleet/NNNN_<kind>``, kinds taking turns
-    from a seeded start."""
+    from a seeded start. ``expect=False`` leaves ``[expect]`` out of the sidecars (the
+    ``false-activation`` tag still makes them count for the false-activation rates)."""
     _check(hours, lengths)
     rng = np.random.default_rng(seed)
     first = int(rng.integers(len(KINDS)))
@@ -366,7 +371,7 @@ def fleet_plan(
                 targets=targets,
                 duration=length,
                 params={"distance_m": round(distance, 3), "duration_s": length},
-                expect=dict(EXPECT),
+                expect=dict(EXPECT) if expect else {},
                 noise_seed=_noise_seed(seed, name),
             )
         )
@@ -391,7 +396,8 @@ def generate_fleet(
     seed: int = 0,
     *,
     lengths: tuple[float, float] = LENGTHS,
+    expect: bool = True,
 ) -> list[Path]:
     """Write ``hours`` hours of fleet recordings below ``out_dir/fleet``; the MF4 paths."""
-    scenarios = fleet_plan(hours, seed, lengths=lengths)
+    scenarios = fleet_plan(hours, seed, lengths=lengths, expect=expect)
     return [write_fleet(sc, Path(out_dir)) for sc in scenarios]

@@ -125,3 +125,17 @@ def test_cli_writes_the_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     paths = [Path(line) for line in out.splitlines()]
     assert len(paths) == 1 and paths[0].is_file() and paths[0].parent == tmp_path / "fleet"
     assert "wrote 1 fleet recordings" in err and "0.05 h, seed 0" in err
+
+
+def test_no_expect_leaves_the_expect_table_out(tmp_path: Path) -> None:
+    assert cli.main(["generate", str(tmp_path), "--suite", "fleet", "--hours", "0.05"]) == 0
+    assert cli.main(["generate", str(tmp_path / "n"), "--suite", "fleet", "--hours", "0.05",
+                     "--no-expect"]) == 0  # fmt: skip
+    with_expect = sidecar(next((tmp_path / "fleet").glob("*.mf4")))
+    without = sidecar(next((tmp_path / "n" / "fleet").glob("*.mf4")))
+    assert "expect" not in without and with_expect["expect"] == {"brake": False, "fcw": False}
+    assert (
+        without["tags"] == with_expect["tags"] and without["generator"] == with_expect["generator"]
+    )
+    rec = load_recording(next((tmp_path / "n" / "fleet").glob("*.mf4")), tmp_path / "n")
+    assert rec.expect == () and "false-activation" in rec.tags  # still eligible for the rates
