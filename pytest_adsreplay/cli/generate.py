@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "generate",
         help="write scenario recordings (MF4 + sidecar TOML)",
         description="Write Euro NCAP car-to-car rear (CCRs, CCRm, CCRb) and false-activation "
-        "recordings with sidecars. The sidecars' [expect] bounds are those of the reference "
+        "recordings with sidecars, or (--suite fleet --hours H) hours of normal driving for "
+        "the fleet statistics and gates. The sidecars' [expect] bounds are those of the reference "
         "function pytest_adsreplay.reference:TtcAeb with its defaults; pass --no-expect for "
         "sidecars without bounds (add your function's own). The physics is in docs/physics.md.",
     )
