@@ -191,10 +191,11 @@ def build_fmu(
     version: int = 2,
     model: str = "aeb",
     types: Mapping[str, str] | None = None,
+    defines: tuple[str, ...] = (),
 ) -> Path:
     """An FMI ``version`` co-simulation FMU of the C function in ``sources`` (whose
     metadata is read from the already built ``library``; ``types`` as in
-    :func:`model_description`)."""
+    :func:`model_description`; ``defines`` as ``-D`` flags)."""
     import fmpy
 
     cc = require_compiler()
@@ -203,7 +204,8 @@ def build_fmu(
     binary = work / "binaries" / platform / f"{model}.so"
     binary.parent.mkdir(parents=True, exist_ok=True)
     wrapper = NATIVE / ("fmi2_cs.c" if version == 2 else "fmi3_cs.c")
-    cmd = [cc, *FLAGS, f"-I{NATIVE}", f"-I{fmi_headers()}", str(wrapper), *map(str, sources)]
+    cmd = [cc, *FLAGS, f"-I{NATIVE}", f"-I{fmi_headers()}", *(f"-D{d}" for d in defines)]
+    cmd += [str(wrapper), *map(str, sources)]
     compile_c([*cmd, "-o", str(binary), "-lm"])
     (work / "modelDescription.xml").write_text(model_description(library, version, model, types))
     with zipfile.ZipFile(out, "w") as zf:

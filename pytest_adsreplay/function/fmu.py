@@ -36,6 +36,7 @@ from pytest_adsreplay.function.protocol import FunctionInfo, FunctionOptions, Po
 _FLOAT_TYPES = {"Real", "Float64"}
 _STATUS = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")
 _OK_OR_WARNING = 1
+_FMI2_TERMINATED = 3  # fmi2StatusKind fmi2Terminated
 
 
 def _fmpy() -> Any:
@@ -170,6 +171,9 @@ class FmuAdapter:
         self._dir = tempfile.mkdtemp(prefix="adsreplay-fmu-")
         self._fmu: Any = None
         self._fresh = True
+        #: a writable one-element float64 buffer a supervised host reads after a crash:
+        #: the time of the cycle about to be stepped
+        self.progress: Any = None
         try:
             self._instantiate(path)
         except BaseException:
@@ -438,20 +442,42 @@ class FmuAdapter:
             else (*(ctypes.addressof(f) for f in flags), ctypes.addressof(last))
         )
         slow = bool(self._other_in or self._other_out)
+        mark = self.progress if self.progress is not None else [0.0]
         for i, ti in enumerate(t.tolist()):
+            mark[0] = ti
             if m and set_in(comp, in_vr, m, in_ptr + i * in_row, *extra_in) > _OK_OR_WARNING:
                 raise self._error("setting the inputs failed", i, ti, recording)
             if slow:
                 self._slow_io(i, table, out, before=True)
             status = do_step(comp, ti, h, 1, *step_args)
             if status > _OK_OR_WARNING:
-                raise self._error(f"doStep returned {_STATUS[status]}", i, ti, recording)
+                raise self._error(self._step_failure(status), i, ti, recording)
             if self.major == 3 and flags[1].value:
-                raise self._error("the FMU asked to terminate the simulation", i, ti, recording)
+                raise self._error(
+                    "the FMU ended the simulation (doStep set terminateSimulation)",
+                    i,
+                    ti,
+                    recording,
+                )
             if k and get_out(comp, out_vr, k, out_ptr + i * out_row, *extra_out) > 1:
                 raise self._error("reading the outputs failed", i, ti, recording)
             if slow:
                 self._slow_io(i, table, out, before=False)
+
+    def _step_failure(self, status: int) -> str:
+        """What a failed ``doStep`` means: FMI 2 ``Discard`` with ``fmi2Terminated`` is
+        the FMU ending the simulation."""
+        label = _STATUS[status] if 0 <= status < len(_STATUS) else str(status)
+        if self.major == 2 and label == "Discard" and self._terminated():
+            return "the FMU ended the simulation (doStep returned Discard, fmi2Terminated)"
+        return f"doStep returned {label}"
+
+    def _terminated(self) -> bool:
+        """FMI 2 ``fmi2GetBooleanStatus(fmi2Terminated)`` (False when not supported)."""
+        try:
+            return bool(self._fmu.getBooleanStatus(_FMI2_TERMINATED))
+        except Exception:
+            return False
 
     def _slow_io(self, i: int, table: np.ndarray, out: np.ndarray, *, before: bool) -> None:
         """Inputs and outputs that are not 64-bit floats, through fmpy's typed calls."""

@@ -46,6 +46,9 @@ _REQUIRED = (
     "adsreplay_last_error",
 )
 
+#: Cycles per batch call when a host watches the progress (a crash is placed within one).
+BATCH_CYCLES = 256
+
 _HINT = "see the C ABI with `adsreplay function --header`"
 
 
@@ -172,6 +175,9 @@ class NativeAdapter:
             check_parameters(spec, self.params, self.parameters)
         self._batch = getattr(lib, "adsreplay_step_batch", None)
         self.use_batch = self._batch is not None
+        #: a writable one-element float64 buffer a supervised host reads after a crash:
+        #: the time of the cycle about to be stepped (batch calls mark their first cycle)
+        self.progress: Any = None
         self._handle: int | None = self._create()
 
     def _create(self) -> int:
@@ -247,13 +253,28 @@ class NativeAdapter:
         self, t: np.ndarray, table: np.ndarray, out: np.ndarray, recording: str | None
     ) -> None:
         assert self._batch is not None
+        mark, n = self.progress, len(t)
+        # under a host, batches of BATCH_CYCLES so a crash is placed within one batch
+        chunk = n if mark is None else BATCH_CYCLES
         done = ctypes.c_size_t(0)
-        status = self._batch(
-            self._handle, len(t), t.ctypes.data, table.ctypes.data, out.ctypes.data, done
-        )
-        if status:
-            i = min(int(done.value), len(t) - 1)
-            self._fail(status, i, float(t[i]), recording, "adsreplay_step_batch")
+        t_ptr, in_ptr, out_ptr = t.ctypes.data, table.ctypes.data, out.ctypes.data
+        in_row, out_row = table.strides[0], out.strides[0]
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            if mark is not None:
+                mark[0] = t[start]
+            done.value = 0
+            status = self._batch(
+                self._handle,
+                count,
+                t_ptr + 8 * start,
+                in_ptr + start * in_row,
+                out_ptr + start * out_row,
+                done,
+            )
+            if status:
+                i = min(start + int(done.value), n - 1)
+                self._fail(status, i, float(t[i]), recording, "adsreplay_step_batch")
 
     def _run_steps(
         self, t: np.ndarray, table: np.ndarray, out: np.ndarray, recording: str | None
@@ -261,7 +282,9 @@ class NativeAdapter:
         step, handle = self._lib.adsreplay_step, self._handle
         in_ptr, out_ptr = table.ctypes.data, out.ctypes.data
         in_row, out_row = table.strides[0], out.strides[0]
+        mark = self.progress if self.progress is not None else [0.0]
         for i, ti in enumerate(t.tolist()):
+            mark[0] = ti
             status = step(handle, ti, in_ptr + i * in_row, out_ptr + i * out_row)
             if status:
                 self._fail(status, i, ti, recording, "adsreplay_step")

@@ -88,11 +88,21 @@ fmi2Status fmi2SetReal(fmi2Component c, const fmi2ValueReference vr[], size_t n,
     return core_set(&((Comp *)c)->core, vr, n, v) ? fmi2Error : fmi2OK;
 }
 
+static fmi2Boolean terminated = fmi2False; /* fmi2Terminated of fmi2GetBooleanStatus */
+
 fmi2Status fmi2DoStep(fmi2Component c, fmi2Real t, fmi2Real h, fmi2Boolean no_prior) {
     Comp *m = c;
     (void)h; (void)no_prior;
-    if (core_step(&m->core, t)) {
+    int status = core_step(&m->core, t);
+    if (status) {
         log_error(m, m->core.message);
+#ifdef ADSREPLAY_FMU_TERMINATE_STATUS
+        /* built with -DADSREPLAY_FMU_TERMINATE_STATUS=N: step status N ends the simulation */
+        if (status == ADSREPLAY_FMU_TERMINATE_STATUS) {
+            terminated = fmi2True;
+            return fmi2Discard;
+        }
+#endif
         return fmi2Error;
     }
     return fmi2OK;
@@ -146,5 +156,10 @@ fmi2Status fmi2CancelStep(fmi2Component c) { (void)c; UNSUPPORTED; }
 fmi2Status fmi2GetStatus(fmi2Component c, const fmi2StatusKind s, fmi2Status *v) { (void)c; (void)s; (void)v; UNSUPPORTED; }
 fmi2Status fmi2GetRealStatus(fmi2Component c, const fmi2StatusKind s, fmi2Real *v) { (void)c; (void)s; (void)v; UNSUPPORTED; }
 fmi2Status fmi2GetIntegerStatus(fmi2Component c, const fmi2StatusKind s, fmi2Integer *v) { (void)c; (void)s; (void)v; UNSUPPORTED; }
-fmi2Status fmi2GetBooleanStatus(fmi2Component c, const fmi2StatusKind s, fmi2Boolean *v) { (void)c; (void)s; (void)v; UNSUPPORTED; }
+fmi2Status fmi2GetBooleanStatus(fmi2Component c, const fmi2StatusKind s, fmi2Boolean *v) {
+    (void)c;
+    if (s != fmi2Terminated) UNSUPPORTED;
+    *v = terminated;
+    return fmi2OK;
+}
 fmi2Status fmi2GetStringStatus(fmi2Component c, const fmi2StatusKind s, fmi2String *v) { (void)c; (void)s; (void)v; UNSUPPORTED; }

@@ -102,8 +102,16 @@ fmi3Status fmi3DoStep(fmi3Instance c, fmi3Float64 t, fmi3Float64 h, fmi3Boolean 
     *terminate = fmi3False;
     *early_return = fmi3False;
     *last_time = t + h;
-    if (core_step(&m->core, t)) {
+    int status = core_step(&m->core, t);
+    if (status) {
         log_error(m, m->core.message);
+#ifdef ADSREPLAY_FMU_TERMINATE_STATUS
+        /* built with -DADSREPLAY_FMU_TERMINATE_STATUS=N: step status N ends the simulation */
+        if (status == ADSREPLAY_FMU_TERMINATE_STATUS) {
+            *terminate = fmi3True;
+            return fmi3OK;
+        }
+#endif
         return fmi3Error;
     }
     return fmi3OK;
