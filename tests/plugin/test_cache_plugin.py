@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_on_by_default_and_a_second_run_reads_the_cache(project: pytest.Pytester
     assert set(second) == set(first) and set(second.values()) == {123.0}
 
 
-def test_a_changed_recording_is_read_again(project: pytest.Pytester, approach) -> None:  # type: ignore[no-untyped-def]
+def test_a_changed_recording_is_read_again(project: pytest.Pytester, approach: Any) -> None:
     _run(project)
     cache = project.path / ".adsreplay" / "cache"
     for entry in _entries(cache):

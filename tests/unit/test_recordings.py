@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_check_expectations_reports_every_violation() -> None:
         },
         Path("x.toml"),
     )
-    kpis = {
+    kpis: dict[str, Any] = {
         "brake_time": None,
         "fcw_time": 1.0,
         "ttc_at_brake": None,
