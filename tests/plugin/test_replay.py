@@ -151,7 +151,12 @@ def test_expectation_items_report_every_violated_bound(project: pytest.Pytester)
         ),
         ("brake = 1", ["*: [[]expect[]] brake must be true or false*"]),
         ("ttc_at_brake = = 1", ["* is not valid TOML*line 2*"]),
+        (  # too deep for the parser: a RecursionError, still only this recording's error
+            "x = " + "{ a = " * 500 + "1" + " }" * 500,
+            ["* nests tables or arrays too deeply to be parsed*"],
+        ),
     ],
+    ids=["unknown", "min-max", "keys", "bool", "syntax", "deep"],
 )
 def test_malformed_sidecar_is_an_error_naming_the_file(
     project: pytest.Pytester, expect: str, message: list[str]
