@@ -24,6 +24,7 @@ from integration_kit import (
     Project,
     fleet_lease,
     reachable,
+    reap_spawned,
     redis_url,
     start_worker,
     stop,
@@ -44,6 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if mark is None or not mark.args or HERE not in item.path.parents:
             continue
         item.add_marker(pytest.mark.timeout(mark.args[0] * PATIENCE), append=False)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_sessions() -> Iterator[None]:
+    """After each test, inner sessions it left running are killed (their output printed,
+    shown with the test's failure), so they cannot disturb the next test."""
+    yield
+    for leftover in reap_spawned():
+        print(f"killed at the end of the test, still running: {leftover}")
 
 
 @pytest.fixture(scope="session")

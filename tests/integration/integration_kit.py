@@ -500,8 +500,9 @@ def spawn_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None) -> An
     SIGINT is reset to its default in the child: a shell without job control (a CI
     script run in the background) starts children with SIGINT ignored, and Python
     keeps an ignored SIGINT ignored, so the Ctrl-C tests would send it into the void.
+    Every child is remembered in ``SPAWNED`` until ``reap_spawned`` ends the test.
     """
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         pytest_cmd(*args),
         cwd=cwd,
         env=env or subprocess_env(),
@@ -510,6 +511,28 @@ def spawn_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None) -> An
         stderr=subprocess.STDOUT,
         preexec_fn=_default_sigint,
     )
+    SPAWNED.append(proc)
+    return proc
+
+
+#: Inner sessions started by ``spawn_pytest`` during the current test.
+SPAWNED: list[subprocess.Popen[str]] = []
+
+
+def reap_spawned() -> list[str]:
+    """Kill the inner sessions of the current test that still run (a test that failed
+    while waiting for one) and close every pipe, so that no process or open file is left
+    to warn in a later test; the output of each one that had to be killed."""
+    leftovers = []
+    while SPAWNED:
+        proc = SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            out, _ = proc.communicate(timeout=30)
+            leftovers.append(f"inner session {proc.args!r}:\n{out}")
+        elif proc.stdout is not None and not proc.stdout.closed:
+            proc.stdout.close()
+    return leftovers
 
 
 def _default_sigint() -> None:
