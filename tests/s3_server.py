@@ -160,10 +160,11 @@ class S3Server:
 
 @dataclass
 class FaultProxy:
-    """A TCP proxy in front of a server: ``mode`` = "pass", "truncate" (the first
-    ``keep`` bytes of each response, then the connection is closed) or "refuse".
-    With ``control``, each new connection takes the mode written in that file (so
-    another process can switch it mid-run)."""
+    """A TCP proxy in front of a server: ``mode`` = "pass", "truncate" (``keep`` bytes
+    more of the responses, then the connection is closed) or "refuse" (connections are
+    closed, new ones refused). With ``control``, the mode is what that file says, read
+    at every chunk, so another process can switch it mid-run, also for the kept-alive
+    connections of a client."""
 
     target: int
     mode: str = "pass"
@@ -176,6 +177,11 @@ class FaultProxy:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def current(self) -> str:
+        if self.control is not None and self.control.exists():
+            return self.control.read_text().strip() or "pass"
+        return self.mode
 
     def start(self) -> FaultProxy:
         self._sock = socket.socket()
@@ -198,9 +204,7 @@ class FaultProxy:
                 client, _ = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
-            if self.control is not None and self.control.exists():
-                self.mode = self.control.read_text().strip() or "pass"
-            if self.mode == "refuse":
+            if self.current() == "refuse":
                 client.close()
                 continue
             threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
@@ -211,22 +215,30 @@ class FaultProxy:
         except OSError:
             client.close()
             return
-        truncate = self.mode == "truncate"
 
         def up() -> None:
             with contextlib.suppress(OSError):
                 while data := client.recv(65536):
+                    if self.current() == "refuse":
+                        break
                     upstream.sendall(data)
+            for s in (client, upstream):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
 
         threading.Thread(target=up, daemon=True).start()
-        sent = 0
+        sent = 0  # bytes passed on since the mode became "truncate"
         with contextlib.suppress(OSError):
             while data := upstream.recv(65536):
-                if truncate and sent + len(data) > self.keep:
-                    client.sendall(data[: self.keep - sent])
+                mode = self.current()
+                if mode == "refuse":
                     break
+                if mode == "truncate":
+                    if sent + len(data) > self.keep:
+                        client.sendall(data[: self.keep - sent])
+                        break
+                    sent += len(data)
                 client.sendall(data)
-                sent += len(data)
         for s in (client, upstream):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
