@@ -25,6 +25,7 @@ ADAPTERS = {
     "c": "pytest_adsreplay.function.native",
 }
 NATIVE_SUFFIXES = (".so", ".dylib", ".dll")
+_FORMS = {"python": "a Python function", "fmu": "an FMU", "c": "a C shared library"}
 
 
 def function_kind(spec: str | Callable[..., Any]) -> str:
@@ -55,8 +56,8 @@ def open_function(
         if exc.name != name:
             raise
         raise FunctionLoadError(
-            f"function under test {spec!r} is a {kind.upper()} function, and this "
-            "installation of pytest-adsreplay cannot load that form yet",
+            f"function under test {spec!r} is {_FORMS[kind]}, and this installation of "
+            "pytest-adsreplay cannot load that form",
             hint="use a Python function (module:attr), or upgrade pytest-adsreplay",
         ) from None
     adapter: FunctionAdapter = module.open_adapter(

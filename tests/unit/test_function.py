@@ -292,3 +292,26 @@ def test_load_error_on_a_worker_names_worker_and_host() -> None:
     assert str(out).startswith("r.mf4: worker pid ")
     assert f"on host {socket.gethostname()}: cannot import module 'mine'" in str(out)
     assert "PYTHONPATH=<folder> adsreplay worker" in str(out)
+
+
+def test_open_function_dispatches_by_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_adsreplay.function as fn_pkg
+    from pytest_adsreplay.function import function_kind, open_function
+    from pytest_adsreplay.function.python import PythonAdapter
+
+    assert [function_kind(s) for s in ("a.b:C", "x/aeb.FMU", "libaeb.so", "aeb.dll", Good)] == [
+        "python",
+        "fmu",
+        "c",
+        "c",
+        "python",
+    ]
+    adapter = open_function(Good, {"decel": 2.0})  # a class object still works
+    assert isinstance(adapter, PythonAdapter) and adapter.cycle_time == 0.02
+    assert adapter.info().kind == "python" and adapter.spec.endswith(":Good")
+    assert adapter.run(T, SIGNALS)["aeb_decel"].max() == 2.0
+    monkeypatch.setitem(fn_pkg.ADAPTERS, "fmu", "pytest_adsreplay.function.no_such_adapter")
+    with pytest.raises(
+        FunctionLoadError, match="is an FMU, and this installation of pytest-adsreplay cannot"
+    ):
+        open_function("build/aeb.fmu")
