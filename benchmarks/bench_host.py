@@ -41,7 +41,7 @@ from pytest_adsreplay.function import open_function  # noqa: E402
 from pytest_adsreplay.function.stepping import run_function  # noqa: E402
 from pytest_adsreplay.signals import CANONICAL_SIGNALS  # noqa: E402
 
-SPEC = "pytest_adsreplay.reference:TtcAeb"
+FUNCTION = "pytest_adsreplay.reference:TtcAeb"
 CYCLE = 0.01
 
 
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     recs = [workload(args.minutes, seed) for seed in range(args.recordings)]
     frames = sum(t.size for t, _ in recs)
-    adapter = open_function(SPEC)
-    host = function_host.acquire(SPEC)
+    adapter = open_function(FUNCTION)
+    host = function_host.acquire(FUNCTION)
     marker = memoryview(bytearray(8)).cast("d")
 
     def in_process() -> None:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     starts = []
     for _ in range(args.starts):
         began = time.perf_counter()
-        fresh = function_host.FunctionHost(SPEC).start()
+        fresh = function_host.FunctionHost(FUNCTION).start()
         starts.append(time.perf_counter() - began)
         fresh.close()
     small_t, small_s = workload(10 / 60, 99)  # a 10 s recording: the fixed cost dominates
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.recordings
     print(
         f"workload: {n} recordings x {args.minutes:g} min at 100 Hz = {frames} frames per round, "
-        f"{args.rounds} interleaved rounds, function {SPEC}"
+        f"{args.rounds} interleaved rounds, function {FUNCTION}"
     )
     print(f"{'':24} {'s/recording':>12} {'us/frame':>9} {'best s':>8} {'median s':>9}")
     for name, ts in times.items():
