@@ -50,6 +50,13 @@ class FunctionAdapter(Protocol):
     returns the outputs as arrays on ``t``: always ``fcw`` and ``aeb_decel``, plus every
     other numeric output. A bad result or a failure inside the function raises
     :class:`~pytest_adsreplay.errors.FunctionError` naming the cycle time.
+
+    In the supervised host (:mod:`pytest_adsreplay.function.host`) the adapter's
+    ``progress`` attribute is set, when the adapter allows it, to a writable one-element
+    float64 buffer (``progress[0] = t``): an adapter writes the time of each cycle (or
+    of the first cycle of each batch) into it before stepping it, so that a crash in the
+    function can be reported "at or after t = …". Without it a crash is reported as
+    "before its first cycle".
     """
 
     kind: str
