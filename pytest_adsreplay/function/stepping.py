@@ -75,14 +75,20 @@ def run_function(
 
 def _arrays(
     t: np.ndarray, signals: Mapping[str, np.ndarray], inputs: tuple[str, ...]
-) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     """``t`` as float64 and the frame's columns: ``t`` first, then ``inputs`` (None:
-    NaN throughout) and the signals."""
+    NaN throughout), ``objects`` (the object list's frames, when the signals carry its
+    columns ``obj_dx[0]`` …) and the signals."""
+    from pytest_adsreplay.signals.objects import split_objects
+
     t = np.asarray(t, dtype=np.float64).reshape(-1)
     n = len(t)
-    arrays: dict[str, np.ndarray | None] = {"t": t}
+    arrays: dict[str, Any] = {"t": t}
     for name in inputs:
         arrays[name] = None  # NaN throughout
+    signals, objects = split_objects(signals)
+    if objects is not None:
+        arrays["objects"] = objects  # objects[a:b].tolist(): one view per field and cycle
     for name, arr in signals.items():
         values = np.asarray(arr, dtype=np.float64)
         if values.shape != (n,):
@@ -115,7 +121,7 @@ class _Stepper:
         self,
         step: Callable[[Any], Any],
         t: np.ndarray,
-        arrays: dict[str, np.ndarray | None],
+        arrays: dict[str, Any],
         recording: str | None,
         progress: Any,
     ):

@@ -12,7 +12,8 @@ import numpy as np
 
 @dataclass
 class ChannelData:
-    """One channel to write: samples on its group's timestamps."""
+    """One channel to write: samples on its group's timestamps (2-D samples: an array
+    channel with one row of elements per timestamp)."""
 
     name: str
     samples: np.ndarray
@@ -54,7 +55,7 @@ def write_recording(
             ts = np.asarray(group.timestamps, dtype=np.float64)
             sigs = [
                 Signal(
-                    np.asarray(ch.samples),
+                    _samples(ch),
                     ts,
                     name=ch.name,
                     unit=ch.unit,
@@ -70,6 +71,16 @@ def write_recording(
     if saved != path:  # asammdf picks the suffix (.dat -> .mdf, .MF4 -> .mf4)
         saved.replace(path)
     return path
+
+
+def _samples(ch: ChannelData) -> np.ndarray:
+    """A channel's samples as asammdf takes them: 2-D samples (one row of ``k`` elements
+    per timestamp) become an MF4 array channel of ``k`` elements."""
+    samples = np.asarray(ch.samples)
+    if samples.ndim == 2:
+        dtype = np.dtype([(ch.name, samples.dtype, (samples.shape[1],))])
+        return np.rec.fromarrays([samples], dtype=dtype)
+    return samples
 
 
 def write_can_recording(

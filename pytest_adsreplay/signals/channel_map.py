@@ -54,6 +54,22 @@ TARGET_SIGNALS: tuple[str, ...] = ("target_distance", "target_rel_speed", "targe
 #: Signals a map may name that steer resampling but are not inputs of the function:
 #: ``target_id`` is the lead object's track id (a new id is another object).
 AUXILIARY_SIGNALS: tuple[str, ...] = ("target_id",)
+#: The fields of an object list (``[objects]`` table), one matrix of cycles x slots each.
+OBJECT_FIELDS: tuple[str, ...] = (
+    "obj_dx",
+    "obj_dy",
+    "obj_vx",
+    "obj_vy",
+    "obj_ax",
+    "obj_valid",
+    "obj_id",
+    "obj_class",
+)
+#: Object fields resampled by previous-value hold (the flag, the track id, the class).
+HELD_OBJECT_FIELDS: frozenset[str] = frozenset({"obj_valid", "obj_id", "obj_class"})
+#: The largest object list a map may declare.
+MAX_OBJECT_SLOTS = 1024
+
 #: Every name a ``[signals.<name>]`` table may have.
 MAPPABLE_SIGNALS: tuple[str, ...] = CANONICAL_SIGNALS + AUXILIARY_SIGNALS
 
@@ -70,6 +86,14 @@ SIGNAL_DIMENSIONS: dict[str, str] = {
     "steering_wheel_angle": ANGLE,
     "driver_throttle": DIMENSIONLESS,
     "turn_indicator": DIMENSIONLESS,
+    "obj_dx": LENGTH,
+    "obj_dy": LENGTH,
+    "obj_vx": SPEED,
+    "obj_vy": SPEED,
+    "obj_ax": ACCELERATION,
+    "obj_valid": DIMENSIONLESS,
+    "obj_id": DIMENSIONLESS,
+    "obj_class": DIMENSIONLESS,
 }
 
 
@@ -125,6 +149,24 @@ class SignalSpec:
         if self.scale is not None:
             out["scale"] = self.scale
             out["offset"] = self.offset
+        return out
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """The ``[objects]`` table: ``count`` slots numbered from ``index_base`` in the file,
+    and per field its candidates (a name with ``{i}`` is one channel per slot, formatted
+    with the slot's number; a name without is an array channel of ``count`` elements)."""
+
+    count: int
+    fields: Mapping[str, SignalSpec]
+    index_base: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.count, "index_base": self.index_base}
+        for name in OBJECT_FIELDS:
+            if name in self.fields:
+                out[name] = self.fields[name].to_dict()
         return out
 
 
@@ -255,7 +297,13 @@ _CAN_HINT = (
     "bus = 1 (the CAN channel the DBC applies to; 0 = any), or per file "
     'dbc = [{ file = "radar.dbc", bus = 2 }]; map signals as channels = ["Message.Signal"]'
 )
-_TOP_KEYS = ("signals", "use_builtin", "description", "can")
+_TOP_KEYS = ("signals", "use_builtin", "description", "can", "objects")
+_OBJECTS_HINT = (
+    "write [objects] count = 32 (slots), index_base = 0 (1 when the logger numbers objects "
+    'from 1) and per field [objects.obj_dx] channels = ["Radar.Obj{i:02d}.DistX"] (one '
+    'channel per slot) or channels = ["ObjList.DistX"] (an array channel); fields: '
+    + ", ".join(OBJECT_FIELDS)
+)
 _SIGNAL_KEYS = ("channels", "unit", "scale", "offset")
 
 
@@ -281,6 +329,7 @@ class ChannelMap:
     signals: Mapping[str, SignalSpec]
     source: str = "built-in"
     dbc: tuple[DbcFile, ...] = ()
+    objects: ObjectSpec | None = None
 
     @classmethod
     def default(cls) -> ChannelMap:
@@ -343,16 +392,17 @@ class ChannelMap:
         if not isinstance(use_builtin, bool):
             raise fail(f"use_builtin must be true or false, got {use_builtin!r}")
         dbc = _parse_can(data.get("can"), base or Path.cwd(), fail)
-        table = data.get("signals", {} if dbc else None)
-        if not isinstance(table, Mapping) or not (table or dbc):
-            raise fail("no [signals.<name>] tables (and no [can] table) found")
+        objects = _parse_objects(data.get("objects"), fail)
+        table = data.get("signals", {} if dbc or objects else None)
+        if not isinstance(table, Mapping) or not (table or dbc or objects):
+            raise fail("no [signals.<name>] tables (and no [can] or [objects] table) found")
         specs: dict[str, SignalSpec] = {}
         for name, entry in table.items():
             specs[name] = _parse_spec(name, entry, fail)
         merged = dict(cls.default().signals) if use_builtin else {}
         merged.update(specs)
         ordered = {n: merged[n] for n in MAPPABLE_SIGNALS if n in merged}
-        return cls(ordered, source, dbc)
+        return cls(ordered, source, dbc, objects)
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized plain structure (``use_builtin = false``: complete by itself)."""
@@ -364,6 +414,8 @@ class ChannelMap:
         }
         if self.dbc:
             out["can"] = {"dbc": [{"file": str(d.path), "bus": d.bus} for d in self.dbc]}
+        if self.objects is not None:
+            out["objects"] = self.objects.to_dict()
         return out
 
     def dbc_pairs(self) -> list[tuple[Path, int]]:
@@ -376,18 +428,73 @@ class ChannelMap:
         signals read through a map change with any of them."""
         norm: dict[str, Any] = {"[rules]": RESAMPLING_RULES}
         for name, spec in sorted(self.signals.items()):
-            entry: dict[str, Any] = {"channels": [str(c) for c in spec.channels]}
-            if spec.scale is not None:
-                entry["scale"] = float(spec.scale)
-                entry["offset"] = float(spec.offset)
-            elif spec.unit is not None:
-                scale, offset, _ = unit_info(spec.unit)
-                entry["unit"] = [scale, offset]
-            norm[name] = entry
+            norm[name] = _spec_fingerprint(spec)
+        if self.objects is not None:
+            norm["[objects]"] = {
+                "count": self.objects.count,
+                "index_base": self.objects.index_base,
+                **{n: _spec_fingerprint(s) for n, s in sorted(self.objects.fields.items())},
+            }
         if self.dbc:
             norm["[can]"] = [[_file_sha256(d.path), d.bus] for d in self.dbc]
         blob = json.dumps(norm, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _spec_fingerprint(spec: SignalSpec) -> dict[str, Any]:
+    entry: dict[str, Any] = {"channels": [str(c) for c in spec.channels]}
+    if spec.scale is not None:
+        entry["scale"] = float(spec.scale)
+        entry["offset"] = float(spec.offset)
+    elif spec.unit is not None:
+        scale, offset, _ = unit_info(spec.unit)
+        entry["unit"] = [scale, offset]
+    return entry
+
+
+def _parse_objects(table: Any, fail: Any) -> ObjectSpec | None:
+    """The ``[objects]`` table (None when absent)."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise fail(f"[objects] must be a table, got {type(table).__name__}", _OBJECTS_HINT)
+    unknown = sorted(set(table) - {"count", "index_base", *OBJECT_FIELDS})
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], OBJECT_FIELDS, n=1)
+        also = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(f"[objects]: unknown key(s) {', '.join(unknown)}{also}", _OBJECTS_HINT)
+    count, base = table.get("count"), table.get("index_base", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_OBJECT_SLOTS:
+        raise fail(
+            f"[objects] count must be a whole number of slots 1..{MAX_OBJECT_SLOTS}, got {count!r}",
+            _OBJECTS_HINT,
+        )
+    if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+        raise fail(f"[objects] index_base must be 0 or 1 (or more), got {base!r}", _OBJECTS_HINT)
+    if "obj_dx" not in table:
+        raise fail("[objects] has no [objects.obj_dx] table (the field every list needs)")
+    fields = {}
+    for name in OBJECT_FIELDS:
+        if name in table:
+            spec = _parse_spec(name, table[name], fail, where=f"[objects.{name}]")
+            for ref in spec.channels:
+                _check_pattern(ref.name, f"[objects.{name}]", fail)
+            fields[name] = spec
+    return ObjectSpec(count, fields, base)
+
+
+def _check_pattern(name: str, where: str, fail: Any) -> None:
+    """A slot pattern must format with ``i`` alone (``"Radar.Obj{i:02d}.DistX"``)."""
+    if "{" not in name:
+        return
+    try:
+        name.format(i=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise fail(
+            f"{where}: bad slot pattern {name!r} ({type(exc).__name__}: {exc}); use Python "
+            'format syntax on i, e.g. "Radar.Obj{i:02d}.DistX"',
+            _OBJECTS_HINT,
+        ) from None
 
 
 def _file_sha256(path: Path) -> str:
@@ -450,8 +557,8 @@ def _parse_can(table: Any, base: Path, fail: Any) -> tuple[DbcFile, ...]:
     return tuple(out)
 
 
-def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
-    if name not in MAPPABLE_SIGNALS:
+def _parse_spec(name: Any, entry: Any, fail: Any, *, where: str | None = None) -> SignalSpec:
+    if where is None and name not in MAPPABLE_SIGNALS:
         close = difflib.get_close_matches(str(name), MAPPABLE_SIGNALS, n=1)
         also = f" (did you mean {close[0]!r}?)" if close else ""
         why = " ('t' is built by resampling, it cannot be mapped)" if name == "t" else ""
@@ -460,7 +567,7 @@ def _parse_spec(name: Any, entry: Any, fail: Any) -> SignalSpec:
             f"{', '.join(CANONICAL_SIGNALS)} (and {', '.join(AUXILIARY_SIGNALS)}, the lead "
             "object's track id)"
         )
-    where = f"[signals.{name}]"
+    where = where or f"[signals.{name}]"
     if not isinstance(entry, Mapping):
         raise fail(f"{where} must be a table, got {type(entry).__name__}")
     unknown = sorted(set(entry) - set(_SIGNAL_KEYS))

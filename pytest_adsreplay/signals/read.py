@@ -19,6 +19,12 @@ from pytest_adsreplay.signals.channel_map import (
     TARGET_SIGNALS,
     ChannelMap,
 )
+from pytest_adsreplay.signals.objects import (
+    ObjectResolution,
+    assemble_objects,
+    object_column,
+    resolve_objects,
+)
 from pytest_adsreplay.signals.quality import invalid_error, time_findings
 from pytest_adsreplay.signals.resample import (
     DEFAULT_CYCLE_TIME,
@@ -98,15 +104,50 @@ def read_signals(
         for res in resolved.values():
             if res.error is not None:
                 raise res.error
-        _raise_missing(resolved, info, rec, channel_map.source)
+        objects = _resolve_objects(channel_map, info, rec)
+        _raise_missing(resolved, info, rec, channel_map.source, objects)
         usable = {n: r for n, r in resolved.items() if r.found}
         wanted: list[ChannelInfo] = []
-        for r in usable.values():
-            assert r.channel is not None
-            if r.channel not in wanted:
-                wanted.append(r.channel)
+        seen: set[tuple[int, int]] = set()
+        for ch in [r.channel for r in usable.values()] + (objects.channels() if objects else []):
+            assert ch is not None
+            if (ch.group, ch.index) not in seen:
+                seen.add((ch.group, ch.index))
+                wanted.append(ch)
         data = {(c.channel.group, c.channel.index): c for c in reader.read(wanted)}
-    return _assemble(usable, data, cycle_time, rec, max_gap)
+    signals = _assemble(usable, data, cycle_time, rec, max_gap, derive_valid=objects is None)
+    if objects is not None:
+        _add_objects(signals, objects, data, max_gap)
+    return signals
+
+
+def _resolve_objects(
+    channel_map: ChannelMap, info: RecordingInfo, rec: str
+) -> ObjectResolution | None:
+    """The object list's resolution when the map has one and the file holds its
+    ``obj_dx`` (None otherwise); a field that matches but cannot be used is an error."""
+    if channel_map.objects is None:
+        return None
+    res = resolve_objects(channel_map.objects, info, recording=rec, source=channel_map.source)
+    errors = res.errors()
+    if errors:
+        raise errors[0]
+    return res if res.found else None
+
+
+def _add_objects(
+    signals: Signals,
+    objects: ObjectResolution,
+    data: Mapping[tuple[int, int], ChannelSamples],
+    max_gap: float,
+) -> None:
+    """The object list's matrices on the signals' grid, and their columns in ``values``."""
+    matrices, sources = assemble_objects(objects, data, signals.t, max_gap)
+    signals.objects = matrices
+    for field, mat in matrices.items():
+        for j in range(mat.shape[1]):
+            signals.values[object_column(field, j)] = mat[:, j]
+    signals.sources.update(sources)
 
 
 def can_notes(info: RecordingInfo, source: str) -> list[str]:
@@ -135,9 +176,16 @@ def can_notes(info: RecordingInfo, source: str) -> list[str]:
 
 
 def _raise_missing(
-    resolved: Mapping[str, Resolution], info: RecordingInfo, rec: str, source: str
+    resolved: Mapping[str, Resolution],
+    info: RecordingInfo,
+    rec: str,
+    source: str,
+    objects: ObjectResolution | None = None,
 ) -> None:
-    missing = [n for n in REQUIRED_SIGNALS if n not in resolved or not resolved[n].found]
+    """Raise MissingChannelError for required signals not found (with an object list,
+    the target signals are not required: the KPI target is derived from the list)."""
+    required = [n for n in REQUIRED_SIGNALS if objects is None or n not in TARGET_SIGNALS]
+    missing = [n for n in required if n not in resolved or not resolved[n].found]
     if not missing:
         return
     lines = []
@@ -165,6 +213,8 @@ def _assemble(
     cycle_time: float,
     rec: str,
     max_gap: float = GAP_THRESHOLD,
+    *,
+    derive_valid: bool = True,
 ) -> Signals:
     chans = _non_empty_channels(usable, data, rec)
     grid = _grid(chans, cycle_time, rec)
@@ -201,7 +251,8 @@ def _assemble(
             vals[nan] = np.nan
             del nan
         values[name] = vals
-    _apply_target_valid(values, sources, grid)
+    if derive_valid or "target_distance" in values:
+        _apply_target_valid(values, sources, grid)
     ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
     return Signals(
         t=grid,

@@ -21,7 +21,8 @@ TIME_TOL = 1e-9
 GAP_TOLERANCE = 0.1
 #: Version of the resampling rules; part of a channel map's fingerprint, so signals cached
 #: under older rules are not reused. 2: target signals never blend two objects.
-RESAMPLING_RULES = 2
+#: 3: object lists.
+RESAMPLING_RULES = 3
 
 
 def make_grid(t_min: float, t_max: float, cycle_time: float) -> np.ndarray:
@@ -179,6 +180,9 @@ class Signals:
     """Canonical signals of one recording on the uniform cycle grid ``t``.
 
     ``traces`` holds the raw samples of each mapped signal (see :class:`Trace`).
+    ``objects`` holds the object list, one (cycles x count) matrix per field (empty
+    without a list); ``values`` carries the same data as columns ``obj_dx[0]`` … (views,
+    no copy), the form in which signals travel between stages and sit in the cache.
     """
 
     t: np.ndarray
@@ -186,3 +190,10 @@ class Signals:
     cycle_time: float
     sources: dict[str, str] = field(default_factory=dict)
     traces: dict[str, Trace] = field(default_factory=dict)
+    objects: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def object_count(self) -> int:
+        """Slots of the object list (0 without one)."""
+        dx = self.objects.get("obj_dx")
+        return 0 if dx is None else int(dx.shape[1])

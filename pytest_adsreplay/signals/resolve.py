@@ -69,49 +69,58 @@ def resolve_channels(
     """
     rec = recording or info.path
     names = info.channel_names()
-    out: dict[str, Resolution] = {}
-    for name, spec in channel_map.signals.items():
-        chosen: ChannelInfo | None = None
-        error: RecordingError | None = None
-        for ref in spec.channels:
-            occ = [
-                c
-                for c in info.occurrences(ref.name)
-                if (ref.group is None or c.group == ref.group)
-                and (ref.index is None or c.index == ref.index)
-            ]
-            if not occ:
-                continue
-            if len(occ) > 1:
-                error = _ambiguous(name, ref, occ, info, rec, channel_map.source)
-            else:
-                chosen = occ[0]
-            break
-        if error is not None:
-            out[name] = Resolution(name, spec, error=error)
+    return {
+        name: resolve_spec(name, spec, info, names, rec, channel_map.source)
+        for name, spec in channel_map.signals.items()
+    }
+
+
+def resolve_spec(
+    name: str,
+    spec: SignalSpec,
+    info: RecordingInfo,
+    names: Sequence[str],
+    rec: str,
+    source: str,
+    *,
+    kind: str | None = None,
+    hold: bool | None = None,
+) -> Resolution:
+    """Resolve one signal's candidates (``kind``: the canonical name whose unit applies,
+    default ``name``; ``hold``: resample by hold, default for flags and discrete channels)."""
+    kind = kind or name
+    chosen: ChannelInfo | None = None
+    for ref in spec.channels:
+        occ = [
+            c
+            for c in info.occurrences(ref.name)
+            if (ref.group is None or c.group == ref.group)
+            and (ref.index is None or c.index == ref.index)
+        ]
+        if not occ:
             continue
-        if chosen is None:
-            out[name] = Resolution(name, spec, close_matches=_close_matches(spec, names))
-            continue
-        try:
-            scale, offset, text = _conversion(name, spec, chosen, rec, channel_map.source)
-        except RecordingError as exc:
-            out[name] = Resolution(name, spec, channel=chosen, error=exc)
-            continue
-        if not chosen.numeric:
-            err = _not_numeric(name, chosen, info, rec, channel_map.source)
-            out[name] = Resolution(name, spec, channel=chosen, error=err)
-            continue
-        out[name] = Resolution(
-            name,
-            spec,
-            channel=chosen,
-            scale=scale,
-            offset=offset,
-            hold=name in HELD_SIGNALS or chosen.discrete,
-            conversion=text,
-        )
-    return out
+        if len(occ) > 1:
+            return Resolution(name, spec, error=_ambiguous(name, ref, occ, info, rec, source))
+        chosen = occ[0]
+        break
+    if chosen is None:
+        return Resolution(name, spec, close_matches=_close_matches(spec, names))
+    try:
+        scale, offset, text = _conversion(kind, spec, chosen, rec, source, label=name)
+    except RecordingError as exc:
+        return Resolution(name, spec, channel=chosen, error=exc)
+    if not chosen.numeric:
+        err = _not_numeric(name, chosen, info, rec, source)
+        return Resolution(name, spec, channel=chosen, error=err)
+    return Resolution(
+        name,
+        spec,
+        channel=chosen,
+        scale=scale,
+        offset=offset,
+        hold=(name in HELD_SIGNALS if hold is None else hold) or chosen.discrete,
+        conversion=text,
+    )
 
 
 def _not_numeric(
@@ -178,9 +187,12 @@ def _close_matches(spec: SignalSpec, names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _conversion(
-    signal: str, spec: SignalSpec, ch: ChannelInfo, rec: str, source: str
+    kind: str, spec: SignalSpec, ch: ChannelInfo, rec: str, source: str, *, label: str
 ) -> tuple[float, float, str]:
-    dim = SIGNAL_DIMENSIONS[signal]
+    """Scale, offset and text converting ``ch`` to the SI unit of the canonical ``kind``
+    (``label`` names the signal in messages)."""
+    signal = label
+    dim = SIGNAL_DIMENSIONS[kind]
     si = SI_UNITS[dim]
     file_unit = ch.unit
     if spec.scale is not None:

@@ -1,0 +1,429 @@
+"""Object lists: ``count`` slots of a radar/camera list, resolved, resampled and framed.
+
+A field of the list (``obj_dx`` …) is found through the ``[objects]`` table of the channel
+map: a candidate with ``{i}`` names one channel per slot (``"Radar.Obj{i:02d}.DistX"``,
+``i`` counted from ``index_base``), one without names an MF4 array channel of ``count``
+elements. Each slot resamples on its own, with the rule of the single target: invalid
+samples are masked before resampling, and a field is interpolated only between two
+valid samples of one track (the slot's ``obj_id`` when mapped), otherwise held.
+
+The read result carries each field as a (cycles x count) float64 matrix
+(:attr:`Signals.objects <pytest_adsreplay.signals.resample.Signals>`); between the stages
+and in the signal cache the slots travel as 1-D columns named ``obj_dx[0]`` …
+``obj_dx[count-1]`` (:func:`object_column`), and :func:`split_objects` turns them back
+into matrices for the frames of a Python function (:class:`ObjectList`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from pytest_adsreplay.errors import RecordingError
+from pytest_adsreplay.signals.channel_map import (
+    HELD_OBJECT_FIELDS,
+    OBJECT_FIELDS,
+    ChannelRef,
+    ObjectSpec,
+    SignalSpec,
+)
+from pytest_adsreplay.signals.resample import resample, resample_objects
+from pytest_adsreplay.signals.resolve import Resolution, resolve_spec
+from pytest_adsreplay.signals.targets import Series, prepare_targets
+
+if TYPE_CHECKING:
+    from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
+
+#: Object fields checked for jumps like the single target's signals (a jump further than
+#: one object can move means the slot now holds another object).
+_AS_TARGET = {"obj_dx": "target_distance", "obj_vx": "target_rel_speed", "obj_dy": "target_lateral"}
+_COLUMN = re.compile(r"(obj_[a-z]+)\[(\d+)\]")
+
+
+def object_column(field: str, slot: int) -> str:
+    """The name one slot of a field travels under between stages: ``obj_dx[3]``."""
+    return f"{field}[{slot}]"
+
+
+class ObjectList(NamedTuple):
+    """One cycle's object list as a Python function sees it (``frame["objects"]``).
+
+    One read-only float64 array per field, length ``count``, NaN where a slot is empty or
+    the field is not mapped; the arrays are views into the recording's resampled
+    matrices (valid for the whole replay, never written to).
+    """
+
+    obj_dx: np.ndarray
+    obj_dy: np.ndarray
+    obj_vx: np.ndarray
+    obj_vy: np.ndarray
+    obj_ax: np.ndarray
+    obj_valid: np.ndarray
+    obj_id: np.ndarray
+    obj_class: np.ndarray
+
+    @property
+    def slots(self) -> int:
+        """The list's ``count`` (slots per field)."""
+        return int(self.obj_dx.shape[0])
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class FieldResolution:
+    """How one field resolved: the candidate that matched and one Resolution per slot
+    (empty when no candidate matched; ``error`` says why a match cannot be used)."""
+
+    field: str
+    candidate: str = ""
+    array: bool = False
+    slots: tuple[Resolution, ...] = ()
+    error: RecordingError | None = None
+    tried: tuple[str, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return bool(self.slots) and self.error is None
+
+    @property
+    def source(self) -> str:
+        """Human text, e.g. ``Radar.Obj{i:02d}.DistX: Radar.Obj00.DistX … Radar.Obj31.DistX
+        [m, linear]``."""
+        if not self.found:
+            return "not found"
+        first, last = self.slots[0], self.slots[-1]
+        assert first.channel is not None and last.channel is not None
+        how = "array channel" if self.array else "slots"
+        span = (
+            first.channel.ref
+            if len(self.slots) == 1
+            else (f"{first.channel.ref} … {last.channel.ref}")
+        )
+        return f"{self.candidate} ({how}): {span} [{first.conversion}, " + (
+            "hold]" if first.hold else "linear]"
+        )
+
+
+@dataclass(frozen=True)
+class ObjectResolution:
+    """How the ``[objects]`` table resolved in one recording."""
+
+    count: int
+    index_base: int
+    fields: Mapping[str, FieldResolution]
+
+    @property
+    def found(self) -> bool:
+        """The list is present: its ``obj_dx`` resolved."""
+        dx = self.fields.get("obj_dx")
+        return dx is not None and dx.found
+
+    def errors(self) -> list[RecordingError]:
+        return [f.error for f in self.fields.values() if f.error is not None]
+
+    def channels(self) -> list[ChannelInfo]:
+        """Every channel the found fields read."""
+        out: list[ChannelInfo] = []
+        for f in self.fields.values():
+            if f.found:
+                out.extend(r.channel for r in f.slots if r.channel is not None)
+        return out
+
+
+def resolve_objects(
+    spec: ObjectSpec, info: RecordingInfo, *, recording: str, source: str
+) -> ObjectResolution:
+    """Resolve each field of the list against a file's channels (no data is read)."""
+    names = info.channel_names()
+    fields = {
+        name: _resolve_field(name, fs, spec, info, names, recording, source)
+        for name, fs in spec.fields.items()
+    }
+    return ObjectResolution(spec.count, spec.index_base, fields)
+
+
+def _resolve_field(
+    field: str,
+    fs: SignalSpec,
+    spec: ObjectSpec,
+    info: RecordingInfo,
+    names: Sequence[str],
+    rec: str,
+    source: str,
+) -> FieldResolution:
+    tried: list[str] = []
+    for ref in fs.channels:
+        tried.append(str(ref))
+        if "{" in ref.name:
+            slot_refs = [
+                ChannelRef(ref.name.format(i=spec.index_base + j), ref.group, ref.index)
+                for j in range(spec.count)
+            ]
+            if not any(_occurs(info, r) for r in slot_refs):
+                continue
+            array = False
+        else:
+            occ = [c for c in info.occurrences(ref.name) if _matches(c, ref)]
+            if not occ:
+                continue
+            found = _array_slots(field, ref, occ, spec.count, info, rec, source)
+            if isinstance(found, RecordingError):
+                return FieldResolution(field, str(ref), True, error=found, tried=tuple(tried))
+            slot_refs, array = found, True
+        slots = tuple(
+            resolve_spec(
+                object_column(field, j),
+                SignalSpec(field, (r,), fs.unit, fs.scale, fs.offset),
+                info,
+                names,
+                rec,
+                source,
+                kind=field,
+                hold=field in HELD_OBJECT_FIELDS,
+            )
+            for j, r in enumerate(slot_refs)
+        )
+        error = _slot_error(field, str(ref), slots, spec, rec, source)
+        return FieldResolution(field, str(ref), array, slots, error, tuple(tried))
+    return FieldResolution(field, tried=tuple(tried))
+
+
+def _matches(c: ChannelInfo, ref: ChannelRef) -> bool:
+    return (ref.group is None or c.group == ref.group) and (
+        ref.index is None or c.index == ref.index
+    )
+
+
+def _occurs(info: RecordingInfo, ref: ChannelRef) -> bool:
+    return any(_matches(c, ref) for c in info.occurrences(ref.name))
+
+
+def _array_slots(
+    field: str,
+    ref: ChannelRef,
+    occ: Sequence[ChannelInfo],
+    count: int,
+    info: RecordingInfo,
+    rec: str,
+    source: str,
+) -> list[ChannelRef] | RecordingError:
+    """The element channels ``Name[0]`` … of the array channel ``ref`` (or why not)."""
+    arrays = [c for c in occ if c.kind == "array"]
+    hint = (
+        f"in [objects.{field}] of the channel map ({source}) write a slot pattern such as "
+        f'"{ref.name}{{i}}" for one channel per slot, or name an array channel of {count} '
+        "elements (`adsreplay inspect` lists the file's channels)"
+    )
+    if not arrays:
+        return RecordingError(
+            f"channel {occ[0].ref} for {field} is not an array channel and its name has no "
+            "{i} slot pattern",
+            recording=rec,
+            hint=hint,
+        )
+    if len(arrays) > 1:
+        where = ", ".join(c.ref for c in arrays)
+        return RecordingError(
+            f"array channel {ref.name!r} for {field} occurs {len(arrays)} times: {where}",
+            recording=rec,
+            hint=f'say which one in [objects.{field}] ({source}): channels = ["{arrays[0].ref}"]',
+        )
+    arr = arrays[0]
+    elements = [
+        c
+        for c in info.groups[arr.group].channels
+        if c.name.startswith(f"{arr.name}[") and c.kind == "scalar"
+    ]
+    if len(elements) != count:
+        return RecordingError(
+            f"array channel {arr.ref} for {field} has {len(elements)} elements per sample, "
+            f"the channel map's [objects] count is {count}",
+            recording=rec,
+            hint=f"set [objects] count = {len(elements)} in the channel map ({source})"
+            if elements
+            else hint,
+        )
+    return [ChannelRef(f"{arr.name}[{j}]", arr.group) for j in range(count)]
+
+
+def _slot_error(
+    field: str,
+    candidate: str,
+    slots: Sequence[Resolution],
+    spec: ObjectSpec,
+    rec: str,
+    source: str,
+) -> RecordingError | None:
+    for r in slots:
+        if r.error is not None:
+            return r.error
+    missing = [spec.index_base + j for j, r in enumerate(slots) if r.channel is None]
+    if not missing:
+        return None
+    shown = ", ".join(str(i) for i in missing[:8]) + (" …" if len(missing) > 8 else "")
+    example = candidate.split("@")[0].format(i=missing[0])
+    return RecordingError(
+        f"{field}: {candidate!r} matches {len(slots) - len(missing)} of {spec.count} slots; "
+        f"no channel for slot(s) {shown} (e.g. {example!r})",
+        recording=rec,
+        hint=f"check [objects] count = {spec.count} and index_base = {spec.index_base} in "
+        f"the channel map ({source}) against the file (`adsreplay inspect` shows the slots)",
+    )
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def assemble_objects(
+    res: ObjectResolution,
+    data: Mapping[tuple[int, int], ChannelSamples],
+    grid: np.ndarray,
+    max_gap: float,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``({field: (cycles x count) matrix}, {field: source text})`` for the found fields
+    and ``obj_valid`` (mapped, or derived from a finite ``obj_dx``).
+
+    Each matrix is the transpose of a C-ordered (count x cycles) array, so the column of
+    one slot is contiguous (it travels without a copy). Every field is NaN where the
+    slot is empty (``obj_valid`` 0).
+    """
+    found = {f: r for f, r in res.fields.items() if r.found}
+    count, n = res.count, grid.size
+    rows = {f: np.empty((count, n)) for f in OBJECT_FIELDS if f in found or f == "obj_valid"}
+    for j in range(count):
+        series = {f: _si(data, r.slots[j]) for f, r in found.items()}
+        _slot(series, grid, max_gap, {f: m[j] for f, m in rows.items()}, found)
+    sources = {f: r.source for f, r in found.items()}
+    if "obj_valid" not in found:
+        sources["obj_valid"] = "derived: isfinite(obj_dx)"
+    return {f: m.T for f, m in rows.items()}, sources
+
+
+def _si(data: Mapping[tuple[int, int], ChannelSamples], r: Resolution) -> Series:
+    assert r.channel is not None
+    cs = data[(r.channel.group, r.channel.index)]
+    return cs.timestamps, cs.samples * r.scale + r.offset
+
+
+def _slot(
+    series: Mapping[str, Series],
+    grid: np.ndarray,
+    max_gap: float,
+    out: Mapping[str, np.ndarray],
+    found: Mapping[str, FieldResolution],
+) -> None:
+    """Resample one slot's fields into the rows ``out``."""
+    valid = series.get("obj_valid")
+    if valid is not None:
+        ts, vs = valid
+        flag = (vs != 0).astype(np.float64)
+        flag[np.isnan(vs)] = np.nan
+        valid = (ts, flag)
+    continuous = {_AS_TARGET.get(f, f): s for f, s in series.items() if f not in HELD_OBJECT_FIELDS}
+    prepared = prepare_targets(continuous, valid, series.get("obj_id"))
+    for f, (ts, vs) in series.items():
+        if f in HELD_OBJECT_FIELDS:
+            src = valid[1] if f == "obj_valid" and valid is not None else vs
+            out[f][:] = resample(ts, src, grid, hold=True)
+        else:
+            masked, segments = prepared[_AS_TARGET.get(f, f)]
+            hold = found[f].slots[0].hold
+            if hold:
+                out[f][:] = resample(ts, masked, grid, hold=True)
+            else:
+                out[f][:] = resample_objects(ts, masked, grid, segments=segments, max_gap=max_gap)
+    flag = out["obj_valid"]
+    if "obj_valid" in series:
+        np.copyto(flag, flag == 1, casting="unsafe")  # NaN (outside the span) -> 0
+    else:
+        np.copyto(flag, np.isfinite(out["obj_dx"]), casting="unsafe")
+    empty = flag == 0
+    for f, row in out.items():
+        if f != "obj_valid":
+            row[empty] = np.nan
+
+
+# --------------------------------------------------------------------------- frames
+
+
+class ObjectFrames:
+    """The ``objects`` column of a Python function's frames: ``rows[a:b].tolist()`` is
+    one :class:`ObjectList` per cycle, of row views into read-only (cycles x count)
+    matrices (one per field; an unmapped field shares one read-only NaN row)."""
+
+    def __init__(self, matrices: Mapping[str, np.ndarray], count: int):
+        nan = np.full(count, np.nan)
+        nan.flags.writeable = False
+        self.count = count
+        self.matrices: list[np.ndarray | None] = []
+        self.nan = nan
+        for f in OBJECT_FIELDS:
+            m = matrices.get(f)
+            if m is not None:
+                m.flags.writeable = False
+            self.matrices.append(m)
+
+    def __getitem__(self, cycles: slice) -> _Chunk:
+        return _Chunk(self, cycles)
+
+    def rows(self, cycles: slice) -> Iterator[ObjectList]:
+        first = next(m for m in self.matrices if m is not None)
+        m = len(range(*cycles.indices(first.shape[0])))
+        cols = [itertools.repeat(self.nan, m) if x is None else x[cycles] for x in self.matrices]
+        return map(ObjectList._make, zip(*cols, strict=False))
+
+
+class _Chunk:
+    def __init__(self, frames: ObjectFrames, cycles: slice):
+        self.frames, self.cycles = frames, cycles
+
+    def tolist(self) -> list[ObjectList]:
+        return list(self.frames.rows(self.cycles))
+
+
+def split_objects(
+    signals: Mapping[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], ObjectFrames | None]:
+    """``(the other signals, the object list's frames or None)`` from signals that may
+    carry object columns ``obj_dx[0]`` …: the columns of each field become one
+    C-ordered (cycles x count) read-only matrix (one copy per replay, none per cycle)."""
+    plain = {k: v for k, v in signals.items() if not is_object_column(k)}
+    matrices = object_matrices(signals)
+    if not matrices:
+        return plain, None
+    return plain, ObjectFrames(matrices, matrices["obj_dx"].shape[1])
+
+
+def is_object_column(name: str) -> bool:
+    """``obj_dx[3]`` and the like."""
+    m = _COLUMN.fullmatch(name)
+    return m is not None and m.group(1) in OBJECT_FIELDS
+
+
+def object_matrices(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{field: (cycles x count) matrix}`` from signals carrying object columns (empty
+    without an object list); missing slots of a field are NaN."""
+    columns: dict[str, dict[int, np.ndarray]] = {}
+    for name, arr in signals.items():
+        m = _COLUMN.fullmatch(name)
+        if m is not None and m.group(1) in OBJECT_FIELDS:
+            columns.setdefault(m.group(1), {})[int(m.group(2))] = np.asarray(arr, dtype=float)
+    if not columns.get("obj_dx"):
+        return {}
+    count = max(columns["obj_dx"]) + 1
+    n = next(iter(columns["obj_dx"].values())).shape[0]
+    out = {}
+    for field, cols in columns.items():
+        mat = np.full((n, count), np.nan)
+        for j, col in cols.items():
+            if j < count:
+                mat[:, j] = col
+        out[field] = mat
+    return out
