@@ -150,6 +150,7 @@ class ReplaySession:
             # the plugin, which loads it first) has nothing to compare workers with
             "function_fingerprint": self.build.digest if self.build.found else None,
             "function_build": self.build.source,
+            "function_file": self.function_file,
             "function_memory": self.cfg.function_memory,
             "function_output": self.cfg.function_output,
             "params": dict(chain.params),
@@ -178,6 +179,17 @@ class ReplaySession:
         from pytest_adsreplay.function.fingerprint import of_function
 
         return of_function(self.cfg.function, getattr(self.cfg, "binding", None))
+
+    @functools.cached_property
+    def function_file(self) -> dict[str, Any] | None:
+        """The FMU / library file's sha256, name and size (None for a Python function);
+        with a real Redis the file is also uploaded for workers that trust shipped files
+        (``function.shipping``)."""
+        from pytest_adsreplay.function import shipping
+
+        if self.embedded:
+            return shipping.describe(self.cfg.function)
+        return shipping.upload(self.conn, self.cfg.function, int(self.cfg.ttl))
 
     def _channel_map_sha(self) -> str | None:
         """Fingerprint of the session's channel map (None: built-in); ChannelMapError

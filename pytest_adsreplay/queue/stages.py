@@ -390,9 +390,13 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     from pytest_adsreplay.errors import FunctionLoadError
 
     started = time.monotonic()
+    conn = _connection()
+    try:
+        ctx = _local_function(ctx, conn)
+    except FunctionLoadError as exc:
+        return _failure("aeb", _load_error_here(exc, ctx))
     if (other_build := check_build(ctx)) is not None:
         return other_build
-    conn = _connection()
     parent = parent_result(conn, ctx, "read")
     if not parent.get("ok"):
         return {"ok": False, "stage": "aeb", "skipped": True}
@@ -415,6 +419,15 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         return _failure("aeb", exc)
     save_arrays(conn, data_key(ctx, "outputs"), outputs, int(ctx["ttl"]))
     return {"ok": True, "stage": "aeb", "outputs": sorted(outputs)}
+
+
+def _local_function(ctx: dict[str, Any], conn: Any) -> dict[str, Any]:
+    """``ctx`` with the function file this worker runs: the session's path, a copy with
+    the same sha256 from ``--functions DIR``, or (``--trust-shipped-functions``) the
+    session's upload, verified (``function.shipping``)."""
+    from pytest_adsreplay.function import shipping
+
+    return dict(shipping.localize(ctx, conn))
 
 
 def _function_host(ctx: Mapping[str, Any]) -> Any:

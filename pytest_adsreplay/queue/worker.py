@@ -182,6 +182,8 @@ def run_worker(
     preload_modules: Sequence[str] = (),
     parent_pid: int | None = None,
     announce: bool = True,
+    functions: Sequence[str] = (),
+    trust_shipped_functions: bool = False,
 ) -> int:
     """Run one worker until stopped (or, with ``burst``, until the queues are empty).
 
@@ -194,6 +196,9 @@ def run_worker(
     if not url:
         raise BrokerError(f"no Redis URL: pass --redis-url URL or set {URL_ENV}")
     name = name or default_name()
+    from pytest_adsreplay.function import shipping
+
+    shipping.configure(functions, trust_shipped=trust_shipped_functions)
     start_heartbeat(url, name, parent_pid)
     conn = broker.connect(url, worker=True)
     for problem in preload([*PRELOAD, *preload_modules]):
