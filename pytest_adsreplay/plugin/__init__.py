@@ -14,6 +14,7 @@ import pytest
 from pytest_adsreplay.config import OPTIONS, build_settings
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.plugin.baseline import TOLERANCES_HELP, register_baseline
+from pytest_adsreplay.plugin.fleet import register_fleet
 from pytest_adsreplay.plugin.items import (
     RUN_KEY,
     USAGE_KEY,
@@ -108,6 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     register_baseline(config, run)
     register_report(config, run)
     register_progress(config, run)
+    register_fleet(config, run)
 
 
 # -- fixtures ----------------------------------------------------------------------------

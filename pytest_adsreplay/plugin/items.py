@@ -8,6 +8,7 @@ re-runs that item.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -89,7 +90,9 @@ def wait_outcome(item: pytest.Item, chain: Chain) -> Outcome:
 
 def attach_properties(item: pytest.Item, chain: Chain, out: Outcome) -> None:
     """KPIs as JUnit XML properties; the terminal summary is built from them too."""
+    from pytest_adsreplay.fleet import facts_from_outcome
     from pytest_adsreplay.kpi.registry import junit_value
+    from pytest_adsreplay.plugin.fleet import FACTS_KEY
 
     props = item.user_properties
     if any(name == f"{PROPERTY_PREFIX}recording" for name, _ in props):
@@ -102,6 +105,8 @@ def attach_properties(item: pytest.Item, chain: Chain, out: Outcome) -> None:
         if name != "activations":
             props.append((f"{PROPERTY_PREFIX}{name}", junit_value(name, value)))
     props.append((f"{PROPERTY_PREFIX}activations", len(out.kpis.get("activations") or [])))
+    facts = facts_from_outcome(chain.recording, out.status, out.kpis, out.exposure, label=rid)
+    item.stash[FACTS_KEY] = json.dumps(facts.to_json())
 
 
 def after_outcome(item: pytest.Item, chain: Chain, out: Outcome) -> None:

@@ -119,7 +119,8 @@ class ReportPlugin:
             "broker": run.broker_label,
             "recordings": str(run.root),
         }
-        self.index = write_index(self.dir, self.rows.values(), meta)
+        stats = getattr(self, "stats", None)  # fleet statistics, set by the fleet plugin
+        self.index = write_index(self.dir, self.rows.values(), meta, stats)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

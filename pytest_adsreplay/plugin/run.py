@@ -268,6 +268,8 @@ class ReplayRun:
             elif self.owner and self.settings.redis_url is not None and self.configured:
                 self._delete_shared_run()
         self._guarded(self._write_rejected)
+        if self.owner and self.session is None:
+            self._guarded(self._write_unreplayed)
         if self.owner and self.configured and self._store_exists():
             self._guarded(lambda: self.store.finish_run(self.run_id, exitstatus))
 
@@ -282,6 +284,51 @@ class ReplayRun:
 
             with contextlib.suppress(Exception):
                 session.cleanup()
+
+    @property
+    def chains_file(self) -> Path:
+        """Where xdist workers leave the chains their collected tests need (every worker
+        collects the same tests): the controller, which collects nothing, writes a row
+        for each of them that no worker wrote."""
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"adsreplay-{self.run_id}-chains.json"
+
+    def note_chains(self, chains: Iterable[Chain]) -> None:
+        """On an xdist worker: leave the chains the session needs for the controller."""
+        import contextlib
+        import json
+
+        path = self.chains_file
+        if path.exists():
+            return
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(sorted({(c.recording.id, c.variant) for c in chains})))
+            os.replace(tmp, path)
+
+    def _write_unreplayed(self) -> None:
+        """The xdist controller: an error row for every chain the workers needed and no
+        worker wrote (a worker stopped by Ctrl-C or SIGTERM, or lost)."""
+        import json
+
+        path = self.chains_file
+        if not path.exists():
+            return
+        try:
+            needed = json.loads(path.read_text())
+        finally:
+            path.unlink(missing_ok=True)
+        for rid, variant in needed:
+            if not self.store.has_result(self.run_id, rid, variant):
+                self.store.write_result(
+                    self.run_id,
+                    rid,
+                    variant=variant,
+                    status="error",
+                    stage="wait",
+                    error="the session ended before this recording was replayed",
+                )
 
     def _write_rejected(self) -> None:
         """An error row for every rejected recording the collected tests needed."""

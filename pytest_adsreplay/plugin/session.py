@@ -88,6 +88,7 @@ class AdsReplaySession:
         self.rows: dict[str, dict[str, Any]] = {}
         self._by_path: dict[Path, Recording] | None = None
         self._saved_sigterm: Any = None
+        self._forwarded = False
 
     # -- signals -----------------------------------------------------------------------
     def install_sigterm(self) -> None:
@@ -101,12 +102,17 @@ class AdsReplaySession:
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends at once
+        xdist = self.config.pluginmanager.get_plugin("adsreplay-xdist")
+        if not self._forwarded and xdist is not None and xdist.forward(signum):
+            # the xdist workers stop as on Ctrl-C, then xdist ends the session (exit 2)
+            self._forwarded = True
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup runs once
         raise Terminated("SIGTERM: the session stops; recordings not replayed get error rows")
 
     def pytest_unconfigure(self) -> None:
         if self._saved_sigterm is not None:
-            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            if signal.getsignal(signal.SIGTERM) in (self._on_sigterm, signal.SIG_IGN):
                 signal.signal(signal.SIGTERM, self._saved_sigterm)
             self._saved_sigterm = None
 
@@ -218,6 +224,8 @@ class AdsReplaySession:
         chains = [c for c in map(chain_of, session.items) if c is not None]
         if not chains or session.config.option.collectonly:
             return
+        if not self.run.owner:
+            self.run.note_chains(chains)
         try:
             self.run.start(chains)
         except AdsReplayError as exc:

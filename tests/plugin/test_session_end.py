@@ -38,7 +38,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _stop_mid_replay(project: pytest.Pytester, signum: int) -> tuple[int, str]:
+def _stop_mid_replay(
+    project: pytest.Pytester,
+    signum: int,
+    extra: tuple[str, ...] = ("-p", "no:xdist"),
+    group: bool = False,
+) -> tuple[int, str]:
     project.makepyfile(stuckfn=SLOW_FUNCTION)
     project.makepyfile(test_r="def test_r(replay):\n    assert replay.brake_time\n")
     flag = project.path / "replaying.flag"
@@ -46,7 +51,7 @@ def _stop_mid_replay(project: pytest.Pytester, signum: int) -> tuple[int, str]:
     env["ADSREPLAY_TEST_FLAG"] = str(flag)
     env["PYTHONPATH"] = os.pathsep.join([str(project.path), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "pytest", "--recordings=recs", "--aeb-function=stuckfn:Stuck"]
-    cmd += ["-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    cmd += ["-p", "no:randomly", "-p", "no:cacheprovider", *extra]
     proc = subprocess.Popen(
         cmd,
         cwd=project.path,
@@ -55,6 +60,7 @@ def _stop_mid_replay(project: pytest.Pytester, signum: int) -> tuple[int, str]:
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=_default_sigint,
+        start_new_session=group,
     )
     try:
         deadline = time.monotonic() + 300  # a generous bound on a busy machine
@@ -62,7 +68,11 @@ def _stop_mid_replay(project: pytest.Pytester, signum: int) -> tuple[int, str]:
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "the replay never started"
             time.sleep(0.05)
-        proc.send_signal(signum)
+        time.sleep(0.5)  # every xdist worker is inside a replay by now, or waiting for one
+        if group:  # a CI runner cancelling a job signals its whole process group
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -77,11 +87,20 @@ def _run_and_rows(project: pytest.Pytester) -> tuple[dict[str, Any], dict[str, R
     return run, {r.recording_id: r for r in store.results(run["run_id"])}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "extra", "group"),
+    [
+        (signal.SIGINT, ("-p", "no:xdist"), False),
+        (signal.SIGTERM, ("-p", "no:xdist"), False),
+        (signal.SIGTERM, ("-n", "2"), False),
+        (signal.SIGTERM, ("-n", "2"), True),
+    ],
+    ids=["ctrl-c", "sigterm", "sigterm-xdist", "sigterm-xdist-group"],
+)
 def test_stopping_the_embedded_session_writes_a_row_per_recording(
-    project: pytest.Pytester, signum: int
+    project: pytest.Pytester, signum: int, extra: tuple[str, ...], group: bool
 ) -> None:
-    code, out = _stop_mid_replay(project, signum)
+    code, out = _stop_mid_replay(project, signum, extra, group)
     assert code == pytest.ExitCode.INTERRUPTED, out
     run, rows = _run_and_rows(project)
     assert run["exit_status"] == pytest.ExitCode.INTERRUPTED
