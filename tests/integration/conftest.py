@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from integration_kit import (
     ENABLE_HINT,
-    PATIENCE,
+    MARK_PATIENCE,
     Mode,
     PrivateRedis,
     Project,
@@ -39,12 +39,13 @@ HERE = Path(__file__).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The ``timeout`` marks of the integration tests are their times on an idle machine:
-    they are given ``PATIENCE`` times as long before pytest-timeout calls them hung."""
+    they are given ``MARK_PATIENCE`` times as long before pytest-timeout calls them hung
+    (the waits inside a test fail first, with a message, when something really hangs)."""
     for item in items:
         mark = item.get_closest_marker("timeout")
         if mark is None or not mark.args or HERE not in item.path.parents:
             continue
-        item.add_marker(pytest.mark.timeout(mark.args[0] * PATIENCE), append=False)
+        item.add_marker(pytest.mark.timeout(mark.args[0] * MARK_PATIENCE), append=False)
 
 
 @pytest.fixture(autouse=True)

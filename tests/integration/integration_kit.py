@@ -424,10 +424,13 @@ def processes_with(marker: str) -> list[int]:
 
 # -- time budgets ------------------------------------------------------------------------
 #: How many times longer than on an idle machine the suite waits before it calls
-#: something hung (pytest-timeout marks, ``wait_for``, inner sessions, server start-up).
-#: Waiting longer costs nothing when things work, and a busy machine (load 4-8 on 2
-#: cores) runs every process several times slower.
+#: something hung (``wait_for``, inner sessions, server start-up); ``wait_for`` and
+#: ``collect`` wait longer still when ``slowdown()`` measures a slower machine. Waiting
+#: longer costs nothing when things work, and a busy machine (load 4-8 on 2 cores) runs
+#: every process several times slower.
 PATIENCE = 3.0
+#: The same for pytest-timeout marks: the last resort, behind the waits above.
+MARK_PATIENCE = 10.0
 
 #: The least a reference step (``reference_seconds``) counts for: about its time on an
 #: idle 2-core VM, so a faster machine keeps the same limits.
@@ -443,6 +446,11 @@ def reference_seconds() -> float:
     started = time.monotonic()
     subprocess.run([PYTHON, "-c", REFERENCE_IMPORTS], env=subprocess_env(), check=True)
     return time.monotonic() - started
+
+
+def slowdown() -> float:
+    """How many times slower than an idle machine this one is now (at least 1)."""
+    return max(1.0, reference_seconds() / REFERENCE_FLOOR)
 
 
 def assert_within(elapsed: float, *, fixed: float, steps: float, what: str) -> None:
@@ -541,17 +549,30 @@ def _default_sigint() -> None:
 
 def collect(proc: Any, started: float, timeout: float = 120) -> Any:
     """Wait for a ``spawn_pytest`` child: a ``pytest.RunResult`` (outcomes, fnmatch).
-    It counts as hung after ``timeout`` x ``PATIENCE`` s."""
+    It counts as hung after ``timeout`` x ``PATIENCE`` s, or ``timeout`` x the measured
+    ``slowdown()`` when the machine is slower than that."""
     import pytest
 
-    timeout *= PATIENCE
+    limit = timeout * PATIENCE
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(f"inner pytest still running after {timeout} s:\n{out}") from None
+        out = _finish_or_kill(proc, timeout * slowdown() - limit, started)
     return pytest.RunResult(proc.returncode, out.splitlines(), [], time.monotonic() - started)
+
+
+def _finish_or_kill(proc: Any, more: float, started: float) -> str:
+    """The output of ``proc`` if it ends within ``more`` s; else kill it and fail."""
+    try:
+        if more > 0:
+            out, _ = proc.communicate(timeout=more)
+            return str(out)
+    except subprocess.TimeoutExpired:
+        pass
+    proc.kill()
+    out, _ = proc.communicate()
+    waited = time.monotonic() - started
+    raise AssertionError(f"inner pytest still running after {waited:.0f} s:\n{out}")
 
 
 def run_pytest(
@@ -582,16 +603,20 @@ def result_rows(project: Project, run_id: str) -> dict[str, Any]:
 
 
 def wait_for(what: Any, timeout: float, step: float = 0.05) -> Any:
-    """Poll ``what()`` until it returns something truthy (or fail after ``timeout`` s on
-    an idle machine: ``timeout`` x ``PATIENCE`` s)."""
-    timeout *= PATIENCE
-    deadline = time.monotonic() + timeout
+    """Poll ``what()`` until it returns something truthy. ``timeout`` is the wait on an
+    idle machine: it fails after ``timeout`` x ``PATIENCE`` s, or ``timeout`` x the
+    measured ``slowdown()`` when the machine is slower than that."""
+    started = time.monotonic()
+    limit, measured = timeout * PATIENCE, False
     while True:
         value = what()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout} s for {what}")
+        if time.monotonic() - started > limit:
+            if measured:
+                waited = time.monotonic() - started
+                raise AssertionError(f"still waiting after {waited:.0f} s for {what}")
+            limit, measured = max(limit, timeout * slowdown()), True
         time.sleep(step)
 
 
