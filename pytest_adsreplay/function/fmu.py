@@ -154,13 +154,16 @@ class FmuAdapter:
                     "list, which this recording set does not provide",
                     hint="bind scalar inputs only",
                 )
+        #: ``NAME_valid`` inputs set from whether Integer/Boolean input ``NAME`` has a value
+        self._derived = _derived_valid(self.inputs, options.binding)
         self.binding: Binding = bind(
             spec,
             [v.name for v in self.inputs],
             [v.name for v in self.outputs],
-            options.binding,
+            _with_start(options.binding, self._derived),
             allow_start=True,
         )
+        self._valid_pairs = self._pair_valid()
         self.params = flatten_params(params)
         check_parameters(spec, self.params, self.parameters)
         experiment = md.defaultExperiment
@@ -281,7 +284,9 @@ class FmuAdapter:
                 c_void_p,
             )
         fast_in = [
-            (j, v) for j, v in enumerate(self.inputs) if self.binding.inputs[j][1] is not None
+            (j, v)
+            for j, v in enumerate(self.inputs)
+            if self.binding.inputs[j][1] is not None or v.name in self._derived
         ]
         self._real_in = [(j, v) for j, v in fast_in if v.type in _FLOAT_TYPES]
         self._other_in = [(j, v) for j, v in fast_in if v.type not in _FLOAT_TYPES]
@@ -294,6 +299,29 @@ class FmuAdapter:
         self._out_vr = (vr_type * max(1, len(self._real_out)))(
             *[v.valueReference for _, v in self._real_out]
         )
+
+    def _pair_valid(self) -> list[tuple[int, int]]:
+        """(Integer/Boolean input, its ``NAME_valid`` input) pairs, by column."""
+        column = {v.name: j for j, v in enumerate(self.inputs)}
+        pairs = []
+        for j, v in enumerate(self.inputs):
+            k = column.get(f"{v.name}_valid")
+            if k is None or _kind(v) not in ("bool", "int") or self.binding.inputs[j][1] is None:
+                continue
+            if self.binding.inputs[k][1] is not None or self.inputs[k].name in self._derived:
+                pairs.append((j, k))
+        return pairs
+
+    def _mark_missing(self, table: np.ndarray) -> None:
+        """An Integer/Boolean input cannot hold NaN (it is set as 0/false): its
+        ``NAME_valid`` input is 0 where it has no value (1 elsewhere when that input is
+        not bound to a signal of its own)."""
+        for j, k in self._valid_pairs:
+            missing = np.isnan(table[:, j])
+            if self.inputs[k].name in self._derived:
+                table[:, k] = np.where(missing, 0.0, 1.0)
+            else:
+                table[missing, k] = 0.0
 
     # ---- protocol --------------------------------------------------------------------
 
@@ -342,6 +370,7 @@ class FmuAdapter:
         t = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
         n = len(t)
         table = input_matrix(t, signals, self.binding)
+        self._mark_missing(table)
         real_in = np.ascontiguousarray(table[:, [j for j, _ in self._real_in]])
         out = np.zeros((n, len(self.outputs)))
         real_out = np.zeros((n, len(self._real_out)))
@@ -522,6 +551,33 @@ def _kind(v: Any) -> str:
     if v.type == "String":
         return "string"
     return "int"
+
+
+def _derived_valid(inputs: list[Any], binding: Mapping[str, Any] | None) -> frozenset[str]:
+    """``NAME_valid`` inputs of Integer/Boolean inputs ``NAME`` that neither their name
+    nor the binding file binds: they say whether ``NAME`` has a value."""
+    from pytest_adsreplay.function.binding import canonical_inputs
+
+    listed = dict((binding or {}).get("inputs", {}))
+    names = {v.name: v for v in inputs}
+    canonical = canonical_inputs()
+    return frozenset(
+        f"{v.name}_valid"
+        for v in inputs
+        if _kind(v) in ("bool", "int")
+        and f"{v.name}_valid" in names
+        and f"{v.name}_valid" not in listed
+        and f"{v.name}_valid" not in canonical
+    )
+
+
+def _with_start(binding: Mapping[str, Any] | None, names: frozenset[str]) -> Any:
+    """``binding`` with ``names`` bound to ``"start"`` (they are set by the adapter)."""
+    if not names:
+        return binding
+    table = dict((binding or {}).get("inputs", {}))
+    table.update({name: "start" for name in names})
+    return {**(binding or {}), "inputs": table}
 
 
 def _param_value(given: Any, v: Any) -> float | None:
