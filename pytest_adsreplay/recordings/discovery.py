@@ -62,14 +62,19 @@ def _match_parts(parts: Sequence[str], pats: Sequence[str]) -> bool:
     return ok[0][0]
 
 
-def walk_once(root: Path, max_depth: int | None) -> Iterator[tuple[str, ...]]:
+def walk_once(
+    root: Path, max_depth: int | None, *, hidden: bool = True
+) -> Iterator[tuple[str, ...]]:
     """Relative parts of every file and folder under ``root``, following symlinked
     folders but entering each real folder once: a link back to ``.`` costs nothing
-    instead of doubling the walk at every level."""
+    instead of doubling the walk at every level. Folders reached without a symlink are
+    entered first, so a recording keeps its real path when a link also leads to it;
+    ``hidden=False`` does not enter folders whose name starts with a dot."""
     seen: set[tuple[int, int]] = set()
-    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
-    while stack:
-        folder, rel = stack.pop()
+    plain: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    linked: list[tuple[Path, tuple[str, ...]]] = []
+    while plain or linked:
+        folder, rel = plain.pop() if plain else linked.pop()
         try:
             st = folder.stat()
         except OSError:
@@ -84,12 +89,15 @@ def walk_once(root: Path, max_depth: int | None) -> Iterator[tuple[str, ...]]:
         for entry in entries:
             parts = (*rel, entry.name)
             yield parts
+            if max_depth is not None and len(parts) >= max_depth:
+                continue
+            if not hidden and entry.name.startswith("."):
+                continue
             try:
-                is_dir = entry.is_dir()
+                if entry.is_dir():
+                    (linked if entry.is_symlink() else plain).append((Path(entry.path), parts))
             except OSError:
-                is_dir = False
-            if is_dir and (max_depth is None or len(parts) < max_depth):
-                stack.append((Path(entry.path), parts))
+                continue
 
 
 def glob_recordings(text: str) -> tuple[Path, list[Path]]:
@@ -105,7 +113,7 @@ def glob_recordings(text: str) -> tuple[Path, list[Path]]:
     depth = None if "**" in pats else len(pats)
     found = [
         root.joinpath(*rel)
-        for rel in walk_once(root, depth)
+        for rel in walk_once(root, depth, hidden=any(p.startswith(".") for p in pats))
         if is_recording_name(Path(rel[-1])) and _match_parts(rel, pats)
     ]
     return root, found

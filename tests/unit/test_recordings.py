@@ -202,3 +202,11 @@ def test_any_sidecar_parse_failure_flags_only_its_recording(tmp_path: Path) -> N
     assert recs["good.mf4"].problem is None
     assert "deep.toml" in (recs["deep.mf4"].problem or "")
     assert "bin.toml" in (recs["bin.mf4"].problem or "")
+
+
+def test_a_glob_keeps_the_real_path_when_a_link_also_leads_there(tmp_path: Path) -> None:
+    _touch(tmp_path / "real" / "x.mf4")
+    (tmp_path / "alias").symlink_to("real")  # sorts before "real"
+    _touch(tmp_path / ".git" / "y.mf4")  # hidden folders are not entered by ** or *
+    recs = discover([Path(f"{tmp_path}/**/*.mf4")])
+    assert [r.id for r in recs] == ["real/x.mf4"]
