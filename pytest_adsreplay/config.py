@@ -229,6 +229,40 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+OPTIONS = (
+    *OPTIONS,
+    # fleet statistics, release gates and the merge-request summary
+    Option(
+        "gates",
+        None,
+        "adsreplay_gates",
+        "release gates on fleet figures, a TOML inline table such as "
+        '{ false_activations_per_1000km = { max = 0.5, bound = "upper95" } }',
+    ),
+    Option(
+        "gates_file",
+        None,
+        "adsreplay_gates_file",
+        "TOML file with a [tool.adsreplay.gates] (or [gates]) table of release gates",
+    ),
+    Option(
+        "summary_md",
+        "--adsreplay-summary-md",
+        "adsreplay_summary_md",
+        "write a Markdown summary for merge requests (also appended to $GITHUB_STEP_SUMMARY "
+        "when that is set)",
+        metavar="FILE",
+    ),
+    Option(
+        "compare_run",
+        "--adsreplay-compare-run",
+        "adsreplay_compare_run",
+        "the run the Markdown summary compares KPIs with: a run id (prefix) or 'previous' "
+        "(default: the baseline, when there is one)",
+        metavar="RUN",
+    ),
+)
+
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
 
@@ -261,6 +295,10 @@ class Settings:
     cache_max: int = 20 * 1024**3  # bytes of the download cache of object-storage recordings
     s3_endpoint: str | None = None
     s3_path_style: bool = False
+    gates: tuple[Any, ...] = ()  # fleet.Gate, from adsreplay_gates and adsreplay_gates_file
+    gates_file: tuple[Any, ...] = ()
+    summary_md: Path | None = None
+    compare_run: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
@@ -446,7 +484,40 @@ _CONVERTERS: dict[str, Callable[[Option, _Raw], Any]] = {
     "brake_jerk": lambda opt, raw: _float(opt, raw, allow_inf=True),
     "function_params": lambda opt, raw: _params(opt, raw),
     "invalid": _invalid_mode,
+    "gates": lambda opt, raw: _gates(opt, raw),
+    "gates_file": lambda opt, raw: _gates(opt, raw),
+    "summary_md": lambda opt, raw: _path(raw),
+    "compare_run": lambda opt, raw: str(raw.value).strip(),
 }
+
+
+def _gates(opt: Option, raw: _Raw) -> tuple[Any, ...]:
+    """``adsreplay_gates`` (an inline TOML table) or ``adsreplay_gates_file`` (a TOML file
+    with ``[tool.adsreplay.gates]`` or ``[gates]``), parsed into fleet gates."""
+    import tomllib
+
+    from pytest_adsreplay.fleet.gates import parse_gates
+
+    label = opt.ini or opt.name
+    if opt.name == "gates_file":
+        path = _path(raw)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise _bad(opt, raw, f"cannot be read: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise _bad(opt, raw, f"is not valid TOML: {exc}") from None
+        tables = data.get("tool", {}).get("adsreplay", {}).get("gates", data.get("gates"))
+        if not isinstance(tables, dict):
+            raise _bad(opt, raw, "has no [tool.adsreplay.gates] or [gates] table")
+        return tuple(parse_gates(tables, f"{path} ({raw.source})"))
+    try:
+        tables = tomllib.loads(f"gates = {raw.value}")["gates"]
+    except tomllib.TOMLDecodeError as exc:
+        raise _bad(opt, raw, f"is not a TOML inline table: {exc}") from None
+    if not isinstance(tables, dict):
+        raise _bad(opt, raw, "must be a TOML inline table of gates")
+    return tuple(parse_gates(tables, f"{label} from {raw.source}"))
 
 
 def _convert(opt: Option, raw: _Raw) -> Any:

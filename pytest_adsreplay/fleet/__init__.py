@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_adsreplay.fleet.facts import facts_from_replay
+from pytest_adsreplay.fleet.facts import facts_from_outcome, facts_from_replay
 from pytest_adsreplay.fleet.gates import Gate, GateResult, evaluate, parse_gates
 from pytest_adsreplay.fleet.markdown import KpiChange, Summary, render
 from pytest_adsreplay.fleet.stats import (
@@ -29,6 +29,7 @@ __all__ = [
     "clopper_pearson",
     "evaluate",
     "exposure",
+    "facts_from_outcome",
     "facts_from_replay",
     "fleet_stats",
     "lower_bound",

@@ -92,3 +92,33 @@ def facts_from_replay(
         activations=activation_events(rid, kpis),
         warnings=warnings,
     )
+
+
+def facts_from_outcome(
+    recording: Recording,
+    status: str,
+    kpis: Mapping[str, Any],
+    exposed: Mapping[str, Any],
+    *,
+    label: str | None = None,
+) -> RecordingFacts:
+    """The facts of a recording from its pipeline outcome, without its arrays.
+
+    ``exposed`` is what the db stage measured: ``distance_m``, ``duration_s`` and the
+    ``warnings`` onsets. ``passed`` is left True: the session knows whether the
+    recording's tests passed only once they ran (:func:`with_outcome`).
+    """
+    rid = label or recording.id
+    return RecordingFacts(
+        recording=rid,
+        scenario=recording.scenario,
+        tags=tuple(recording.tags),
+        status=status,
+        passed=status == "ok",
+        expect_brake=_expected(recording, "brake"),
+        expect_fcw=_expected(recording, "fcw"),
+        distance_m=float(exposed.get("distance_m", 0.0)),
+        duration_s=float(exposed.get("duration_s", 0.0)),
+        activations=activation_events(rid, kpis),
+        warnings=tuple(Event(rid, float(at)) for at in exposed.get("warnings") or ()),
+    )

@@ -113,7 +113,7 @@ def render(s: Summary) -> str:
     if s.compared_with:
         out += [f"### KPI changes against {s.compared_with}", ""]
         out.append(
-            f"{len({(c.recording, c.kpi) for c in s.changes})} changed, {s.unchanged} unchanged"
+            f"{len({c.recording for c in s.changes})} changed, {s.unchanged} unchanged"
         )
         out.append("")
         if s.changes:

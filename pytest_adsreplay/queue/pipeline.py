@@ -70,6 +70,7 @@ class Outcome:
     error: str | None = None
     kpis: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    exposure: dict[str, Any] = field(default_factory=dict)  # distance, time, warnings
 
     @property
     def ok(self) -> bool:
@@ -419,6 +420,7 @@ class ReplaySession:
             error=res.get("error"),
             kpis=res.get("kpis") or {},
             sources=res.get("sources") or {},
+            exposure=res.get("exposure") or {},
         )
 
     def arrays(self, chain: Chain) -> tuple[dict[str, Any], dict[str, Any]]:

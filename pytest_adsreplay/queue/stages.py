@@ -475,6 +475,17 @@ def _load_error_here(exc: AdsReplayError, ctx: Mapping[str, Any]) -> AdsReplayEr
     return FunctionLoadError(f"{where}: {exc.message}", recording=ctx.get("rec"), hint=hint)
 
 
+def _exposure(t: Any, signals: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What fleet statistics need beyond the KPIs: distance and time driven, warnings."""
+    from pytest_adsreplay.fleet.stats import exposure, onsets
+
+    speed = signals.get("ego_speed")
+    distance, duration = (0.0, 0.0) if speed is None else exposure(t, speed)
+    fcw = outputs.get("fcw")
+    warnings = [] if fcw is None else onsets(t, fcw)
+    return {"distance_m": distance, "duration_s": duration, "warnings": warnings}
+
+
 def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     """KPIs → one results row (always written, also for a failed read or aeb stage)."""
     from pytest_adsreplay import replay
@@ -503,6 +514,7 @@ def db_stage(ctx: dict[str, Any]) -> dict[str, Any]:
             outcome["kpis"] = replay.kpis(
                 t, arrays, outputs, replay.kpi_settings(**ctx["settings"])
             )
+            outcome["exposure"] = _exposure(t, arrays, outputs)
         except AdsReplayError as exc:
             outcome.update(status=exc.outcome, stage="db", error=str(exc))
     sha = ctx.get("sha256") or read.get("sha256")
