@@ -220,7 +220,9 @@ def _listed(url: str, store: Any, source: str) -> list[Recording]:
     try:
         return discover_remote(url, store or StoreSettings())
     except StorageError as exc:
-        raise UsageError(f"recordings {exc.message} (from {source})", hint=exc.hint) from None
+        raise UsageError(
+            f"cannot list the recordings: {exc.message} (from {source})", hint=exc.hint
+        ) from None
 
 
 def _load_or_flag(path: Path, root: Path) -> Recording:
