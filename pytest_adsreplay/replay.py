@@ -53,6 +53,9 @@ class ReplayResult:
     impact_speed: float | None = None
     min_distance: float | None = None
     recorded_brake_time: float | None = None
+    target_id_at_brake: float | None = None
+    reacted_to_at_brake: float | None = None
+    braked_for_out_of_path: bool | None = None
 
     def __post_init__(self) -> None:
         for name, value in self.kpis.items():

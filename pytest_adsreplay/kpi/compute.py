@@ -29,6 +29,7 @@ from pytest_adsreplay.kpi.projection import (
     project,
 )
 from pytest_adsreplay.kpi.registry import KPI_NAMES, SCALAR_KPIS
+from pytest_adsreplay.kpi.target import kpi_signals
 
 __all__ = [
     "COAST_HORIZON",
@@ -158,7 +159,13 @@ def compute_kpis(
     outputs: Mapping[str, np.ndarray],
     settings: KpiSettings = _DEFAULT_SETTINGS,
 ) -> dict[str, Any]:
-    """Every KPI of the registry as a JSON-able dict in ``KPI_NAMES`` order (times on ``t``)."""
+    """Every KPI of the registry as a JSON-able dict in ``KPI_NAMES`` order (times on ``t``).
+
+    Without mapped target channels, the KPI target comes from the signals' object list
+    (:func:`pytest_adsreplay.kpi.target.kpi_signals`)."""
+    signals = kpi_signals(
+        signals, path_half_width=settings.path_half_width, axle_to_front=settings.axle_to_front
+    )
     inputs = KpiInputs(np.asarray(t, dtype=float).reshape(-1), signals, outputs, settings)
     missing = [name for name in KPI_NAMES if name not in _FUNCTIONS]
     if missing:
@@ -247,3 +254,37 @@ def min_distance(k: KpiInputs) -> float:
 def recorded_brake_onset(k: KpiInputs) -> float | None:
     """Brake onset in the recording itself (the driver's or the vehicle's own AEB)."""
     return recorded_brake_time(k.t, k.signals.get("ego_accel"))
+
+
+def _at_brake(k: KpiInputs, series: np.ndarray | None) -> float | None:
+    """A track id at the first braking cycle (None without braking, id or series)."""
+    if k.i_brake is None or series is None:
+        return None
+    value = float(np.asarray(series, dtype=float).reshape(-1)[k.i_brake])
+    return value if math.isfinite(value) else None
+
+
+@kpi_function("target_id_at_brake")
+def target_id_at_brake(k: KpiInputs) -> float | None:
+    """The KPI target's track id when braking starts (an object-list target)."""
+    return _at_brake(k, k.signals.get("target_id"))
+
+
+@kpi_function("reacted_to_at_brake")
+def reacted_to_at_brake(k: KpiInputs) -> float | None:
+    """The track id the function says it braked for (its ``reacted_to`` output)."""
+    return _at_brake(k, k.outputs.get("reacted_to"))
+
+
+@kpi_function("braked_for_out_of_path")
+def braked_for_out_of_path(k: KpiInputs) -> bool | None:
+    """Did the function brake for an object that was not the in-path KPI target? None
+    when it does not output ``reacted_to`` or the target has no track ids."""
+    if "reacted_to" not in k.outputs or "target_id" not in k.signals:
+        return None
+    if k.i_brake is None:
+        return False
+    reacted = reacted_to_at_brake(k)
+    if reacted is None:
+        return None
+    return bool(reacted != target_id_at_brake(k))

@@ -103,6 +103,8 @@ class KpiSettings:
     actuator_delay: float = 0.2  # s dead time request -> decel onset
     brake_jerk: float = 40.0  # m/s³ rate limit of the actuated decel; math.inf = ideal step
     lateral_overlap: float = 1.8  # m; contact only while |target_lateral| < this
+    path_half_width: float = 1.0  # m; an object-list target is within ± this of the path
+    axle_to_front: float = 0.0  # m; rear axle to front bumper (object positions)
 
     def __post_init__(self) -> None:
         checks = {
@@ -110,6 +112,8 @@ class KpiSettings:
             "actuator_delay": 0.0 <= self.actuator_delay < math.inf,
             "brake_jerk": self.brake_jerk > 0.0,
             "lateral_overlap": self.lateral_overlap > 0.0,
+            "path_half_width": 0.0 < self.path_half_width < math.inf,
+            "axle_to_front": 0.0 <= self.axle_to_front < math.inf,
         }
         for name, ok in checks.items():
             if not ok:

@@ -186,6 +186,17 @@ KPIS: tuple[KpiSpec, ...] = (
         better="higher",
     ),
     KpiSpec("recorded_brake_time", "recorded brake onset", "rec. brake", _S, "time"),
+    KpiSpec("target_id_at_brake", "KPI target id at brake", "target id", "", "exact", decimals=0),
+    KpiSpec("reacted_to_at_brake", "braked for track id", "reacted to", "", "exact", decimals=0),
+    KpiSpec(
+        "braked_for_out_of_path",
+        "braked for an out-of-path object",
+        "out of path",
+        "",
+        "exact",
+        kind="flag",
+        better="lower",
+    ),
 )
 _BY_NAME = {s.name: s for s in KPIS}
 

@@ -25,6 +25,9 @@ KPIS = {
     "impact_speed": 0.0,
     "min_distance": 6.354718257030129,
     "recorded_brake_time": None,
+    "target_id_at_brake": None,
+    "reacted_to_at_brake": None,
+    "braked_for_out_of_path": None,
 }
 
 
@@ -360,6 +363,7 @@ GOLDEN = """{
       "kpis": {
         "activations": 1,
         "brake_time": 4.5,
+        "braked_for_out_of_path": null,
         "collision": false,
         "fcw_lead_time": 1.0,
         "fcw_time": 3.5,
@@ -367,7 +371,9 @@ GOLDEN = """{
         "max_decel": 9.0,
         "min_distance": 6.354718,
         "min_ttc": "inf",
+        "reacted_to_at_brake": null,
         "recorded_brake_time": null,
+        "target_id_at_brake": null,
         "ttc_at_brake": 1.5,
         "ttc_at_fcw": 2.5
       },
@@ -377,6 +383,7 @@ GOLDEN = """{
       "kpis": {
         "activations": 1,
         "brake_time": 4.5,
+        "braked_for_out_of_path": null,
         "collision": true,
         "fcw_lead_time": null,
         "fcw_time": null,
@@ -384,7 +391,9 @@ GOLDEN = """{
         "max_decel": 9.0,
         "min_distance": 0.0,
         "min_ttc": "inf",
+        "reacted_to_at_brake": null,
         "recorded_brake_time": 4.123457,
+        "target_id_at_brake": null,
         "ttc_at_brake": 1.5,
         "ttc_at_fcw": null
       },
@@ -397,6 +406,7 @@ GOLDEN = """{
   "units": {
     "activations": "count",
     "brake_time": "s",
+    "braked_for_out_of_path": "bool",
     "collision": "bool",
     "fcw_lead_time": "s",
     "fcw_time": "s",
@@ -404,7 +414,9 @@ GOLDEN = """{
     "max_decel": "m/s²",
     "min_distance": "m",
     "min_ttc": "s",
+    "reacted_to_at_brake": "",
     "recorded_brake_time": "s",
+    "target_id_at_brake": "",
     "ttc_at_brake": "s",
     "ttc_at_fcw": "s"
   }

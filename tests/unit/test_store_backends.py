@@ -25,6 +25,9 @@ KPIS = {
     "impact_speed": 0.0,
     "min_distance": 6.354718257030129,
     "recorded_brake_time": None,
+    "target_id_at_brake": None,
+    "reacted_to_at_brake": None,
+    "braked_for_out_of_path": None,
 }
 
 
