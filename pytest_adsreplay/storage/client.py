@@ -193,10 +193,10 @@ def list_prefix(url: str, store: StoreSettings) -> list[Listed]:
     """Every object under the prefix ``url`` (recursively, like a directory), or the one
     object ``url`` names; sorted by URL. Raises StorageError (missing bucket, refused
     access, unreachable store)."""
-    protocol, _, _ = split_url(url)
+    protocol, bucket, _ = split_url(url)
     fs = filesystem(protocol, store)
     path = _path(url)
-    scheme = f"{protocol}://"
+    scheme = f"{protocol}://" if bucket else f"{protocol}:///"  # file:///abs/path
     fs.invalidate_cache()  # a listing is always asked of the store, never remembered
     try:
         if _magic(path):

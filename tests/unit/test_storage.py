@@ -338,3 +338,19 @@ def test_store_unreachable_after_listing(tmp_path: Path, monkeypatch: pytest.Mon
         StorageError, match=r"object store at endpoint http://127.0.0.1:\d+ is unreachable"
     ):
         storage.fetch(obj)
+
+
+def test_another_fsspec_protocol_lists_and_reads_uncached(tmp_path: Path) -> None:
+    """file:// has no ETags: listed like a folder, each read a temporary copy."""
+    (tmp_path / "recs" / "a").mkdir(parents=True)
+    (tmp_path / "recs" / "a" / "x.mf4").write_bytes(b"1" * 10)
+    (tmp_path / "recs" / "a" / "x.toml").write_bytes(SIDECAR)
+    st = storage.StoreSettings(cache_dir=str(tmp_path / "objects"))
+    (rec,) = discover([f"file://{tmp_path}/recs/"], store=st)
+    assert (rec.id, rec.scenario) == ("a/x.mf4", "CCRs")
+    assert rec.remote is not None and rec.remote.url == f"file://{tmp_path}/recs/a/x.mf4"
+    assert rec.remote.etag is None
+    with storage.local_copy(rec.remote) as local:
+        assert local.read_bytes() == b"1" * 10
+    assert not local.exists()
+    assert not (tmp_path / "objects").exists()
