@@ -145,6 +145,20 @@ OPTIONS: tuple[Option, ...] = (
         default=40.0,
     ),
     Option(
+        "path_half_width",
+        None,
+        "adsreplay_path_half_width",
+        "half width (m) of the predicted path an object-list KPI target must be within",
+        default=1.0,
+    ),
+    Option(
+        "axle_to_front",
+        None,
+        "adsreplay_axle_to_front",
+        "rear axle to front bumper (m): where object-list positions are measured from",
+        default=0.0,
+    ),
+    Option(
         "function_params",
         None,
         "adsreplay_function_params",
@@ -284,6 +298,8 @@ class Settings:
     brake_threshold: float = 1.0
     actuator_delay: float = 0.2
     brake_jerk: float = 40.0
+    path_half_width: float = 1.0
+    axle_to_front: float = 0.0
     function_params: Mapping[str, Any] = field(default_factory=dict)
     max_gap: float = 0.2
     invalid: str = "error"
@@ -309,6 +325,8 @@ class Settings:
             "brake_threshold": self.brake_threshold,
             "actuator_delay": self.actuator_delay,
             "brake_jerk": self.brake_jerk,
+            "path_half_width": self.path_half_width,
+            "axle_to_front": self.axle_to_front,
         }
 
 
@@ -482,6 +500,8 @@ _CONVERTERS: dict[str, Callable[[Option, _Raw], Any]] = {
     "brake_threshold": lambda opt, raw: _float(opt, raw),
     "actuator_delay": lambda opt, raw: _float(opt, raw, positive=False),
     "brake_jerk": lambda opt, raw: _float(opt, raw, allow_inf=True),
+    "path_half_width": lambda opt, raw: _float(opt, raw),
+    "axle_to_front": lambda opt, raw: _float(opt, raw, positive=False),
     "function_params": lambda opt, raw: _params(opt, raw),
     "invalid": _invalid_mode,
     "gates": lambda opt, raw: _gates(opt, raw),

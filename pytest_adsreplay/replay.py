@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from pytest_adsreplay.kpi.compute import KpiSettings
     from pytest_adsreplay.signals import ChannelMap, Signals
 
-KPI_SETTING_NAMES = ("brake_threshold", "actuator_delay", "brake_jerk")
+KPI_SETTING_NAMES = (
+    "brake_threshold",
+    "actuator_delay",
+    "brake_jerk",
+    "path_half_width",
+    "axle_to_front",
+)
 
 
 @dataclass
