@@ -54,6 +54,7 @@ WORKER = WorkerFunctions()
 def configure(folders: Sequence[str] = (), *, trust_shipped: bool = False) -> None:
     """Set this worker process's sources of function files (``adsreplay worker``)."""
     global WORKER
+    _FOUND.clear()
     WORKER = WorkerFunctions(
         folders=tuple(str(Path(f).resolve()) for f in folders), trust_shipped=trust_shipped
     )
@@ -121,8 +122,22 @@ def _has(path: Path, sha: str) -> bool:
         return False
 
 
+#: sha256 -> the file found for it last (checked again before each use)
+_FOUND: dict[str, Path] = {}
+
+
 def _search(sha: str, name: str, size: int) -> Path | None:
     """A file with ``sha`` in the --functions folders (or the store, when trusted)."""
+    known = _FOUND.get(sha)
+    if known is not None and _has(known, sha):
+        return known
+    found = _walk(sha, name, size)
+    if found is not None:
+        _FOUND[sha] = found
+    return found
+
+
+def _walk(sha: str, name: str, size: int) -> Path | None:
     suffix = Path(name).suffix.lower()
     folders = [Path(f) for f in WORKER.folders]
     if WORKER.trust_shipped:
