@@ -71,11 +71,22 @@ class S3Server:
 
     @classmethod
     def start(cls, folder: Path, *, port: int | None = None, log: Path | None = None) -> S3Server:
+        """Serve ``folder`` on ``port`` (default: a free one; tried again on another
+        port when someone else took it first)."""
+        for _ in range(5):
+            server = cls._try(folder, port or free_port(), log)
+            if server is not None:
+                return server
+            if port is not None:
+                break
+        raise RuntimeError(f"rclone serve s3 could not listen (see {log or 'its output'})")
+
+    @classmethod
+    def _try(cls, folder: Path, port: int, log: Path | None) -> S3Server | None:
         binary = rclone_binary()
         if binary is None:
             raise FileNotFoundError(HOW_TO)
         folder.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
             [
@@ -102,10 +113,17 @@ class S3Server:
             out.close()  # type: ignore[union-attr]
         try:
             _wait_port(port, proc)
+            time.sleep(0.3)  # a port taken by another process answers, but rclone exits
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+            return None
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        if proc.poll() is not None:
+            return None
         return cls(folder=folder, port=port, proc=proc, log=log)
 
     def stop(self) -> None:
