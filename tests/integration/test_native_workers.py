@@ -172,7 +172,7 @@ def test_trusting_worker_fetches_verifies_and_runs_the_library(
     fleet_redis: str, shipped_project: Path, tmp_path: Path
 ) -> None:
     sha = sha256(shipped_project / "lib" / "libaeb.so")
-    result, _logs, cache = run_elsewhere(
+    result, logs, cache = run_elsewhere(
         fleet_redis, shipped_project, tmp_path, "--trust-shipped-functions"
     )
     assert result.ret == 0, result.stdout.str() + "\n".join(logs)
@@ -188,7 +188,7 @@ def test_worker_with_a_local_copy_runs_it(
     (copies / "release").mkdir(parents=True)
     shutil.copy(shipped_project / "lib" / "libaeb.so", copies / "release" / "aeb-1.2.so")
     (copies / "other.so").write_bytes(b"not the library")
-    result, _logs, cache = run_elsewhere(
+    result, logs, cache = run_elsewhere(
         fleet_redis, shipped_project, tmp_path, "--functions", str(copies)
     )
     assert result.ret == 0, result.stdout.str() + "\n".join(logs)
