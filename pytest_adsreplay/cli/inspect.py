@@ -22,6 +22,7 @@ from pytest_adsreplay.errors import AdsReplayError, ChannelMapError, InvalidReco
 from pytest_adsreplay.signals import (
     CANONICAL_SIGNALS,
     REQUIRED_SIGNALS,
+    TARGET_SIGNALS,
     ChannelMap,
     Resolution,
     can_notes,
@@ -30,6 +31,8 @@ from pytest_adsreplay.signals import (
     read_signals,
     resolve_channels,
 )
+from pytest_adsreplay.signals.channel_map import OBJECT_FIELDS
+from pytest_adsreplay.signals.objects import resolve_objects
 from pytest_adsreplay.signals.quality import (
     DEFAULT_MAX_GAP,
     GateSettings,
@@ -241,16 +244,64 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> list[s
     for name in names:
         lines.append(f"  {name:<{width}} <- {_resolution_text(name, resolved.get(name))}")
     findings += _mapped_findings(reader, resolved)
+    objects, more = _objects_section(cmap, info, lines)
+    findings += more
     for name, occ in info.duplicates().items():
         findings.append(
             f"duplicate channel name {name!r}: {', '.join(c.ref for c in occ)} "
             "(address one as Name@group/index in the channel map)"
         )
     for name in REQUIRED_SIGNALS:
+        if objects and name in TARGET_SIGNALS:
+            continue  # the KPI target is derived from the object list
         res = resolved.get(name)
         if res is None or not res.found:
             findings.append(f"required signal {name} cannot be resolved: replay will fail")
     return findings
+
+
+#: Slots listed one by one in the object-list section (the first ones and the last).
+_SLOTS_SHOWN = 3
+
+
+def _objects_section(
+    cmap: ChannelMap, info: mf4.RecordingInfo, lines: list[str]
+) -> tuple[bool, list[str]]:
+    """How the ``[objects]`` table resolves, field by field and slot by slot; returns
+    whether the list is present, and findings."""
+    if cmap.objects is None:
+        return False, []
+    res = resolve_objects(cmap.objects, info, recording=info.path, source=cmap.source)
+    dx = res.fields.get("obj_dx")
+    present = dx is not None and bool(dx.candidate)  # matched, perhaps with an error
+    lines.append(
+        f"Object list: {res.count} slots, numbered from {res.index_base} in the file"
+        + ("" if present else " (obj_dx not found: no object list in this recording)")
+    )
+    findings: list[str] = []
+    for name in OBJECT_FIELDS:
+        fr = res.fields.get(name)
+        if fr is None:
+            text = "derived: isfinite(obj_dx)" if name == "obj_valid" else "not mapped (NaN)"
+        elif fr.error is not None:
+            text = f"ERROR: {str(fr.error).splitlines()[0]}"
+            findings.append(f"{name}: {fr.error}")
+        elif fr.found:
+            text = fr.source
+        else:
+            text = f"not found (tried {', '.join(fr.tried)})"
+        lines.append(f"  {name:<9} <- {text}")
+    if res.found:
+        found = [f for f in res.fields.values() if f.found]
+        shown = sorted({*range(min(_SLOTS_SHOWN, res.count)), res.count - 1})
+        for j in shown:
+            if j == res.count - 1 and j > _SLOTS_SHOWN:
+                lines.append("    …")
+            refs = ", ".join(
+                f"{f.field}={f.slots[j].channel.ref}" for f in found if f.slots[j].channel
+            )
+            lines.append(f"    slot {j} (file {res.index_base + j}): {refs}")
+    return present, findings
 
 
 def _groups_section(reader: mf4.Mf4Reader, lines: list[str]) -> list[str]:

@@ -243,3 +243,20 @@ def test_frames_without_an_object_list_have_no_objects_key(tmp_path: Path) -> No
     t = np.arange(5) * 0.01
     run_function(Fn(), t, {"ego_speed": np.ones(5)})
     assert seen == [False] * 5
+
+
+def test_inspect_shows_how_the_slots_resolve(tmp_path: Path) -> None:
+    from pytest_adsreplay.cli.inspect import inspect
+
+    path = write_slots(tmp_path / "r.mf4", base=1)
+    report = inspect(path, objects_map(SLOTS, base=1))
+    text = report.text
+    assert "Object list: 4 slots, numbered from 1 in the file" in text
+    assert (
+        "obj_dx    <- Radar.Obj{i:02d}.DistX (slots): Radar.Obj01.DistX@1/1 … Radar.Obj04" in text
+    )
+    assert "obj_ax    <- not mapped (NaN)" in text
+    assert "slot 0 (file 1): obj_dx=Radar.Obj01.DistX@1/1" in text
+    assert "required signal target_distance" not in text and report.valid is not False
+    bad = inspect(path, objects_map(SLOTS, base=0)).text
+    assert "obj_dx    <- ERROR:" in bad and "no channel for slot(s) 0" in bad
