@@ -409,11 +409,22 @@ def _presence(signals: Signals, max_gap: float) -> list[Finding]:
     ]
 
 
+def _with_target(signals: Signals) -> Mapping[str, np.ndarray]:
+    """The signals' values with the KPI target derived from the object list (default
+    path settings) when no target channel is mapped."""
+    if "target_distance" in signals.values or not signals.objects:
+        return signals.values
+    from pytest_adsreplay.kpi.target import derive_target
+
+    return {**signals.values, **derive_target(signals.values, signals.objects)}
+
+
 def _target(signals: Signals, settings: GateSettings) -> list[Finding]:
     out: list[Finding] = []
     n = signals.t.size
-    dist = signals.values.get("target_distance", np.full(n, np.nan))
-    rel = signals.values.get("target_rel_speed", np.full(n, np.nan))
+    values = _with_target(signals)
+    dist = values.get("target_distance", np.full(n, np.nan))
+    rel = values.get("target_rel_speed", np.full(n, np.nan))
     present = np.isfinite(dist)
     if settings.expect_target and n and not present.any():
         src = signals.sources.get("target_distance", "not mapped")
@@ -514,8 +525,9 @@ def _nominal_speed(signals: Signals, settings: GateSettings) -> list[Finding]:
     if nominal is None or v is None or signals.t.size < 2:
         return []
     t = signals.t
-    d = signals.values.get("target_distance", np.full(t.size, np.nan))
-    rv = signals.values.get("target_rel_speed", np.full(t.size, np.nan))
+    values = _with_target(signals)
+    d = values.get("target_distance", np.full(t.size, np.nan))
+    rv = values.get("target_rel_speed", np.full(t.size, np.nan))
     closing = np.isfinite(d) & np.isfinite(rv) & (rv < 0)
     ttc = np.full(t.size, np.inf)
     ttc[closing] = np.maximum(d[closing], 0.0) / -rv[closing]

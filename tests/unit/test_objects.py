@@ -260,3 +260,14 @@ def test_inspect_shows_how_the_slots_resolve(tmp_path: Path) -> None:
     assert "required signal target_distance" not in text and report.valid is not False
     bad = inspect(path, objects_map(SLOTS, base=0)).text
     assert "obj_dx    <- ERROR:" in bad and "no channel for slot(s) 0" in bad
+
+
+def test_gate_finds_the_expected_target_in_the_object_list(tmp_path: Path) -> None:
+    from pytest_adsreplay.signals import GateSettings, assess
+
+    sig = read_signals(write_slots(tmp_path / "r.mf4"), objects_map(SLOTS))
+    expecting = GateSettings(expect_target="scenario 'CCRs'")
+    assert not [f for f in assess(sig, expecting) if f.check == "target"]
+    for field in sig.objects:  # an empty list: the expected target is missing
+        sig.objects[field][:] = 0.0 if field == "obj_valid" else np.nan
+    assert [f.check for f in assess(sig, expecting)] == ["target"]
