@@ -31,7 +31,7 @@ from integration_kit import (
     stop,
     subprocess_env,
 )
-from native_build import build_library
+from native_build import build_fmu, build_library
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,7 +48,7 @@ def crash_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_library(tmp_path_factory.mktemp("native-workers") / "libcrash.so", [CRASH_C])
 
 
-def write_session(root: Path, library: Path, crash: int) -> Path:
+def write_session(root: Path, library: Path, crash: int, name: str = "libaeb.so") -> Path:
     """A project with three recordings (only c60 reaches the crash speed) and the
     library copied into ``root/lib``."""
     recs = root / "recs"
@@ -56,10 +56,10 @@ def write_session(root: Path, library: Path, crash: int) -> Path:
     write_approach(recs / "b50.mf4", ego_kph=50, pre=1.0)
     write_approach(recs / "c60.mf4", ego_kph=60, pre=1.0)
     (root / "lib").mkdir()
-    shutil.copy(library, root / "lib" / "libaeb.so")
+    shutil.copy(library, root / "lib" / name)
     (root / "test_native.py").write_text(TEST_MODULE)
     (root / "pytest.ini").write_text(
-        "[pytest]\nadsreplay_function = lib/libaeb.so\nadsreplay_recordings = recs\n"
+        f"[pytest]\nadsreplay_function = lib/{name}\nadsreplay_recordings = recs\n"
         f"adsreplay_db = results.sqlite\nadsreplay_function_params = {{crash = {crash}}}\n"
     )
     return root
@@ -120,7 +120,12 @@ def sha256(path: Path) -> str:
 
 
 def run_elsewhere(
-    url: str, root: Path, tmp_path: Path, *flags: str, before: str | None = None
+    url: str,
+    root: Path,
+    tmp_path: Path,
+    *flags: str,
+    before: str | None = None,
+    name: str = "libaeb.so",
 ) -> tuple[pytest.RunResult, list[str], Path]:
     """Run the session on the fleet queues; when it has uploaded the library, move the
     library away and start two workers with ``flags`` in an empty folder. ``before``:
@@ -130,19 +135,18 @@ def run_elsewhere(
 
     from pytest_adsreplay.function.shipping import key
 
-    lib = root / "lib" / "libaeb.so"
-    name = key(sha256(lib))
+    upload = key(sha256(root / "lib" / name))
     conn = redis.Redis.from_url(url)
-    conn.delete(name)
+    conn.delete(upload)
     if before is not None:
-        conn.set(name, before.encode("latin-1"), ex=600)
+        conn.set(upload, before.encode("latin-1"), ex=600)
     empty, cache = tmp_path / "worker-host", tmp_path / "worker-cache"
     empty.mkdir()
     started = time.monotonic()
     session = spawn_pytest(root, "--redis-url", url, "--adsreplay-workers", "0")
     workers: list[subprocess.Popen[str]] = []
     try:
-        wait_for_key(conn, name, session)
+        wait_for_key(conn, upload, session)
         shutil.move(root / "lib", tmp_path / "moved-away")
         workers = [start_worker(url, empty, cache, *flags) for _ in range(2)]
         result = collect(session, started)
@@ -168,16 +172,23 @@ def shipped_project(tmp_path: Path, crash_library: Path) -> Iterator[Path]:
     yield write_session(tmp_path / "proj", crash_library, 0)
 
 
-def test_trusting_worker_fetches_verifies_and_runs_the_library(
-    fleet_redis: str, shipped_project: Path, tmp_path: Path
+@pytest.mark.parametrize("form", ["library", "fmu"])
+def test_trusting_worker_fetches_verifies_and_runs_the_file(
+    fleet_redis: str, crash_library: Path, tmp_path: Path, form: str
 ) -> None:
-    sha = sha256(shipped_project / "lib" / "libaeb.so")
+    name = "libaeb.so"
+    function = crash_library
+    if form == "fmu":
+        name = "aeb.fmu"
+        function = build_fmu(tmp_path / name, [CRASH_C], crash_library, model="crash2")
+    root = write_session(tmp_path / "proj", function, 0, name)
+    sha = sha256(root / "lib" / name)
     result, logs, cache = run_elsewhere(
-        fleet_redis, shipped_project, tmp_path, "--trust-shipped-functions"
+        fleet_redis, root, tmp_path, "--trust-shipped-functions", name=name
     )
     assert result.ret == 0, result.stdout.str() + "\n".join(logs)
     result.assert_outcomes(passed=3)
-    kept = cache / "adsreplay" / "functions" / sha / "libaeb.so"
+    kept = cache / "adsreplay" / "functions" / sha / name
     assert kept.is_file() and sha256(kept) == sha
 
 
