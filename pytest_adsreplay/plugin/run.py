@@ -455,7 +455,12 @@ class ReplayRun:
 
 
 def shown(path: Path) -> str:
-    """``path`` relative to the current directory when inside it, else as it is."""
+    """``path`` relative to the current directory when inside it, else as it is (a URL
+    such as ``s3://bucket/prefix`` with its two slashes)."""
+    from pytest_adsreplay.storage import as_url
+
+    if (url := as_url(str(path))) is not None:
+        return url
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
     except (ValueError, OSError):
