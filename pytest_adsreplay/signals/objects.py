@@ -16,11 +16,10 @@ into matrices for the frames of a Python function (:class:`ObjectList`).
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,29 +47,6 @@ _COLUMN = re.compile(r"(obj_[a-z]+)\[(\d+)\]")
 def object_column(field: str, slot: int) -> str:
     """The name one slot of a field travels under between stages: ``obj_dx[3]``."""
     return f"{field}[{slot}]"
-
-
-class ObjectList(NamedTuple):
-    """One cycle's object list as a Python function sees it (``frame["objects"]``).
-
-    One read-only float64 array per field, length ``count``, NaN where a slot is empty or
-    the field is not mapped; the arrays are views into the recording's resampled
-    matrices (valid for the whole replay, never written to).
-    """
-
-    obj_dx: np.ndarray
-    obj_dy: np.ndarray
-    obj_vx: np.ndarray
-    obj_vy: np.ndarray
-    obj_ax: np.ndarray
-    obj_valid: np.ndarray
-    obj_id: np.ndarray
-    obj_class: np.ndarray
-
-    @property
-    def slots(self) -> int:
-        """The list's ``count`` (slots per field)."""
-        return int(self.obj_dx.shape[0])
 
 
 # --------------------------------------------------------------------------- resolution
@@ -353,31 +329,71 @@ def _slot(
 # --------------------------------------------------------------------------- frames
 
 
-class ObjectFrames:
-    """The ``objects`` column of a Python function's frames: ``rows[a:b].tolist()`` is
-    one :class:`ObjectList` per cycle, of row views into read-only (cycles x count)
-    matrices (one per field; an unmapped field shares one read-only NaN row)."""
+def _field(i: int, name: str) -> property:
+    def get(self: ObjectList) -> np.ndarray:
+        rows = self._rows[i]
+        return rows if rows.ndim == 1 else rows[:, self._k]
 
-    def __init__(self, matrices: Mapping[str, np.ndarray], count: int):
+    return property(get, doc=f"``{name}`` of every slot at this cycle (read-only, length count)")
+
+
+class ObjectList:
+    """One cycle's object list as a Python function sees it (``frame["objects"]``).
+
+    One read-only float64 array per field (``objects.obj_dx`` …), length ``count``, NaN
+    where a slot is empty or the field is not mapped. Each is a view into the
+    recording's resampled (count x cycles) matrix of that field, made when the attribute
+    is read: a frame costs one small object per cycle, never a copy of the list.
+    """
+
+    __slots__ = ("_k", "_rows")
+    FIELDS = OBJECT_FIELDS
+
+    def __init__(self, rows: tuple[np.ndarray, ...], k: int):
+        self._rows = rows
+        self._k = k
+
+    obj_dx = _field(0, "obj_dx")
+    obj_dy = _field(1, "obj_dy")
+    obj_vx = _field(2, "obj_vx")
+    obj_vy = _field(3, "obj_vy")
+    obj_ax = _field(4, "obj_ax")
+    obj_valid = _field(5, "obj_valid")
+    obj_id = _field(6, "obj_id")
+    obj_class = _field(7, "obj_class")
+
+    @property
+    def slots(self) -> int:
+        """The list's ``count`` (slots per field)."""
+        return int(self._rows[0].shape[0])
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        """``objects["obj_dx"]``, the same as ``objects.obj_dx``."""
+        if field not in OBJECT_FIELDS:
+            raise KeyError(f"{field!r} is not an object field; fields: {', '.join(OBJECT_FIELDS)}")
+        value: np.ndarray = getattr(self, field)
+        return value
+
+    def __repr__(self) -> str:
+        valid = int(np.nansum(self.obj_valid))
+        return f"<ObjectList cycle {self._k}: {valid} of {self.slots} slots valid>"
+
+
+class ObjectFrames:
+    """The ``objects`` column of a Python function's frames: ``frames[a:b].tolist()`` is
+    one :class:`ObjectList` per cycle of that range. ``rows`` holds one read-only
+    (count x cycles) matrix per field (an unmapped field: one read-only NaN row)."""
+
+    def __init__(self, rows: Mapping[str, np.ndarray], count: int):
         nan = np.full(count, np.nan)
         nan.flags.writeable = False
         self.count = count
-        self.matrices: list[np.ndarray | None] = []
-        self.nan = nan
-        for f in OBJECT_FIELDS:
-            m = matrices.get(f)
-            if m is not None:
-                m.flags.writeable = False
-            self.matrices.append(m)
+        for m in rows.values():
+            m.flags.writeable = False
+        self.rows: tuple[np.ndarray, ...] = tuple(rows.get(f, nan) for f in OBJECT_FIELDS)
 
     def __getitem__(self, cycles: slice) -> _Chunk:
         return _Chunk(self, cycles)
-
-    def rows(self, cycles: slice) -> Iterator[ObjectList]:
-        first = next(m for m in self.matrices if m is not None)
-        m = len(range(*cycles.indices(first.shape[0])))
-        cols = [itertools.repeat(self.nan, m) if x is None else x[cycles] for x in self.matrices]
-        return map(ObjectList._make, zip(*cols, strict=False))
 
 
 class _Chunk:
@@ -385,20 +401,22 @@ class _Chunk:
         self.frames, self.cycles = frames, cycles
 
     def tolist(self) -> list[ObjectList]:
-        return list(self.frames.rows(self.cycles))
+        rows = self.frames.rows
+        n = next((r.shape[1] for r in rows if r.ndim == 2), 0)
+        return [ObjectList(rows, k) for k in range(*self.cycles.indices(n))]
 
 
 def split_objects(
     signals: Mapping[str, np.ndarray],
 ) -> tuple[dict[str, np.ndarray], ObjectFrames | None]:
     """``(the other signals, the object list's frames or None)`` from signals that may
-    carry object columns ``obj_dx[0]`` …: the columns of each field become one
-    C-ordered (cycles x count) read-only matrix (one copy per replay, none per cycle)."""
+    carry object columns ``obj_dx[0]`` …: the columns of each field are stacked into one
+    (count x cycles) read-only matrix (one copy per replay, none per cycle)."""
     plain = {k: v for k, v in signals.items() if not is_object_column(k)}
-    matrices = object_matrices(signals)
-    if not matrices:
+    rows = object_rows(signals)
+    if not rows:
         return plain, None
-    return plain, ObjectFrames(matrices, matrices["obj_dx"].shape[1])
+    return plain, ObjectFrames(rows, rows["obj_dx"].shape[0])
 
 
 def is_object_column(name: str) -> bool:
@@ -407,23 +425,31 @@ def is_object_column(name: str) -> bool:
     return m is not None and m.group(1) in OBJECT_FIELDS
 
 
-def object_matrices(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """``{field: (cycles x count) matrix}`` from signals carrying object columns (empty
-    without an object list); missing slots of a field are NaN."""
+def object_rows(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{field: (count x cycles) C-ordered matrix}`` from signals carrying object columns
+    (empty without an object list); slots a field lacks are NaN."""
     columns: dict[str, dict[int, np.ndarray]] = {}
     for name, arr in signals.items():
         m = _COLUMN.fullmatch(name)
         if m is not None and m.group(1) in OBJECT_FIELDS:
-            columns.setdefault(m.group(1), {})[int(m.group(2))] = np.asarray(arr, dtype=float)
+            columns.setdefault(m.group(1), {})[int(m.group(2))] = arr
     if not columns.get("obj_dx"):
         return {}
     count = max(columns["obj_dx"]) + 1
-    n = next(iter(columns["obj_dx"].values())).shape[0]
+    n = np.asarray(next(iter(columns["obj_dx"].values()))).reshape(-1).shape[0]
     out = {}
     for field, cols in columns.items():
-        mat = np.full((n, count), np.nan)
-        for j, col in cols.items():
-            if j < count:
-                mat[:, j] = col
+        mat = np.empty((count, n))
+        for j in range(count):
+            col = cols.get(j)
+            if col is None:
+                mat[j] = np.nan
+            else:
+                mat[j] = np.asarray(col, dtype=np.float64).reshape(-1)
         out[field] = mat
     return out
+
+
+def object_matrices(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{field: (cycles x count) matrix}`` (transposed views of :func:`object_rows`)."""
+    return {f: m.T for f, m in object_rows(signals).items()}

@@ -196,10 +196,7 @@ def test_columns_round_trip_through_the_cache(tmp_path: Path) -> None:
     _, frames = split_objects(entry.values)
     assert frames is not None and frames.count == COUNT
     for field, mat in sig.objects.items():
-        np.testing.assert_array_equal(frames.matrices[list(_FIELDS).index(field)], mat)
-
-
-_FIELDS = ObjectList._fields
+        np.testing.assert_array_equal(frames.rows[ObjectList.FIELDS.index(field)].T, mat)
 
 
 class Recorder:
@@ -228,6 +225,7 @@ def test_frames_are_read_only_views_of_one_matrix(tmp_path: Path) -> None:
     assert np.isnan(first.obj_ax).all() and first.obj_ax is last.obj_ax  # unmapped: shared
     k = at(sig.t, 0.5)
     assert fn.frames[k].obj_dx[0] == pytest.approx(47.5)
+    assert fn.frames[k]["obj_id"][0] == 7 and "2 of 4 slots valid" in repr(fn.frames[k])
     assert out["nearest"][at(sig.t, 0.2)] == pytest.approx(20.0)
     assert out["nearest"][at(sig.t, 1.5)] == pytest.approx(30.0)
 
