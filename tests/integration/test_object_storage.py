@@ -103,6 +103,12 @@ def test_bundled_recordings_from_the_store_give_the_kpis_of_disk(
     cold = run_pytest(store_root, "--recordings", url, "-p", "no:randomly", env=env(s3))
     disk.assert_outcomes(passed=2 * len(mf4))  # a test and an [expect] item each
     cold.assert_outcomes(passed=2 * len(mf4))
+    cold.stdout.fnmatch_lines(
+        [
+            f"adsreplay: {len(mf4)} recordings under {url.rstrip('/')}, *",
+            f"adsreplay: reproduce with pytest --recordings={url.rstrip('/')} *",
+        ]
+    )
     from_disk, from_store = rows(disk_root, disk), rows(store_root, cold)
     assert sorted(from_store) == mf4 == sorted(from_disk)
     for rid in mf4:
