@@ -571,14 +571,16 @@ def _recording_spec(value: Any, raw: _Raw) -> str:
 
 
 def _s3_endpoint(opt: Option, raw: _Raw) -> str:
-    """``adsreplay_s3_endpoint``: an http(s) URL."""
+    """``adsreplay_s3_endpoint``: an http(s) URL without credentials (it travels in
+    every job; credentials come from each worker's own AWS configuration)."""
     url = str(raw.value).strip()
-    if not re.match(r"https?://", url):
+    if not re.match(r"https?://[^/@]+(/.*)?$", url):
         from pytest_adsreplay.urls import mask_url
 
         raise UsageError(
             f"{opt.ini} = {mask_url(url)!r} (from {raw.source}) must be an http:// or "
-            "https:// URL, e.g. http://127.0.0.1:9000"
+            "https:// URL without user or password, e.g. http://127.0.0.1:9000",
+            hint="credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
         )
     return url
 

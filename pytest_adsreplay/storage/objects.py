@@ -88,6 +88,16 @@ class StoreSettings:
             or env.get("AWS_ENDPOINT_URL", "").strip()
             or None
         )
+        if endpoint and "@" in endpoint.split("://", 1)[-1].split("/", 1)[0]:
+            from pytest_adsreplay.errors import UsageError
+            from pytest_adsreplay.urls import mask_url
+
+            raise UsageError(
+                f"the S3 endpoint {mask_url(endpoint)} holds a user or password; it travels "
+                "in every job, so it must not",
+                hint="give the endpoint as http(s)://host:port and the credentials as "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+            )
         cache_dir = getattr(settings, "cache_dir", None)
         return cls(
             endpoint=endpoint,

@@ -354,3 +354,14 @@ def test_another_fsspec_protocol_lists_and_reads_uncached(tmp_path: Path) -> Non
         assert local.read_bytes() == b"1" * 10
     assert not local.exists()
     assert not (tmp_path / "objects").exists()
+
+
+def test_an_endpoint_with_credentials_is_refused_masked() -> None:
+    with pytest.raises(UsageError, match=r"without user or password") as err:
+        _settings({}, {"adsreplay_s3_endpoint": "http://key:hunter22@minio:9000"})
+    assert "hunter22" not in str(err.value)
+    with pytest.raises(UsageError, match="holds a user or password") as err2:
+        storage.StoreSettings.from_settings(
+            _settings({}), {"AWS_ENDPOINT_URL": "http://key:hunter22@minio:9000"}
+        )
+    assert "hunter22" not in str(err2.value)
