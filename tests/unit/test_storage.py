@@ -365,3 +365,13 @@ def test_an_endpoint_with_credentials_is_refused_masked() -> None:
             _settings({}), {"AWS_ENDPOINT_URL": "http://key:hunter22@minio:9000"}
         )
     assert "hunter22" not in str(err2.value)
+
+
+def test_header_metadata_of_a_stored_recording(s3: S3Server, bucket: str, tmp_path: Path) -> None:
+    """Selection by header metadata works as for files: the session reads the header
+    from its download cache."""
+    bundled = Path(__file__).resolve().parents[2] / "recordings" / "ncap" / "CCRs_40kph.mf4"
+    s3.put(bucket, "p/CCRs_40kph.mf4", bundled.read_bytes())
+    (rec,) = discover([f"s3://{bucket}/p/"], store=store(s3, tmp_path))
+    assert rec.matches(metadata={"description": "*Euro NCAP CCRs*"})
+    assert not rec.matches(metadata={"description": "*CCRm*"})
