@@ -272,6 +272,10 @@ class ReplayRun:
             self._guarded(self._write_unreplayed)
         if self.owner and self.configured and self._store_exists():
             self._guarded(lambda: self.store.finish_run(self.run_id, exitstatus))
+        if self.configured:
+            from pytest_adsreplay.function.host import shutdown
+
+            shutdown()  # the function's host processes end with the session
 
     def _close_session(self) -> None:
         """Write the rows of chains that never ended, delete the run's keys; the keys go
