@@ -17,7 +17,7 @@ into matrices for the frames of a Python function (:class:`ObjectList`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from pytest_adsreplay.signals.channel_map import (
     ObjectSpec,
     SignalSpec,
 )
-from pytest_adsreplay.signals.resample import resample, resample_objects
+from pytest_adsreplay.signals.resample import GridIndex, grid_index, resample_indexed
 from pytest_adsreplay.signals.resolve import Resolution, resolve_spec
 from pytest_adsreplay.signals.targets import Series, prepare_targets
 
@@ -273,9 +273,18 @@ def assemble_objects(
     found = {f: r for f, r in res.fields.items() if r.found}
     count, n = res.count, grid.size
     rows = {f: np.empty((count, n)) for f in OBJECT_FIELDS if f in found or f == "obj_valid"}
+    indexes: dict[int, GridIndex] = {}  # per time axis (the slots of one message share it)
+
+    def index_of(ts: np.ndarray) -> GridIndex:
+        gi = indexes.get(id(ts))
+        if gi is None or gi.source is not ts:
+            gi = indexes[id(ts)] = grid_index(ts, grid, max_gap)
+            gi.source = ts
+        return gi
+
     for j in range(count):
         series = {f: _si(data, r.slots[j]) for f, r in found.items()}
-        _slot(series, grid, max_gap, {f: m[j] for f, m in rows.items()}, found)
+        _slot(series, index_of, {f: m[j] for f, m in rows.items()}, found)
     sources = {f: r.source for f, r in found.items()}
     if "obj_valid" not in found:
         sources["obj_valid"] = "derived: isfinite(obj_dx)"
@@ -290,8 +299,7 @@ def _si(data: Mapping[tuple[int, int], ChannelSamples], r: Resolution) -> Series
 
 def _slot(
     series: Mapping[str, Series],
-    grid: np.ndarray,
-    max_gap: float,
+    index_of: Callable[[np.ndarray], GridIndex],
     out: Mapping[str, np.ndarray],
     found: Mapping[str, FieldResolution],
 ) -> None:
@@ -307,14 +315,11 @@ def _slot(
     for f, (ts, vs) in series.items():
         if f in HELD_OBJECT_FIELDS:
             src = valid[1] if f == "obj_valid" and valid is not None else vs
-            out[f][:] = resample(ts, src, grid, hold=True)
+            resample_indexed(index_of(ts), src, hold=True, out=out[f])
         else:
             masked, segments = prepared[_AS_TARGET.get(f, f)]
             hold = found[f].slots[0].hold
-            if hold:
-                out[f][:] = resample(ts, masked, grid, hold=True)
-            else:
-                out[f][:] = resample_objects(ts, masked, grid, segments=segments, max_gap=max_gap)
+            resample_indexed(index_of(ts), masked, hold=hold, segments=segments, out=out[f])
     flag = out["obj_valid"]
     if "obj_valid" in series:
         np.copyto(flag, flag == 1, casting="unsafe")  # NaN (outside the span) -> 0
@@ -439,6 +444,10 @@ def object_rows(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
     n = np.asarray(next(iter(columns["obj_dx"].values()))).reshape(-1).shape[0]
     out = {}
     for field, cols in columns.items():
+        rows = _rows_in_place(cols, count, n)
+        if rows is not None:
+            out[field] = rows
+            continue
         mat = np.empty((count, n))
         for j in range(count):
             col = cols.get(j)
@@ -448,6 +457,30 @@ def object_rows(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 mat[j] = np.asarray(col, dtype=np.float64).reshape(-1)
         out[field] = mat
     return out
+
+
+def _rows_in_place(cols: Mapping[int, Any], count: int, n: int) -> np.ndarray | None:
+    """A read-only (count x n) view of columns that already are consecutive rows of one
+    float64 block (the read's own matrix, a cache entry's table), else None."""
+    first = cols.get(0)
+    if not isinstance(first, np.ndarray) or first.base is None:
+        return None
+    start = first.__array_interface__["data"][0]
+    for j in range(count):
+        c = cols.get(j)
+        if (
+            not isinstance(c, np.ndarray)
+            or c.base is not first.base
+            or c.dtype != np.float64
+            or c.shape != (n,)
+            or not c.flags.c_contiguous
+            or c.__array_interface__["data"][0] != start + j * n * 8
+        ):
+            return None
+    rows: np.ndarray = np.lib.stride_tricks.as_strided(
+        first, shape=(count, n), strides=(n * 8, 8), writeable=False
+    )
+    return rows
 
 
 def object_matrices(signals: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -100,7 +100,7 @@ def read_signals(
                 recording=rec,
                 hint=f"check the [can] DBC files of the channel map ({channel_map.source})",
             )
-        resolved = resolve_channels(channel_map, info, recording=rec)
+        resolved = resolve_channels(channel_map, info, recording=rec, suggest=REQUIRED_SIGNALS)
         for res in resolved.values():
             if res.error is not None:
                 raise res.error

@@ -163,6 +163,97 @@ def resample_objects(
 
 
 @dataclass
+class GridIndex:
+    """Where the grid points fall among one time axis's samples, computed once and shared
+    by every channel on that axis (the fields of all slots of one radar message).
+
+    ``keep`` drops all but the last of equal timestamps; ``inside`` marks the grid points
+    within the axis's span; for those, ``idx`` is the sample at or before the point and
+    ``dt`` the time since it; ``gap`` marks (over ``inside``) points inside a gap.
+    """
+
+    ts: np.ndarray
+    keep: np.ndarray | None
+    inside: np.ndarray
+    idx: np.ndarray
+    dt: np.ndarray
+    step: np.ndarray
+    gap: np.ndarray | None
+    size: int
+    source: np.ndarray | None = None  # the timestamps it was made from (for caching by id)
+
+
+def grid_index(timestamps: np.ndarray, grid: np.ndarray, max_gap: float | None) -> GridIndex:
+    """The :class:`GridIndex` of one time axis on ``grid`` (see :func:`resample_indexed`)."""
+    ts = np.asarray(timestamps, dtype=np.float64)
+    keep: np.ndarray | None = None
+    if ts.size:
+        keep = np.r_[ts[1:] != ts[:-1], True]
+        if keep.all():
+            keep = None
+        else:
+            ts = ts[keep]
+    if ts.size == 0:
+        inside = np.zeros(grid.shape, dtype=bool)
+    else:
+        inside = (grid >= ts[0] - TIME_TOL) & (grid <= ts[-1] + TIME_TOL)
+    g = grid[inside]
+    idx = np.clip(np.searchsorted(ts, g + TIME_TOL, side="right") - 1, 0, None)
+    nxt = np.minimum(idx + 1, max(ts.size - 1, 0))
+    step = ts[nxt] - ts[idx] if ts.size else np.zeros(0)
+    dt = np.clip(g - ts[idx], 0.0, None) if ts.size else np.zeros(0)
+    gap: np.ndarray | None = None
+    if max_gap is not None and ts.size >= 2:
+        gaps = find_gaps(ts, max_gap)
+        if gaps.size:
+            gap = np.zeros(g.shape, dtype=bool)
+            for i in gaps:
+                gap |= (g > ts[i] + TIME_TOL) & (g < ts[i + 1] - TIME_TOL)
+    return GridIndex(ts, keep, inside, idx, dt, step, gap, int(grid.size))
+
+
+def resample_indexed(
+    index: GridIndex,
+    samples: np.ndarray,
+    *,
+    hold: bool,
+    segments: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`resample` (``hold``) or :func:`resample_objects` (linear within one object
+    ``segments`` run) of samples on an indexed time axis, written into ``out``.
+
+    The gap of the index applies to linear signals only, as in the read of a recording.
+    """
+    vs = np.asarray(samples, dtype=np.float64)
+    seg = segments
+    if index.keep is not None:
+        vs = vs[index.keep]
+        seg = None if seg is None else np.asarray(seg)[index.keep]
+    if out is None:
+        out = np.empty(index.size)
+    out.fill(np.nan)
+    if index.ts.size == 0:
+        return out
+    idx = index.idx
+    vals = vs[idx]
+    if not hold and index.ts.size >= 2:
+        finite = np.isfinite(vs)
+        linear = finite[:-1] & finite[1:]
+        if seg is not None:
+            linear &= seg[:-1] == seg[1:]
+        linear = np.r_[linear, False]
+        lin = linear[idx]
+        j = idx[lin]
+        slope = (vs[j + 1] - vs[j]) / index.step[lin]
+        vals[lin] = slope * index.dt[lin] + vs[j]
+        if index.gap is not None:
+            vals[index.gap] = np.nan
+    out[index.inside] = vals
+    return out
+
+
+@dataclass
 class Trace:
     """The samples behind one canonical signal: SI values on the channel's own timestamps.
 

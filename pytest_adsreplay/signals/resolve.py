@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,7 +60,11 @@ class Resolution:
 
 
 def resolve_channels(
-    channel_map: ChannelMap, info: RecordingInfo, *, recording: str | None = None
+    channel_map: ChannelMap,
+    info: RecordingInfo,
+    *,
+    recording: str | None = None,
+    suggest: Collection[str] | None = None,
 ) -> dict[str, Resolution]:
     """Resolve every signal of the map against a file's channels (no data is read).
 
@@ -70,7 +74,15 @@ def resolve_channels(
     rec = recording or info.path
     names = info.channel_names()
     return {
-        name: resolve_spec(name, spec, info, names, rec, channel_map.source)
+        name: resolve_spec(
+            name,
+            spec,
+            info,
+            names,
+            rec,
+            channel_map.source,
+            suggest=suggest is None or name in suggest,
+        )
         for name, spec in channel_map.signals.items()
     }
 
@@ -85,9 +97,12 @@ def resolve_spec(
     *,
     kind: str | None = None,
     hold: bool | None = None,
+    suggest: bool = True,
 ) -> Resolution:
     """Resolve one signal's candidates (``kind``: the canonical name whose unit applies,
-    default ``name``; ``hold``: resample by hold, default for flags and discrete channels)."""
+    default ``name``; ``hold``: resample by hold, default for flags and discrete channels;
+    ``suggest``: list close matches when not found, which costs a fuzzy search through
+    every channel name of the file)."""
     kind = kind or name
     chosen: ChannelInfo | None = None
     for ref in spec.channels:
@@ -104,7 +119,8 @@ def resolve_spec(
         chosen = occ[0]
         break
     if chosen is None:
-        return Resolution(name, spec, close_matches=_close_matches(spec, names))
+        close = _close_matches(spec, names) if suggest else ()
+        return Resolution(name, spec, close_matches=close)
     try:
         scale, offset, text = _conversion(kind, spec, chosen, rec, source, label=name)
     except RecordingError as exc:

@@ -269,3 +269,31 @@ def test_gate_finds_the_expected_target_in_the_object_list(tmp_path: Path) -> No
     for field in sig.objects:  # an empty list: the expected target is missing
         sig.objects[field][:] = 0.0 if field == "obj_valid" else np.nan
     assert [f.check for f in assess(sig, expecting)] == ["target"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_indexed_resampling_equals_resample_and_resample_objects(seed: int) -> None:
+    from pytest_adsreplay.signals.resample import (
+        grid_index,
+        make_grid,
+        resample,
+        resample_indexed,
+        resample_objects,
+    )
+
+    rng = np.random.default_rng(seed)
+    ts = np.cumsum(rng.choice([0.0, 0.05, 0.05, 0.05, 0.5], size=200)) + 0.013
+    vs = rng.normal(size=ts.size)
+    vs[rng.random(ts.size) < 0.1] = np.nan
+    seg = np.cumsum(rng.random(ts.size) < 0.05).astype(float)
+    grid = make_grid(0.0, float(ts[-1]) + 0.3, 0.01)
+    index = grid_index(ts, grid, 0.2)
+    np.testing.assert_allclose(
+        resample_indexed(index, vs, hold=False, segments=seg),
+        resample_objects(ts, vs, grid, segments=seg, max_gap=0.2),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    np.testing.assert_array_equal(
+        resample_indexed(index, vs, hold=True), resample(ts, vs, grid, hold=True)
+    )
