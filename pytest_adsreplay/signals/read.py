@@ -100,11 +100,12 @@ def read_signals(
                 recording=rec,
                 hint=f"check the [can] DBC files of the channel map ({channel_map.source})",
             )
-        resolved = resolve_channels(channel_map, info, recording=rec, suggest=REQUIRED_SIGNALS)
+        objects = _resolve_objects(channel_map, info, rec)
+        required = [n for n in REQUIRED_SIGNALS if objects is None or n not in TARGET_SIGNALS]
+        resolved = resolve_channels(channel_map, info, recording=rec, suggest=required)
         for res in resolved.values():
             if res.error is not None:
                 raise res.error
-        objects = _resolve_objects(channel_map, info, rec)
         _raise_missing(resolved, info, rec, channel_map.source, objects)
         usable = {n: r for n, r in resolved.items() if r.found}
         wanted: list[ChannelInfo] = []
