@@ -223,3 +223,38 @@ def test_external_workers_in_an_empty_folder_read_from_the_store(
     assert {r.status for r in rows(root, result).values()} == {"ok"}
     assert s3.gets(".mf4") == 3
     assert os.listdir(empty) == []
+
+
+def test_each_worker_reads_with_its_own_credentials(
+    s3: S3Server, fleet_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session lists with its credentials; a worker whose own are refused errors the
+    recordings it reads, naming the URL, and no secret travels or is shown."""
+    _three(s3)
+    root = project(tmp_path / "proj", s3)
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-" + SECRET)
+    empty = tmp_path / "worker-host"
+    empty.mkdir()
+    worker = start_worker(fleet_redis, empty, empty)
+    try:
+        result = run_pytest(
+            root,
+            "--recordings",
+            f"s3://{BUCKET}/p/",
+            "--redis-url",
+            fleet_redis,
+            "--adsreplay-workers",
+            "0",
+            env=env(s3),
+        )
+    finally:
+        log = stop(worker)
+    result.assert_outcomes(errors=6)
+    out = result.stdout.str()
+    assert f"access to s3://{BUCKET}/p/ncap/CCRs_40kph.mf4 at endpoint {s3.endpoint}" in out
+    assert "was refused" in out and "AWS_ACCESS_KEY_ID" in out
+    assert SECRET not in out + log
+    assert {r.status for r in rows(root, result).values()} == {"error"}
+    assert s3.gets(".mf4") == 0

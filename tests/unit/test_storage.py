@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,9 @@ def test_header_metadata_of_a_stored_recording(s3: S3Server, bucket: str, tmp_pa
     (rec,) = discover([f"s3://{bucket}/p/"], store=store(s3, tmp_path))
     assert rec.matches(metadata={"description": "*Euro NCAP CCRs*"})
     assert not rec.matches(metadata={"description": "*CCRm*"})
+
+
+def test_s3_urls_without_s3fs_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if it were not installed
+    with pytest.raises(UsageError, match=r"need s3fs.*\n.*pip install 'pytest-adsreplay\[s3\]'"):
+        storage.list_prefix("s3://b/p/", storage.StoreSettings("http://no-s3fs.invalid:9"))
