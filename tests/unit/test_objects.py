@@ -297,3 +297,20 @@ def test_indexed_resampling_equals_resample_and_resample_objects(seed: int) -> N
     np.testing.assert_array_equal(
         resample_indexed(index, vs, hold=True), resample(ts, vs, grid, hold=True)
     )
+
+
+def test_columns_round_trip_through_the_queue_and_reach_the_frames(tmp_path: Path) -> None:
+    import fakeredis
+
+    from pytest_adsreplay.queue.stages import load_arrays, save_arrays
+
+    sig = read_signals(write_slots(tmp_path / "r.mf4"), objects_map(SLOTS))
+    conn = fakeredis.FakeStrictRedis()
+    save_arrays(conn, "adsreplay:test:signals", {"t": sig.t, **sig.values}, 60)
+    back = load_arrays(conn, "adsreplay:test:signals")
+    t = back.pop("t")
+    fn = Recorder()
+    run_function(fn, t, back, recording="r")
+    k = at(t, 1.5)
+    for field, mat in sig.objects.items():
+        np.testing.assert_array_equal(getattr(fn.frames[k], field), mat[k])
