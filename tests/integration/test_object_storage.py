@@ -258,3 +258,15 @@ def test_each_worker_reads_with_its_own_credentials(
     assert SECRET not in out + log
     assert {r.status for r in rows(root, result).values()} == {"error"}
     assert s3.gets(".mf4") == 0
+
+
+def test_a_missing_bucket_stops_the_session_at_start(s3: S3Server, tmp_path: Path) -> None:
+    root = project(tmp_path / "proj", s3)
+    result = run_pytest(root, "--recordings", "s3://no-such-bucket/p/", env=env(s3))
+    assert result.ret == 4
+    out = result.stdout.str() + result.stderr.str()
+    assert (
+        "cannot list the recordings: bucket 'no-such-bucket' of s3://no-such-bucket/p/ "
+        f"does not exist at endpoint {s3.endpoint} (from command line --recordings)"
+    ) in out
+    assert "-> check the bucket name and the endpoint" in out
