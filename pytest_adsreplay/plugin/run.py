@@ -433,6 +433,10 @@ class ReplayRun:
             from pytest_adsreplay.urls import mask_url
 
             args.append(f"--redis-url={mask_url(s.redis_url)}")
+        if s.s3_endpoint:  # recordings in object storage: where and how to address it
+            args += ["-o", f"adsreplay_s3_endpoint={s.s3_endpoint}"]
+        if s.s3_path_style:
+            args += ["-o", "adsreplay_s3_path_style=true"]
         if s.workers is not None:
             args.append(f"--adsreplay-workers={s.workers}")
         return shlex.join([*args, *extra_args])

@@ -106,7 +106,8 @@ def test_bundled_recordings_from_the_store_give_the_kpis_of_disk(
     cold.stdout.fnmatch_lines(
         [
             f"adsreplay: {len(mf4)} recordings under {url.rstrip('/')}, *",
-            f"adsreplay: reproduce with pytest --recordings={url.rstrip('/')} *",
+            f"adsreplay: reproduce with pytest --recordings={url.rstrip('/')} *"
+            f" -o adsreplay_s3_endpoint={s3.endpoint} -o adsreplay_s3_path_style=true*",
         ]
     )
     from_disk, from_store = rows(disk_root, disk), rows(store_root, cold)
