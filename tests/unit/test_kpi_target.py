@@ -160,3 +160,10 @@ def test_mapped_target_channels_win() -> None:
     k = compute_kpis(np.arange(n) * DT, sig, brake_at(n, 50, 2.0))
     assert k["ttc_at_brake"] == pytest.approx(2.0)
     assert k["target_id_at_brake"] is None and k["braked_for_out_of_path"] is None
+
+
+def test_replay_settings_name_the_path_knobs() -> None:
+    from pytest_adsreplay.replay import kpi_settings
+
+    ks = kpi_settings(path_half_width=2.5, axle_to_front=3.7)
+    assert (ks.path_half_width, ks.axle_to_front) == (2.5, 3.7)
