@@ -240,7 +240,7 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> list[s
     lines.append(f"Channel map: {cmap.source} (fingerprint {cmap.fingerprint()[:12]})")
     resolved = resolve_channels(cmap, info, recording=info.path)
     names = [*CANONICAL_SIGNALS, *(n for n in cmap.signals if n not in CANONICAL_SIGNALS)]
-    width = max(len(n) for n in names)
+    width = min(max(len(n) for n in names), _NAME_WIDTH)
     for name in names:
         lines.append(f"  {name:<{width}} <- {_resolution_text(name, resolved.get(name))}")
     findings += _mapped_findings(reader, resolved)
@@ -260,6 +260,8 @@ def _report(reader: mf4.Mf4Reader, cmap: ChannelMap, lines: list[str]) -> list[s
     return findings
 
 
+#: Signal names are padded to this width (a longer one, like steering_wheel_angle, overflows).
+_NAME_WIDTH = len("target_rel_speed")
 #: Slots listed one by one in the object-list section (the first ones and the last).
 _SLOTS_SHOWN = 3
 

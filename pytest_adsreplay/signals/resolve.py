@@ -104,6 +104,7 @@ def resolve_spec(
     ``suggest``: list close matches when not found, which costs a fuzzy search through
     every channel name of the file)."""
     kind = kind or name
+    table = f"[signals.{name}]" if kind == name else f"[objects.{kind}]"
     chosen: ChannelInfo | None = None
     for ref in spec.channels:
         occ = [
@@ -115,19 +116,20 @@ def resolve_spec(
         if not occ:
             continue
         if len(occ) > 1:
-            return Resolution(name, spec, error=_ambiguous(name, ref, occ, info, rec, source))
+            err = _ambiguous(name, ref, occ, info, rec, source, table=table)
+            return Resolution(name, spec, error=err)
         chosen = occ[0]
         break
     if chosen is None:
         close = _close_matches(spec, names) if suggest else ()
         return Resolution(name, spec, close_matches=close)
     try:
-        scale, offset, text = _conversion(kind, spec, chosen, rec, source, label=name)
+        scale, offset, text = _conversion(kind, spec, chosen, rec, source, label=name, table=table)
     except RecordingError as exc:
         return Resolution(name, spec, channel=chosen, error=exc)
     if not chosen.numeric:
-        err = _not_numeric(name, chosen, info, rec, source)
-        return Resolution(name, spec, channel=chosen, error=err)
+        bad = _not_numeric(name, chosen, info, rec, source, table=table)
+        return Resolution(name, spec, channel=chosen, error=bad)
     return Resolution(
         name,
         spec,
@@ -140,7 +142,7 @@ def resolve_spec(
 
 
 def _not_numeric(
-    signal: str, ch: ChannelInfo, info: RecordingInfo, rec: str, source: str
+    signal: str, ch: ChannelInfo, info: RecordingInfo, rec: str, source: str, *, table: str
 ) -> RecordingError:
     if ch.kind == "array":
         elements = [
@@ -154,8 +156,7 @@ def _not_numeric(
             f"channel {ch.ref} for {signal} is an array channel{more}; a signal takes one "
             "number per sample",
             recording=rec,
-            hint=f"map one element in the channel map ({source}): [signals.{signal}] channels "
-            f'= ["{example}"]',
+            hint=f'map one element in the channel map ({source}): {table} channels = ["{example}"]',
         )
     what = f"a {ch.kind} channel" if ch.kind != "scalar" else f"{ch.dtype} data"
     return RecordingError(
@@ -172,6 +173,8 @@ def _ambiguous(
     info: RecordingInfo,
     rec: str,
     source: str,
+    *,
+    table: str,
 ) -> AmbiguousChannelError:
     listing = ", ".join(
         f"{c.ref} (group {info.groups[c.group].name!r}, {info.groups[c.group].samples} samples)"
@@ -180,7 +183,7 @@ def _ambiguous(
     return AmbiguousChannelError(
         f"channel {ref.name!r} for {signal} occurs {len(occ)} times: {listing}",
         recording=rec,
-        hint=f"say which one in the channel map ({source}): [signals.{signal}] channels = "
+        hint=f"say which one in the channel map ({source}): {table} channels = "
         f'["{occ[0].ref}"] (Name@group or Name@group/index)',
     )
 
@@ -203,10 +206,17 @@ def _close_matches(spec: SignalSpec, names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _conversion(
-    kind: str, spec: SignalSpec, ch: ChannelInfo, rec: str, source: str, *, label: str
+    kind: str,
+    spec: SignalSpec,
+    ch: ChannelInfo,
+    rec: str,
+    source: str,
+    *,
+    label: str,
+    table: str,
 ) -> tuple[float, float, str]:
     """Scale, offset and text converting ``ch`` to the SI unit of the canonical ``kind``
-    (``label`` names the signal in messages)."""
+    (``label`` names the signal in messages, ``table`` the channel map's table)."""
     signal = label
     dim = SIGNAL_DIMENSIONS[kind]
     si = SI_UNITS[dim]
@@ -229,7 +239,7 @@ def _conversion(
             f"unit contradiction for {signal}: channel {ch.ref} says {file_unit!r} in the file, "
             f"the channel map ({source}) says {spec.unit!r}",
             recording=rec,
-            hint=f"fix unit in [signals.{signal}] if the file is right, or use scale = … to "
+            hint=f"fix unit in {table} if the file is right, or use scale = … to "
             f"override the file's unit deliberately",
         )
     if is_no_unit(file_unit):
@@ -241,8 +251,8 @@ def _conversion(
             f"channel {ch.ref} for {signal} has unit {file_unit!r} ({file_info[2]}), but "
             f"{signal} is a {dim} in {si}",
             recording=rec,
-            hint=f"map {signal} to the right channel in the channel map ({source}), or give "
-            f"scale = … to override the file's unit",
+            hint=f"map {signal} to the right channel in {table} of the channel map "
+            f"({source}), or give scale = … to override the file's unit",
         )
     if file_info[0] == 1.0 and file_info[1] == 0.0:
         return 1.0, 0.0, si if norm_unit(file_unit) == norm_unit(si) else f"{file_unit} = {si}"

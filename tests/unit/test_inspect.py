@@ -92,7 +92,7 @@ def test_inspect_with_a_map_shows_its_resolution(tmp_path: Path) -> None:
     )
     text = inspect_recording(path, cmap)
     assert "Channel map: my-map.toml" in text
-    assert "target_rel_speed     <- ObjRelSpeed@1/2 [m/s, linear]" in text
+    assert "target_rel_speed <- ObjRelSpeed@1/2 [m/s, linear]" in text
     valid = next(ln for ln in text.splitlines() if ln.startswith("  target_valid"))
     assert "ERROR" in valid and "State@0/2" in valid and "State@1/3" in valid
     accel = next(ln for ln in text.splitlines() if ln.startswith("  ego_accel"))

@@ -314,3 +314,13 @@ def test_columns_round_trip_through_the_queue_and_reach_the_frames(tmp_path: Pat
     k = at(t, 1.5)
     for field, mat in sig.objects.items():
         np.testing.assert_array_equal(getattr(fn.frames[k], field), mat[k])
+
+
+def test_unit_contradiction_in_a_slot_names_the_objects_table(tmp_path: Path) -> None:
+    path = write_slots(tmp_path / "r.mf4")
+    cmap = ChannelMap.from_dict(
+        {"objects": {"count": COUNT, "obj_dx": {"channels": [SLOTS.format(f="VrelX")]}}}
+    )
+    with pytest.raises(RecordingError, match=r"obj_dx\[0\]") as info:
+        read_signals(path, cmap)
+    assert "[objects.obj_dx]" in (info.value.hint or "")
