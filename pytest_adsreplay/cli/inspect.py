@@ -135,9 +135,15 @@ def inspect(
     sidecar says (``nominal_speed``, whether a target is expected). Never raises for a
     bad recording: a RecordingError's text becomes the report.
     """
+    from pytest_adsreplay.recordings import rejection
+
     path = Path(path)
     cmap = channel_map if channel_map is not None else ChannelMap.default()
     lines = [f"Recording: {path}"]
+    refused = rejection(path)  # a named pipe would block the open for ever
+    if refused is not None:
+        lines.append(f"ERROR: {refused}")
+        return Inspection("\n".join(lines) + "\n", readable=False, valid=None)
     notes: list[str] = []
     if settings is None:
         settings = _sidecar_settings(path, max_gap, notes)

@@ -314,3 +314,21 @@ def test_exit_codes(
     assert "--recordings" not in out.out + out.err
     if argv[-1] == "{missing}" and code == 1:
         assert "does not exist" in out.out and "check the path" in out.out
+
+
+def test_a_named_pipe_is_refused_without_opening_it(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until someone writes to it: inspect must not open it."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "x.mf4"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_adsreplay.cli", "inspect", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "named pipe (FIFO)" in proc.stdout
