@@ -49,9 +49,9 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], count: int) -> float:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or f"{count} passed" not in proc.stdout:
-        failed = [line for line in proc.stdout.splitlines() if "s3://" in line or "->" in line]
+        failed = [line for line in proc.stdout.splitlines() if " - Failed: " in line][:5]
         sys.stderr.write("\n".join(failed) or proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise SystemExit(f"benchmark session failed (exit {proc.returncode})")
+        raise SystemExit(f"benchmark session failed (exit {proc.returncode}): {cmd[-3:]}")
     return wall
 
 
@@ -82,6 +82,7 @@ def main() -> None:
     server = S3Server.start(store_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADSREPLAY_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["COLUMNS"] = "400"  # whole error lines in the short summary
     env.update(server.env())
     base = [PY, "-m", "pytest", "-q", "-rE", *PLUGINS_OFF, f"--aeb-function={FUNCTION}"]
     base += ["--adsreplay-no-cache", f"--adsreplay-db={work / 'bench.sqlite'}"]
