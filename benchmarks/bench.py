@@ -323,7 +323,7 @@ def repeat(n: int, steps: dict[str, Callable[[], float]]) -> dict[str, list[floa
     return times
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 - one linear run of measurements, printed in order
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=40, help="recordings (default 40)")
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes each (default 10)")

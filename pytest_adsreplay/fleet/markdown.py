@@ -112,9 +112,7 @@ def render(s: Summary) -> str:
         out += _stats_section(s.stats)
     if s.compared_with:
         out += [f"### KPI changes against {s.compared_with}", ""]
-        out.append(
-            f"{len({c.recording for c in s.changes})} changed, {s.unchanged} unchanged"
-        )
+        out.append(f"{len({c.recording for c in s.changes})} changed, {s.unchanged} unchanged")
         out.append("")
         if s.changes:
             changes = [(c.recording, c.kpi, c.before, c.after, c.delta) for c in s.changes]

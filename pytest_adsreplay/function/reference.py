@@ -148,7 +148,7 @@ class TtcAeb:
             return math.nan
         return d / -vr if vr < 0.0 else math.inf
 
-    def step(self, frame: Mapping[str, float]) -> dict[str, float]:
+    def step(self, frame: Mapping[str, float]) -> dict[str, float]:  # noqa: PLR0912 - one state machine, mirrored line by line in native/ttc_aeb.c
         """One cycle: update the cascade and return ``fcw``, ``aeb_decel``, ``ttc``, ``state``."""
         t = frame["t"]
         ttc = self.ttc(frame)

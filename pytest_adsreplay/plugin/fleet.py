@@ -69,9 +69,7 @@ class FleetPlugin:
 
     # -- every process: the facts ride on the reports --------------------------------------
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Any:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report: Any = yield
         facts = item.stash.get(FACTS_KEY, None)
         if facts is not None and report.when in ("setup", "call"):

@@ -233,7 +233,7 @@ def _status_badge(status: str) -> str:
     return _badge(cls, text)
 
 
-def plot_png(p: PageInput) -> bytes:
+def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel by panel
     """Speed, gap (recorded and projected), TTC, fcw/aeb_decel over time, event markers."""
     import io
 
