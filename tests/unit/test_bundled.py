@@ -19,7 +19,7 @@ def test_bundled_set_is_complete() -> None:
 
 
 @pytest.mark.parametrize("rec", BUNDLED, ids=[r.id for r in BUNDLED])
-def test_reference_function_meets_sidecar(rec) -> None:  # type: ignore[no-untyped-def]
+def test_reference_function_meets_sidecar(rec) -> None:
     result = replay_file(rec.path, "pytest_adsreplay.reference:TtcAeb", recording_id=rec.id)
     violations = check_expectations(rec.expect, result.kpis)
     assert not violations, "\n".join(v.describe() for v in violations)

@@ -51,7 +51,7 @@ def _three_runs(url: str) -> ResultsStore:
         "collision": True,
         "impact_speed": 13.559 / 3.6,
     }
-    rows = {
+    rows: dict[str, dict[str, dict[str, object] | None]] = {
         RUNS[0]: {"ccrs/a40.mf4": BASE, "ccrs/b60.mf4": BASE, "ccrm/c50.mf4": BASE},
         RUNS[1]: {"ccrs/a40.mf4": BASE, "ccrs/b60.mf4": late, "ccrm/c50.mf4": None},
         RUNS[2]: {
@@ -176,9 +176,9 @@ def test_cli_history_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert out.splitlines()[2].startswith(RUNS[2])
     assert cli.main(["history", "ccrs/a40.mf4", "--db", url, "--kpi", "brake_time"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["run", "started", "commit", "build", "status", "brake", "[s]"]
-    assert out[3].split()[-1] == "4.400"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["run", "started", "commit", "build", "status", "brake", "[s]"]
+    assert lines[3].split()[-1] == "4.400"
     assert cli.main(["compare", "previous", "latest", "--db", url]) == 0
     out_text = capsys.readouterr().out
     assert "fixed failures (1):" in out_text

@@ -104,7 +104,7 @@ def test_postgres_uses_double_precision(postgres_url: str) -> None:
 
     open_store(postgres_url)
     with psycopg.connect(postgres_url) as con:
-        kinds = dict(
+        kinds: dict[str, str] = dict(
             con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_name = 'results'"
