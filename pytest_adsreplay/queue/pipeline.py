@@ -138,6 +138,8 @@ class ReplaySession:
             "path": str(rec.path.parent.resolve() / rec.path.name),
             "channel_map": self.cfg.channel_map,
             "channel_map_sha": self._channel_map_sha(),
+            # the map's text and DBC files in the broker, for workers without a copy
+            "channel_map_ref": self.channel_map_ref,
             "max_gap": self.cfg.max_gap,
             "nominal_speed": rec.nominal_speed,
             "expect_target": expects_target(rec.scenario, rec.expect, rec.meta),
@@ -191,6 +193,16 @@ class ReplaySession:
         if self.embedded:
             return shipping.describe(self.cfg.function)
         return shipping.upload(self.conn, self.cfg.function, int(self.cfg.ttl))
+
+    @functools.cached_property
+    def channel_map_ref(self) -> dict[str, Any] | None:
+        """With a real Redis, the channel map and its DBC files uploaded under their
+        sha256 with the session's TTL (``storage.mapship``); None when embedded."""
+        if self.embedded or self.cfg.channel_map is None:
+            return None
+        from pytest_adsreplay.storage import mapship
+
+        return mapship.upload(self.conn, self.cfg.channel_map, int(self.cfg.ttl))
 
     def _channel_map_sha(self) -> str | None:
         """Fingerprint of the session's channel map (None: built-in); ChannelMapError

@@ -153,19 +153,34 @@ def describe_crash(stage: str, status: str, exc_string: str, timeout: Any = None
 
 
 def _channel_map(ctx: Mapping[str, Any]) -> Any:
-    """The session's channel map; a worker whose copy differs (fingerprint) must not read."""
+    """The session's channel map; a worker whose copy at the session's path is missing
+    or differs (fingerprint) uses the one that travelled through the broker
+    (``ctx["channel_map_ref"]``), and without one must not read."""
     from pytest_adsreplay.errors import ChannelMapError
     from pytest_adsreplay.signals import ChannelMap, load_channel_map
 
-    cmap = load_channel_map(ctx.get("channel_map"))
     want = ctx.get("channel_map_sha")
-    if want and isinstance(cmap, ChannelMap) and cmap.fingerprint() != want:
-        raise ChannelMapError(
+    try:
+        cmap = load_channel_map(ctx.get("channel_map"))
+        if not (want and isinstance(cmap, ChannelMap) and cmap.fingerprint() != want):
+            return cmap
+        problem = ChannelMapError(
             f"the channel map {ctx['channel_map']} on this worker differs from the session's "
             f"(fingerprint {cmap.fingerprint()[:12]}, session {want[:12]})",
             hint="deploy the same channel map (and DBC files) to every worker",
         )
-    return cmap
+    except ChannelMapError as exc:
+        problem = exc
+    ref = ctx.get("channel_map_ref")
+    if not isinstance(ref, Mapping):
+        raise problem
+    from pytest_adsreplay.storage import mapship
+
+    folder = mapship.default_folder(ctx.get("cache_dir") or None)
+    shipped = mapship.materialize(_connection(), ref, folder, source=str(ctx["channel_map"]))
+    if want and shipped.fingerprint() != want:
+        raise problem
+    return shipped
 
 
 def read_stage(ctx: dict[str, Any]) -> dict[str, Any]:
