@@ -61,6 +61,9 @@ class FleetPlugin:
         self.run = run
         self.controller = not hasattr(config, "workerinput")
         self.facts: dict[str, RecordingFacts] = {}
+        #: Replays with calibration parameters (``adsreplay_params``): kept out of the
+        #: fleet figures, which count each recording once, as the session's function ran it.
+        self.variants: set[str] = set()
         self.outcome: dict[str, str] = {}  # recording (+ variant) -> worst test outcome
         self.counts: dict[str, int] = {}
         self.failures: list[tuple[str, str]] = []
@@ -82,8 +85,12 @@ class FleetPlugin:
             return
         facts = getattr(report, FACTS_ATTR, None)
         if isinstance(facts, str):
-            f = RecordingFacts.from_json(json.loads(facts))
-            self.facts[f.recording] = f
+            data = json.loads(facts)
+            f = RecordingFacts.from_json(data)
+            if data.get("variant"):
+                self.variants.add(f.recording)
+            else:
+                self.facts[f.recording] = f
         if report.when == "call" or (report.when == "setup" and not report.passed):
             kind = "error" if report.when == "setup" and report.failed else report.outcome
             self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -101,24 +108,29 @@ class FleetPlugin:
         return out
 
     def _narrowed(self, facts: Sequence[RecordingFacts]) -> str | None:
-        total = len(self.run.recordings)
+        try:
+            total = len(self.run.recordings)
+        except Exception:  # discovery failed on the controller: say nothing rather than crash
+            return None
         seen = len({f.recording.split(" [", 1)[0] for f in facts})
         return None if seen >= total else f"{seen} of {total} recordings selected"
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         result = yield
-        if self.controller and not session.shouldfail and not session.shouldstop:
+        stopped = session.shouldfail or session.shouldstop
+        if self.controller and not stopped and not session.config.option.collectonly:
             self._evaluate(session)
         return result
 
     def _evaluate(self, session: pytest.Session) -> None:
         facts = self._facts()
-        if not facts:
-            return
-        self.groups = fleet_stats(facts)
-        narrowed = self._narrowed(facts)
         gates = self.run.settings.gates + self.run.settings.gates_file
+        if not facts and not gates:
+            return
+        # a selection that replays nothing never deselects a gate: it fails without data
+        self.groups = fleet_stats(facts) if facts else []
+        narrowed = self._narrowed(facts)
         session.testscollected += len(gates)
         for gate in gates:
             result = evaluate(gate, facts, narrowed=narrowed)
@@ -127,6 +139,8 @@ class FleetPlugin:
         report = self.config.pluginmanager.get_plugin("adsreplay-report")
         if report is not None:
             report.stats = self.groups
+        if not self.groups:
+            return
         try:
             self.run.store.write_stats(self.run.run_id, self.groups)
         except Exception as exc:  # the run's end reports a failing database
@@ -161,10 +175,10 @@ class FleetPlugin:
         hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.controller or not self.groups:
+        if not self.controller or not (self.groups or self.gates):
             return
         terminalreporter.write_sep("=", "adsreplay fleet statistics")
-        for line in stats_lines(self.groups):
+        for line in stats_lines(self.groups) if self.groups else ["no replayed recordings"]:
             terminalreporter.write_line(line)
         for g in self.gates:
             first = g.text.splitlines()[0]

@@ -106,7 +106,9 @@ def attach_properties(item: pytest.Item, chain: Chain, out: Outcome) -> None:
             props.append((f"{PROPERTY_PREFIX}{name}", junit_value(name, value)))
     props.append((f"{PROPERTY_PREFIX}activations", len(out.kpis.get("activations") or [])))
     facts = facts_from_outcome(chain.recording, out.status, out.kpis, out.exposure, label=rid)
-    item.stash[FACTS_KEY] = json.dumps(facts.to_json())
+    # the variant rides along: fleet figures count each recording once, with the
+    # session's own parameters (a calibration variant is an experiment, not more km)
+    item.stash[FACTS_KEY] = json.dumps({**facts.to_json(), "variant": chain.variant or ""})
 
 
 def after_outcome(item: pytest.Item, chain: Chain, out: Outcome) -> None:

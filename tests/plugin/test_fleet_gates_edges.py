@@ -1,0 +1,93 @@
+"""Fleet gates that must not pass by accident: selections that replay nothing, calibration
+variants, collection only."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from adsreplay_testkit import write_approach
+
+GATES = (
+    "{ false_activations_per_1000km = { max = 0.0 }, "
+    'all_pass = { metric = "pass_rate", min = 0.5 } }'
+)
+
+
+@pytest.fixture
+def fleet(project: pytest.Pytester) -> pytest.Pytester:
+    write_approach(
+        project.path / "recs" / "fa" / "x.mf4",
+        ego_kph=50,
+        sidecar='scenario = "fleet"\ntags = ["false-activation"]\n',
+    )
+    project.makeini(
+        f"""
+        [pytest]
+        adsreplay_function = aebfn:Ttc
+        adsreplay_db = results.sqlite
+        adsreplay_gates = {GATES}
+        """
+    )
+    return project
+
+
+def test_a_selection_that_replays_nothing_keeps_the_gates_failing(
+    fleet: pytest.Pytester,
+) -> None:
+    fleet.makepyfile(
+        test_all="def test_replayed(replay):\n    pass\n\ndef test_unrelated():\n    pass\n"
+    )
+    result = fleet.runpytest("--recordings=recs", "-v", "-k", "unrelated", "--junitxml=o.xml")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*adsreplay::gate?false_activations_per_1000km? FAILED*",
+            "*adsreplay::gate?all_pass? FAILED*",
+            "*no judged recordings*[[]narrowed: 0 of 4 recordings selected]*",
+        ]
+    )
+    names = {c.get("name") for c in ET.parse(fleet.path / "o.xml").iter("testcase")}
+    assert {"gate[false_activations_per_1000km]", "gate[all_pass]"} <= names
+
+
+def test_a_selection_of_nothing_fails_on_the_gates(fleet: pytest.Pytester) -> None:
+    fleet.makepyfile(test_all="def test_replayed(replay):\n    pass\n")
+    result = fleet.runpytest("--recordings=recs", "-k", "no_such_test")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*FAILED adsreplay::gate?all_pass?*"])
+
+
+def test_collect_only_reports_no_gate(fleet: pytest.Pytester) -> None:
+    fleet.makepyfile(test_all="def test_replayed(replay):\n    pass\n")
+    result = fleet.runpytest("--recordings=recs", "--collect-only")
+    assert result.ret == 0
+    result.stdout.no_fnmatch_line("*adsreplay::gate*")
+
+
+def test_calibration_variants_do_not_count_a_recording_twice(fleet: pytest.Pytester) -> None:
+    """The variant never brakes on fa/x.mf4; counting its km too would halve the false
+    activation rate of the session's own parameters."""
+    fleet.makepyfile(
+        test_all="""
+        import pytest
+
+        def test_base(replay):
+            pass
+
+        @pytest.mark.adsreplay_params(brake_ttc=0.0)
+        def test_variant(replay):
+            pass
+        """
+    )
+    result = fleet.runpytest("--recordings=recs", "-v")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*gate false_activations_per_1000km: * (upper 95 %: *; 1 events in *",
+            "*  - fa/x.mf4 t=*",
+            "*gate all_pass: pass rate 1.000 (*; 4 of 4 recordings in all recordings)*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*fa/x.mf4 ?p*?*t=*")
+    result.stdout.no_fnmatch_line("*narrowed*")
