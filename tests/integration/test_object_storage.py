@@ -9,8 +9,11 @@ the URL; external workers in an empty folder read every recording from the store
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +274,118 @@ def test_a_missing_bucket_stops_the_session_at_start(s3: S3Server, tmp_path: Pat
         f"does not exist at endpoint {s3.endpoint} (from command line --recordings)"
     ) in out
     assert "-> check the bucket name and the endpoint" in out
+
+
+CUSTOM_MAP = """
+use_builtin = true
+[signals.ego_speed]
+channels = ["VehSpd"]
+unit = "km/h"
+[can]
+dbc = ["dbc/fleet.dbc"]
+"""
+
+# After the session enqueued its chains: the channel map and its DBC file disappear
+# from the session's folder, then the workers start (in an empty folder), so no
+# worker can find them at the session's path.
+LATE_WORKERS = """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKERS = []  # kept to the end: the workers outlive this session
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    root = Path(__file__).parent
+    (root / "map.toml").unlink()
+    (root / "dbc" / "fleet.dbc").unlink()
+    empty = os.environ["ADSREPLAY_TEST_WORKER_HOST"]
+    pids = []
+    for n in range(2):
+        with open(Path(empty).parent / f"worker{n}.log", "w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_adsreplay.cli", "worker", "--redis-url",
+                 os.environ["ADSREPLAY_TEST_FLEET"]],
+                cwd=empty, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={k: v for k, v in os.environ.items() if not k.startswith("ADSREPLAY_")},
+            )
+        WORKERS.append(proc)
+        pids.append(str(proc.pid))
+    (Path(empty).parent / "worker.pids").write_text(" ".join(pids))
+"""
+
+
+def test_workers_without_the_channel_map_get_it_through_the_broker(
+    s3: S3Server, fleet_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's channel map (and the DBC file it names) are gone from every path
+    once the session has enqueued: workers started then, in an empty folder, fetch both
+    from Redis by sha256, keep them in their own content-addressed folder and replay
+    every recording."""
+    _three(s3)
+    root = project(tmp_path / "proj", s3)
+    (root / "conftest.py").write_text(LATE_WORKERS)
+    (root / "dbc").mkdir()
+    (root / "dbc" / "fleet.dbc").write_text('VERSION "fleet"\n')
+    (root / "map.toml").write_text(CUSTOM_MAP)
+    with (root / "pytest.ini").open("a") as ini:
+        ini.write("adsreplay_channel_map = map.toml\n")
+    worker_cache = tmp_path / "worker-cache"
+    empty = tmp_path / "worker-host"
+    empty.mkdir()
+    extra = {
+        "XDG_CACHE_HOME": str(worker_cache),
+        "ADSREPLAY_TEST_WORKER_HOST": str(empty),
+        "ADSREPLAY_TEST_FLEET": fleet_redis,
+    }
+    try:
+        result = run_pytest(
+            root,
+            "--recordings",
+            f"s3://{BUCKET}/p/",
+            "--redis-url",
+            fleet_redis,
+            "--adsreplay-workers",
+            "0",
+            "--adsreplay-no-cache",
+            env={**env(s3), **extra},
+        )
+    finally:
+        pids = (tmp_path / "worker.pids").read_text().split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+        _wait_gone([int(p) for p in pids])
+    logs = "\n".join(p.read_text() for p in tmp_path.glob("worker*.log"))
+    assert result.ret == 0, result.stdout.str() + logs
+    result.assert_outcomes(passed=6)
+    assert {r.status for r in rows(root, result).values()} == {"ok"}
+    assert os.listdir(empty) == [] and not (root / "map.toml").exists()
+    kept = sorted(p.name for p in (worker_cache / "adsreplay" / "channel-maps").rglob("*.*"))
+    assert kept == ["fleet.dbc", "map.toml"]
+
+
+def _wait_gone(pids: list[int], polls: int = 100) -> None:
+    """Wait (at most ``polls`` tenths of a second) until the processes ``pids`` ended;
+    SIGKILL those still there."""
+    for _ in range(polls):
+        alive = [p for p in pids if _alive(p)]
+        if not alive:
+            return
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
