@@ -1,4 +1,5 @@
-"""``adsreplay cache``: size, clear and prune the decoded-signal cache."""
+"""``adsreplay cache``: size, clear and prune the decoded-signal cache and the download
+cache of recordings in object storage (``objects/``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def _cache_dir(given: str | None) -> Path:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cache_help = "cache directory (default: $ADSREPLAY_CACHE_DIR, else .adsreplay/cache)"
-    cch = subparsers.add_parser("cache", help="the decoded-signal cache: size, clear, prune")
+    cch = subparsers.add_parser(
+        "cache", help="the decoded-signal and object download caches: size, clear, prune"
+    )
     actions = cch.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, text in (("info", "entries and size"), ("clear", "delete every entry")):
         p = actions.add_parser(action, help=text)
@@ -47,21 +50,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    """Each action covers the decoded-signal entries and the object download cache
+    (``objects/``); ``prune --max-size`` bounds each of the two to that size."""
     from pytest_adsreplay.queue import cache
 
     where = _cache_dir(args.cache_dir)
     if args.action == "info":
         print(cache.stats(where).text())
+        print(f"object downloads: {cache.object_stats(where).text()}")
     elif args.action == "clear":
         gone = cache.clear(where)
         print(f"removed {gone.entries} entries ({gone.size / 1e6:.1f} MB) from {where}")
+        objs = cache.object_clear(where)
+        print(
+            f"removed {objs.entries} downloaded objects ({objs.size / 1e6:.1f} MB) from {objs.path}"
+        )
     else:
         limit = sys.maxsize if args.max_size is None else args.max_size
         gone = cache.prune(where, limit)
+        objs = cache.object_prune(where, limit)
         left = cache.stats(where)
         kept = "" if args.max_size is not None else " (no --max-size: every entry kept)"
         print(
             f"forgot the hashes of files that are gone; removed {gone.entries} least recently "
             f"used entries ({gone.size / 1e6:.1f} MB){kept}; {left.text()}"
+        )
+        print(
+            f"object downloads: removed {objs.entries} least recently used "
+            f"({objs.size / 1e6:.1f} MB); {cache.object_stats(where).text()}"
         )
     return 0

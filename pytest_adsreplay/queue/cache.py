@@ -362,6 +362,41 @@ def prune(cache_dir: str | Path, max_bytes: int) -> Stats:
     return Stats(cache_dir, entries, size_removed)
 
 
+#: The download cache of recordings in object storage, inside the cache folder.
+OBJECTS = "objects"
+#: Channel maps and DBC files the session shipped through the broker, kept by sha256.
+CHANNEL_MAPS = "channel-maps"
+
+
+def object_stats(cache_dir: str | Path) -> Stats:
+    """What the object download cache (``<cache_dir>/objects``) holds."""
+    from pytest_adsreplay.storage import cache as downloads
+
+    root = Path(cache_dir) / OBJECTS
+    return Stats(root, *downloads.usage(root))
+
+
+def object_clear(cache_dir: str | Path) -> Stats:
+    """Empty the object download cache and the shipped channel maps; returns what the
+    downloaded objects held."""
+    import shutil
+
+    from pytest_adsreplay.storage import cache as downloads
+
+    root = Path(cache_dir) / OBJECTS
+    shutil.rmtree(Path(cache_dir) / CHANNEL_MAPS, ignore_errors=True)
+    return Stats(root, *downloads.clear(root))
+
+
+def object_prune(cache_dir: str | Path, max_bytes: int) -> Stats:
+    """Evict the least recently used downloaded objects until at most ``max_bytes``
+    remain; returns what went."""
+    from pytest_adsreplay.storage import cache as downloads
+
+    root = Path(cache_dir) / OBJECTS
+    return Stats(root, *downloads.prune(root, max_bytes))
+
+
 def parse_size(text: str) -> int:
     """Bytes of ``500MB``, ``2GB``, ``1.5G``, ``0`` … (decimal units); ValueError if bad."""
     units = {

@@ -160,3 +160,32 @@ def evict(root: Path, max_bytes: int, keep: Path | None = None) -> int:
             total -= size
             removed += size
     return removed
+
+
+def usage(root: Path) -> tuple[int, int]:
+    """(entries, bytes) of the download cache at ``root`` (0, 0 when there is none)."""
+    found = entries(root)
+    return len(found), sum(size for _, size, _ in found)
+
+
+def clear(root: Path) -> tuple[int, int]:
+    """Delete every entry, lock file and temporary file; returns what the entries held."""
+    held = usage(root)
+    if root.is_dir():
+        for p in [*root.iterdir(), *(root / _LOCKS).glob("*")]:
+            if p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        with contextlib.suppress(OSError):
+            (root / _LOCKS).rmdir()
+    return held
+
+
+def prune(root: Path, max_bytes: int) -> tuple[int, int]:
+    """Evict the oldest entries until at most ``max_bytes`` remain (and temporary files
+    of killed downloads); returns (entries, bytes) removed."""
+    if not root.is_dir():
+        return 0, 0
+    before = len(entries(root))
+    removed = evict(root, max_bytes)
+    return before - len(entries(root)), removed

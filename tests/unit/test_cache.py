@@ -309,6 +309,40 @@ def test_cli_cache_dir_from_the_environment(
     assert str(tmp_path / "c") in capsys.readouterr().out
 
 
+def test_cli_cache_covers_the_object_download_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """info counts the downloaded objects, prune bounds them (oldest first, temporary
+    files of killed downloads too), clear empties them and the shipped channel maps."""
+    objects = tmp_path / cache.OBJECTS
+    (objects / ".locks").mkdir(parents=True)
+    for i in range(3):
+        entry = objects / f"{i:040x}.mf4"
+        entry.write_bytes(b"x" * 1000)
+        os.utime(entry, (1000 + i, 1000 + i))
+        (objects / ".locks" / entry.name).write_bytes(b"")
+    killed = objects / ".tmp-killed"
+    killed.write_bytes(b"y")
+    os.utime(killed, (1000, 1000))
+    (tmp_path / cache.CHANNEL_MAPS / ("a" * 64)).mkdir(parents=True)
+    (tmp_path / cache.CHANNEL_MAPS / ("a" * 64) / "map.toml").write_text("")
+    assert cli.main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert f"object downloads: {objects}: 3 entries" in capsys.readouterr().out
+    assert cli.main(["cache", "prune", "--max-size", "2500", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "object downloads: removed 1 least recently used" in out
+    assert f"{objects}: 2 entries" in out
+    assert not (objects / f"{0:040x}.mf4").exists() and (objects / f"{2:040x}.mf4").exists()
+    assert not killed.exists()
+    assert cli.main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 2 downloaded objects" in capsys.readouterr().out
+    assert cache.object_stats(tmp_path).entries == 0 and list(objects.iterdir()) == []
+    assert not (tmp_path / cache.CHANNEL_MAPS).exists()
+    # a cache folder without downloads
+    assert cache.object_clear(tmp_path / "never-made").entries == 0
+    assert cache.object_prune(tmp_path / "never-made", 0).entries == 0
+
+
 # -------------------------------------------------------------------- the read stage
 
 
