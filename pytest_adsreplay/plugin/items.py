@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,17 @@ def run_of(config: pytest.Config) -> ReplayRun:
 
 def node_id(path: Path, rootpath: Path) -> str:
     """A file's node id as pytest shows it: its POSIX path relative to the rootdir
-    (``../x`` outside it), which pytest accepts back as an argument."""
+    (``../x`` outside it), which pytest accepts back as an argument; a recording in
+    object storage (a URL that ``Path`` folded to ``s3:/bucket/key``) keeps its URL,
+    ``s3://bucket/key``."""
+    url = _URL_PATH.match(path.as_posix())
+    if url is not None and not path.is_absolute():
+        return f"{url.group(1)}://{url.group(2)}"
     return Path(os.path.relpath(path, rootpath)).as_posix()
+
+
+#: ``scheme:/rest`` as ``Path`` keeps a URL (two-letter schemes at least: never ``C:/``)
+_URL_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+(.*)$")
 
 
 class FailedReplay:

@@ -389,3 +389,25 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_generated_items_show_the_object_url_and_running_one_does_not_crash(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    _three(s3)
+    root = project(tmp_path / "proj", s3)
+    url = f"s3://{BUCKET}/p/"
+    result = run_pytest(root, "--recordings", url, "-v", "-p", "no:randomly", env=env(s3))
+    result.assert_outcomes(passed=6)
+    shown = [line.split(" ")[0] for line in result.outlines if "::expect" in line]
+    assert f"{url}ncap/CCRs_40kph.mf4::expect" in shown, result.outlines
+    assert not any(line.startswith("s3:/f") for line in result.outlines)
+    # a URL id given back is a usage error of pytest's (not a path here), never a crash
+    again = run_pytest(root, "--recordings", url, shown[0], "-p", "no:randomly", env=env(s3))
+    assert again.ret == 4, again.stdout.str()
+    assert "Traceback" not in again.stdout.str() + again.stderr.str()
+    # -k selects it
+    one = run_pytest(
+        root, "--recordings", url, "-k", "CCRs_40kph and expect", "-p", "no:randomly", env=env(s3)
+    )
+    one.assert_outcomes(passed=1)
