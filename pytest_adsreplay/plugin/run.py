@@ -186,6 +186,7 @@ class ReplayRun:
                 count,
                 prefix=f"adsreplay-{self.run_id}-{where}",
                 preload_modules=[spec.partition(":")[0]],
+                function=spec,
             )
         session.worker_check = WorkerWatch(session, self.local_workers)
         return session

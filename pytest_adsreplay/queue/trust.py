@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,20 @@ STAGE_FUNCTIONS = {
 SESSION_TTL = 120
 REFRESH_INTERVAL = 10.0  # s between two refreshes of a registration
 FIRST_SWEEP = 2.0  # s after the start: the first refresh (the enqueued jobs' keys exist)
+
+
+#: The function specs this worker process may load (None: any the session names). The
+#: session's own local workers are started pinned to its function, so a job planted on
+#: their queues cannot make them import and call another ``module:attr`` (whose factory
+#: runs with the job's keyword arguments: ``subprocess:Popen`` would run a command).
+_allowed_functions: frozenset[str] | None = None
+
+
+def allow_functions(specs: Iterable[str] | None) -> None:
+    """Pin this process to ``specs`` (None or empty: no pin)."""
+    global _allowed_functions
+    specs = [str(s) for s in specs or ()]
+    _allowed_functions = frozenset(specs) if specs else None
 
 
 class SecurityError(Exception):
@@ -65,6 +80,13 @@ def refusal(conn: Any, job: Any) -> str | None:
     if not isinstance(ctx, dict) or not isinstance(ctx.get("run"), str):
         return "the job carries no ctx with a session run id"
     run = ctx["run"]
+    pinned = _allowed_functions
+    named = str(ctx.get("function"))
+    if pinned is not None and (stage == "aeb" or "function" in ctx) and named not in pinned:
+        return (
+            f"function {named[:120]!r} is not the one this worker was "
+            f"started for ({', '.join(sorted(pinned))})"
+        )
     if job.id != f"{run}-{stage}-{ctx.get('key')}":
         return f"job id {job.id!r} does not match its ctx (run {run!r}, {stage} stage)"
     raw = conn.get(session_key(run))

@@ -184,6 +184,7 @@ def run_worker(
     announce: bool = True,
     functions: Sequence[str] = (),
     trust_shipped_functions: bool = False,
+    allowed_functions: Sequence[str] = (),
 ) -> int:
     """Run one worker until stopped (or, with ``burst``, until the queues are empty).
 
@@ -199,6 +200,9 @@ def run_worker(
     from pytest_adsreplay.function import shipping
 
     shipping.configure(functions, trust_shipped=trust_shipped_functions)
+    from pytest_adsreplay.queue.trust import allow_functions
+
+    allow_functions(allowed_functions)  # a session's local worker: its function only
     start_heartbeat(url, name, parent_pid)
     conn = broker.connect(url, worker=True)
     for problem in preload([*PRELOAD, *preload_modules]):
@@ -227,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preload", action="append", default=[], metavar="MODULE")
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--function", action="append", default=[], metavar="MODULE:ATTR")
     args = parser.parse_args(argv)
     try:
         return run_worker(
@@ -237,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             preload_modules=args.preload,
             parent_pid=args.parent_pid,
             announce=False,
+            allowed_functions=args.function,
         )
     except AdsReplayError as exc:
         print(f"adsreplay local worker: error: {exc}", file=sys.stderr)
@@ -275,8 +281,10 @@ class LocalWorkers:
         *,
         prefix: str,
         preload_modules: Sequence[str] = (),
+        function: str | None = None,
     ):
         self.url = url
+        self.function = function  # the only function spec these workers load
         self.namespace = namespace
         self.count = count
         self.names = [f"{prefix}-w{i}" for i in range(count)]
@@ -304,6 +312,8 @@ class LocalWorkers:
         ]
         for mod in self.preload_modules:
             cmd += ["--preload", mod]
+        if self.function:
+            cmd += ["--function", self.function]
         atexit.register(self.stop, fast=True)
         for name in self.names:
             with open(self._logdir / f"{name}.log", "wb") as out:
