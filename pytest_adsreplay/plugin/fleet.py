@@ -195,7 +195,7 @@ class FleetPlugin:
             targets.append((Path(step), "a"))
         if not self.controller or not targets:
             return
-        text = render(self._summary())
+        text = render(self._summary(session))
         for path, mode in targets:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,7 @@ class FleetPlugin:
                 )
                 session.exitstatus = session.exitstatus or 1
 
-    def _summary(self) -> Summary:
+    def _summary(self, session: pytest.Session) -> Summary:
         counts = dict(self.counts)
         changes: list[KpiChange] = []
         unchanged = 0
@@ -216,6 +216,15 @@ class FleetPlugin:
             against, changes, unchanged = self._changes()
         except AdsReplayError as exc:
             self.failures.append(("adsreplay summary", f"KPI comparison not made: {exc}"))
+        except Exception as exc:  # the results database failed at the end: still summarize
+            from pytest_adsreplay.plugin.session import STORE_FAILED_EXIT
+
+            why = self.run._store_error(exc)
+            self.failures.append(("adsreplay summary", f"KPI comparison not made: {why}"))
+            writer = session.config.get_terminal_writer()
+            writer.line()
+            writer.line(f"adsreplay: {why}", red=True)
+            session.exitstatus = session.exitstatus or STORE_FAILED_EXIT
         return Summary(
             outcomes=counts,
             gates=self.gates,

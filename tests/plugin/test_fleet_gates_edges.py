@@ -91,3 +91,41 @@ def test_calibration_variants_do_not_count_a_recording_twice(fleet: pytest.Pytes
     )
     result.stdout.no_fnmatch_line("*fa/x.mf4 ?p*?*t=*")
     result.stdout.no_fnmatch_line("*narrowed*")
+
+
+def test_a_results_database_failing_at_the_end_still_writes_the_summary(
+    fleet: pytest.Pytester,
+) -> None:
+    fleet.makepyfile(test_all="def test_replayed(replay):\n    pass\n")
+    fleet.makeconftest(
+        """
+        import sqlite3
+
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_sessionfinish(session):
+            from pytest_adsreplay.plugin.items import run_of
+
+            def broken(*args, **kwargs):
+                raise sqlite3.OperationalError("disk I/O error")
+
+            run_of(session.config).store.results = broken
+        """
+    )
+    fleet.makeini(
+        """
+        [pytest]
+        adsreplay_function = aebfn:Ttc
+        adsreplay_db = results.sqlite
+        adsreplay_gates = { false_activations_per_hour = { max = 100000 } }
+        """
+    )
+    result = fleet.runpytest_subprocess("--recordings=recs", "--adsreplay-summary-md=s.md")
+    assert result.ret == 1
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["adsreplay: the results database *results.sqlite could not be finished*"]
+    )
+    text = (fleet.path / "s.md").read_text()
+    assert "KPI comparison not made" in text and "disk I/O error" in text
