@@ -98,7 +98,10 @@ class FleetPlugin:
                 self.failures.append((report.nodeid, _first_line(report)))
             rid = dict(report.user_properties).get(f"{PROPERTY_PREFIX}recording")
             if isinstance(rid, str):
-                self.outcome[rid] = worst(self.outcome.get(rid), kind)
+                # an expected failure (xfail) is a failure of the recording, not a pass
+                xfailed = report.skipped and hasattr(report, "wasxfail")
+                judged = "failed" if xfailed else kind
+                self.outcome[rid] = worst(self.outcome.get(rid), judged)
 
     def _facts(self) -> list[RecordingFacts]:
         out = []
