@@ -203,8 +203,12 @@ def _pass_rate(gate: Gate, facts: Sequence[RecordingFacts]) -> GateResult:
     )
     if gate.bound == "lower95":
         text += " (judged on the lower 95 % bound)"
-    failing = [f for f in facts if f.valid and f.status in ("ok", "failed") and not f.passed]
-    lines = [text] + [f"  - {f.recording} failed" for f in failing[:MAX_LISTED]]
+    failing = [f for f in facts if f.valid and not f.passed]
+    lines = [text]
+    lines += [
+        f"  - {f.recording} {'errored' if f.status == 'error' else 'failed'}"
+        for f in failing[:MAX_LISTED]
+    ]
     if len(failing) > MAX_LISTED:
         lines.append(f"  … and {len(failing) - MAX_LISTED} more")
     return GateResult(gate, ok, "\n".join(lines), props)

@@ -216,3 +216,19 @@ def test_markdown_summary_is_commonmark_with_tables() -> None:
     assert "brake_time 4.81 s above max 4.6 | late" in cells  # the pipe escaped, not a column
     assert all(len(line) < 400 for line in text.splitlines())
     assert math.isfinite(len(text))
+
+
+def test_an_errored_recording_is_a_run_that_did_not_pass() -> None:
+    """A function that crashes on the recordings it would fail must not pass a pass-rate
+    gate on the ones left."""
+    facts = [
+        RecordingFacts("a", scenario="CCRs", passed=True),
+        RecordingFacts("b", scenario="CCRs", status="error", passed=False),
+        RecordingFacts("c", scenario="CCRs", status="invalid", passed=False),
+    ]
+    g = fleet_stats(facts)[0]
+    assert (g.pass_rate.passed, g.pass_rate.runs) == (1, 2)
+    (gate,) = parse_gates({"pr": {"metric": "pass_rate", "min": 0.9}}, "test")
+    result = evaluate(gate, facts)
+    assert not result.passed
+    assert "  - b errored" in result.text.splitlines()
