@@ -66,8 +66,16 @@ def check_recording(item: pytest.Item, rec: Recording) -> None:
     own tests, and only those."""
     error = rec.error
     if error:
+        from pytest_adsreplay.fleet import RecordingFacts
+        from pytest_adsreplay.plugin.fleet import FACTS_KEY
+
         item.user_properties.append((f"{PROPERTY_PREFIX}recording", rec.id))
         item.user_properties.append((f"{PROPERTY_PREFIX}status", "error"))
+        # a run that did not pass for the fleet figures (no km, no events)
+        facts = RecordingFacts(
+            rec.id, scenario=rec.scenario, tags=tuple(rec.tags), status="error", passed=False
+        )
+        item.stash[FACTS_KEY] = json.dumps({**facts.to_json(), "variant": ""})
         pytest.fail(f"{rec.id}: {error}", pytrace=False)
 
 

@@ -3,6 +3,7 @@ variants, collection only."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -146,5 +147,18 @@ def test_an_expected_failure_does_not_count_as_a_passed_recording(
     result = fleet.runpytest("--recordings=recs", "-v", "-k", "x.mf4")
     result.stdout.fnmatch_lines(
         ["*gate all_pass: pass rate 0.000 (*; 0 of 1 recordings in all recordings)*"]
+    )
+    assert result.ret == 1
+
+
+def test_a_rejected_recording_counts_against_the_pass_rate(fleet: pytest.Pytester) -> None:
+    """A file rejected at discovery (a FIFO: never opened) errors its tests and is a run
+    that did not pass; a file the read stage rejects is one too."""
+    os.mkfifo(fleet.path / "recs" / "ccrs" / "pipe.mf4")
+    (fleet.path / "recs" / "ccrs" / "broken.mf4").write_bytes(b"not an mdf file")
+    fleet.makepyfile(test_all="def test_replayed(replay):\n    pass\n")
+    result = fleet.runpytest("--recordings=recs", "-v", "-k", "not x.mf4")
+    result.stdout.fnmatch_lines(
+        ["*gate all_pass: pass rate 0.600 (*; 3 of 5 recordings in all recordings)*"]
     )
     assert result.ret == 1
