@@ -140,7 +140,8 @@ def inspect(
     path = Path(path)
     cmap = channel_map if channel_map is not None else ChannelMap.default()
     lines = [f"Recording: {path}"]
-    refused = rejection(path)  # a named pipe would block the open for ever
+    # a named pipe would block the open for ever; a missing file gets the reader's message
+    refused = rejection(path) if path.exists() or path.is_symlink() else None
     if refused is not None:
         lines.append(f"ERROR: {refused}")
         return Inspection("\n".join(lines) + "\n", readable=False, valid=None)
