@@ -40,7 +40,8 @@ FACTS_ATTR = "adsreplay_facts"
 
 def register_fleet(config: pytest.Config, run: ReplayRun) -> None:
     """Register the fleet plugin in every process; only the controller evaluates."""
-    if run.configured:
+    # gates without recordings (an unset ADSREPLAY_RECORDINGS in CI) fail, never vanish
+    if run.configured or run.settings.gates or run.settings.gates_file:
         config.pluginmanager.register(FleetPlugin(config, run), "adsreplay-fleet")
 
 
@@ -111,6 +112,11 @@ class FleetPlugin:
         return out
 
     def _narrowed(self, facts: Sequence[RecordingFacts]) -> str | None:
+        if not self.run.configured:
+            return (
+                "no recordings are configured (--recordings, adsreplay_recordings or "
+                "ADSREPLAY_RECORDINGS)"
+            )
         try:
             total = len(self.run.recordings)
         except Exception:  # discovery failed on the controller: say nothing rather than crash
@@ -242,6 +248,8 @@ class FleetPlugin:
         """KPI changes against ``--adsreplay-compare-run`` or else the baseline file."""
         from pytest_adsreplay.results.history import resolve_run
 
+        if not self.run.configured:
+            return None, [], 0
         store = self.run.store
         current = {(r.recording_id, r.variant): r.kpis for r in store.results(self.run.run_id)}
         ref = self.run.settings.compare_run

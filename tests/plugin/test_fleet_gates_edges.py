@@ -162,3 +162,19 @@ def test_a_rejected_recording_counts_against_the_pass_rate(fleet: pytest.Pyteste
         ["*gate all_pass: pass rate 0.600 (*; 3 of 5 recordings in all recordings)*"]
     )
     assert result.ret == 1
+
+
+def test_gates_without_recordings_fail_instead_of_vanishing(fleet: pytest.Pytester) -> None:
+    """CI with ``ADSREPLAY_RECORDINGS`` unset: the other tests pass, the gates must not."""
+    fleet.makepyfile(test_other="def test_x():\n    pass\n")
+    result = fleet.runpytest("-v", "--adsreplay-summary-md=s.md")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*adsreplay::gate?false_activations_per_1000km? FAILED*",
+            "*adsreplay::gate?all_pass? FAILED*",
+            "*[[]narrowed: no recordings are configured (--recordings*",
+        ]
+    )
+    assert not (fleet.path / "results.sqlite").exists()
+    assert "all_pass" in (fleet.path / "s.md").read_text()
