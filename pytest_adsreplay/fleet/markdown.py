@@ -39,6 +39,9 @@ class Summary:
     compared_with: str | None = None  # "baseline FILE" or "run RUN_ID"; None: no comparison
     stats: Sequence[GroupStats] = field(default=())
     title: str = "AEB replay"
+    #: pytest's exit status (None: not known): a non-zero one is never summarized as
+    #: passed (collection errors, an interrupted run, a failing results database, …)
+    exit_status: int | None = None
 
 
 def cell(text: object) -> str:
@@ -59,7 +62,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
 def _verdict(s: Summary) -> str:
     bad = sum(s.outcomes.get(k, 0) for k in ("failed", "error", "errors"))
     gates_bad = sum(1 for g in s.gates if not g.passed)
-    return "FAILED" if bad or gates_bad else "passed"
+    exit_bad = s.exit_status is not None and int(s.exit_status) != 0
+    return "FAILED" if bad or gates_bad or exit_bad else "passed"
 
 
 def _stats_section(stats: Sequence[GroupStats]) -> list[str]:
@@ -92,6 +96,8 @@ def render(s: Summary) -> str:
     """The summary as CommonMark text."""
     counts = " · ".join(f"{n} {k}" for k, n in s.outcomes.items() if n)
     out = [f"## {s.title}: {_verdict(s)}", "", f"**Outcomes:** {counts or 'nothing ran'}", ""]
+    if s.exit_status:
+        out += [f"**pytest exit status:** {int(s.exit_status)}", ""]
     if s.gates:
         out += ["### Gates", ""]
         rows = [

@@ -242,6 +242,7 @@ class FleetPlugin:
             unchanged=unchanged,
             compared_with=against,
             stats=self.groups,
+            exit_status=int(session.exitstatus),
         )
 
     def _changes(self) -> tuple[str | None, list[KpiChange], int]:

@@ -178,3 +178,14 @@ def test_gates_without_recordings_fail_instead_of_vanishing(fleet: pytest.Pytest
     )
     assert not (fleet.path / "results.sqlite").exists()
     assert "all_pass" in (fleet.path / "s.md").read_text()
+
+
+def test_the_summary_never_says_passed_when_pytest_fails(fleet: pytest.Pytester) -> None:
+    """A collection error stops the session before any test ran: exit 2, and the
+    merge-request summary must not read as passed."""
+    fleet.makepyfile(test_all="def test_replayed(replay):\n    pass\n", test_bad="import nope\n")
+    result = fleet.runpytest("--recordings=recs", "--adsreplay-summary-md=s.md")
+    assert result.ret == 2
+    text = (fleet.path / "s.md").read_text()
+    assert text.startswith("## AEB replay: FAILED")
+    assert "**pytest exit status:** 2" in text
