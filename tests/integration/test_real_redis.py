@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_kit import (
@@ -231,7 +232,7 @@ def _bare_keys(url: str, run_id: str) -> dict[str, str]:
     rq's shared ``rq:workers`` / ``rq:queues`` sets."""
     import redis
 
-    conn = redis.Redis.from_url(url)
+    conn: Any = redis.Redis.from_url(url)  # replies are bytes (no decode_responses)
     try:
         bare = {
             k.decode(): conn.type(k).decode()
