@@ -73,8 +73,8 @@ def test_local_workers_are_started_pinned_to_the_session_function(
         def __init__(self, cmd: list[str], **kw: Any):
             started.append(cmd)
 
-    monkeypatch.setattr(worker.subprocess, "Popen", Proc)
-    monkeypatch.setattr(worker.atexit, "register", lambda *a, **k: None)
+    monkeypatch.setattr("pytest_adsreplay.queue.worker.subprocess.Popen", Proc)
+    monkeypatch.setattr("pytest_adsreplay.queue.worker.atexit.register", lambda *a, **k: None)
     local = worker.LocalWorkers("redis://x", "ns", 1, prefix="p", function="aebfn:Ttc")
     local.start()
     cmd = started[0]
