@@ -36,11 +36,49 @@ def register_report(config: pytest.Config, run: ReplayRun) -> None:
     config.pluginmanager.register(ReportPlugin(config, report_dir), "adsreplay-report")
 
 
-def _expect_texts(chain: Chain) -> dict[str, str]:
-    expect: dict[str, str] = {}
-    for bound in chain.recording.expect:
-        expect[bound.name] = "; ".join(filter(None, (expect.get(bound.name), bound.describe())))
-    return expect
+def _bounds(chain: Chain, out: Outcome) -> list[tuple[str, str, str, bool]]:
+    """Each sidecar bound with the observed KPI and whether the replay violated it."""
+    from pytest_adsreplay.recordings import check_expectations
+    from pytest_adsreplay.recordings.expectations import format_observed
+
+    bounds = list(chain.recording.expect)
+    if not out.ok:
+        return [(b.name, b.describe(), "-", False) for b in bounds]
+    violated = {id(v.bound) for v in check_expectations(bounds, out.kpis)}
+    return [
+        (b.name, b.describe(), format_observed(out.kpis.get(b.name)), id(b) in violated)
+        for b in bounds
+    ]
+
+
+def _baseline(config: pytest.Config, run: ReplayRun, chain: Chain, out: Outcome) -> dict[str, Any]:
+    """The page's baseline fields: each KPI against the baseline entry (when one is set)."""
+    plugin = config.pluginmanager.get_plugin("adsreplay-baseline")
+    if plugin is None:
+        return {}
+    state = plugin.state
+    fields: dict[str, Any] = {"baseline_file": state.shown}
+    if not out.ok:
+        return fields
+    from pytest_adsreplay.results import baseline as bl
+
+    rec = chain.recording
+    key = bl.entry_key(rec.id, chain.variant)
+    now = bl.entry(out.kpis, run.sha256(rec), dict(chain.params) if chain.variant else None)
+    c = bl.check(key, state.baseline.entries.get(key), now, state.tolerances, run.cycle_time)
+    fields["baseline_verdict"] = "not in the baseline yet" if c.new else c.verdict
+    verdicts = {"worse": "regressed", "better": "improved", "same": "ok"}
+    fields["baseline"] = [
+        (
+            bl._label(d.name),
+            bl._cell(d.name, d.base),
+            bl._cell(d.name, d.now),
+            bl._delta_cell(d),
+            verdicts[d.change],
+        )
+        for d in c.diffs
+    ]
+    return fields
 
 
 class ReportPlugin:
@@ -74,7 +112,7 @@ class ReportPlugin:
                     scenario=rec.scenario,
                     tags=tuple(rec.tags),
                     description=rec.description,
-                    expect=_expect_texts(chain),
+                    bounds=_bounds(chain, out),
                     params=dict(chain.params) if chain.variant else {},
                     sources=out.sources,
                     function=run.settings.function or "",
@@ -82,6 +120,7 @@ class ReportPlugin:
                     signals=signals,
                     outputs=outputs,
                     kpi_settings=run.settings.kpi_settings(),
+                    **_baseline(item.config, run, chain, out),
                 ),
             )
         item.user_properties.append((f"{PROPERTY_PREFIX}report_page", page_name(chain.key)))
@@ -108,7 +147,7 @@ class ReportPlugin:
             row.page = page
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_adsreplay.reporting.html import write_index
+        from pytest_adsreplay.reporting.html import set_outcome, write_index
 
         if hasattr(self.config, "workerinput") or self.config.option.collectonly:
             return
@@ -119,6 +158,9 @@ class ReportPlugin:
             "broker": run.broker_label,
             "recordings": str(run.root),
         }
+        for row in self.rows.values():  # pages were drawn before their tests finished
+            if row.page and row.outcome:
+                set_outcome(self.dir, row.page, row.outcome)
         stats = getattr(self, "stats", None)  # fleet statistics, set by the fleet plugin
         self.index = write_index(self.dir, self.rows.values(), meta, stats)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,6 +48,15 @@ INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
     *headings(INDEX_KPIS),
     ("baseline", "baseline"),
 )
+#: The plot's panels, top to bottom: y-axis labels (the page lists them under the image).
+PANELS = (
+    "speed [km/h]",
+    "gap [m]",
+    "TTC [s]",
+    "decel [m/s²]",
+    "target lateral offset [m]",
+)
+STATUS_START, STATUS_END = "<!--tests-->", "<!--/tests-->"
 MARKERS = (("fcw_time", "FCW", "#e69f00"), ("brake_time", "brake", "#d55e00"))
 PROJECTED = "#cc79a7"
 
@@ -59,7 +69,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-weight:600}
 .passed{background:#2e7d32}.failed{background:#c62828}.error{background:#6a1b9a}
 .invalid{background:#ef6c00}.skipped{background:#757575}.none{background:#9e9e9e}
-tr.bad td{background:#fff3f3} pre{background:#f7f7f7;padding:8px;overflow-x:auto}
+tr.bad td{background:#fff3f3} .caption{color:#555;font-size:12px}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto}
 img{max-width:100%;border:1px solid #ddd}
 """
 
@@ -144,7 +155,13 @@ class PageInput:
     scenario: str | None = None
     tags: tuple[str, ...] = ()
     description: str | None = None
-    expect: Mapping[str, Any] = field(default_factory=dict)
+    #: Sidecar bounds: (KPI, bound, observed value, violated).
+    bounds: Sequence[tuple[str, str, str, bool]] = ()
+    #: Baseline comparison: (KPI, baseline, this run, delta, verdict regressed/improved/ok).
+    baseline: Sequence[tuple[str, str, str, str, str]] = ()
+    #: The baseline file and this recording's overall verdict (empty: no baseline).
+    baseline_file: str = ""
+    baseline_verdict: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     function: str = ""
@@ -176,8 +193,9 @@ def _page_html(p: PageInput, png: str | None, plot_note: str) -> str:
     title = p.recording + (f" [{p.variant}]" if p.variant else "")
     parts = [
         f'<p><a href="../{INDEX}">&larr; all recordings</a></p>',
-        f"<h1>{_e(title)} {_status_badge(p.status)}</h1>",
-        f'<p class="meta">scenario {_e(p.scenario or "-")}'
+        f"<h1>{_e(title)} {STATUS_START}{_badge(None, 'tests not finished')}{STATUS_END}</h1>",
+        f'<p class="meta">replay {_status_badge(p.status)} &middot; '
+        f"scenario {_e(p.scenario or '-')}"
         + (f" &middot; tags {_e(', '.join(p.tags))}" if p.tags else "")
         + f" &middot; function <code>{_e(p.function)}</code>"
         + (f" &middot; params <code>{_e(dict(p.params))}</code>" if p.params else "")
@@ -190,7 +208,9 @@ def _page_html(p: PageInput, png: str | None, plot_note: str) -> str:
         parts.append(f"<h2>{_e(p.status)}{_e(where)}</h2><pre>{_e(p.error)}</pre>")
     if png:
         parts.append("<h2>Signals, outputs and projection</h2>")
-        parts.append(f'<img src="{_e(png)}" alt="plots of {_e(title)}">')
+        panels = ", ".join(PANELS)
+        parts.append(f'<img src="{_e(png)}" alt="plots of {_e(title)}: {_e(panels)}">')
+        parts.append(f'<p class="caption">panels over t [s]: {_e(panels)}</p>')
     parts.append(plot_note)
     if p.kpis:
         rows = [[f"<td>{_e(label)}</td>", _num(name, p.kpis.get(name))] for name, label in KPI_ROWS]
@@ -210,13 +230,74 @@ def _page_html(p: PageInput, png: str | None, plot_note: str) -> str:
                 "<h2>Braking activations</h2>"
                 + _table(["start [s]", "end [s]", "peak decel [m/s²]", "TTC at start [s]"], arows)
             )
-    if p.expect:
-        rows = [[f"<td>{_e(k)}</td>", f"<td>{_e(v)}</td>"] for k, v in sorted(p.expect.items())]
-        parts.append("<h2>Sidecar [expect]</h2>" + _table(["KPI", "bound"], rows))
+    parts += _bounds_html(p)
+    parts += _baseline_html(p)
     if p.sources:
         rows = [[f"<td>{_e(k)}</td>", f"<td>{_e(v)}</td>"] for k, v in sorted(p.sources.items())]
         parts.append("<h2>Signal sources</h2>" + _table(["signal", "channel"], rows))
     return _doc(f"{title} - adsreplay", "\n".join(parts))
+
+
+def _bounds_html(p: PageInput) -> list[str]:
+    if not p.bounds:
+        return []
+    rows = [
+        [
+            f"<td>{_e(name)}</td>",
+            f"<td>{_e(bound)}</td>",
+            f'<td class="num">{_e(observed)}</td>',
+            f"<td>{_badge('failed', 'violated') if bad else 'holds'}</td>",
+        ]
+        for name, bound, observed, bad in p.bounds
+    ]
+    classes = ["bad" if bad else "" for *_, bad in p.bounds]
+    return [
+        "<h2>Sidecar [expect]</h2>"
+        + _table(["KPI", "bound", "observed", "verdict"], rows, row_class=classes)
+    ]
+
+
+_VERDICT_CLASS = {"regressed": "failed", "improved": "passed"}
+
+
+def _baseline_html(p: PageInput) -> list[str]:
+    if not p.baseline_file:
+        return []
+    head = (
+        f"<h2>Baseline</h2><p>{_e(p.baseline_file)}: "
+        f"{_e(p.baseline_verdict or 'not compared (the replay did not finish)')}</p>"
+    )
+    if not p.baseline:
+        return [head]
+    rows = [
+        [
+            f"<td>{_e(kpi)}</td>",
+            f'<td class="num">{_e(base)}</td>',
+            f'<td class="num">{_e(now)}</td>',
+            f'<td class="num">{_e(delta)}</td>',
+            f"<td>{_badge(_VERDICT_CLASS[v], v) if v in _VERDICT_CLASS else _e(v)}</td>",
+        ]
+        for kpi, base, now, delta, v in p.baseline
+    ]
+    classes = ["bad" if row[4] == "regressed" else "" for row in p.baseline]
+    table = _table(["KPI", "baseline", "this run", "delta", "verdict"], rows, row_class=classes)
+    return [head + table]
+
+
+def set_outcome(report_dir: Path, page: str, outcome: str) -> bool:
+    """Put the recording's test outcome (worst of its tests) into its written page; False
+    when the page does not exist or has no outcome placeholder."""
+    path = report_dir / page
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    pattern = re.compile(re.escape(STATUS_START) + ".*?" + re.escape(STATUS_END), re.S)
+    badge = STATUS_START + _badge(outcome, f"tests {outcome}") + STATUS_END
+    new, n = pattern.subn(lambda _m: badge, text, count=1)
+    if n:
+        _write(path, new)
+    return bool(n)
 
 
 #: The replay's status (not the tests' outcome, which the index shows): badge class, text.
@@ -265,9 +346,9 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
         except (ValueError, KeyError):
             proj = None
 
-    fig = Figure(figsize=(10, 9.5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 11.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax_v, ax_d, ax_ttc, ax_a = fig.subplots(4, 1, sharex=True)
+    ax_v, ax_d, ax_ttc, ax_a, ax_y = fig.subplots(len(PANELS), 1, sharex=True)
     title = p.recording + (f" [{p.variant}]" if p.variant else "")
     outcome = "no collision"
     if p.kpis.get("collision"):
@@ -290,7 +371,7 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
             lw=2,
             label="ego after braking (projected)",
         )
-    ax_v.set_ylabel("speed [km/h]")
+    ax_v.set_ylabel(PANELS[0])
 
     ax_d.plot(t, dist, color="#0072b2", label="gap (recorded)")
     if proj is not None and proj.t.size:
@@ -298,12 +379,12 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
             proj.t, proj.gap, color=PROJECTED, ls=":", lw=2, label="gap after braking (projected)"
         )
     ax_d.axhline(0.0, color="#999", lw=0.8)
-    ax_d.set_ylabel("gap [m]")
+    ax_d.set_ylabel(PANELS[1])
 
     ttcs = ttc(dist, rel)
     ax_ttc.plot(t, np.where(ttcs <= TTC_CLIP, ttcs, np.nan), color="#0072b2", label="TTC")
     ax_ttc.set_ylim(0.0, TTC_CLIP)
-    ax_ttc.set_ylabel("TTC [s]")
+    ax_ttc.set_ylabel(PANELS[2])
 
     ax_a.step(t, decel, where="post", color="#0072b2", label="aeb_decel request")
     ax_a.axhline(
@@ -318,8 +399,8 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
         t, 0, top, where=fcw >= 0.5, step="post", color="#e69f00", alpha=0.25, label="fcw active"
     )
     ax_a.set_ylim(0.0, top)
-    ax_a.set_ylabel("decel [m/s²]")
-    ax_a.set_xlabel("t [s]")
+    ax_a.set_ylabel(PANELS[3])
+    _lateral_panel(ax_y, t, sig, settings.lateral_overlap)
 
     marks = [(p.kpis.get(name), label, color) for name, label, color in MARKERS]
     contact = proj.contact_time if proj is not None else None
@@ -327,7 +408,7 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
     for when, label, color in marks:
         if when is None or not math.isfinite(float(when)):
             continue
-        for ax in (ax_v, ax_d, ax_ttc, ax_a):
+        for ax in (ax_v, ax_d, ax_ttc, ax_a, ax_y):
             ax.axvline(
                 float(when),
                 color=color,
@@ -337,12 +418,27 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
             )
     if contact is not None:
         ax_d.plot([contact], [0.0], marker="X", color="#000000", ms=9)
-    for ax in (ax_v, ax_d, ax_ttc, ax_a):
+    for ax in (ax_v, ax_d, ax_ttc, ax_a, ax_y):
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _lateral_panel(ax: Any, t: Any, sig: Mapping[str, Any], overlap: float) -> None:
+    """The target's lateral offset (hidden while no target is valid) and the overlap band
+    inside which the projection counts a contact."""
+    import numpy as np
+
+    lat = np.asarray(sig.get("target_lateral", np.full(t.size, np.nan)), dtype=float).copy()
+    if "target_valid" in sig:
+        lat[sig["target_valid"] == 0] = np.nan
+    label = "target lateral offset" + ("" if np.isfinite(lat).any() else " (not recorded)")
+    ax.plot(t, lat, color="#0072b2", label=label)
+    ax.axhspan(-overlap, overlap, color="#999", alpha=0.15, label=f"overlap ±{overlap:g} m")
+    ax.set_ylabel(PANELS[4])
+    ax.set_xlabel("t [s]")
 
 
 # -- index -------------------------------------------------------------------------------------
