@@ -51,6 +51,14 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATH",
     ),
     Option(
+        "recordings_root",
+        "--adsreplay-recordings-root",
+        "adsreplay_recordings_root",
+        "folder the recording ids (test ids, baseline keys) are relative to, whatever "
+        "--recordings selects below it (default: the --recordings folder)",
+        metavar="DIR",
+    ),
+    Option(
         "function",
         "--aeb-function",
         "adsreplay_function",
@@ -285,6 +293,7 @@ class Settings:
     """Every plugin setting, resolved and validated. ``sources`` says where each came from."""
 
     recordings: tuple[str, ...] = ()
+    recordings_root: Path | None = None
     function: str | None = None
     channel_map: Path | None = None
     redis_url: str | None = None
@@ -488,7 +497,8 @@ _CONVERTERS: dict[str, Callable[[Option, _Raw], Any]] = {
     "function": lambda opt, raw: _function(opt, raw),
     "binding": lambda opt, raw: _function(opt, raw),
     **{
-        n: (lambda opt, raw: _path(raw)) for n in ("channel_map", "baseline", "report", "cache_dir")
+        n: (lambda opt, raw: _path(raw))
+        for n in ("channel_map", "baseline", "report", "cache_dir", "recordings_root")
     },
     "redis_url": _redis_url,
     "workers": _workers,

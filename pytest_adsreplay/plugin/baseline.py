@@ -169,7 +169,8 @@ class BaselinePlugin:
 
     def stale_items(self, session: pytest.Session) -> list[pytest.Item]:
         """The ``::stale`` item of the baseline file, when some entries are stale."""
-        stale = self.state.baseline.stale(r.id for r in run_of(self.config).recordings)
+        run = run_of(self.config)
+        stale = self.state.baseline.stale((r.id for r in run.recordings), run.outside_selection)
         if not stale:
             return []
         node = BaselineFile.from_parent(
@@ -195,12 +196,14 @@ class BaselinePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput") or self.config.option.collectonly:
             return
-        self.state.finish(r.id for r in run_of(self.config).recordings)
+        run = run_of(self.config)
+        self.state.finish((r.id for r in run.recordings), run.outside_selection)
 
     @pytest.hookimpl(trylast=True)  # after the KPI summary table
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput") or self.config.option.collectonly:
             return
         terminalreporter.write_sep("-", "adsreplay baseline")
-        for line in self.state.summary(r.id for r in run_of(self.config).recordings):
+        run = run_of(self.config)
+        for line in self.state.summary((r.id for r in run.recordings), run.outside_selection):
             terminalreporter.write_line(line)

@@ -61,7 +61,12 @@ class ReplayRun:
 
         store = StoreSettings.from_settings(self.settings)
         specs = list(self.settings.recordings)  # paths or URLs (s3://bucket/prefix/)
-        return discover(specs, source=self.settings.source("recordings"), store=store)
+        return discover(
+            specs,
+            source=self.settings.source("recordings"),
+            store=store,
+            id_root=self.settings.recordings_root,
+        )
 
     def require_recordings(self, who: str) -> list[Recording]:
         if not self.configured:
@@ -78,6 +83,15 @@ class ReplayRun:
         for sel in selections:
             recs = [r for r in recs if r.matches(**sel)]
         return recs
+
+    def outside_selection(self, rid: str) -> bool:
+        """Whether a recording id this run did not find names a recording outside the
+        selection (kept in a baseline) rather than one that is gone (stale)."""
+        from pytest_adsreplay.recordings.discovery import outside_selection
+
+        return outside_selection(
+            rid, self.settings.recordings, self.root, self.settings.recordings_root
+        )
 
     @property
     def root(self) -> Path:

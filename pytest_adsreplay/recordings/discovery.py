@@ -165,12 +165,18 @@ def rejection(path: Path) -> str | None:
 
 
 def discover(
-    specs: Sequence[Path | str], *, source: str = "--recordings", store: Any = None
+    specs: Sequence[Path | str],
+    *,
+    source: str = "--recordings",
+    store: Any = None,
+    id_root: Path | None = None,
 ) -> list[Recording]:
     """Find the recordings named by ``specs``, sorted, with POSIX ids relative to the root.
 
-    The root is the single directory given (or a file's folder, or a glob's fixed prefix);
-    with several specs it is their common folder. Zero recordings is a usage error. A
+    The root is ``id_root`` when given (``adsreplay_recordings_root``: ids stay the same
+    whatever part of the tree is selected; a local recording outside it is a usage error),
+    else the single directory given (or a file's folder, or a glob's fixed prefix); with
+    several specs it is their common folder. Zero recordings is a usage error. A
     directory named like a recording (``x.mf4``) that holds no recordings is kept as one:
     its replay errors with "is a directory" instead of it silently vanishing. A file that
     is not a regular file is kept but flagged (``Recording.rejected``): its tests error.
@@ -208,9 +214,28 @@ def discover(
             "some with 'adsreplay generate DIR'",
         )
     root = roots[0] if len(set(roots)) == 1 else Path(os.path.commonpath(roots or [Path(".")]))
+    if id_root is not None:
+        root = _inside(id_root.resolve(), found, source)
     recs = [_load_or_flag(p, root) for p in found] + list(remote.values())
     recs.sort(key=lambda r: r.id)
     return recs
+
+
+def _inside(id_root: Path, found: dict[Path, None], source: str) -> Path:
+    """``id_root`` when every found recording lies below it; else a usage error naming
+    the first recording outside it and the root."""
+    for path in found:
+        try:
+            path.relative_to(id_root)
+        except ValueError:
+            raise UsageError(
+                f"recording {path} (from {source}) is outside adsreplay_recordings_root "
+                f"{id_root}: recording ids are paths relative to that root",
+                hint="point adsreplay_recordings_root at a folder that holds every recording "
+                "(relative paths in an ini file are relative to its folder), or select "
+                "recordings below it",
+            ) from None
+    return id_root
 
 
 def _listed(url: str, store: Any, source: str) -> list[Recording]:
@@ -243,3 +268,40 @@ def _load_or_flag(path: Path, root: Path) -> Recording:
 
 def _holds_recordings(folder: Path) -> bool:
     return any(is_recording_name(p) and not p.is_dir() for p in folder.rglob("*"))
+
+
+def _in_spec(path: Path, spec: Path) -> bool:
+    """Whether the local recording ``path`` is one ``spec`` (a file, folder or glob) names."""
+    text = str(spec)
+    if glob.has_magic(text):
+        parts = spec.parts
+        fixed = list(parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))])
+        prefix = Path(*fixed).resolve() if fixed else Path(".").resolve()
+        try:
+            rel = path.relative_to(prefix).parts
+        except ValueError:
+            return False
+        return _match_parts(rel, parts[len(fixed) :])
+    target = absolute_path(spec)
+    return path == target or target in path.parents
+
+
+def outside_selection(
+    rid: str, specs: Sequence[Path | str], root: Path, id_root: Path | None
+) -> bool:
+    """Whether the recording id ``rid`` (a baseline key's recording that this run did not
+    find) names a recording outside this selection, rather than one that is gone.
+
+    With ``id_root``: outside when ``id_root/rid`` is not named by any local spec, or
+    exists but was not selected. Without it (ids relative to ``root``, the selection's
+    folder): outside when a file ``rid`` exists below ``root`` or any folder above it,
+    i.e. the id was made from a wider or different ``--recordings`` folder. Recordings
+    in object storage are never called outside (their ids are their URL's path)."""
+    local = [Path(s) for s in specs if as_url(str(s)) is None]
+    if not local:
+        return False
+    if id_root is not None:
+        path = absolute_path(id_root.resolve() / rid)
+        return path.exists() or not any(_in_spec(path, s) for s in local)
+    base = root.resolve()
+    return any((folder / rid).is_file() for folder in (base, *base.parents))

@@ -32,7 +32,7 @@ import math
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -494,10 +494,17 @@ class Baseline:
     entries: dict[str, dict[str, Any]]
     exists: bool
 
-    def stale(self, recording_ids: Iterable[str]) -> list[str]:
-        """Entries whose recording is not among ``recording_ids`` (it is gone)."""
+    def stale(
+        self, recording_ids: Iterable[str], outside: Callable[[str], bool] | None = None
+    ) -> list[str]:
+        """Entries whose recording is not among ``recording_ids`` (it is gone); an entry
+        whose recording ``outside`` says lies outside this run's selection is kept."""
         ids = set(recording_ids)
-        return sorted(k for k in self.entries if recording_of(k) not in ids)
+        return sorted(
+            k
+            for k in self.entries
+            if recording_of(k) not in ids and not (outside and outside(recording_of(k)))
+        )
 
 
 def load(path: Path) -> Baseline:
@@ -627,22 +634,26 @@ class BaselineSession:
         if update is not None:
             self.updates[key] = json.loads(update) if isinstance(update, str) else dict(update)
 
-    def finish(self, recording_ids: Iterable[str]) -> None:
+    def finish(
+        self, recording_ids: Iterable[str], outside: Callable[[str], bool] | None = None
+    ) -> None:
         """Owner side: with --adsreplay-update-baseline, write the collected entries and drop
         stale ones (recording gone); never writes without the flag."""
         if not self.update:
             return
-        stale = self.baseline.stale(recording_ids)
+        stale = self.baseline.stale(recording_ids, outside)
         if not self.updates and not stale:
             return
         self.baseline = write(self.path, self.updates, stale)
         self.written, self.removed = sorted(self.updates), stale
         self.updates = {}
 
-    def summary(self, recording_ids: Iterable[str]) -> list[str]:
+    def summary(
+        self, recording_ids: Iterable[str], outside: Callable[[str], bool] | None = None
+    ) -> list[str]:
         """Terminal summary lines: counts per verdict, new/changed/stale, what was written."""
         ids = list(recording_ids)
-        stale = self.removed or self.baseline.stale(ids)
+        stale = self.removed or self.baseline.stale(ids, outside)
         counts = {
             v: sum(1 for x in self.verdicts.values() if x == v)
             for v in ("pass", "improved", "regressed", "changed", "new", "outdated")

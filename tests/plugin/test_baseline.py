@@ -273,3 +273,70 @@ def test_xdist_controller_writes_the_file_once(project: pytest.Pytester) -> None
     result.assert_outcomes(failed=4)
     result.stdout.fnmatch_lines(["baseline baseline.json: 3 checked, 0 passed, 3 regressed*"])
     project.runpytest_subprocess("--recordings=recs", BASELINE, "-n", "2").assert_outcomes(passed=4)
+
+
+ROOT = "adsreplay_recordings_root=recs"
+
+
+def test_a_narrowed_run_under_the_recordings_root_keeps_ids_and_the_baseline(
+    project: pytest.Pytester,
+) -> None:
+    _accept(project)
+    text = (project.path / "baseline.json").read_text()
+    result = project.runpytest("--recordings=recs/ccrs", BASELINE, "-o", ROOT, "-rA")
+    result.assert_outcomes(passed=3)  # a40's expect item and two baseline items
+    result.stdout.fnmatch_lines(
+        [
+            "baseline baseline.json: 2 checked, 2 passed, 0 regressed, 0 new, 0 changed"
+            " recording(s), 0 stale entries",
+            "PASSED recs/ccrs/a40.mf4::baseline",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*::stale*")
+    result.stdout.no_fnmatch_line("*--adsreplay-update-baseline*")
+
+    result = project.runpytest("--recordings=recs/ccrs", BASELINE, "-o", ROOT, UPDATE, "-o", LATE)
+    result.assert_outcomes(failed=3)  # rewritten entries still fail, and a40's bound
+    result.stdout.fnmatch_lines(["baseline baseline.json: 2 checked, * 0 stale entries"])
+    result.stdout.no_fnmatch_line("*removed stale*")
+    entries = _entries(project)
+    assert sorted(entries) == ["ccrm/c50.mf4", "ccrs/a40.mf4", "ccrs/b60.mf4"]
+    assert entries["ccrs/a40.mf4"]["kpis"]["brake_time"] == 4.8
+    assert entries["ccrm/c50.mf4"] == json.loads(text)["recordings"]["ccrm/c50.mf4"]
+
+
+def test_a_gone_recording_inside_the_narrowed_selection_is_still_stale(
+    project: pytest.Pytester,
+) -> None:
+    _accept(project)
+    (project.path / "recs/ccrs/b60.mf4").unlink()
+    result = project.runpytest("--recordings=recs/ccrs", BASELINE, "-o", ROOT)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["  stale (recording gone): ccrs/b60.mf4"])
+    result = project.runpytest("--recordings=recs/ccrs", BASELINE, "-o", ROOT, UPDATE)
+    result.stdout.fnmatch_lines(["  removed stale: ccrs/b60.mf4"])
+    assert sorted(_entries(project)) == ["ccrm/c50.mf4", "ccrs/a40.mf4"]
+
+
+def test_a_narrowed_run_without_the_root_never_drops_entries_outside_it(
+    project: pytest.Pytester,
+) -> None:
+    _accept(project)
+    result = project.runpytest("--recordings=recs/ccrs", BASELINE)
+    result.stdout.fnmatch_lines(["baseline baseline.json: 2 checked, *, 2 new, * 0 stale entries"])
+    result.stdout.no_fnmatch_line("*::stale*")
+    result.stdout.no_fnmatch_line("*drops stale entries*")
+    project.runpytest("--recordings=recs/ccrs", BASELINE, UPDATE)
+    assert {"ccrm/c50.mf4", "ccrs/a40.mf4", "ccrs/b60.mf4"} <= set(_entries(project))
+
+
+def test_a_recording_outside_the_recordings_root_is_a_usage_error(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest("--recordings=recs", "-o", "adsreplay_recordings_root=recs/ccrs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*recording */recs/ccrm/c50.mf4 (from *) is outside adsreplay_recordings_root */recs/ccrs*"
+        ]
+    )
