@@ -39,16 +39,25 @@ def register_report(config: pytest.Config, run: ReplayRun) -> None:
 def _bounds(chain: Chain, out: Outcome) -> list[tuple[str, str, str, bool]]:
     """Each sidecar bound with the observed KPI and whether the replay violated it."""
     from pytest_adsreplay.recordings import check_expectations
-    from pytest_adsreplay.recordings.expectations import format_observed
+    from pytest_adsreplay.recordings.expectations import EVENT_EXPECTATIONS, format_observed
 
     bounds = list(chain.recording.expect)
     if not out.ok:
         return [(b.name, b.describe(), "-", False) for b in bounds]
-    violated = {id(v.bound) for v in check_expectations(bounds, out.kpis)}
-    return [
-        (b.name, b.describe(), format_observed(out.kpis.get(b.name)), id(b) in violated)
-        for b in bounds
-    ]
+    violated = {id(v.bound): v for v in check_expectations(bounds, out.kpis)}
+    rows = []
+    for b in bounds:
+        v = violated.get(id(b))
+        if v is not None:
+            off = f" (off by {v.delta:+.3f})" if v.delta is not None else ""
+            rows.append((b.name, b.describe(), format_observed(v.observed) + off, True))
+            continue
+        if b.name in EVENT_EXPECTATIONS:
+            seen: Any = out.kpis.get(EVENT_EXPECTATIONS[b.name]) is not None
+        else:
+            seen = out.kpis.get(b.name)
+        rows.append((b.name, b.describe(), format_observed(seen), False))
+    return rows
 
 
 def _baseline(config: pytest.Config, run: ReplayRun, chain: Chain, out: Outcome) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,68 @@ def test_chromium_renders_the_report(project: pytest.Pytester) -> None:
             timeout=120,
         )
         _not_blank(shot)
+
+
+def _h1(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    return text[text.index("<h1>") : text.index("</h1>")]
+
+
+def test_page_shows_the_tests_outcome_and_violated_bounds(project: pytest.Pytester) -> None:
+    _broken_project(project)  # b60 replays fine but breaks its sidecar bound
+    project.makepyfile(test_r="def test_r(replay):\n    pass\n")
+    project.runpytest("--recordings=recs", "--adsreplay-report=report")
+    pages = project.path / "report/recordings"
+    b60 = next(pages.glob("ccrs_b60*.html"))
+    assert "tests failed" in _h1(b60) and "replay ok" not in _h1(b60)
+    assert "tests passed" in _h1(next(pages.glob("ccrs_a40*.html")))
+    assert "tests error" in _h1(next(pages.glob("bad_corrupt*.html")))
+    bounds = [r for r in _Page(b60).rows if r[:2] == ["brake", "== False"]]
+    assert bounds == [["brake", "== False", "True", "violated"]]
+    text = b60.read_text(encoding="utf-8")
+    # the plot's panels, the target's lateral offset among them, are named under the image
+    assert "target lateral offset [m]" in text.split('class="caption"')[1]
+
+
+def test_page_shows_the_baseline_table(project: pytest.Pytester) -> None:
+    baseline = "--adsreplay-baseline=baseline.json"
+    project.runpytest("--recordings=recs", baseline, "--adsreplay-update-baseline")
+    late = "adsreplay_function_params={ late = 0.3 }"
+    project.runpytest("--recordings=recs", baseline, "-o", late, "--adsreplay-report=report")
+    a40 = next((project.path / "report/recordings").glob("ccrs_a40*.html"))
+    page = _Page(a40)
+    start = next(i for i, r in enumerate(page.rows) if r[:2] == ["KPI", "baseline"])
+    assert page.rows[start] == ["KPI", "baseline", "this run", "delta", "verdict"]
+    rows = {r[0]: r[1:] for r in page.rows[start + 1 :] if len(r) == 5}
+    assert rows["brake_time [s]"] == ["4.500", "4.800", "+0.300", "regressed"]
+    assert rows["fcw_lead_time [s]"][-1] == "improved"
+    assert rows["fcw_time [s]"][-1] == "ok"
+    assert "baseline.json: regressed" in a40.read_text(encoding="utf-8")
+    assert "tests failed" in _h1(a40)
+
+
+def test_plot_has_a_lateral_offset_panel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.figure import Figure
+
+    from pytest_adsreplay.reporting import html
+
+    drawn: list[list[str]] = []
+    savefig = Figure.savefig
+
+    def spy(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        drawn.append([ax.get_ylabel() for ax in fig.axes])
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    t = [i * 0.1 for i in range(50)]
+    page = html.PageInput(
+        key="k",
+        recording="r.mf4",
+        variant="",
+        status="ok",
+        kpis={},
+        signals={"t": t, "ego_speed": [10.0] * 50, "target_lateral": [0.5] * 50},
+    )
+    png = html.plot_png(page)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn == [list(html.PANELS)] and drawn[0][-1] == "target lateral offset [m]"
