@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+FUNCTIONS_ENV = "ADSREPLAY_WORKER_FUNCTIONS"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +34,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="fetch a missing FMU / shared-library function from the broker (uploaded by "
         "the session, verified by sha256) and run it: only for a Redis whose writers you trust",
     )
+    p.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        dest="allowed_functions",
+        help="a function under test this worker may run: module:attr, or the path of an "
+        "FMU / shared library (or sha256:HEX of a shipped one); repeatable, also "
+        f"${FUNCTIONS_ENV} (comma-separated). Without it (or --trust-any-function) the "
+        "worker refuses every recording",
+    )
+    p.add_argument(
+        "--trust-any-function",
+        action="store_true",
+        help="run whatever function a job names: only for a Redis whose writers you fully "
+        "trust (anyone who can write to it can run code on this worker)",
+    )
     p.set_defaults(func=run)
+
+
+def allowed_functions(args: argparse.Namespace) -> list[str]:
+    """The --function specs, then those of ``$ADSREPLAY_WORKER_FUNCTIONS``."""
+    env = os.environ.get(FUNCTIONS_ENV, "")
+    return [*args.allowed_functions, *(s.strip() for s in env.split(",") if s.strip())]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         functions=args.functions,
         trust_shipped_functions=args.trust_shipped_functions,
+        allowed_functions=allowed_functions(args),
+        trust_any_function=args.trust_any_function,
     )

@@ -98,19 +98,30 @@ def localize(ctx: Mapping[str, Any], conn: Any) -> Mapping[str, Any]:
     file exists at that path (the build check then names the difference);
     FunctionLoadError when the file is nowhere here.
     """
+    from pytest_adsreplay.queue.trust import may_load_path
+
     ref = ctx.get("function_file")
     spec = str(ctx.get("function") or "")
-    if not isinstance(ref, Mapping) or not is_file_spec(spec):
+    if not is_file_spec(spec):
         return ctx
+    if not isinstance(ref, Mapping):
+        if may_load_path(spec, None):
+            return ctx
+        raise FunctionLoadError(
+            f"the job names the function file {spec[:200]} without its sha256; this "
+            "worker loads only the path it was started for",
+            hint="start the worker with --function PATH for this file",
+        )
     sha, name = str(ref["sha256"]), str(ref.get("name") or Path(spec).name)
-    if _has(Path(spec), sha):
+    own_path = may_load_path(spec, sha)
+    if own_path and _has(Path(spec), sha):
         return ctx
     found = _search(sha, name, int(ref.get("size") or -1))
     if found is None and WORKER.trust_shipped:
         found = _fetch(ref, conn, sha, name)
     if found is not None:
         return {**ctx, "function": str(found)}
-    if Path(spec).exists():
+    if own_path and Path(spec).exists():
         return ctx
     raise FunctionLoadError(_missing_text(spec, sha, name), hint=_missing_hint(ref))
 

@@ -360,9 +360,18 @@ def check_build(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
     from pytest_adsreplay.function import fingerprint
 
     want = ctx.get("function_fingerprint")
-    if not want:
-        return None
     spec = str(ctx["function"])
+    if not want:
+        err = FunctionLoadError(
+            f"{worker_identity()} refuses to run {spec[:120]}: the job carries no "
+            "fingerprint of the session's build (the session could not find the "
+            "function), so the build here cannot be checked; it never runs a function "
+            "unchecked",
+            recording=ctx.get("rec"),
+            hint="make the function importable (or the file present) where the session "
+            "runs, so it can fingerprint the build the workers must match",
+        )
+        return _failure("aeb", err)
     here = fingerprint.of_function(spec, ctx.get("binding"))
     if here.digest != want:
         session = f"{ctx.get('function_build') or 'its build'}, fingerprint {str(want)[:12]}"
@@ -405,6 +414,8 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     from pytest_adsreplay.errors import FunctionLoadError
 
     started = time.monotonic()
+    if (refused := _refused_function(ctx)) is not None:
+        return refused
     conn = _connection()
     try:
         ctx = _local_function(ctx, conn)
@@ -434,6 +445,25 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
         return _failure("aeb", exc)
     save_arrays(conn, data_key(ctx, "outputs"), outputs, int(ctx["ttl"]))
     return {"ok": True, "stage": "aeb", "outputs": sorted(outputs)}
+
+
+def _refused_function(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The aeb stage's failure when this worker may not load the function the job names
+    (``adsreplay worker --function``), checked before anything is imported or loaded."""
+    from pytest_adsreplay.errors import FunctionLoadError
+    from pytest_adsreplay.queue.trust import function_refusal
+
+    why = function_refusal(dict(ctx))
+    if why is None:
+        return None
+    err = FunctionLoadError(
+        f"{worker_identity()} refused the function {str(ctx.get('function'))[:120]!r}: {why}",
+        recording=ctx.get("rec"),
+        hint="start the worker with --function SPEC naming the session's function "
+        "(or set ADSREPLAY_WORKER_FUNCTIONS)",
+    )
+    logging.getLogger(__name__).error("adsreplay: %s", err)
+    return _failure("aeb", err)
 
 
 def _local_function(ctx: dict[str, Any], conn: Any) -> dict[str, Any]:

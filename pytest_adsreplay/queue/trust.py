@@ -37,18 +37,109 @@ REFRESH_INTERVAL = 10.0  # s between two refreshes of a registration
 FIRST_SWEEP = 2.0  # s after the start: the first refresh (the enqueued jobs' keys exist)
 
 
-#: The function specs this worker process may load (None: any the session names). The
-#: session's own local workers are started pinned to its function, so a job planted on
-#: their queues cannot make them import and call another ``module:attr`` (whose factory
-#: runs with the job's keyword arguments: ``subprocess:Popen`` would run a command).
+#: The functions under test this worker process may load: None loads any the job names
+#: (the embedded in-process worker, ``--trust-any-function``); an empty set loads none
+#: (an external worker started without ``--function``). A job's factory runs with the
+#: job's keyword arguments, so an unchecked ``module:attr`` (``subprocess:Popen`` with
+#: ``shell``) would run a command for whoever can write to the Redis.
 _allowed_functions: frozenset[str] | None = None
+#: sha256 of the allowed function files (``--function sha256:HEX``, or of an allowed path)
+_allowed_sha: frozenset[str] = frozenset()
+#: the flag that would let this worker run a refused function (named in the refusal)
+_flag_hint = "--function"
 
 
-def allow_functions(specs: Iterable[str] | None) -> None:
-    """Pin this process to ``specs`` (None or empty: no pin)."""
-    global _allowed_functions
-    specs = [str(s) for s in specs or ()]
-    _allowed_functions = frozenset(specs) if specs else None
+def allow_functions(
+    specs: Iterable[str] | None, *, any_function: bool = True, flag: str = "--function"
+) -> None:
+    """Pin this process to ``specs``; with none, load any function (``any_function``)
+    or none at all."""
+    global _allowed_functions, _allowed_sha, _flag_hint
+    named = [str(s) for s in specs or ()]
+    _flag_hint = flag
+    if not named:
+        _allowed_functions = None if any_function else frozenset()
+        _allowed_sha = frozenset()
+        return
+    paths: set[str] = set()
+    shas: set[str] = set()
+    for spec in named:
+        if spec.lower().startswith("sha256:"):
+            shas.add(spec[7:].strip().lower())
+            continue
+        paths.add(_canonical(spec))
+        sha = _sha_of(spec)
+        if sha is not None:
+            shas.add(sha)
+    _allowed_functions = frozenset(paths)
+    _allowed_sha = frozenset(shas)
+
+
+def _canonical(spec: str) -> str:
+    """A file spec as its resolved path; a ``module:attr`` spec as it is."""
+    from pathlib import Path
+
+    from pytest_adsreplay.function.fingerprint import is_file_spec
+
+    return str(Path(spec).resolve()) if is_file_spec(spec) else spec
+
+
+def _sha_of(spec: str) -> str | None:
+    from pathlib import Path
+
+    from pytest_adsreplay.function.fingerprint import is_file_spec
+
+    if not is_file_spec(spec):
+        return None
+    from pytest_adsreplay.hashing import memo_sha256
+
+    try:
+        return memo_sha256(Path(spec)) if Path(spec).is_file() else None
+    except OSError:
+        return None
+
+
+def any_function() -> bool:
+    """This process loads whatever function a job names (not pinned)."""
+    return _allowed_functions is None
+
+
+def function_refusal(ctx: Any) -> str | None:
+    """Why this worker must not load the function ``ctx`` names, or None when it may."""
+    pinned = _allowed_functions
+    if pinned is None:
+        return None
+    named = str(ctx.get("function") if isinstance(ctx, dict) else None)
+    shown = repr(named[:120])
+    if not pinned and not _allowed_sha:
+        return (
+            f"it was started without {_flag_hint} and runs no function under test "
+            f"(the job names {shown}); start it with {_flag_hint} {named[:120]} to run "
+            "this function (repeatable), or --trust-any-function on a Redis whose "
+            "writers you fully trust"
+        )
+    if _canonical(named) in pinned:
+        return None
+    ref = ctx.get("function_file") if isinstance(ctx, dict) else None
+    sha = str(ref.get("sha256") or "").lower() if isinstance(ref, dict) else ""
+    from pytest_adsreplay.function.fingerprint import is_file_spec
+
+    if sha and is_file_spec(named) and sha in _allowed_sha:
+        return None
+    allowed = ", ".join(sorted(pinned | {f"sha256:{s[:12]}" for s in _allowed_sha}))
+    return (
+        f"function {shown} is not one this worker was started for ({allowed}); add "
+        f"{_flag_hint} {named[:120]} to its command line to run it"
+    )
+
+
+def may_load_path(path: str, sha: str | None) -> bool:
+    """Whether this worker may load the function file at ``path`` the job names: any
+    (not pinned), the allowed path, or a file with an allowed sha256."""
+    pinned = _allowed_functions
+    if pinned is None or _canonical(path) in pinned:
+        return True
+    return bool(sha) and str(sha).lower() in _allowed_sha and _sha_of(path) == str(sha).lower()
 
 
 class SecurityError(Exception):
@@ -80,13 +171,6 @@ def refusal(conn: Any, job: Any) -> str | None:
     if not isinstance(ctx, dict) or not isinstance(ctx.get("run"), str):
         return "the job carries no ctx with a session run id"
     run = ctx["run"]
-    pinned = _allowed_functions
-    named = str(ctx.get("function"))
-    if pinned is not None and (stage == "aeb" or "function" in ctx) and named not in pinned:
-        return (
-            f"function {named[:120]!r} is not the one this worker was "
-            f"started for ({', '.join(sorted(pinned))})"
-        )
     if job.id != f"{run}-{stage}-{ctx.get('key')}":
         return f"job id {job.id!r} does not match its ctx (run {run!r}, {stage} stage)"
     raw = conn.get(session_key(run))

@@ -185,6 +185,7 @@ def run_worker(
     functions: Sequence[str] = (),
     trust_shipped_functions: bool = False,
     allowed_functions: Sequence[str] = (),
+    trust_any_function: bool = False,
 ) -> int:
     """Run one worker until stopped (or, with ``burst``, until the queues are empty).
 
@@ -202,7 +203,8 @@ def run_worker(
     shipping.configure(functions, trust_shipped=trust_shipped_functions)
     from pytest_adsreplay.queue.trust import allow_functions
 
-    allow_functions(allowed_functions)  # a session's local worker: its function only
+    # only the functions it was started for (none without --function), or any at all
+    allow_functions(allowed_functions, any_function=trust_any_function)
     start_heartbeat(url, name, parent_pid)
     conn = broker.connect(url, worker=True)
     for problem in preload([*PRELOAD, *preload_modules]):
@@ -219,8 +221,21 @@ def run_worker(
             file=sys.stderr,
             flush=True,
         )
+        print(_functions_line(allowed_functions, trust_any_function), file=sys.stderr)
     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     return 0
+
+
+def _functions_line(allowed: Sequence[str], any_function: bool) -> str:
+    """What the worker's start-up message says about the functions it runs."""
+    if allowed:
+        return f"adsreplay worker: runs only the function(s) {', '.join(allowed)}"
+    if any_function:
+        return "adsreplay worker: runs any function a job names (--trust-any-function)"
+    return (
+        "adsreplay worker: started without --function: it refuses every recording; "
+        "name the function under test with --function SPEC"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parent_pid=args.parent_pid,
             announce=False,
             allowed_functions=args.function,
+            trust_any_function=not args.function,
         )
     except AdsReplayError as exc:
         print(f"adsreplay local worker: error: {exc}", file=sys.stderr)

@@ -376,10 +376,20 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def start_worker(
-    url: str, cwd: Path, pythonpath: Path, *extra: str, burst: bool = False
+    url: str,
+    cwd: Path,
+    pythonpath: Path,
+    *extra: str,
+    burst: bool = False,
+    functions: Sequence[str] = (f"{FUNCTION_MODULE}:Ttc",),
 ) -> subprocess.Popen[str]:
-    """An external ``adsreplay worker`` process in ``cwd`` with ``pythonpath`` importable."""
+    """An external ``adsreplay worker`` process in ``cwd`` with ``pythonpath`` importable,
+    allowed to run ``functions`` (``--function``; none added when ``extra`` already says
+    which functions it runs)."""
     cmd = [PYTHON, "-m", "pytest_adsreplay.cli", "worker", "--redis-url", url, *extra]
+    if not {"--function", "--trust-any-function"} & set(extra):
+        for spec in functions:
+            cmd += ["--function", spec]
     if burst:
         cmd.append("--burst")
     return subprocess.Popen(
@@ -490,8 +500,25 @@ def enqueue_chains(url: str, namespace: str, recs: Sequence[Path], function: str
         settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
     )
     session = ReplaySession(cfg, connect(url), embedded=False)
-    session.enqueue([Chain(recording=r, params={}) for r in discover(list(recs))])
+    # the session fingerprints the build workers must match: the test project's
+    # function module (next to its ``recs`` folder) is importable while it enqueues
+    with project_importable(recs):
+        session.enqueue([Chain(recording=r, params={}) for r in discover(list(recs))])
     return session
+
+
+@contextlib.contextmanager
+def project_importable(recs: Sequence[Path]) -> Iterator[None]:
+    """The test project of ``recs`` (its root holds the function module) on sys.path."""
+    root = str(Path(recs[0]).resolve().parent.parent) if recs else None
+    if root is None or root in sys.path:
+        yield
+        return
+    sys.path.insert(0, root)
+    try:
+        yield
+    finally:
+        sys.path.remove(root)
 
 
 # -- inner pytest sessions ---------------------------------------------------------------

@@ -42,7 +42,10 @@ def test_concurrent_sessions_are_isolated(
         write_function_module(lib)
         host = tmp_path / "host"
         host.mkdir()
-        fleet = [start_worker(url, host, lib) for _ in range(2)]
+        fleet = [
+            start_worker(url, host, lib, functions=["aebfn:Ttc", "aebfn:Cautious"])
+            for _ in range(2)
+        ]
         args = ["--redis-url", url, "--adsreplay-workers", "0"]
     else:
         url = request.getfixturevalue("real_redis")

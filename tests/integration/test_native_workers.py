@@ -142,6 +142,8 @@ def run_elsewhere(
         conn.set(upload, before.encode("latin-1"), ex=600)
     empty, cache = tmp_path / "worker-host", tmp_path / "worker-cache"
     empty.mkdir()
+    # the workers run this library only (they have no path of it: named by its sha256)
+    flags = (*flags, "--function", f"sha256:{sha256(root / 'lib' / name)}")
     started = time.monotonic()
     session = spawn_pytest(root, "--redis-url", url, "--adsreplay-workers", "0")
     workers: list[subprocess.Popen[str]] = []

@@ -27,6 +27,7 @@ from pytest_adsreplay.results.store import open_store
 pytestmark = pytest.mark.timeout(300)
 
 BUNDLED = Path(__file__).resolve().parents[2] / "recordings"
+REFERENCE = "pytest_adsreplay.reference:TtcAeb"  # the function the workers are allowed
 BUCKET, PREFIX = "fleet", "bundled"
 
 TEST_SOURCE = """
@@ -76,7 +77,7 @@ def project(root: Path, s3: S3Server, *, endpoint: str | None = None) -> Path:
     (root / "conftest.py").write_text(CONFTEST)
     (root / "pytest.ini").write_text(
         "[pytest]\nfilterwarnings = error\n"
-        "adsreplay_function = pytest_adsreplay.reference:TtcAeb\n"
+        f"adsreplay_function = {REFERENCE}\n"
         "adsreplay_db = results.sqlite\nadsreplay_s3_path_style = true\n"
         f"adsreplay_s3_endpoint = {endpoint or s3.endpoint}\n"
     )
@@ -207,7 +208,7 @@ def test_external_workers_in_an_empty_folder_read_from_the_store(
         monkeypatch.setenv(name, value)
     empty = tmp_path / "worker-host"
     empty.mkdir()
-    workers = [start_worker(fleet_redis, empty, empty) for _ in range(2)]
+    workers = [start_worker(fleet_redis, empty, empty, functions=[REFERENCE]) for _ in range(2)]
     try:
         result = run_pytest(
             root,
@@ -241,7 +242,7 @@ def test_each_worker_reads_with_its_own_credentials(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-" + SECRET)
     empty = tmp_path / "worker-host"
     empty.mkdir()
-    worker = start_worker(fleet_redis, empty, empty)
+    worker = start_worker(fleet_redis, empty, empty, functions=[REFERENCE])
     try:
         result = run_pytest(
             root,
@@ -310,7 +311,8 @@ def pytest_collection_finish(session):
         with open(Path(empty).parent / f"worker{n}.log", "w") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "pytest_adsreplay.cli", "worker", "--redis-url",
-                 os.environ["ADSREPLAY_TEST_FLEET"]],
+                 os.environ["ADSREPLAY_TEST_FLEET"],
+                 "--function", "pytest_adsreplay.reference:TtcAeb"],
                 cwd=empty, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env={k: v for k, v in os.environ.items() if not k.startswith("ADSREPLAY_")},
             )

@@ -51,6 +51,8 @@ def _burst_worker(url: str, namespace: str, cwd: Path, pythonpath: Path) -> str:
             "--namespace",
             namespace,
             "--burst",
+            "--function",
+            "aebfn:Ttc",
         ],
         cwd=cwd,
         env=subprocess_env(PYTHONPATH=str(pythonpath)),

@@ -49,13 +49,49 @@ def test_an_unpinned_worker_takes_any_function_the_job_names() -> None:
 def test_a_pinned_worker_refuses_another_function_before_loading_it() -> None:
     conn = fakeredis.FakeRedis()
     trust.allow_functions(["aebfn:Ttc"])
-    why = trust.refusal(conn, _planted(conn, "subprocess:Popen"))
+    job = _planted(conn, "subprocess:Popen")
+    why = trust.function_refusal(job.args[0])
     assert why is not None
-    assert "'subprocess:Popen' is not the one this worker was started for (aebfn:Ttc)" in why
-    assert trust.refusal(conn, _planted(conn, "aebfn:Ttc")) is None
+    assert "'subprocess:Popen' is not one this worker was started for (aebfn:Ttc)" in why
+    assert "--function subprocess:Popen" in why
+    assert trust.function_refusal(_planted(conn, "aebfn:Ttc").args[0]) is None
     job = _planted(conn, "aebfn:Ttc")
     del job.args[0]["function"]
-    assert trust.refusal(conn, job) is not None
+    assert trust.function_refusal(job.args[0]) is not None
+
+
+def test_a_worker_started_without_function_refuses_every_function() -> None:
+    conn = fakeredis.FakeRedis()
+    trust.allow_functions([], any_function=False)
+    for spec in ("subprocess:Popen", "aebfn:Ttc"):
+        why = trust.function_refusal(_planted(conn, spec).args[0])
+        assert why is not None and "started without --function" in why
+        assert "--trust-any-function" in why
+    trust.allow_functions([], any_function=True)
+    assert trust.function_refusal(_planted(conn, "aebfn:Ttc").args[0]) is None
+
+
+def test_file_specs_are_allowed_by_path_or_sha256(tmp_path: Any) -> None:
+    conn = fakeredis.FakeRedis()
+    lib = tmp_path / "libaeb.so"
+    lib.write_bytes(b"\x7fELF not really")
+    other = tmp_path / "libother.so"
+    other.write_bytes(b"\x7fELF another")
+    trust.allow_functions([str(lib)])
+    assert trust.function_refusal(_planted(conn, str(lib)).args[0]) is None
+    assert trust.function_refusal(_planted(conn, str(other)).args[0]) is not None
+    assert trust.may_load_path(str(lib), None)
+    assert not trust.may_load_path(str(other), None)
+    import hashlib
+
+    sha = hashlib.sha256(lib.read_bytes()).hexdigest()
+    trust.allow_functions([f"sha256:{sha}"])
+    shipped = _planted(conn, "/nowhere/libaeb.so").args[0]
+    shipped["function_file"] = {"sha256": sha, "name": "libaeb.so", "size": 16}
+    assert trust.function_refusal(shipped) is None
+    shipped["function_file"] = {"sha256": "0" * 64, "name": "libaeb.so", "size": 16}
+    assert trust.function_refusal(shipped) is not None
+    assert not trust.may_load_path(str(other), None)
 
 
 def test_local_workers_are_started_pinned_to_the_session_function(
