@@ -96,6 +96,8 @@ def test_planted_pickles_are_not_executed(real_redis: str, tmp_path: Path) -> No
                 "--namespace",
                 namespace,
                 "--burst",
+                "--function",
+                "aebfn:Ttc",
             ],
             cwd=tmp_path,
             env=env,
