@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-FUNCTIONS_ENV = "ADSREPLAY_WORKER_FUNCTIONS"
+FUNCTIONS_ENV = "ADSREPLAY_WORKER_FUNCTIONS"  # same name as queue.trust.FUNCTIONS_ENV
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +48,10 @@ _allowed_functions: frozenset[str] | None = None
 _allowed_sha: frozenset[str] = frozenset()
 #: the flag that would let this worker run a refused function (named in the refusal)
 _flag_hint = "--function"
+#: set once this process was told which functions it runs (``allow_functions``)
+_configured = False
+#: a plain ``rq worker`` with this job class takes its allowed functions from here
+FUNCTIONS_ENV = "ADSREPLAY_WORKER_FUNCTIONS"
 
 
 def allow_functions(
@@ -54,7 +59,8 @@ def allow_functions(
 ) -> None:
     """Pin this process to ``specs``; with none, load any function (``any_function``)
     or none at all."""
-    global _allowed_functions, _allowed_sha, _flag_hint
+    global _allowed_functions, _allowed_sha, _flag_hint, _configured
+    _configured = True
     named = [str(s) for s in specs or ()]
     _flag_hint = flag
     if not named:
@@ -106,6 +112,9 @@ def any_function() -> bool:
 
 def function_refusal(ctx: Any) -> str | None:
     """Why this worker must not load the function ``ctx`` names, or None when it may."""
+    if not _configured and os.environ.get(FUNCTIONS_ENV, "").strip():
+        env = os.environ[FUNCTIONS_ENV].split(",")
+        allow_functions([s.strip() for s in env if s.strip()], flag=FUNCTIONS_ENV)
     pinned = _allowed_functions
     if pinned is None:
         return None

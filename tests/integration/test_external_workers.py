@@ -84,7 +84,7 @@ def test_plain_rq_worker_command(fleet_redis: str, project: Project, tmp_path: P
     worker = subprocess.Popen(
         [sys.executable, *RQ_WORKER, "--url", fleet_redis],
         cwd=cwd,
-        env=subprocess_env(PYTHONPATH=str(lib)),
+        env=subprocess_env(PYTHONPATH=str(lib), ADSREPLAY_WORKER_FUNCTIONS="aebfn:Ttc"),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

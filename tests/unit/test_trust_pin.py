@@ -115,3 +115,28 @@ def test_local_workers_are_started_pinned_to_the_session_function(
     local.start()
     cmd = started[0]
     assert cmd[cmd.index("--function") + 1] == "aebfn:Ttc"
+
+
+def test_a_plain_rq_worker_is_pinned_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = fakeredis.FakeRedis()
+    monkeypatch.setattr(trust, "_configured", False)
+    monkeypatch.setenv(trust.FUNCTIONS_ENV, "aebfn:Ttc, aebfn:Cautious")
+    why = trust.function_refusal(_planted(conn, "subprocess:Popen").args[0])
+    assert why is not None and trust.FUNCTIONS_ENV in why
+    assert trust.function_refusal(_planted(conn, "aebfn:Cautious").args[0]) is None
+
+
+def test_a_file_the_job_names_without_sha256_is_not_loaded(tmp_path: Any) -> None:
+    from pytest_adsreplay.errors import FunctionLoadError
+    from pytest_adsreplay.function import shipping
+
+    allowed, other = tmp_path / "libaeb.so", tmp_path / "libevil.so"
+    allowed.write_bytes(b"a")
+    other.write_bytes(b"b")
+    trust.allow_functions([str(allowed)])
+    assert shipping.localize({"function": str(allowed)}, None)["function"] == str(allowed)
+    with pytest.raises(FunctionLoadError, match="without its sha256"):
+        shipping.localize({"function": str(other)}, None)
+    ref = {"sha256": "0" * 64, "name": "libevil.so", "size": 1}
+    with pytest.raises(FunctionLoadError, match="is not at"):
+        shipping.localize({"function": str(other), "function_file": ref}, None)
