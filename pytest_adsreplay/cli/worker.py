@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--function",
         action="append",
         default=[],
-        metavar="SPEC",
+        metavar="FUNCTION",
         dest="allowed_functions",
         help="a function under test this worker may run: module:attr, or the path of an "
         "FMU / shared library (or sha256:HEX of a shipped one); repeatable, also "

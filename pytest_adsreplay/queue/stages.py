@@ -459,7 +459,7 @@ def _refused_function(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
     err = FunctionLoadError(
         f"{worker_identity()} refused the function {str(ctx.get('function'))[:120]!r}: {why}",
         recording=ctx.get("rec"),
-        hint="start the worker with --function SPEC naming the session's function "
+        hint="start the worker with --function FUNCTION naming the session's function "
         "(or set ADSREPLAY_WORKER_FUNCTIONS)",
     )
     logging.getLogger(__name__).error("adsreplay: %s", err)

@@ -234,7 +234,7 @@ def _functions_line(allowed: Sequence[str], any_function: bool) -> str:
         return "adsreplay worker: runs any function a job names (--trust-any-function)"
     return (
         "adsreplay worker: started without --function: it refuses every recording; "
-        "name the function under test with --function SPEC"
+        "name the function under test with --function FUNCTION"
     )
 
 
