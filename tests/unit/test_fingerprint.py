@@ -147,8 +147,10 @@ def test_a_redeployed_worker_restarts_its_function_hosts(
     assert stopped == [True]
 
 
-def test_no_fingerprint_in_the_job_means_no_check() -> None:
-    assert stages.check_build({"function": "x:y", "rec": "r"}) is None
+def test_a_job_without_fingerprint_is_refused_never_run_unchecked() -> None:
+    failure = stages.check_build({"function": "x:y", "rec": "r"})
+    assert failure is not None and failure["ok"] is False
+    assert "carries no fingerprint" in failure["error"]
 
 
 # -- git working tree --------------------------------------------------------------------
