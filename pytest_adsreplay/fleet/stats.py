@@ -183,33 +183,37 @@ def merge(events: Iterable[Event], window: float = MERGE_WINDOW) -> list[Event]:
 
 
 def poisson_upper(k: int, exposure: float, confidence: float = 0.95) -> float:
-    """Exact one-sided upper confidence bound of a Poisson rate: k events in exposure."""
-    from scipy.stats import chi2
+    """Exact one-sided upper confidence bound of a Poisson rate: k events in exposure.
+
+    ``chi2.ppf(q, 2k + 2) / 2`` is ``gammaincinv(k + 1, q)``: scipy.special, without the
+    second of importing scipy.stats."""
+    from scipy.special import gammaincinv
 
     if exposure <= 0:
         return math.inf
-    return float(chi2.ppf(confidence, 2 * k + 2)) / 2.0 / exposure
+    return float(gammaincinv(k + 1, confidence)) / exposure
 
 
 def clopper_pearson(x: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided exact (Clopper-Pearson) interval of a binomial proportion x / n."""
-    from scipy.stats import beta
+    """Two-sided exact (Clopper-Pearson) interval of a binomial proportion x / n
+    (``beta.ppf(q, a, b)`` is ``betaincinv(a, b, q)``)."""
+    from scipy.special import betaincinv
 
     if n <= 0:
         return 0.0, 1.0
     alpha = 1.0 - confidence
-    lo = 0.0 if x == 0 else float(beta.ppf(alpha / 2, x, n - x + 1))
-    hi = 1.0 if x == n else float(beta.ppf(1 - alpha / 2, x + 1, n - x))
+    lo = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, alpha / 2))
+    hi = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1 - alpha / 2))
     return lo, hi
 
 
 def lower_bound(x: int, n: int, confidence: float = 0.95) -> float:
     """One-sided exact lower confidence bound of a pass rate: ``beta.ppf(0.05, x, n-x+1)``."""
-    from scipy.stats import beta
+    from scipy.special import betaincinv
 
     if n <= 0 or x == 0:
         return 0.0
-    return float(beta.ppf(1.0 - confidence, x, n - x + 1))
+    return float(betaincinv(x, n - x + 1, 1.0 - confidence))
 
 
 @dataclass(frozen=True)

@@ -178,16 +178,24 @@ def _distribution_versions(top: str) -> list[tuple[str, str]]:
     from importlib.metadata import PackageNotFoundError, distribution
 
     base = top.partition(".")[0]
-    # an editable install maps no top-level name: try the package's own name
-    names = _packages_distributions().get(base) or [base]
-    found: dict[str, str] = {}
-    for name in names:
-        try:
-            dist = distribution(name)
-        except PackageNotFoundError:
-            continue
-        found[str(dist.metadata["Name"])] = str(dist.version)
-    return sorted(found.items())
+
+    def versions(names: list[str]) -> list[tuple[str, str]]:
+        found: dict[str, str] = {}
+        for name in names:
+            try:
+                dist = distribution(name)
+            except PackageNotFoundError:
+                continue
+            found[str(dist.metadata["Name"])] = str(dist.version)
+        return sorted(found.items())
+
+    # a distribution named like its package is found directly; the map of every installed
+    # distribution (about 0.3 s to build) only for packages named otherwise. An editable
+    # install maps no top-level name: then the package's own name is tried too.
+    direct = versions([base])
+    if direct:
+        return direct
+    return versions(_packages_distributions().get(base) or [base])
 
 
 def git_dirty(path: str | Path) -> bool | None:
