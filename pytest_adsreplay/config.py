@@ -249,10 +249,6 @@ OPTIONS: tuple[Option, ...] = (
         "path-style S3 addressing (http://host/bucket/key), as most local stores need",
         default=False,
     ),
-)
-
-OPTIONS = (
-    *OPTIONS,
     # fleet statistics, release gates and the merge-request summary
     Option(
         "gates",
