@@ -323,9 +323,19 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
     from matplotlib.figure import Figure
 
     from pytest_adsreplay.kpi.compute import project, ttc
+    from pytest_adsreplay.kpi.target import kpi_signals
     from pytest_adsreplay.replay import kpi_settings
 
+    settings = kpi_settings(**p.kpi_settings) if p.kpi_settings else kpi_settings()
     sig = {k: np.asarray(v, dtype=float) for k, v in p.signals.items()}
+    derived = "target_distance" not in sig and "obj_dx[0]" in sig
+    # An object-list recording: the panels show the KPI target of each cycle, derived
+    # exactly as for the KPIs (mapped target channels win).
+    sig = dict(
+        kpi_signals(
+            sig, path_half_width=settings.path_half_width, axle_to_front=settings.axle_to_front
+        )
+    )
     out = {k: np.asarray(v, dtype=float) for k, v in p.outputs.items()}
     t = sig["t"]
     nan = np.full(t.size, np.nan)
@@ -336,7 +346,8 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
         dist[sig["target_valid"] == 0] = np.nan
     decel = out.get("aeb_decel", nan)
     fcw = np.nan_to_num(out.get("fcw", np.zeros(t.size)), nan=0.0)
-    settings = kpi_settings(**p.kpi_settings) if p.kpi_settings else kpi_settings()
+    lead = "in-path object (derived)" if derived else "lead (recorded)"
+    gap = "gap to the in-path object (derived)" if derived else "gap (recorded)"
     brake_time = p.kpis.get("brake_time")
     proj = None
     if "aeb_decel" in out:
@@ -361,7 +372,7 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
     )
 
     ax_v.plot(t, ego * 3.6, color="#0072b2", label="ego (recorded)")
-    ax_v.plot(t, (ego + rel) * 3.6, color="#009e73", ls="--", label="lead (recorded)")
+    ax_v.plot(t, (ego + rel) * 3.6, color="#009e73", ls="--", label=lead)
     if proj is not None and proj.t.size:
         ax_v.plot(
             proj.t,
@@ -373,7 +384,9 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
         )
     ax_v.set_ylabel(PANELS[0])
 
-    ax_d.plot(t, dist, color="#0072b2", label="gap (recorded)")
+    ax_d.plot(t, dist, color="#0072b2", label=gap)
+    if derived:
+        _switch_marks(ax_d, t, sig.get("target_id"), dist)
     if proj is not None and proj.t.size:
         ax_d.plot(
             proj.t, proj.gap, color=PROJECTED, ls=":", lw=2, label="gap after braking (projected)"
@@ -424,6 +437,23 @@ def plot_png(p: PageInput) -> bytes:  # noqa: PLR0915 - one figure, drawn panel 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _switch_marks(ax: Any, t: Any, ids: Any, dist: Any) -> None:
+    """Mark the cycles where the derived in-path object changes (a cut-in, a cut-out, a
+    target lost or found) with the new track id."""
+    import numpy as np
+
+    if ids is None:
+        return
+    key = np.where(np.isfinite(ids), ids, -1.0)
+    if not key.size:
+        return
+    for i in np.flatnonzero(np.diff(key, prepend=-1.0) != 0):
+        label = "none" if key[i] < 0 else f"id {key[i]:g}"
+        ax.axvline(float(t[i]), color="#cc79a7", lw=0.8, ls=":")
+        y = dist[i] if np.isfinite(dist[i]) else 0.0
+        ax.annotate(label, (float(t[i]), float(y)), fontsize=7, color="#cc79a7")
 
 
 def _lateral_panel(ax: Any, t: Any, sig: Mapping[str, Any], overlap: float) -> None:

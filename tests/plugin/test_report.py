@@ -218,3 +218,61 @@ def test_plot_has_a_lateral_offset_panel(monkeypatch: pytest.MonkeyPatch) -> Non
     png = html.plot_png(page)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert drawn == [list(html.PANELS)] and drawn[0][-1] == "target lateral offset [m]"
+
+
+def test_plot_of_an_object_list_shows_the_derived_in_path_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No target channels, two slots: the gap panel shows the in-path object of each
+    cycle (the cut-in car from t = 2 s, the lead before) and marks the switch."""
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from pytest_adsreplay.reporting import html
+
+    gaps: list[Any] = []
+    notes: list[str] = []
+    savefig = Figure.savefig
+    annotate = Axes.annotate
+
+    def spy(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        gap_ax = fig.axes[1]
+        gaps.extend(
+            line.get_ydata() for line in gap_ax.get_lines() if "derived" in line.get_label()
+        )
+        savefig(fig, *args, **kwargs)
+
+    def note(ax: Axes, text: str, *args: Any, **kwargs: Any) -> Any:
+        notes.append(text)
+        return annotate(ax, text, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    monkeypatch.setattr(Axes, "annotate", note)
+    n = 40
+    t = [i * 0.1 for i in range(n)]
+    lead_dx = [40.0] * n
+    cut_dx = [20.0] * n
+    cut_dy = [3.5 if ti < 2.0 else 0.0 for ti in t]
+    page = html.PageInput(
+        key="k",
+        recording="cut_in.mf4",
+        variant="",
+        status="ok",
+        kpis={},
+        signals={
+            "t": t,
+            "ego_speed": [15.0] * n,
+            "obj_dx[0]": lead_dx,
+            "obj_dy[0]": [0.0] * n,
+            "obj_vx[0]": [0.0] * n,
+            "obj_id[0]": [7.0] * n,
+            "obj_dx[1]": cut_dx,
+            "obj_dy[1]": cut_dy,
+            "obj_vx[1]": [-2.0] * n,
+            "obj_id[1]": [9.0] * n,
+        },
+    )
+    assert html.plot_png(page)[:8] == b"\x89PNG\r\n\x1a\n"
+    [gap] = gaps
+    assert list(gap[:20]) == [40.0] * 20 and list(gap[20:]) == [20.0] * 20
+    assert notes == ["id 7", "id 9"]
