@@ -12,12 +12,24 @@ canonical signal is bound to it; other names are bound in the binding file
 ``NAME = "start"`` keeps an FMU input at its start value on purpose. Parameters arrive as a
 (possibly nested) mapping and are flattened with ``.`` (``{ctrl = {gain = 2}}`` sets
 ``ctrl.gain``).
+
+Object lists: an input named ``obj_dx[i]`` (a field of the object list and a slot) binds
+by name to slot ``i - index_base`` of that field (``[inputs] index_base = 1`` when the
+function numbers its slots from 1); the binding file binds any input to one slot
+(``Radar_dx_3 = "obj_dx[3]"``, slots counted from 0 like the plugin's columns), and
+elements ``RadarDx[0]`` … ``RadarDx[n-1]`` to a whole field with one entry
+``RadarDx = "obj_dx"``. An array input (an FMI 3 variable with a fixed ``Dimension``,
+given to :func:`bind` in ``sizes``) takes a whole field: its name is the field's, or the
+binding file names the field. Slot columns a recording lacks are NaN; a recording whose
+list has another number of slots than the function takes is a usage error
+(:func:`check_object_sizes`).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,11 +45,30 @@ from pytest_adsreplay.function.protocol import OUTPUTS, FunctionInfo, Port
 START = "start"
 
 
+#: ``NAME[i]``: one element of an array the function names element by element.
+_ELEMENT = re.compile(r"(.+)\[(\d+)\]")
+
+
 def canonical_inputs() -> tuple[str, ...]:
     """The canonical signal names an input can be bound to."""
     from pytest_adsreplay.signals import CANONICAL_SIGNALS
 
     return tuple(CANONICAL_SIGNALS)
+
+
+def object_fields() -> tuple[str, ...]:
+    """The fields of the object list (``obj_dx`` …): an array input or one slot binds to one."""
+    from pytest_adsreplay.signals.channel_map import OBJECT_FIELDS
+
+    return tuple(OBJECT_FIELDS)
+
+
+def object_slot(target: str) -> tuple[str, int] | None:
+    """``("obj_dx", 3)`` for the slot column ``obj_dx[3]``, else None."""
+    m = _ELEMENT.fullmatch(target)
+    if m is None or m.group(1) not in object_fields():
+        return None
+    return m.group(1), int(m.group(2))
 
 
 def load_binding(path: str | Path) -> dict[str, Any]:
@@ -56,11 +87,19 @@ def load_binding(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(
             f"function binding file {p} has unknown table(s) {unknown}",
-            hint="a binding file has only [inputs] and [outputs]",
+            hint="a binding file has only [inputs] and [outputs] (the numbering of the "
+            "function's object slots is index_base in [inputs])",
         )
     for table in ("inputs", "outputs"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"function binding file {p}: '{table}' must be a table")
+    base = data.get("inputs", {}).get("index_base", 0)
+    if type(base) is not int or base < 0:
+        raise ConfigError(
+            f"function binding file {p}: [inputs] index_base = {base!r} must be 0 or 1",
+            hint="index_base = 1 when the function names its object slots obj_dx[1] … "
+            "obj_dx[count]; 0 (the default) when it counts from obj_dx[0]",
+        )
     return {"inputs": dict(data.get("inputs", {})), "outputs": dict(data.get("outputs", {}))}
 
 
@@ -94,17 +133,63 @@ def check_parameters(spec: str, params: Mapping[str, Any], known: Iterable[str])
 @dataclass(frozen=True)
 class Binding:
     """How a function's ports bind: ``inputs`` pairs each function input with its
-    canonical signal (None: keep the start value), ``outputs`` each function output with
-    the name it is stored under."""
+    canonical signal, object slot column (``obj_dx[3]``) or, for an array input, object
+    field (None: keep the start value), ``outputs`` each function output with the name it
+    is stored under; ``sizes`` the number of values of each input (empty: all 1)."""
 
     inputs: tuple[tuple[str, str | None], ...]
     outputs: tuple[tuple[str, str], ...]
+    sizes: tuple[int, ...] = ()
 
     def input_of(self, name: str) -> str | None:
         return dict(self.inputs).get(name)
 
     def output_of(self, name: str) -> str:
         return dict(self.outputs).get(name, name)
+
+    def size_of(self, j: int) -> int:
+        """The number of values of input ``j`` (1 unless it is an array)."""
+        return self.sizes[j] if self.sizes else 1
+
+    def offsets(self) -> list[int]:
+        """The first column of each input in :func:`input_matrix`'s table (one more entry:
+        the table's width)."""
+        out = [0]
+        for j in range(len(self.inputs)):
+            out.append(out[-1] + self.size_of(j))
+        return out
+
+    def columns(self) -> list[str | None]:
+        """The signal each column of the input table holds (an array input: one column
+        per slot of its field)."""
+        cols: list[str | None] = []
+        for j, (_, target) in enumerate(self.inputs):
+            size = self.size_of(j)
+            if size == 1 and (target is None or target not in object_fields()):
+                cols.append(target)
+            else:
+                cols.extend(None if target is None else f"{target}[{k}]" for k in range(size))
+        return cols
+
+    def object_slots(self) -> dict[str, tuple[int, str]]:
+        """``{field: (slots the function takes, the input that says so)}`` for every
+        object field an input binds: an array input's size, or one more than the highest
+        slot bound element by element."""
+        out: dict[str, tuple[int, str]] = {}
+        fields = object_fields()
+        for j, (name, target) in enumerate(self.inputs):
+            if target is None:
+                continue
+            if target in fields:
+                need, field = self.size_of(j), target
+            else:
+                slot = object_slot(target)
+                if slot is None:
+                    continue
+                field, need = slot[0], slot[1] + 1
+            if field not in out or need > out[field][0]:
+                out[field] = (need, name)
+        return out
 
 
 def bind(
@@ -114,15 +199,19 @@ def bind(
     binding: Mapping[str, Any] | None,
     *,
     allow_start: bool,
+    sizes: Mapping[str, int] | None = None,
 ) -> Binding:
     """Bind every input (by name or by the binding file) and name every output.
 
-    Raises a usage error naming each unbound input, with the function's inputs and the
-    canonical names, and for binding entries that name no port of the function.
+    ``sizes`` gives the number of elements of array inputs (FMI 3 variables with a
+    fixed Dimension); they bind to a whole object field. Raises a usage error naming
+    each unbound input, with the function's inputs and the canonical names, and for
+    binding entries that name no port of the function.
     """
     inputs, outputs = list(inputs), list(outputs)
+    sizes = dict(sizes or {})
     table_in = dict((binding or {}).get("inputs", {}))
-    table_in.pop("index_base", None)  # array element naming; scalars ignore it
+    base = int(table_in.pop("index_base", 0))  # the function's own slot numbering
     table_out = dict((binding or {}).get("outputs", {}))
     canonical = canonical_inputs()
     _check_entries(spec, "inputs", table_in, inputs)
@@ -130,26 +219,22 @@ def bind(
     bound: list[tuple[str, str | None]] = []
     unbound: list[str] = []
     for name in inputs:
-        target = table_in.get(name, name if name in canonical else None)
+        target = _input_target(spec, name, table_in, base, sizes, canonical)
         if target is None:
             unbound.append(name)
         elif target == START and allow_start:
             bound.append((name, None))
-        elif target not in canonical:
-            start = ' or "start" (keep the start value)' if allow_start else ""
-            raise FunctionLoadError(
-                f"binding of input {name!r} of {spec}: {target!r} is not a canonical signal",
-                hint=f"bind it to one of {', '.join(canonical)}{start}",
-            )
         else:
-            bound.append((name, str(target)))
+            _check_target(spec, name, target, name in sizes, allow_start)
+            bound.append((name, target))
     if unbound:
         start = '; NAME = "start" keeps an FMU input at its start value' if allow_start else ""
         raise FunctionLoadError(
             f"input(s) {', '.join(map(repr, unbound))} of function under test {spec} are not "
             f"bound to any canonical signal (the function's inputs: {', '.join(inputs)})",
             hint="name them in [inputs] of the adsreplay_function_binding file, e.g. "
-            f'{unbound[0]} = "ego_speed"; canonical signals: {", ".join(canonical)}{start}',
+            f'{unbound[0]} = "ego_speed"; canonical signals: {", ".join(canonical)}; '
+            f'object list slots: "obj_dx[0]" … (fields {", ".join(object_fields())}){start}',
         )
     named: list[tuple[str, str]] = []
     for name in outputs:
@@ -166,12 +251,81 @@ def bind(
             f"(its outputs: {', '.join(outputs) or '(none)'})",
             hint='bind its deceleration request in [outputs], e.g. AebDecelReq = "aeb_decel"',
         )
-    return Binding(tuple(bound), tuple(named))
+    in_sizes = tuple(sizes.get(n, 1) for n in inputs) if sizes else ()
+    return Binding(tuple(bound), tuple(named), in_sizes)
+
+
+def _input_target(
+    spec: str,
+    name: str,
+    table: Mapping[str, Any],
+    base: int,
+    sizes: Mapping[str, int],
+    canonical: tuple[str, ...],
+) -> str | None:
+    """What input ``name`` binds to before checking: the binding file's entry for it, for
+    the array it is an element of, or its own name (a canonical signal, an object field
+    for an array input, an object slot for ``obj_dx[i]``); None when nothing binds it."""
+    if name in table:
+        return str(table[name])
+    element = _ELEMENT.fullmatch(name)
+    if element is not None:
+        array, index = element.group(1), int(element.group(2))
+        field = str(table.get(array, array))
+        if array in table and field not in object_fields():
+            if field == START:
+                return START
+            raise FunctionLoadError(
+                f"the binding file's [inputs] {array} = {field!r} binds the elements "
+                f"{array}[…] of an array of {spec}, and {field!r} is not an object field",
+                hint=f"bind the array to one of {', '.join(object_fields())}, or its elements "
+                f'one by one ({name} = "ego_speed")',
+            )
+        if field in object_fields():
+            if index < base:
+                raise FunctionLoadError(
+                    f"input {name!r} of {spec} names object slot {index}, below "
+                    f"index_base = {base} of the binding file",
+                    hint="index_base = 0 when the function counts its slots from [0]",
+                )
+            return f"{field}[{index - base}]"
+    if name in canonical or (name in sizes and name in object_fields()):
+        return name
+    return None
+
+
+def _check_target(spec: str, name: str, target: str, array: bool, allow_start: bool) -> None:
+    """A usage error unless ``target`` is something input ``name`` can take."""
+    fields = object_fields()
+    if array:
+        if target not in fields:
+            raise FunctionLoadError(
+                f"binding of array input {name!r} of {spec}: {target!r} is not an object "
+                "field; an array input takes the whole field, one element per slot",
+                hint=f"bind it to one of {', '.join(fields)}",
+            )
+        return
+    if target in canonical_inputs() or object_slot(target) is not None:
+        return
+    start = ' or "start" (keep the start value)' if allow_start else ""
+    if target in fields:
+        raise FunctionLoadError(
+            f"binding of input {name!r} of {spec}: {target!r} is a whole object field, and "
+            "the input is a single value",
+            hint=f'bind one slot, e.g. {name} = "{target}[0]", or bind the elements '
+            f'{name}[0] … {name}[n-1] of an array with {name} = "{target}"',
+        )
+    raise FunctionLoadError(
+        f"binding of input {name!r} of {spec}: {target!r} is not a canonical signal",
+        hint=f"bind it to one of {', '.join(canonical_inputs())}, an object slot such as "
+        f'"obj_dx[0]"{start}',
+    )
 
 
 def _check_entries(spec: str, table: str, entries: Mapping[str, Any], ports: list[str]) -> None:
+    arrays = {m.group(1) for m in map(_ELEMENT.fullmatch, ports) if m is not None}
     for name, value in entries.items():
-        if name not in ports:
+        if name not in ports and not (table == "inputs" and name in arrays):
             close = difflib.get_close_matches(name, ports, n=1)
             also = f" (did you mean {close[0]!r}?)" if close else ""
             raise FunctionLoadError(
@@ -186,18 +340,50 @@ def _check_entries(spec: str, table: str, entries: Mapping[str, Any], ports: lis
 
 
 def input_matrix(t: np.ndarray, signals: Mapping[str, np.ndarray], binding: Binding) -> np.ndarray:
-    """The inputs as one C-contiguous (cycles x inputs) float64 table; an unbound input or
-    an absent signal is NaN."""
+    """The inputs as one C-contiguous (cycles x values) float64 table, one column per
+    value (an array input has one per element, see :meth:`Binding.columns`); an unbound
+    input, an absent signal or a slot the recording's object list lacks is NaN."""
     n = len(t)
-    table = np.full((n, len(binding.inputs)), math.nan)
-    for j, (_, canonical) in enumerate(binding.inputs):
-        if canonical is None or canonical not in signals:
+    columns = binding.columns()
+    table = np.full((n, len(columns)), math.nan)
+    for j, name in enumerate(columns):
+        if name is None or name not in signals:
             continue
-        values = np.asarray(signals[canonical], dtype=np.float64)
+        values = np.asarray(signals[name], dtype=np.float64)
         if values.shape != (n,):
-            raise ValueError(f"signal {canonical!r} has shape {values.shape}; t has {n} samples")
+            raise ValueError(f"signal {name!r} has shape {values.shape}; t has {n} samples")
         table[:, j] = values
     return table
+
+
+def object_count(signals: Mapping[str, Any]) -> int | None:
+    """The number of slots of the recording's object list (its ``obj_dx`` columns), or
+    None when the signals carry no object list."""
+    slots = [s[1] for s in map(object_slot, signals) if s is not None and s[0] == "obj_dx"]
+    return max(slots) + 1 if slots else None
+
+
+def check_object_sizes(
+    spec: str, binding: Binding, signals: Mapping[str, Any], recording: str | None
+) -> None:
+    """A usage error, before the first cycle, when the function takes another number of
+    slots of an object field than the recording's object list has. Without an object
+    list the slot inputs are NaN and nothing is checked."""
+    count = object_count(signals)
+    if count is None:
+        return
+    for field, (need, name) in sorted(binding.object_slots().items()):
+        if need == count:
+            continue
+        more = need > count
+        raise FunctionLoadError(
+            f"the function under test {spec} takes {need} slots of the object list's {field} "
+            f"(input {name!r}), and the recording's object list has {count}",
+            recording=recording,
+            hint=f"make them agree: [objects] count = {need} in the channel map, or "
+            f"{'fewer' if more else 'more'} slots in the function (bind {field}[0] … "
+            f"{field}[{count - 1}] in the adsreplay_function_binding file)",
+        )
 
 
 def check_outputs(
@@ -236,8 +422,16 @@ def unbound_info(
     return FunctionInfo(
         spec=spec,
         kind=kind,
-        inputs=tuple(Port(n, binds_to=n if n in canonical else None) for n in inputs),
+        inputs=tuple(Port(n, binds_to=_by_name(n, canonical)) for n in inputs),
         outputs=tuple(Port(n, binds_to=n) for n in outputs),
         parameters=tuple(Port(n, start=v) for n, v in parameters.items()),
         cycle_time=cycle_time if cycle_time and cycle_time > 0 else None,
     )
+
+
+def _by_name(name: str, canonical: tuple[str, ...]) -> str | None:
+    """What input ``name`` binds to by its name alone (slots counted from 0)."""
+    try:
+        return _input_target("", name, {}, 0, {}, canonical)
+    except FunctionLoadError:
+        return None

@@ -26,6 +26,7 @@ from pytest_adsreplay.errors import FunctionError, FunctionLoadError
 from pytest_adsreplay.function.binding import (
     Binding,
     bind,
+    check_object_sizes,
     check_outputs,
     check_parameters,
     flatten_params,
@@ -369,6 +370,7 @@ class FmuAdapter:
             raise RuntimeError(f"FMU {self.spec} is closed")
         t = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
         n = len(t)
+        check_object_sizes(self.spec, self.binding, signals, recording)
         table = input_matrix(t, signals, self.binding)
         self._mark_missing(table)
         real_in = np.ascontiguousarray(table[:, [j for j, _ in self._real_in]])

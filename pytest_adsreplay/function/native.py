@@ -20,6 +20,7 @@ from pytest_adsreplay.errors import FunctionError, FunctionLoadError
 from pytest_adsreplay.function.binding import (
     Binding,
     bind,
+    check_object_sizes,
     check_outputs,
     check_parameters,
     flatten_params,
@@ -233,6 +234,7 @@ class NativeAdapter:
             raise RuntimeError(f"C function {self.spec} is closed")
         t = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
         n = len(t)
+        check_object_sizes(self.spec, self.binding, signals, recording)
         table = input_matrix(t, signals, self.binding)
         out = np.zeros((n, len(self.output_names)))
         status = self._lib.adsreplay_reset(self._handle)

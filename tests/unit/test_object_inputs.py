@@ -1,0 +1,272 @@
+"""The object list as inputs of C functions and FMUs: element inputs ``obj_dx[0]`` … bound
+by name, slots bound in the binding file, a bound array name, ``index_base``, FMI 2
+flattened names and FMI 3 array variables, the size-mismatch usage error, recordings
+without an object list (NaN inputs) and what ``adsreplay function`` shows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from native_build import build_library
+
+from pytest_adsreplay.errors import ConfigError, FunctionLoadError
+from pytest_adsreplay.function.binding import bind, load_binding
+from pytest_adsreplay.function.native import NativeAdapter
+from pytest_adsreplay.function.protocol import FunctionOptions
+from pytest_adsreplay.mdf import ChannelData, GroupData, write_recording
+from pytest_adsreplay.signals import ChannelMap, read_signals
+
+SOURCE = Path(__file__).resolve().parents[1] / "native" / "object_inputs.c"
+COUNT = 4
+
+
+def library(root: Path, name: str = "obj_dx", base: int = 0, slots: int = COUNT) -> Path:
+    """tests/native/object_inputs.c built with inputs ``name[base]`` … (cached per build)."""
+    out = root / f"libobj_{name}_{base}_{slots}.so"
+    if out.exists():
+        return out
+    defines = (f'OBJ_NAME="{name}"', f"OBJ_BASE={base}", f"OBJ_SLOTS={slots}")
+    return build_library(out, [SOURCE], defines=defines)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("object_inputs")
+
+
+def radar_recording(path: Path, *, count: int = COUNT, base: int = 0) -> tuple[Path, ChannelMap]:
+    """A 2 s recording at 100 Hz with a ``count``-slot list at 10 Hz: slot 0 closes from
+    50 m at 20 m/s, slot 1 holds 30 m from t = 1 s on (NaN before), slot 2 is 60 m, the
+    others are empty (NaN)."""
+    ts = np.round(np.arange(0.0, 2.0 + 1e-9, 0.1), 9)
+    dx = np.full((ts.size, count), math.nan)
+    dx[:, 0] = 50.0 - 20.0 * ts
+    dx[ts >= 1.0, 1] = 30.0
+    dx[:, 2] = 60.0
+    ego_t = np.arange(0.0, 2.0 + 1e-9, 0.01)
+    chans = [
+        ChannelData(f"Radar.Obj{j + base:02d}.DistX", dx[:, j], unit="m") for j in range(count)
+    ]
+    write_recording(
+        path,
+        [
+            GroupData("ego", ego_t, [ChannelData("VehSpd", np.full(ego_t.size, 20.0), unit="m/s")]),
+            GroupData("radar", ts, chans),
+        ],
+    )
+    cmap = ChannelMap.from_dict(
+        {
+            "objects": {
+                "count": count,
+                "index_base": base,
+                "obj_dx": {"channels": ["Radar.Obj{i:02d}.DistX"], "unit": "m"},
+            }
+        }
+    )
+    return path, cmap
+
+
+def at(t: np.ndarray, time: float) -> int:
+    return int(np.argmin(np.abs(t - time)))
+
+
+def expected(dx: np.ndarray) -> tuple[float, float, float]:
+    """nearest_dx, slot_code, nan_slots of one cycle's slot values (as the C source)."""
+    finite = ~np.isnan(dx)
+    nearest = float(dx[finite].min()) if finite.any() else -1.0
+    code = float(sum((k + 1) * x for k, x in enumerate(dx) if not math.isnan(x)))
+    return nearest, code, float((~finite).sum())
+
+
+def run(adapter: Any, sig: Any) -> dict[str, np.ndarray]:
+    try:
+        out: dict[str, np.ndarray] = adapter.run(sig.t, sig.values, recording="r")
+    finally:
+        adapter.close()
+    return out
+
+
+def check_outputs(out: dict[str, np.ndarray], sig: Any) -> None:
+    dx = sig.objects["obj_dx"]
+    for time in (0.05, 0.5, 1.2, 1.95):
+        k = at(sig.t, time)
+        nearest, code, nans = expected(dx[k])
+        assert out["nearest_dx"][k] == pytest.approx(nearest), time
+        assert out["slot_code"][k] == pytest.approx(code), time
+        assert out["nan_slots"][k] == nans, time
+    assert out["aeb_decel"][at(sig.t, 1.9)] == 4.0  # slot 0 at 12 m
+    assert out["aeb_decel"][at(sig.t, 0.5)] == 0.0
+
+
+# ---------------------------------------------------------------------------- binding
+
+
+def test_element_inputs_bind_by_name_to_slots() -> None:
+    b = bind("f", ["ego_speed", "obj_dx[0]", "obj_vy[3]"], ["aeb_decel"], None, allow_start=False)
+    assert b.inputs == (
+        ("ego_speed", "ego_speed"),
+        ("obj_dx[0]", "obj_dx[0]"),
+        ("obj_vy[3]", "obj_vy[3]"),
+    )
+    assert b.object_slots() == {"obj_dx": (1, "obj_dx[0]"), "obj_vy": (4, "obj_vy[3]")}
+
+
+def test_binding_file_binds_own_names_to_slots_and_arrays_to_fields() -> None:
+    table = {"inputs": {"Radar_dx_3": "obj_dx[3]", "RdrDy": "obj_dy"}}
+    names = ["Radar_dx_3", "RdrDy[0]", "RdrDy[1]"]
+    b = bind("f", names, ["aeb_decel"], table, allow_start=False)
+    assert b.inputs == (
+        ("Radar_dx_3", "obj_dx[3]"),
+        ("RdrDy[0]", "obj_dy[0]"),
+        ("RdrDy[1]", "obj_dy[1]"),
+    )
+
+
+def test_index_base_one_shifts_the_function_s_names() -> None:
+    table = {"inputs": {"index_base": 1, "RdrDy": "obj_dy"}}
+    b = bind("f", ["obj_dx[1]", "obj_dx[2]", "RdrDy[1]"], ["aeb_decel"], table, allow_start=False)
+    assert b.inputs == (
+        ("obj_dx[1]", "obj_dx[0]"),
+        ("obj_dx[2]", "obj_dx[1]"),
+        ("RdrDy[1]", "obj_dy[0]"),
+    )
+    with pytest.raises(
+        FunctionLoadError, match=r"'obj_dx\[0\]' of f names object slot 0, below index_base = 1"
+    ):
+        bind("f", ["obj_dx[0]"], ["aeb_decel"], {"inputs": {"index_base": 1}}, allow_start=False)
+
+
+def test_array_inputs_take_a_whole_field() -> None:
+    b = bind(
+        "f",
+        ["obj_dx", "Dy"],
+        ["aeb_decel"],
+        {"inputs": {"Dy": "obj_dy"}},
+        allow_start=True,
+        sizes={"obj_dx": 3, "Dy": 3},
+    )
+    assert b.columns() == [
+        "obj_dx[0]",
+        "obj_dx[1]",
+        "obj_dx[2]",
+        "obj_dy[0]",
+        "obj_dy[1]",
+        "obj_dy[2]",
+    ]
+    assert b.offsets() == [0, 3, 6]
+    with pytest.raises(
+        FunctionLoadError, match=r"array input 'Dy'.*'ego_speed' is not an object field"
+    ):
+        bind(
+            "f",
+            ["Dy"],
+            ["aeb_decel"],
+            {"inputs": {"Dy": "ego_speed"}},
+            allow_start=False,
+            sizes={"Dy": 3},
+        )
+
+
+@pytest.mark.parametrize(
+    ("names", "table", "match"),
+    [
+        (
+            ["Dx"],
+            {"Dx": "obj_dx"},
+            "'obj_dx' is a whole object field, and the input is a single value",
+        ),
+        (["Dx[0]"], {"Dx": "ego_speed"}, r"binds the elements Dx\[…\] of an array"),
+        (["Dx[0]"], {"Dy": "obj_dy"}, "names 'Dy', which is not one of the inputs"),
+        (["Dx[0]"], {}, r"input\(s\) 'Dx\[0\]' .* are not bound"),
+        (["obj_speed[0]"], {}, "are not bound"),
+    ],
+)
+def test_bad_object_bindings_are_usage_errors(
+    names: list[str], table: dict[str, str], match: str
+) -> None:
+    with pytest.raises(FunctionLoadError, match=match):
+        bind("f", names, ["aeb_decel"], {"inputs": table}, allow_start=False)
+
+
+def test_index_base_in_the_binding_file_is_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[inputs]\nindex_base = 1\nRdrDx = "obj_dx"\n')
+    assert load_binding(good)["inputs"]["index_base"] == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[inputs]\nindex_base = "one"\n')
+    with pytest.raises(ConfigError, match="index_base = 'one' must be 0 or 1"):
+        load_binding(bad)
+    other = tmp_path / "objects.toml"
+    other.write_text("[objects]\nindex_base = 1\n")
+    with pytest.raises(ConfigError, match="index_base in \\[inputs\\]"):
+        load_binding(other)
+
+
+# ---------------------------------------------------------------------------- C functions
+
+
+def test_c_function_receives_the_slots_by_name(root: Path, tmp_path: Path) -> None:
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    out = run(NativeAdapter(str(library(root))), sig)
+    check_outputs(out, sig)
+
+
+def test_c_function_with_its_own_array_name_bound_to_a_field(root: Path, tmp_path: Path) -> None:
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    lib = library(root, "RadarDx")
+    binding = {"inputs": {"RadarDx": "obj_dx"}}
+    adapter = NativeAdapter(str(lib), options=FunctionOptions(binding=binding))
+    assert adapter.binding.input_of("RadarDx[3]") == "obj_dx[3]"
+    check_outputs(run(adapter, sig), sig)
+
+
+def test_c_function_numbering_its_slots_from_one(root: Path, tmp_path: Path) -> None:
+    path, cmap = radar_recording(tmp_path / "r.mf4", base=1)  # the logger counts from 1 too
+    sig = read_signals(path, cmap)
+    lib = library(root, "obj_dx", base=1)
+    binding = {"inputs": {"index_base": 1}}
+    adapter = NativeAdapter(str(lib), options=FunctionOptions(binding=binding))
+    assert adapter.binding.input_of("obj_dx[1]") == "obj_dx[0]"
+    check_outputs(run(adapter, sig), sig)
+    with pytest.raises(FunctionLoadError, match="names object slot 0, below index_base = 1"):
+        NativeAdapter(str(library(root)), options=FunctionOptions(binding=binding))
+
+
+@pytest.mark.parametrize("count", [2, 6])
+def test_slot_count_mismatch_is_a_usage_error_before_the_first_cycle(
+    root: Path, tmp_path: Path, count: int
+) -> None:
+    path, cmap = radar_recording(tmp_path / "r.mf4", count=max(count, 3))
+    sig = read_signals(path, cmap)
+    values = {
+        k: v for k, v in sig.values.items() if not k.startswith("obj_dx[") or int(k[7:-1]) < count
+    }
+    adapter = NativeAdapter(str(library(root)))
+    try:
+        with pytest.raises(FunctionLoadError) as info:
+            adapter.run(sig.t, values, recording="rec-7")
+    finally:
+        adapter.close()
+    text = str(info.value)
+    assert text.startswith("rec-7: the function under test")
+    assert "takes 4 slots of the object list's obj_dx (input 'obj_dx[3]')" in text
+    assert f"the recording's object list has {count}" in text
+    assert "[objects] count = 4 in the channel map" in text
+    assert ("fewer" if count < 4 else "more") + " slots in the function" in text
+
+
+def test_recording_without_an_object_list_gives_nan_slots(root: Path) -> None:
+    t = np.arange(50) * 0.01
+    adapter = NativeAdapter(str(library(root)))
+    try:
+        out = adapter.run(t, {"ego_speed": np.full(50, 20.0)}, recording="r")
+    finally:
+        adapter.close()
+    assert (out["nan_slots"] == COUNT).all()
+    assert (out["nearest_dx"] == -1.0).all() and (out["aeb_decel"] == 0.0).all()
