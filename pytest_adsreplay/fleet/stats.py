@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,35 +185,138 @@ def merge(events: Iterable[Event], window: float = MERGE_WINDOW) -> list[Event]:
 def poisson_upper(k: int, exposure: float, confidence: float = 0.95) -> float:
     """Exact one-sided upper confidence bound of a Poisson rate: k events in exposure.
 
-    ``chi2.ppf(q, 2k + 2) / 2`` is ``gammaincinv(k + 1, q)``: scipy.special, without the
-    second of importing scipy.stats."""
-    from scipy.special import gammaincinv
-
+    ``chi2.ppf(q, 2k + 2) / 2`` is the inverse of the regularized lower incomplete gamma
+    function, ``gammaincinv(k + 1, q)`` (:func:`gammaincinv`: pure Python, so that the
+    session's summary does not import scipy)."""
     if exposure <= 0:
         return math.inf
-    return float(gammaincinv(k + 1, confidence)) / exposure
+    return gammaincinv(k + 1, confidence) / exposure
 
 
 def clopper_pearson(x: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided exact (Clopper-Pearson) interval of a binomial proportion x / n
-    (``beta.ppf(q, a, b)`` is ``betaincinv(a, b, q)``)."""
-    from scipy.special import betaincinv
-
+    (``beta.ppf(q, a, b)`` is ``betaincinv(a, b, q)``, see :func:`betaincinv`)."""
     if n <= 0:
         return 0.0, 1.0
     alpha = 1.0 - confidence
-    lo = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, alpha / 2))
-    hi = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1 - alpha / 2))
+    lo = 0.0 if x == 0 else betaincinv(x, n - x + 1, alpha / 2)
+    hi = 1.0 if x == n else betaincinv(x + 1, n - x, 1 - alpha / 2)
     return lo, hi
 
 
 def lower_bound(x: int, n: int, confidence: float = 0.95) -> float:
     """One-sided exact lower confidence bound of a pass rate: ``beta.ppf(0.05, x, n-x+1)``."""
-    from scipy.special import betaincinv
-
     if n <= 0 or x == 0:
         return 0.0
-    return float(betaincinv(x, n - x + 1, 1.0 - confidence))
+    return betaincinv(x, n - x + 1, 1.0 - confidence)
+
+
+# The two special functions the bounds need, in plain Python (the textbook continued
+# fractions and series, inverted by bisection to the last bit): scipy.special would cost
+# a third of a second of import in every session that prints the fleet statistics.
+_EPS = 1e-16
+_TINY = 1e-300
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of I_x(a, b) (modified Lentz)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > _TINY else _TINY)
+            c = 1.0 + num / c
+            c = c if abs(c) > _TINY else _TINY
+            step = d * c
+            h *= step
+        if abs(step - 1.0) < _EPS:
+            break
+    return h
+
+
+def gammainc(a: float, x: float) -> float:
+    """Regularized lower incomplete gamma function P(a, x) for a > 0, x >= 0."""
+    if x <= 0.0:
+        return 0.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:  # the series
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(100_000):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * _EPS:
+                break
+        return total * math.exp(log_front)
+    b = x + 1.0 - a  # the continued fraction of Q(a, x) (modified Lentz)
+    c, d = 1.0 / _TINY, 1.0 / b
+    h = d
+    for i in range(1, 100_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = b + an / c
+        c = c if abs(c) > _TINY else _TINY
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < _EPS:
+            break
+    return 1.0 - math.exp(log_front) * h
+
+
+def _bisect(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """The x in [lo, hi] where the increasing ``f`` crosses 0, to the last bit."""
+    for _ in range(2000):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if f(mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def betaincinv(a: float, b: float, p: float) -> float:
+    """The x with I_x(a, b) = p (the quantile of the Beta(a, b) distribution)."""
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    return _bisect(lambda x: betainc(a, b, x) - p, 0.0, 1.0)
+
+
+def gammaincinv(a: float, p: float) -> float:
+    """The x with P(a, x) = p (the quantile of the Gamma(a, 1) distribution)."""
+    if p <= 0.0:
+        return 0.0
+    hi = max(1.0, 2.0 * a)
+    while gammainc(a, hi) < p:
+        hi *= 2.0
+    return _bisect(lambda x: gammainc(a, x) - p, 0.0, hi)
 
 
 @dataclass(frozen=True)

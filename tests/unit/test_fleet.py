@@ -232,3 +232,27 @@ def test_an_errored_recording_is_a_run_that_did_not_pass() -> None:
     result = evaluate(gate, facts)
     assert not result.passed
     assert "  - b errored" in result.text.splitlines()
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 30, 250, 4000])
+def test_the_pure_python_beta_and_gamma_quantiles_match_scipy(n: int) -> None:
+    """The bounds' special functions (plain Python, so no session imports scipy) agree
+    with scipy.special to far below the printed digits."""
+    from scipy import special
+
+    from pytest_adsreplay.fleet import stats
+
+    for x in sorted({1, n // 3 or 1, n // 2 or 1, n}):
+        for q in (0.025, 0.05, 0.5, 0.95, 0.975):
+            for a, b in ((x, n - x + 1), (x + 1, n - x)):
+                if b > 0:
+                    want = special.betaincinv(a, b, q)
+                    assert stats.betaincinv(a, b, q) == pytest.approx(want, rel=1e-9, abs=1e-300)
+                    assert stats.betainc(a, b, want) == pytest.approx(q, rel=1e-9)
+    for k in (0, 1, 5, n):
+        for q in (0.05, 0.5, 0.95, 0.99):
+            assert stats.gammaincinv(k + 1, q) == pytest.approx(
+                special.gammaincinv(k + 1, q), rel=1e-10
+            )
+    assert stats.betaincinv(2, 3, 0.0) == 0.0 and stats.betaincinv(2, 3, 1.0) == 1.0
+    assert stats.gammaincinv(3, 0.0) == 0.0
