@@ -7,6 +7,7 @@ with a message that says how to get one.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import uuid
@@ -128,16 +129,48 @@ def _variables(library: Path) -> tuple[list[tuple[str, float]], list[str], list[
     return params, _names(lib, "input"), _names(lib, "output"), step
 
 
+#: ``x[12]``: an element of an array the library names element by element.
+_ELEMENT = re.compile(r"(.+)\[(\d+)\]")
+
+
+def array_inputs(inputs: list[str]) -> list[tuple[str, int]]:
+    """The FMI 3 input variables of a library's inputs, as ``fmi3_cs.c`` numbers them:
+    each run of inputs ``x[k]``, ``x[k+1]`` … (consecutive, consecutive indices) is one
+    array variable ``(x, n)``, every other input ``(name, 0)`` a scalar."""
+    out: list[tuple[str, int]] = []
+    previous: tuple[str, int] | None = None
+    for name in inputs:
+        m = _ELEMENT.fullmatch(name)
+        element = (m.group(1), int(m.group(2))) if m else None
+        if element and previous and element == (previous[0], previous[1] + 1):
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        elif element:
+            out.append((element[0], 1))
+        else:
+            out.append((name, 0))
+        previous = element
+    return out
+
+
 def model_description(
     library: Path, version: int, model: str, types: Mapping[str, str] | None = None
 ) -> str:
     """modelDescription.xml of the FMU around ``library`` (value references as in
-    ``adsreplay_fmu_core.h``); ``types`` makes ports ``"Boolean"`` or ``"Integer"``
-    instead of 64-bit floats."""
+    ``adsreplay_fmu_core.h``: FMI 3 declares inputs ``x[0]`` … ``x[n-1]`` as one array
+    variable ``x`` with a Dimension of n); ``types`` makes ports ``"Boolean"`` or
+    ``"Integer"`` instead of 64-bit floats."""
     params, inputs, outputs, step = _variables(library)
     token = "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"adsreplay:{model}:{version}")) + "}"
     rows: list[tuple[str, str, float | None]] = [(n, "parameter", d) for n, d in params]
-    rows += [(n, "input", 0.0) for n in inputs] + [(n, "output", None) for n in outputs]
+    sizes: dict[str, int] = {}
+    if version == 2:
+        rows += [(n, "input", 0.0) for n in inputs]
+    else:
+        for name, size in array_inputs(inputs):
+            rows.append((name, "input", 0.0))
+            if size:
+                sizes[name] = size
+    rows += [(n, "output", None) for n in outputs]
     out_refs = [i for i, (_, c, _) in enumerate(rows) if c == "output"]
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     if version == 2:
@@ -166,6 +199,12 @@ def model_description(
             attrs += ' initial="calculated"' if version == 2 else ""
         if version == 2:
             lines.append(f"    <ScalarVariable {attrs}><{kind}{start_attr}/></ScalarVariable>")
+        elif name in sizes:
+            element = {"Real": "Float64", "Integer": "Int32"}.get(kind, kind)
+            start_attr = f' start="{" ".join([text] * sizes[name])}"'
+            lines.append(f"    <{element} {attrs}{start_attr}>")
+            lines.append(f'      <Dimension start="{sizes[name]}"/>')
+            lines.append(f"    </{element}>")
         else:
             element = {"Real": "Float64", "Integer": "Int32"}.get(kind, kind)
             lines.append(f"    <{element} {attrs}{start_attr}/>")

@@ -233,7 +233,7 @@ def bind(
             f"input(s) {', '.join(map(repr, unbound))} of function under test {spec} are not "
             f"bound to any canonical signal (the function's inputs: {', '.join(inputs)})",
             hint="name them in [inputs] of the adsreplay_function_binding file, e.g. "
-            f'{unbound[0]} = "ego_speed"; canonical signals: {", ".join(canonical)}; '
+            f"{_example(unbound[0], sizes)}; canonical signals: {', '.join(canonical)}; "
             f'object list slots: "obj_dx[0]" … (fields {", ".join(object_fields())}){start}',
         )
     named: list[tuple[str, str]] = []
@@ -253,6 +253,16 @@ def bind(
         )
     in_sizes = tuple(sizes.get(n, 1) for n in inputs) if sizes else ()
     return Binding(tuple(bound), tuple(named), in_sizes)
+
+
+def _example(name: str, sizes: Mapping[str, int]) -> str:
+    """A binding file entry for input ``name``: an array takes a field."""
+    if name in sizes:
+        return f'{name} = "obj_dx"'
+    element = _ELEMENT.fullmatch(name)
+    if element is not None:
+        return f'{element.group(1)} = "obj_dx" (all its elements) or {name} = "ego_speed"'
+    return f'{name} = "ego_speed"'
 
 
 def _input_target(

@@ -148,13 +148,6 @@ class FmuAdapter:
             for v in variables
             if v.causality == "parameter" and v.variability in ("fixed", "tunable")
         }
-        for v in self.inputs:
-            if v.dimensions:
-                raise FunctionLoadError(
-                    f"FMU {path} has an array input {v.name!r}; array inputs need an object "
-                    "list, which this recording set does not provide",
-                    hint="bind scalar inputs only",
-                )
         #: ``NAME_valid`` inputs set from whether Integer/Boolean input ``NAME`` has a value
         self._derived = _derived_valid(self.inputs, options.binding)
         self.binding: Binding = bind(
@@ -163,7 +156,10 @@ class FmuAdapter:
             [v.name for v in self.outputs],
             _with_start(options.binding, self._derived),
             allow_start=True,
+            sizes=_array_sizes(path, self.inputs),
         )
+        #: the first column of each input in the input table (arrays: one per element)
+        self._offsets = self.binding.offsets()
         self._valid_pairs = self._pair_valid()
         self.params = flatten_params(params)
         check_parameters(spec, self.params, self.parameters)
@@ -291,6 +287,9 @@ class FmuAdapter:
         ]
         self._real_in = [(j, v) for j, v in fast_in if v.type in _FLOAT_TYPES]
         self._other_in = [(j, v) for j, v in fast_in if v.type not in _FLOAT_TYPES]
+        off = self._offsets
+        #: the input table's columns of the 64-bit float inputs, in ``_in_vr`` order
+        self._real_cols = [c for j, _ in self._real_in for c in range(off[j], off[j + 1])]
         self._real_out = [(j, v) for j, v in enumerate(self.outputs) if v.type in _FLOAT_TYPES]
         self._other_out = [(j, v) for j, v in enumerate(self.outputs) if v.type not in _FLOAT_TYPES]
         vr_type = ctypes.c_uint32
@@ -301,28 +300,40 @@ class FmuAdapter:
             *[v.valueReference for _, v in self._real_out]
         )
 
-    def _pair_valid(self) -> list[tuple[int, int]]:
-        """(Integer/Boolean input, its ``NAME_valid`` input) pairs, by column."""
+    def _pair_valid(self) -> list[tuple[int, int, bool]]:
+        """(Integer/Boolean scalar input, its ``NAME_valid`` input) pairs as columns of
+        the input table, and whether the adapter sets the ``NAME_valid`` input itself."""
         column = {v.name: j for j, v in enumerate(self.inputs)}
-        pairs = []
+        off, pairs = self._offsets, []
         for j, v in enumerate(self.inputs):
             k = column.get(f"{v.name}_valid")
             if k is None or _kind(v) not in ("bool", "int") or self.binding.inputs[j][1] is None:
                 continue
-            if self.binding.inputs[k][1] is not None or self.inputs[k].name in self._derived:
-                pairs.append((j, k))
+            if self.binding.size_of(j) != 1 or self.binding.size_of(k) != 1:
+                continue
+            derived = self.inputs[k].name in self._derived
+            if self.binding.inputs[k][1] is not None or derived:
+                pairs.append((off[j], off[k], derived))
         return pairs
 
     def _mark_missing(self, table: np.ndarray) -> None:
         """An Integer/Boolean input cannot hold NaN (it is set as 0/false): its
         ``NAME_valid`` input is 0 where it has no value (1 elsewhere when that input is
         not bound to a signal of its own)."""
-        for j, k in self._valid_pairs:
+        for j, k, derived in self._valid_pairs:
             missing = np.isnan(table[:, j])
-            if self.inputs[k].name in self._derived:
+            if derived:
                 table[:, k] = np.where(missing, 0.0, 1.0)
             else:
                 table[missing, k] = 0.0
+
+    def _values(self, table: np.ndarray, i: int, j: int) -> float | list[float]:
+        """Input ``j``'s value at cycle ``i`` (an array input: its elements)."""
+        a, b = self._offsets[j], self._offsets[j + 1]
+        if self.binding.size_of(j) == 1:
+            return float(table[i, a])
+        values: list[float] = table[i, a:b].tolist()
+        return values
 
     # ---- protocol --------------------------------------------------------------------
 
@@ -340,7 +351,9 @@ class FmuAdapter:
         inputs = []
         for j, v in enumerate(self.inputs):
             canonical = self.binding.inputs[j][1]
-            inputs.append(Port(v.name, binds_to=canonical, kind=_kind(v), start=_start(v)))
+            size = self.binding.size_of(j)
+            kind = "array" if v.dimensions else _kind(v)
+            inputs.append(Port(v.name, binds_to=canonical, kind=kind, size=size, start=_start(v)))
         return FunctionInfo(
             spec=self.spec,
             kind=self.kind,
@@ -373,7 +386,7 @@ class FmuAdapter:
         check_object_sizes(self.spec, self.binding, signals, recording)
         table = input_matrix(t, signals, self.binding)
         self._mark_missing(table)
-        real_in = np.ascontiguousarray(table[:, [j for j, _ in self._real_in]])
+        real_in = np.ascontiguousarray(table[:, self._real_cols])
         out = np.zeros((n, len(self.outputs)))
         real_out = np.zeros((n, len(self._real_out)))
         h = self._step_size(t)
@@ -423,30 +436,35 @@ class FmuAdapter:
             self._set_value(v, value)
 
     def _set_value(self, v: Any, value: Any) -> None:
+        """Set one variable: a number, or a list for an array variable (NaN is 0/false
+        in Integer and Boolean variables)."""
         fmu, vr = self._fmu, [v.valueReference]
+        values = value if isinstance(value, list) else [value]
         kind = _kind(v)
         if kind == "float":
             setter = fmu.setReal if self.major == 2 else getattr(fmu, f"set{v.type}")
-            setter(vr, [float(value)])
+            setter(vr, [float(x) for x in values])
         elif kind == "bool":
-            fmu.setBoolean(vr, [bool(value) and value == value])
+            fmu.setBoolean(vr, [bool(x) and x == x for x in values])
         elif kind == "int":
-            number = int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
             setter = fmu.setInteger if self.major == 2 else getattr(fmu, f"set{v.type}")
-            setter(vr, [number])
+            setter(
+                vr,
+                [int(x) if isinstance(x, int | float) and math.isfinite(x) else 0 for x in values],
+            )
         else:
-            fmu.setString(vr, [str(value)])
+            fmu.setString(vr, [str(x) for x in values])
 
     def _set_inputs(self, i: int, real_in: np.ndarray, table: np.ndarray) -> None:
         if self._real_in:
             m = len(self._real_in)
             row = real_in.ctypes.data + i * real_in.strides[0]
-            extra = () if self.major == 2 else (m,)
+            extra = () if self.major == 2 else (len(self._real_cols),)
             status = self._set(self._fmu.component, self._in_vr, m, row, *extra)
             if status > _OK_OR_WARNING:
                 raise RuntimeError(f"setting the inputs returned {_STATUS[status]}")
         for j, v in self._other_in:
-            self._set_value(v, float(table[i, j]))
+            self._set_value(v, self._values(table, i, j))
 
     def _cycles(
         self,
@@ -463,7 +481,7 @@ class FmuAdapter:
         in_vr, out_vr = self._in_vr, self._out_vr
         in_ptr, in_row = real_in.ctypes.data, real_in.strides[0]
         out_ptr, out_row = real_out.ctypes.data, real_out.strides[0]
-        extra_in = () if self.major == 2 else (m,)
+        extra_in = () if self.major == 2 else (len(self._real_cols),)
         extra_out = () if self.major == 2 else (k,)
         flags = [ctypes.c_bool(), ctypes.c_bool(), ctypes.c_bool()]
         last = ctypes.c_double()
@@ -514,7 +532,7 @@ class FmuAdapter:
         """Inputs and outputs that are not 64-bit floats, through fmpy's typed calls."""
         if before:
             for j, v in self._other_in:
-                self._set_value(v, float(table[i, j]))
+                self._set_value(v, self._values(table, i, j))
             return
         fmu = self._fmu
         for j, v in self._other_out:
@@ -543,6 +561,26 @@ class FmuAdapter:
             with contextlib.suppress(Exception):
                 fmu.freeInstance()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _array_sizes(path: Path, inputs: list[Any]) -> dict[str, int]:
+    """The number of elements of each array input (FMI 3 variables with a fixed
+    Dimension); a usage error for arrays of more than one dimension."""
+    sizes: dict[str, int] = {}
+    for v in inputs:
+        if not v.dimensions:
+            continue
+        shape = tuple(getattr(v, "shape", None) or ())
+        if len(shape) != 1 or shape[0] < 1:
+            raise FunctionLoadError(
+                f"FMU {path} has the array input {v.name!r} of shape {shape or '(unknown)'}; "
+                "an array input takes one object field and must have one Dimension of "
+                "fixed size",
+                hint='give it one <Dimension start="N"/> (N = the object list\'s count), '
+                "or flatten it into scalar inputs obj_dx[0] … obj_dx[N-1]",
+            )
+        sizes[v.name] = int(shape[0])
+    return sizes
 
 
 def _kind(v: Any) -> str:

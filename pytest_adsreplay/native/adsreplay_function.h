@@ -14,6 +14,14 @@
  * NaN. Outputs named "aeb_decel" (m/s^2 >= 0) and "fcw" (0/1) are the canonical
  * outputs; every other output is kept as an extra output signal.
  *
+ * Object lists: an input named obj_dx[0] ... obj_dx[count-1] (any field: obj_dx, obj_dy,
+ * obj_vx, obj_vy, obj_ax, obj_valid, obj_id, obj_class) is that slot of the recording's
+ * object list; NaN where a slot is empty, and every slot is NaN in a recording without
+ * a list. Own names bind in the binding file: RadarDx = "obj_dx" binds RadarDx[0] ...
+ * RadarDx[n-1], Radar_dx_3 = "obj_dx[3]" one slot; index_base = 1 in [inputs] when the
+ * names count from [1]. A library must take exactly the list's count slots of each
+ * field it reads (the channel map's [objects] count): another number is a usage error.
+ *
  * Print this file with:  adsreplay function --header
  */
 #ifndef ADSREPLAY_FUNCTION_H

@@ -40,7 +40,8 @@ fmi2Component fmi2Instantiate(fmi2String name, fmi2Type type, fmi2String guid,
     if (!m) return NULL;
     if (cb) m->cb = *cb;
     snprintf(m->name, sizeof m->name, "%s", name ? name : "instance");
-    if (core_init(&m->core)) {
+    if (core_init(&m->core, 0)) {
+        core_free(&m->core);
         free(m);
         return NULL;
     }
@@ -51,7 +52,7 @@ void fmi2FreeInstance(fmi2Component c) {
     Comp *m = c;
     if (!m) return;
     core_release(&m->core);
-    free(m->core.values);
+    core_free(&m->core);
     free(m);
 }
 
@@ -80,12 +81,12 @@ fmi2Status fmi2Reset(fmi2Component c) {
 }
 
 fmi2Status fmi2GetReal(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Real v[]) {
-    return core_get(&((Comp *)c)->core, vr, n, v) ? fmi2Error : fmi2OK;
+    return core_get(&((Comp *)c)->core, vr, n, v, n) ? fmi2Error : fmi2OK;
 }
 
 fmi2Status fmi2SetReal(fmi2Component c, const fmi2ValueReference vr[], size_t n,
                        const fmi2Real v[]) {
-    return core_set(&((Comp *)c)->core, vr, n, v) ? fmi2Error : fmi2OK;
+    return core_set(&((Comp *)c)->core, vr, n, v, n) ? fmi2Error : fmi2OK;
 }
 
 static fmi2Boolean terminated = fmi2False; /* fmi2Terminated of fmi2GetBooleanStatus */
@@ -108,35 +109,37 @@ fmi2Status fmi2DoStep(fmi2Component c, fmi2Real t, fmi2Real h, fmi2Boolean no_pr
     return fmi2OK;
 }
 
-/* Integer and Boolean variables: the same values, converted. */
-#define MAX_BATCH 64
-
+/* Integer and Boolean variables: the same values, converted (any number of them). */
 fmi2Status fmi2GetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Integer v[]) {
-    double x[MAX_BATCH];
-    if (n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi2Error;
+    adsreplay_fmu_core *core = &((Comp *)c)->core;
+    double *x = core->scratch;
+    if (n > (size_t)(core->np + core->ni + core->no) || core_get(core, vr, n, x, n)) return fmi2Error;
     for (size_t i = 0; i < n; i++) v[i] = (fmi2Integer)x[i];
     return fmi2OK;
 }
 
 fmi2Status fmi2GetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, fmi2Boolean v[]) {
-    double x[MAX_BATCH];
-    if (n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi2Error;
+    adsreplay_fmu_core *core = &((Comp *)c)->core;
+    double *x = core->scratch;
+    if (n > (size_t)(core->np + core->ni + core->no) || core_get(core, vr, n, x, n)) return fmi2Error;
     for (size_t i = 0; i < n; i++) v[i] = x[i] != 0.0 && x[i] == x[i] ? fmi2True : fmi2False;
     return fmi2OK;
 }
 
 fmi2Status fmi2SetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Integer v[]) {
-    double x[MAX_BATCH];
-    if (n > MAX_BATCH) return fmi2Error;
+    adsreplay_fmu_core *core = &((Comp *)c)->core;
+    double *x = core->scratch;
+    if (n > (size_t)(core->np + core->ni + core->no)) return fmi2Error;
     for (size_t i = 0; i < n; i++) x[i] = (double)v[i];
-    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi2Error : fmi2OK;
+    return core_set(core, vr, n, x, n) ? fmi2Error : fmi2OK;
 }
 
 fmi2Status fmi2SetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t n, const fmi2Boolean v[]) {
-    double x[MAX_BATCH];
-    if (n > MAX_BATCH) return fmi2Error;
+    adsreplay_fmu_core *core = &((Comp *)c)->core;
+    double *x = core->scratch;
+    if (n > (size_t)(core->np + core->ni + core->no)) return fmi2Error;
     for (size_t i = 0; i < n; i++) x[i] = v[i] ? 1.0 : 0.0;
-    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi2Error : fmi2OK;
+    return core_set(core, vr, n, x, n) ? fmi2Error : fmi2OK;
 }
 
 /* ---- not supported: every other FMI 2.0 function answers fmi2Error ------------------ */

@@ -6,7 +6,9 @@
  *      -o binaries/x86_64-linux/<modelIdentifier>.so
  *
  * Float64, Int32 and Boolean variables (see adsreplay_fmu_core.h for the value
- * references); no event mode, no early return, no clocks.
+ * references); inputs named x[0] ... x[n-1] are one array variable x with a fixed
+ * Dimension of n (its values in one call: nValues counts the elements); no event mode,
+ * no early return, no clocks.
  */
 #include "fmi3Functions.h"
 
@@ -44,7 +46,8 @@ fmi3Instance fmi3InstantiateCoSimulation(
     if (!m) return NULL;
     m->env = env;
     m->log = log;
-    if (core_init(&m->core)) {
+    if (core_init(&m->core, 1)) {
+        core_free(&m->core);
         free(m);
         return NULL;
     }
@@ -55,7 +58,7 @@ void fmi3FreeInstance(fmi3Instance c) {
     Comp *m = c;
     if (!m) return;
     core_release(&m->core);
-    free(m->core.values);
+    core_free(&m->core);
     free(m);
 }
 
@@ -83,14 +86,12 @@ fmi3Status fmi3Reset(fmi3Instance c) {
 
 fmi3Status fmi3GetFloat64(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
                           fmi3Float64 v[], size_t nv) {
-    if (nv != n) return fmi3Error;
-    return core_get(&((Comp *)c)->core, vr, n, v) ? fmi3Error : fmi3OK;
+    return core_get(&((Comp *)c)->core, vr, n, v, nv) ? fmi3Error : fmi3OK;
 }
 
 fmi3Status fmi3SetFloat64(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
                           const fmi3Float64 v[], size_t nv) {
-    if (nv != n) return fmi3Error;
-    return core_set(&((Comp *)c)->core, vr, n, v) ? fmi3Error : fmi3OK;
+    return core_set(&((Comp *)c)->core, vr, n, v, nv) ? fmi3Error : fmi3OK;
 }
 
 fmi3Status fmi3DoStep(fmi3Instance c, fmi3Float64 t, fmi3Float64 h, fmi3Boolean no_prior,
@@ -117,39 +118,42 @@ fmi3Status fmi3DoStep(fmi3Instance c, fmi3Float64 t, fmi3Float64 h, fmi3Boolean 
     return fmi3OK;
 }
 
-/* Int32 and Boolean variables: the same values, converted. */
-#define MAX_BATCH 64
+/* Int32 and Boolean variables: the same values, converted (any number of them). */
+static double *scratch(fmi3Instance c, size_t nv) {
+    adsreplay_fmu_core *core = &((Comp *)c)->core;
+    return nv <= (size_t)(core->np + core->ni + core->no) ? core->scratch : NULL;
+}
 
 fmi3Status fmi3GetInt32(fmi3Instance c, const fmi3ValueReference vr[], size_t n, fmi3Int32 v[],
                         size_t nv) {
-    double x[MAX_BATCH];
-    if (nv != n || n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi3Error;
-    for (size_t i = 0; i < n; i++) v[i] = (fmi3Int32)x[i];
+    double *x = scratch(c, nv);
+    if (!x || core_get(&((Comp *)c)->core, vr, n, x, nv)) return fmi3Error;
+    for (size_t i = 0; i < nv; i++) v[i] = (fmi3Int32)x[i];
     return fmi3OK;
 }
 
 fmi3Status fmi3GetBoolean(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
                           fmi3Boolean v[], size_t nv) {
-    double x[MAX_BATCH];
-    if (nv != n || n > MAX_BATCH || core_get(&((Comp *)c)->core, vr, n, x)) return fmi3Error;
-    for (size_t i = 0; i < n; i++) v[i] = x[i] != 0.0 && x[i] == x[i];
+    double *x = scratch(c, nv);
+    if (!x || core_get(&((Comp *)c)->core, vr, n, x, nv)) return fmi3Error;
+    for (size_t i = 0; i < nv; i++) v[i] = x[i] != 0.0 && x[i] == x[i];
     return fmi3OK;
 }
 
 fmi3Status fmi3SetInt32(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
                         const fmi3Int32 v[], size_t nv) {
-    double x[MAX_BATCH];
-    if (nv != n || n > MAX_BATCH) return fmi3Error;
-    for (size_t i = 0; i < n; i++) x[i] = (double)v[i];
-    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi3Error : fmi3OK;
+    double *x = scratch(c, nv);
+    if (!x) return fmi3Error;
+    for (size_t i = 0; i < nv; i++) x[i] = (double)v[i];
+    return core_set(&((Comp *)c)->core, vr, n, x, nv) ? fmi3Error : fmi3OK;
 }
 
 fmi3Status fmi3SetBoolean(fmi3Instance c, const fmi3ValueReference vr[], size_t n,
                           const fmi3Boolean v[], size_t nv) {
-    double x[MAX_BATCH];
-    if (nv != n || n > MAX_BATCH) return fmi3Error;
-    for (size_t i = 0; i < n; i++) x[i] = v[i] ? 1.0 : 0.0;
-    return core_set(&((Comp *)c)->core, vr, n, x) ? fmi3Error : fmi3OK;
+    double *x = scratch(c, nv);
+    if (!x) return fmi3Error;
+    for (size_t i = 0; i < nv; i++) x[i] = v[i] ? 1.0 : 0.0;
+    return core_set(&((Comp *)c)->core, vr, n, x, nv) ? fmi3Error : fmi3OK;
 }
 
 /* ---- not supported: every other FMI 3.0 function answers fmi3Error ------------------ */

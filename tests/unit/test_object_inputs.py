@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from native_build import build_library
+from native_build import build_fmu, build_library
 
 from pytest_adsreplay.errors import ConfigError, FunctionLoadError
 from pytest_adsreplay.function.binding import bind, load_binding
@@ -31,6 +31,17 @@ def library(root: Path, name: str = "obj_dx", base: int = 0, slots: int = COUNT)
         return out
     defines = (f'OBJ_NAME="{name}"', f"OBJ_BASE={base}", f"OBJ_SLOTS={slots}")
     return build_library(out, [SOURCE], defines=defines)
+
+
+def fmu(root: Path, version: int, name: str = "obj_dx", base: int = 0, slots: int = COUNT) -> Path:
+    """tests/native/object_inputs.c as an FMI ``version`` co-simulation FMU (FMI 2: scalar
+    inputs ``name[base]`` …; FMI 3: one array input ``name`` of ``slots`` elements)."""
+    out = root / f"obj_{name}_{base}_{slots}_fmi{version}.fmu"
+    if out.exists():
+        return out
+    defines = (f'OBJ_NAME="{name}"', f"OBJ_BASE={base}", f"OBJ_SLOTS={slots}")
+    lib = library(root, name, base, slots)
+    return build_fmu(out, [SOURCE], lib, version=version, model=f"obj{version}", defines=defines)
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +281,100 @@ def test_recording_without_an_object_list_gives_nan_slots(root: Path) -> None:
         adapter.close()
     assert (out["nan_slots"] == COUNT).all()
     assert (out["nearest_dx"] == -1.0).all() and (out["aeb_decel"] == 0.0).all()
+
+
+# ---------------------------------------------------------------------------- FMUs
+
+
+def test_fmi2_fmu_receives_the_slots_as_flattened_inputs(root: Path, tmp_path: Path) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    adapter = FmuAdapter(str(fmu(root, 2)))
+    assert [p.name for p in adapter.info().inputs][1:] == [f"obj_dx[{k}]" for k in range(COUNT)]
+    check_outputs(run(adapter, sig), sig)
+
+
+def test_fmi2_fmu_with_slots_numbered_from_one(root: Path, tmp_path: Path) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    binding = {"inputs": {"index_base": 1}}
+    adapter = FmuAdapter(str(fmu(root, 2, base=1)), options=FunctionOptions(binding=binding))
+    assert adapter.binding.input_of("obj_dx[4]") == "obj_dx[3]"
+    check_outputs(run(adapter, sig), sig)
+
+
+def test_fmi3_fmu_receives_an_array_variable(root: Path, tmp_path: Path) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    adapter = FmuAdapter(str(fmu(root, 3)))
+    port = adapter.info().inputs[1]
+    assert (port.name, port.kind, port.size, port.binds_to) == ("obj_dx", "array", COUNT, "obj_dx")
+    assert len(adapter.info().inputs) == 2
+    check_outputs(run(adapter, sig), sig)
+
+
+def test_fmi3_array_bound_to_a_field_in_the_binding_file(root: Path, tmp_path: Path) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    sig = read_signals(path, cmap)
+    binding = {"inputs": {"RdrObjDx": "obj_dx"}}
+    adapter = FmuAdapter(str(fmu(root, 3, "RdrObjDx")), options=FunctionOptions(binding=binding))
+    check_outputs(run(adapter, sig), sig)
+    with pytest.raises(
+        FunctionLoadError,
+        match=r"input\(s\) 'RdrObjDx' .* are not bound(.|\n)*e\.g\. RdrObjDx = \"obj_dx\"",
+    ):
+        FmuAdapter(str(fmu(root, 3, "RdrObjDx")))
+
+
+def test_fmi3_array_of_another_size_than_the_list_is_a_usage_error(
+    root: Path, tmp_path: Path
+) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    path, cmap = radar_recording(tmp_path / "r.mf4", count=6)
+    sig = read_signals(path, cmap)
+    adapter = FmuAdapter(str(fmu(root, 3)))
+    try:
+        with pytest.raises(
+            FunctionLoadError,
+            match="takes 4 slots of the object list's obj_dx "
+            r"\(input 'obj_dx'\), and the recording's object list has 6",
+        ):
+            adapter.run(sig.t, sig.values, recording="r")
+        t = np.arange(30) * 0.01
+        out = adapter.run(t, {"ego_speed": np.full(30, 20.0)}, recording="r")  # no list: NaN
+    finally:
+        adapter.close()
+    assert (out["nan_slots"] == COUNT).all() and (out["nearest_dx"] == -1.0).all()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_fmu_wrappers_take_a_list_of_300_slots(root: Path, version: int) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    slots, n = 300, 20
+    t = np.arange(n) * 0.01
+    values = {"ego_speed": np.full(n, 20.0)}
+    for k in range(slots):
+        values[f"obj_dx[{k}]"] = np.full(n, 100.0 + k) if k % 7 else np.full(n, math.nan)
+    values["obj_dx[150]"] = 20.0 + t  # the nearest, and below 25 m
+    adapter = FmuAdapter(str(fmu(root, version, slots=slots)))
+    assert len(adapter.info().inputs) == (1 + slots if version == 2 else 2)
+    try:
+        out = adapter.run(t, values, recording="r")
+    finally:
+        adapter.close()
+    row = np.array([values[f"obj_dx[{k}]"][3] for k in range(slots)])
+    nearest, code, nans = expected(row)
+    assert out["nearest_dx"][3] == pytest.approx(nearest) and nearest == pytest.approx(20.03)
+    assert out["slot_code"][3] == pytest.approx(code)
+    assert out["nan_slots"][3] == nans == len(range(0, slots, 7))
+    assert (out["aeb_decel"] == 4.0).all()
