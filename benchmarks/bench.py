@@ -1,7 +1,7 @@
 """Overhead, scaling, cache and memory of pytest-adsreplay, measured side by side in one run.
 
-    python benchmarks/bench.py            # 40 recordings x 10 min (the issue's default)
-    python benchmarks/bench.py --quick    # 8 x 2 min, a 0.2 GB memory file: a quick look
+    python benchmarks/bench.py            # 40 x 10 min and 12 x 5 min (the issue's workloads)
+    python benchmarks/bench.py --quick    # 8 x 2 min and 4 x 1 min, a 0.2 GB memory file
 
 Prints every figure and every ratio next to its target. Nothing here is a test: the
 numbers depend on the machine and on what else runs on it. Every timed step runs
@@ -15,17 +15,23 @@ What is measured (workload: see ``workload.py``):
 (a) a bare script: asammdf read of the mapped channels, numpy resampling, a plain Python
     loop calling the reference function's ``step``, one sqlite insert per recording;
 (b) the plugin's main job: ``pytest --recordings … --aeb-function …`` with the embedded
-    fakeredis and in-process worker (decoded-signal cache off, as (a) has none);
+    fakeredis and one function host (``--adsreplay-workers 1``; decoded-signal cache off,
+    as (a) has none), on the main workload and on the smaller one;
+(e) the same with the embedded default (one function host per core);
 (c) the same with real Redis and 1 or 2 local worker processes (cache off);
 (d) the design we did not build, one RQ job per frame, on a slice, per frame;
+the fixed cost: (b) minus (a) on one short bundled recording (and with the hypothesis
+plugin of the test extra loaded, as a development environment has it);
 the read stage with the decoded-signal cache off / cold / warm (the stage's own time,
-all recordings, run as RQ jobs), whole sessions cold and warm; and the peak RSS of one
-read stage (a worker process on real Redis) on a ~1 GB recording.
+all recordings, run as RQ jobs), whole sessions cold and warm; the peak RSS of one read
+stage (a worker process on real Redis) on a ~1 GB recording, with a 5-channel map and
+with the built-in map; and the supervised function host's cost per recording against
+stepping in the calling process.
 
 Every subprocess runs with Python's bytecode cache enabled (a normal CI machine): a
 ``PYTHONDONTWRITEBYTECODE`` in the environment would make every pytest run compile the
 plugin, pytest and its assertion rewriting from source, which (a) never pays. Plugins
-of the development environment that are not ours (hypothesis) are disabled in (b)/(c).
+of the development environment that are not ours (hypothesis) are disabled in (b)/(c)/(e).
 """
 
 from __future__ import annotations
@@ -56,7 +62,11 @@ PY = sys.executable
 FUNCTION = "pytest_adsreplay.reference:TtcAeb"
 REDIS_URL = os.environ.get("ADSREPLAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+# every subprocess runs the tree this script lives in (also a copy outside the checkout)
+ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 PYTEST_PLUGINS_OFF = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+#: The fixed cost's short recording: a bundled Euro NCAP approach (about 10 s).
+ONE_RECORDING = ROOT / "recordings" / "ncap" / "CCRs_50kph.mf4"
 
 #: The issue's memory case: 5 mapped channels (of the 62) in a channel map of their own.
 MAP5 = """\
@@ -229,34 +239,50 @@ class Bench:
         self.work: Path = args.work
         self.work.mkdir(parents=True, exist_ok=True)
         self.rec_dir = self.work / f"recs-{args.count}x{args.minutes:g}"
+        self.small_dir = self.work / f"recs-{args.count2}x{args.minutes2:g}"
+        self.one_dir = self.work / "one"
         self.proj = self.work / "proj"
         self.proj.mkdir(exist_ok=True)
         (self.proj / "test_bench.py").write_text(PLUGIN_TEST)
         (self.proj / "pytest.ini").write_text("[pytest]\n")
         (self.work / "bare.py").write_text(BARE_SCRIPT)
         self.paths: list[Path] = []
+        self.small_paths: list[Path] = []
         self.frames = 0
 
-    def bare(self) -> float:
+    def build(self) -> None:
+        """Both workloads, and the short bundled recording of the fixed-cost figure."""
+        args = self.args
+        self.paths = workload.build(self.rec_dir, args.count, args.minutes)
+        self.small_paths = workload.build(self.small_dir, args.count2, args.minutes2)
+        self.one_dir.mkdir(exist_ok=True)
+        shutil.copyfile(ONE_RECORDING, self.one_dir / ONE_RECORDING.name)
+        self.frames = round(args.count * args.minutes * 60 * 100)
+
+    def bare(self, paths: Sequence[Path] | None = None) -> float:
         db = self.work / "bare.sqlite"
         db.unlink(missing_ok=True)
-        return run([PY, str(self.work / "bare.py"), str(db), *map(str, self.paths)], self.work)[0]
+        files = self.paths if paths is None else paths
+        return run([PY, str(self.work / "bare.py"), str(db), *map(str, files)], self.work)[0]
 
-    def plugin(self, *extra: str) -> float:
+    def plugin(self, *extra: str, rec_dir: Path | None = None, hypothesis: bool = False) -> float:
         db = self.work / "plugin.sqlite"
+        rec_dir = rec_dir or self.rec_dir
+        count = len(list(rec_dir.glob("*.mf4")))
+        off = PYTEST_PLUGINS_OFF if not hypothesis else PYTEST_PLUGINS_OFF[:2]
         cmd = [
             PY,
             "-m",
             "pytest",
             "-q",
-            *PYTEST_PLUGINS_OFF,
-            f"--recordings={self.rec_dir}",
+            *off,
+            f"--recordings={rec_dir}",
             f"--aeb-function={FUNCTION}",
             f"--adsreplay-db={db}",
             *extra,
         ]
         wall, out = run(cmd, self.proj)
-        if f"{len(self.paths)} passed" not in out:
+        if f"{count} passed" not in out:
             raise SystemExit(f"plugin run did not pass all recordings:\n{out[-2000:]}")
         return wall
 
@@ -314,6 +340,49 @@ class Bench:
         return per_frame
 
 
+def host_cost(recordings: int, minutes: float, rounds: int) -> dict[str, Any]:
+    """Seconds per recording the supervised function host adds to stepping the same
+    canonical signals in this process (``bench_host``'s workload), paired per round."""
+    import bench_host
+
+    from pytest_adsreplay.function import host as function_host
+    from pytest_adsreplay.function import open_function
+    from pytest_adsreplay.signals import CANONICAL_SIGNALS
+
+    recs = [bench_host.workload(minutes, seed) for seed in range(recordings)]
+    adapter = open_function(FUNCTION)
+    hosted = function_host.acquire(FUNCTION)
+    hosted.run(*recs[0], inputs=CANONICAL_SIGNALS, timeout=600)  # warm
+
+    def in_process() -> float:
+        t0 = time.perf_counter()
+        for t, sig in recs:
+            adapter.run(t, sig, inputs=CANONICAL_SIGNALS)
+        return time.perf_counter() - t0
+
+    def host() -> float:
+        t0 = time.perf_counter()
+        for t, sig in recs:
+            hosted.run(t, sig, inputs=CANONICAL_SIGNALS, timeout=600)
+        return time.perf_counter() - t0
+
+    inp, hst = [], []
+    for _ in range(rounds):
+        inp.append(in_process())
+        hst.append(host())
+    started = time.perf_counter()
+    function_host.FunctionHost(FUNCTION).start().close()
+    start = time.perf_counter() - started
+    function_host.shutdown()
+    extra = [(h - i) / recordings for h, i in zip(hst, inp, strict=True)]
+    return {
+        "per_recording_s": statistics.median(extra),
+        "ratio": statistics.median(h / i for h, i in zip(hst, inp, strict=True)),
+        "in_process_s": min(inp) / recordings,
+        "start_s": start,
+    }
+
+
 def repeat(n: int, steps: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
     """Run every step ``n`` times, interleaved (so a busy minute hits all of them)."""
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -323,14 +392,24 @@ def repeat(n: int, steps: dict[str, Callable[[], float]]) -> dict[str, list[floa
     return times
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 - one linear run of measurements, printed in order
+def has_hypothesis() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("hypothesis") is not None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=40, help="recordings (default 40)")
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes each (default 10)")
+    ap.add_argument("--count2", type=int, default=12, help="recordings, 2nd workload (12)")
+    ap.add_argument("--minutes2", type=float, default=5.0, help="minutes each, 2nd workload (5)")
     ap.add_argument("--frames", type=int, default=2000, help="frames for (d) (default 2000)")
     ap.add_argument("--big-gb", type=float, default=1.0, help="size of the memory recording")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each timed step (default 5)")
-    ap.add_argument("--quick", action="store_true", help="8 x 2 min, 0.2 GB, 1000 frames")
+    ap.add_argument(
+        "--quick", action="store_true", help="8 x 2 min, 4 x 1 min, 0.2 GB, 1000 frames, 3 runs"
+    )
     ap.add_argument(
         "--work",
         type=Path,
@@ -340,7 +419,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     ap.add_argument("--skip-redis", action="store_true", help="skip (c) and real Redis")
     args = ap.parse_args(argv)
     if args.quick:
-        args.count, args.minutes, args.big_gb, args.frames = 8, 2.0, 0.2, 1000
+        args.count, args.minutes, args.count2, args.minutes2 = 8, 2.0, 4, 1.0
+        args.big_gb, args.frames, args.repeat = 0.2, 1000, min(args.repeat, 3)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 - one linear run of measurements, printed in order
+    args = parse_args(argv)
     b = Bench(args)
     figures: dict[str, Any] = {}
     load0 = os.getloadavg()
@@ -351,13 +436,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
         f"{os.cpu_count()} CPUs  load {load0[0]:.2f}"
     )
     print(
-        f"workload: {args.count} recordings x {args.minutes:g} min at 100 Hz, "
-        f"{workload.channel_count()} channels in {len(workload.LAYOUT)} groups -> {b.rec_dir}"
+        f"workloads: {args.count} x {args.minutes:g} min and {args.count2} x {args.minutes2:g} "
+        f"min at 100 Hz, {workload.channel_count()} channels in {len(workload.LAYOUT)} groups "
+        f"-> {b.rec_dir}, {b.small_dir}"
     )
     t0 = time.perf_counter()
-    b.paths = workload.build(b.rec_dir, args.count, args.minutes)
+    b.build()
     size = sum(p.stat().st_size for p in b.paths)
-    b.frames = round(args.count * args.minutes * 60 * 100)
     print(
         f"          {size / 1e6:.0f} MB, {b.frames} frames (built/checked in "
         f"{time.perf_counter() - t0:.1f} s); every timed step runs {args.repeat}x, "
@@ -366,15 +451,30 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     use_redis = not args.skip_redis and redis_up(REDIS_URL)
     if not args.skip_redis and not use_redis:
         print(f"          real Redis at {REDIS_URL} is not reachable: (c) skipped")
+    hyp = has_hypothesis()
 
+    one_host = ("--adsreplay-workers=1", "--adsreplay-no-cache")
     # warm-up: OS file cache, bytecode caches (one run of each kind, not timed)
     b.bare()
-    b.plugin("--adsreplay-no-cache")
+    b.plugin(*one_host)
+    b.plugin(*one_host, rec_dir=b.one_dir)
 
+    one = [b.one_dir / ONE_RECORDING.name]
     steps: dict[str, Callable[[], float]] = {
-        "a": b.bare,
-        "b": lambda: b.plugin("--adsreplay-no-cache"),
+        "one_a": lambda: b.bare(one),
+        "one_b": lambda: b.plugin(*one_host, rec_dir=b.one_dir),
     }
+    if hyp:
+        steps["one_bh"] = lambda: b.plugin(*one_host, rec_dir=b.one_dir, hypothesis=True)
+    steps.update(
+        {
+            "a": b.bare,
+            "b": lambda: b.plugin(*one_host),
+            "e": lambda: b.plugin("--adsreplay-no-cache"),
+            "a2": lambda: b.bare(b.small_paths),
+            "b2": lambda: b.plugin(*one_host, rec_dir=b.small_dir),
+        }
+    )
     if use_redis:
         for n in (1, 2):
             steps[f"c{n}"] = lambda n=n: b.plugin(  # type: ignore[misc]
@@ -385,19 +485,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
         figures[k] = best(v)
         figures[f"{k}_runs"] = v
 
-    print(
-        "\n(a) bare script                            "
-        f"{figures['a']:8.2f} s   ({shown(times['a'])})"
-    )
-    print(
-        f"(b) plugin, embedded fakeredis, in-process {figures['b']:8.2f} s   ({shown(times['b'])})"
-    )
+    def line(label: str, key: str) -> None:
+        print(f"{label:52s} {figures[key]:8.2f} s   ({shown(times[key])})")
+
+    print(f"\none short bundled recording ({ONE_RECORDING.name}):")
+    line("  (a) bare script", "one_a")
+    line("  (b) plugin, one host", "one_b")
+    if hyp:
+        line("  (b) plugin, one host, hypothesis plugin loaded", "one_bh")
+    print(f"\n{args.count} x {args.minutes:g} min:")
+    line("  (a) bare script", "a")
+    line("  (b) plugin, embedded fakeredis, one host", "b")
+    line(f"  (e) plugin, embedded default ({os.cpu_count()} CPUs)", "e")
     if use_redis:
         for n in (1, 2):
-            print(
-                f"(c) plugin, real Redis, {n} worker process{'es' if n > 1 else '  '}  "
-                f"{figures[f'c{n}']:8.2f} s   ({shown(times[f'c{n}'])})"
-            )
+            line(f"  (c) plugin, real Redis, {n} worker process{'es' if n > 1 else ''}", f"c{n}")
+    print(f"{args.count2} x {args.minutes2:g} min:")
+    line("  (a) bare script", "a2")
+    line("  (b) plugin, embedded fakeredis, one host", "b2")
 
     d = [b.naive_per_frame(args.frames) for _ in range(args.repeat)]
     figures["d_per_frame"] = best(d)
@@ -443,9 +548,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     sessions: dict[str, list[float]] = {"cold": [], "warm": []}
     for _ in range(args.repeat):
         shutil.rmtree(cache, ignore_errors=True)
-        sessions["cold"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
-        sessions["warm"].append(b.plugin(f"--adsreplay-cache-dir={cache}"))
+        sessions["cold"].append(b.plugin("--adsreplay-workers=1", f"--adsreplay-cache-dir={cache}"))
+        sessions["warm"].append(b.plugin("--adsreplay-workers=1", f"--adsreplay-cache-dir={cache}"))
     figures["session_cold"], figures["session_warm"] = (best(v) for v in sessions.values())
+    figures["session_cold_runs"], figures["session_warm_runs"] = sessions["cold"], sessions["warm"]
     print(
         f"whole session (b) with the cache: cold {figures['session_cold']:.2f} s "
         f"({shown(sessions['cold'])}), warm {figures['session_warm']:.2f} s "
@@ -466,9 +572,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     figures.update(
         big_gb=big.stat().st_size / 1e9, rss5_mb=rss5["peak_mb"], rss7_mb=rss7["peak_mb"]
     )
-    where = "worker process on real Redis" if url else "in-process fakeredis (holds the data too)"
+    rss_where = (
+        "worker process on real Redis" if url else "in-process fakeredis (holds the data too)"
+    )
     print(
-        f"\npeak RSS of one read stage ({where}, cache on), {figures['big_gb']:.2f} GB file, "
+        f"\npeak RSS of one read stage ({rss_where}, cache on), {figures['big_gb']:.2f} GB file, "
         f"{rss5['n']} grid points:"
     )
     print(
@@ -476,6 +584,21 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
         f"{rss5['peak_mb']:6.0f} MB"
     )
     print(f"    7 mapped channels (built-in map)         {rss7['peak_mb']:6.0f} MB")
+
+    # the function host
+    hc = host_cost(
+        recordings=max(4, args.count2), minutes=min(args.minutes2, 2.0), rounds=args.repeat
+    )
+    figures["host"] = hc
+    per_rec_a = figures["a"] / args.count
+    print(
+        f"\nfunction host, {max(4, args.count2)} x {min(args.minutes2, 2.0):g} min of canonical"
+        f" signals: {hc['per_recording_s'] * 1e3:+.1f} ms per recording against stepping in"
+        f" this process ({hc['in_process_s'] * 1e3:.0f} ms; host / in-process "
+        f"{hc['ratio']:.3f}); that is {hc['per_recording_s'] / per_rec_a * 100:+.1f} % of (a)'s "
+        f"{per_rec_a:.2f} s per {args.minutes:g}-min recording; a host start "
+        f"{hc['start_s'] * 1e3:.0f} ms (once per worker)"
+    )
 
     # Each ratio twice: of the best runs, and the median of the ratios of runs made side by
     # side in one round (paired). On a shared VM whose speed drifts by tens of percent over
@@ -490,9 +613,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
         ok = paired <= bound if low else paired >= bound
         return (name, figures[num] / figures[den], paired, target, ok)
 
-    rows: list[Row] = [ratio("(b) / (a)", "b", "a", "<= 1.15", 1.15, True)]
+    def difference(name: str, num: str, den: str, bound: float) -> Row:
+        runs = [x - y for x, y in zip(figures[f"{num}_runs"], figures[f"{den}_runs"], strict=True)]
+        paired = statistics.median(runs)
+        return (name, figures[num] - figures[den], paired, f"<= {bound:g} s", paired <= bound)
+
+    rows: list[Row] = [difference("fixed cost (b) - (a), one rec., s", "one_b", "one_a", 0.5)]
+    if hyp:
+        rows.append(difference("  with the hypothesis plugin, s", "one_bh", "one_a", 0.5))
+    rows.append(
+        ratio(f"(b) / (a), {args.count} x {args.minutes:g} min", "b", "a", "<= 1.10", 1.1, True)
+    )
+    rows.append(
+        ratio(f"(b) / (a), {args.count2} x {args.minutes2:g} min", "b2", "a2", "<= 1.30", 1.3, True)
+    )
+    rows.append(ratio("(e) embedded default / (a)", "e", "a", "<= 0.65", 0.65, True))
     if use_redis:
-        rows.append(ratio("(c, 2 workers) / (c, 1 worker)", "c2", "c1", "<= 0.60", 0.6, True))
+        rows.append(ratio("(c, 2 workers) / (c, 1 worker)", "c2", "c1", "<= 0.55", 0.55, True))
     figures["d_per_frame_runs"] = d
     figures["b_per_frame_runs"] = [x / b.frames for x in figures["b_runs"]]
     rows.append(
@@ -504,14 +641,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     rows.append(
         ratio("  its decode part cold / warm", "decode_cold", "decode_warm", ">= 5", 5, False)
     )
-    rss = figures["rss5_mb"]
-    rows.append(("peak RSS of a read stage, MB", rss, rss, "<= 400", rss <= 400))
-    print("\nratios                              best/best  paired median  target")
+    for key, label in (("rss7_mb", "built-in map"), ("rss5_mb", "5 channels")):
+        rss = figures[key]
+        rows.append((f"peak RSS, read stage, {label}, MB", rss, rss, "<= 400", rss <= 400))
+    print("\nfigures and ratios                  best/best  paired median  target")
     for name, best_ratio, paired, target, ok in rows:
         print(
             f"  {name:34s} {best_ratio:8.2f}   {paired:8.2f}      {target:8s} "
             f"{'holds' if ok else 'MISSED'}"
         )
+    print(
+        f"  {'function host, ms per recording':34s} {hc['per_recording_s'] * 1e3:8.1f}   "
+        f"{hc['per_recording_s'] * 1e3:8.1f}      (no target)"
+    )
     load1 = os.getloadavg()
     print(
         f"\nload average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end; "
