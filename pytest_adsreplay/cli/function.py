@@ -105,10 +105,12 @@ def format_info(info: Any) -> str:
         else ("not declared (adsreplay_cycle_time, default 0.01 s)")
     )
     lines.append(f"cycle time: {ct}")
-    width = max([len(p.name) for p in (*info.inputs, *info.outputs, *info.parameters)] + [4])
+    rows = _input_rows(info.inputs)
+    names = [name for name, _ in rows] + [p.name for p in (*info.outputs, *info.parameters)]
+    width = max([len(n) for n in names] + [4])
     lines.append(f"inputs ({len(info.inputs)}):")
-    for p in info.inputs:
-        lines.append(f"  {p.name:<{width}}  <- {_input_binding(p)}")
+    for name, how in rows:
+        lines.append(f"  {name:<{width}}  <- {how}")
     lines.append(f"outputs ({len(info.outputs)}):")
     for p in info.outputs:
         target = p.binds_to or p.name
@@ -119,7 +121,76 @@ def format_info(info: Any) -> str:
         value = "" if p.start is None else f" = {p.start:g}"
         lines.append(f"  {p.name}{value}")
     lines.extend(f"note: {note}" for note in info.notes)
+    lines.extend(f"note: {note}" for note in _object_notes(info.inputs))
     return "\n".join(lines)
+
+
+def _input_rows(inputs: Any) -> list[tuple[str, str]]:
+    """One row per input, except that a run of elements bound to consecutive slots of
+    one object field (``obj_dx[0]`` … ``obj_dx[31]``) is one row."""
+    from pytest_adsreplay.function.binding import object_slot
+
+    rows: list[tuple[str, str]] = []
+    run: list[tuple[str, int, str, int]] = []  # (array name, index, field, slot)
+
+    def flush() -> None:
+        if not run:
+            return
+        (array, first, field, slot), (_, last, _, end) = run[0], run[-1]
+        how = "by name" if array == field and first == slot else "binding file"
+        if first != slot:
+            how += f", index_base {first - slot}"
+        name = f"{array}[{first}]" if len(run) == 1 else f"{array}[{first}] … {array}[{last}]"
+        span = f"slot {slot}" if len(run) == 1 else f"slots {slot} … {end}"
+        rows.append((name, f"{field} {span} of the object list ({how})"))
+        run.clear()
+
+    for p in inputs:
+        element, target = _element(p.name), object_slot(p.binds_to or "")
+        if element is not None and target is not None:
+            item = (*element, *target)
+            if run and not _continues(run[-1], item):
+                flush()
+            run.append(item)
+            continue
+        flush()
+        rows.append((p.name, _input_binding(p)))
+    flush()
+    return rows
+
+
+def _element(name: str) -> tuple[str, int] | None:
+    import re
+
+    m = re.fullmatch(r"(.+)\[(\d+)\]", name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _continues(a: tuple[str, int, str, int], b: tuple[str, int, str, int]) -> bool:
+    return a[0] == b[0] and a[2] == b[2] and b[1] == a[1] + 1 and b[3] == a[3] + 1
+
+
+def _object_notes(inputs: Any) -> list[str]:
+    """How many slots of each object field the inputs take."""
+    from pytest_adsreplay.function.binding import object_fields, object_slot
+
+    slots: dict[str, int] = {}
+    for p in inputs:
+        target = p.binds_to or ""
+        slot = object_slot(target)
+        if slot is not None:
+            slots[slot[0]] = max(slots.get(slot[0], 0), slot[1] + 1)
+        elif target in object_fields() and p.size > 1:
+            slots[target] = max(slots.get(target, 0), p.size)
+    if not slots:
+        return []
+    taken = ", ".join(f"{n} slots of {f}" for f, n in slots.items())
+    counts = sorted(set(slots.values()))
+    need = " or ".join(map(str, counts))
+    return [
+        f"object list: takes {taken}; a recording's list must have exactly that many "
+        f"([objects] count = {need} in the channel map), one without a list gives NaN"
+    ]
 
 
 def _input_binding(port: Any) -> str:
@@ -128,4 +199,7 @@ def _input_binding(port: Any) -> str:
             return f"start value {port.start:g} (bound to nothing)"
         return "UNBOUND: name it in [inputs] of the binding file"
     how = "by name" if port.binds_to == port.name else "binding file"
+    if port.kind == "array":
+        span = f"slots 0 … {port.size - 1}"
+        return f"{port.binds_to} {span} of the object list ({how}, an array of {port.size})"
     return f"{port.binds_to} ({how})"

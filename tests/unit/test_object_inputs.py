@@ -6,6 +6,7 @@ without an object list (NaN inputs) and what ``adsreplay function`` shows."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,38 @@ def test_fmu_wrappers_take_a_list_of_300_slots(root: Path, version: int) -> None
     assert out["slot_code"][3] == pytest.approx(code)
     assert out["nan_slots"][3] == nans == len(range(0, slots, 7))
     assert (out["aeb_decel"] == 4.0).all()
+
+
+# ---------------------------------------------------------------------------- adsreplay function
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    from pytest_adsreplay.cli.main import main
+
+    assert main(["function", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_cli_function_shows_the_object_inputs_bound(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = cli(capsys, str(library(root)))
+    assert "inputs (5):" in text
+    assert "obj_dx[0] … obj_dx[3]  <- obj_dx slots 0 … 3 of the object list (by name)" in text
+    assert "note: object list: takes 4 slots of obj_dx;" in text
+    assert "[objects] count = 4 in the channel map" in text
+
+    binding = tmp_path / "binding.toml"
+    binding.write_text('[inputs]\nindex_base = 1\nRadarDx = "obj_dx"\n')
+    text = cli(capsys, str(library(root, "RadarDx", base=1)), "--binding", str(binding))
+    assert (
+        "RadarDx[1] … RadarDx[4]  <- obj_dx slots 0 … 3 of the object list "
+        "(binding file, index_base 1)"
+    ) in text
+
+    text = cli(capsys, str(fmu(root, 3)))
+    assert "inputs (2):" in text
+    assert re.search(
+        r"obj_dx +<- obj_dx slots 0 … 3 of the object list \(by name, an array of 4\)", text
+    )
+    assert "note: object list: takes 4 slots of obj_dx;" in text
