@@ -60,8 +60,12 @@ def radar_recording(path: Path, *, count: int = COUNT, base: int = 0) -> tuple[P
     dx[ts >= 1.0, 1] = 30.0
     dx[:, 2] = 60.0
     ego_t = np.arange(0.0, 2.0 + 1e-9, 0.01)
+    vx = np.where(np.isnan(dx), math.nan, 0.0)
+    vx[:, 0] = -20.0
     chans = [
-        ChannelData(f"Radar.Obj{j + base:02d}.DistX", dx[:, j], unit="m") for j in range(count)
+        ChannelData(f"Radar.Obj{j + base:02d}.{name}", values[:, j], unit=unit)
+        for name, values, unit in (("DistX", dx, "m"), ("VrelX", vx, "m/s"))
+        for j in range(count)
     ]
     write_recording(
         path,
@@ -76,6 +80,7 @@ def radar_recording(path: Path, *, count: int = COUNT, base: int = 0) -> tuple[P
                 "count": count,
                 "index_base": base,
                 "obj_dx": {"channels": ["Radar.Obj{i:02d}.DistX"], "unit": "m"},
+                "obj_vx": {"channels": ["Radar.Obj{i:02d}.VrelX"], "unit": "m/s"},
             }
         }
     )
@@ -414,3 +419,28 @@ def test_cli_function_shows_the_object_inputs_bound(
         r"obj_dx +<- obj_dx slots 0 … 3 of the object list \(by name, an array of 4\)", text
     )
     assert "note: object list: takes 4 slots of obj_dx;" in text
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("form", ["c", "fmi3"])
+def test_replay_file_feeds_the_list_to_the_function_in_its_host(
+    root: Path, tmp_path: Path, form: str
+) -> None:
+    from pytest_adsreplay import replay_file
+    from pytest_adsreplay.errors import UsageError
+
+    path, cmap = radar_recording(tmp_path / "r.mf4")
+    spec = library(root) if form == "c" else fmu(root, 3)
+    result = replay_file(path, str(spec), channel_map=cmap, sidecar=False, expect_target=False)
+    sig = read_signals(path, cmap)
+    k = at(sig.t, 1.2)
+    nearest, code, nans = expected(sig.objects["obj_dx"][k])
+    assert result.outputs["slot_code"][k] == pytest.approx(code)
+    assert result.outputs["nearest_dx"][k] == pytest.approx(nearest)
+    assert result.outputs["nan_slots"][k] == nans
+
+    six, cmap6 = radar_recording(tmp_path / "six.mf4", count=6)
+    with pytest.raises(UsageError, match="takes 4 slots of the object list's obj_dx"):
+        replay_file(six, str(spec), channel_map=cmap6, sidecar=False, expect_target=False)
