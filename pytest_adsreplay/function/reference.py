@@ -39,18 +39,54 @@ to a takes t_r = a/J):
   below ``min_speed = 1.4`` m/s (5 km/h). Once active, the cascade only escalates. It
   releases when the threat has been gone for ``release_time = 0.5`` s, or when the ego
   has stopped (speed <= ``standstill_speed = 0.1`` m/s).
+
+**Object lists.** When the frame carries an object list (``frame["objects"]``)
+with at least one valid object (``obj_valid`` not 0 and a numeric ``obj_dx``), the
+function selects its target from the list every cycle, with the rule of the KPI target:
+the valid object with the smallest ``obj_dx > 0`` whose offset from the predicted path is
+within ``± max_lateral``. The path is the arc of curvature kappa = ``ego_yaw_rate /
+ego_speed`` through the rear axle (kappa = 0 when the yaw rate is NaN or the ego is slower
+than 2 m/s); the object sits at x = ``obj_dx + axle_to_front`` (default 0 m), y =
+``obj_dy`` (0 when NaN), and its offset is
+``(2y - kappa (x^2 + y^2)) / (1 + sqrt((kappa x)^2 + (1 - kappa y)^2))``. The selection
+has no memory of its own, so it is the KPI target and ``braked_for_out_of_path`` stays
+false (while ``max_lateral`` and ``axle_to_front`` equal ``adsreplay_path_half_width`` and
+``adsreplay_axle_to_front``, as they do by default). The cascade then runs
+unchanged on that object's ``obj_dx``, ``obj_vx`` (relative speed) and offset (as
+``target_lateral``), and the extra output ``reacted_to`` is its ``obj_id`` (NaN with no
+in-path object).
+
+* **A target switch restarts the confirmation.** When the selected track id changes (a
+  cut-in, or a cut-out revealing the car ahead), the threat timer starts again, and with
+  an object list the braking stages too need a threat confirmed for ``confirm_time``: a
+  new object must stay a threat for 0.1 s before it can escalate braking, so an object
+  that crosses the path for a few cycles cannot. A warning or braking already under way
+  is kept (the cascade only escalates; it releases 0.5 s after the threat is gone), so a
+  revealed stationary car takes the cascade on from where the lead left it.
+* **Without a valid object in the list** (or without a list) the function reads the
+  ``target_*`` signals as before, and ``reacted_to`` is NaN. ``reacted_to`` is an output
+  only when the frame carries a list, so the outputs and KPIs of single-target
+  recordings are exactly those of the function before object lists (the C twin always
+  has the output; it is NaN there).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pytest_adsreplay.kpi.target import MIN_CURVATURE_SPEED
 
 __all__ = ["FULL", "IDLE", "PARTIAL", "WARNING", "TtcAeb"]
 
 #: Cascade states, also returned as the extra output ``state``.
 IDLE, WARNING, PARTIAL, FULL = 0, 1, 2, 3
 _EPS = 1e-9
+#: :meth:`TtcAeb.select` with valid objects in the list but none in the path.
+_NO_TARGET = (math.nan, math.nan, math.nan, math.nan)
 
 
 class TtcAeb:
@@ -72,6 +108,7 @@ class TtcAeb:
         max_lateral: float = 1.0,
         min_speed: float = 1.4,
         standstill_speed: float = 0.1,
+        axle_to_front: float = 0.0,
     ) -> None:
         values = {
             "fcw_ttc": fcw_ttc,
@@ -85,6 +122,7 @@ class TtcAeb:
             "max_lateral": max_lateral,
             "min_speed": min_speed,
             "standstill_speed": standstill_speed,
+            "axle_to_front": axle_to_front,
         }
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -112,6 +150,7 @@ class TtcAeb:
         self.max_lateral = float(max_lateral)
         self.min_speed = float(min_speed)
         self.standstill_speed = float(standstill_speed)
+        self.axle_to_front = float(axle_to_front)
         self.reset()
 
     def __repr__(self) -> str:
@@ -126,6 +165,7 @@ class TtcAeb:
         self.state = IDLE
         self._threat_since: float | None = None
         self._clear_since: float | None = None
+        self._target = math.nan  # the track id selected from the object list last cycle
 
     def ttc(self, frame: Mapping[str, float]) -> float:
         """TTC of the in-path target: inf when not closing, NaN with no (in-path) target.
@@ -148,10 +188,69 @@ class TtcAeb:
             return math.nan
         return d / -vr if vr < 0.0 else math.inf
 
-    def step(self, frame: Mapping[str, float]) -> dict[str, float]:  # noqa: PLR0912 - one state machine, mirrored line by line in native/ttc_aeb.c
-        """One cycle: update the cascade and return ``fcw``, ``aeb_decel``, ``ttc``, ``state``."""
+    def select(
+        self, frame: Mapping[str, float], objects: Any
+    ) -> tuple[float, float, float, float] | None:
+        """The target selected from an object list: ``(obj_dx, obj_vx, path offset, obj_id)``
+        of the nearest in-path valid object ahead, all NaN when no valid object is in the
+        path, None when the list holds no valid object at all (see the module docstring).
+
+        numpy on the slots ahead only; ties go to the lower slot, as in the KPI target.
+        """
+        dx = objects.obj_dx
+        valid = objects.obj_valid != 0.0  # NaN (not mapped) counts as valid, like target_valid
+        ahead = np.flatnonzero(valid & (dx > 0.0))
+        if not ahead.size:
+            return _NO_TARGET if (valid & (dx == dx)).any() else None
+        try:
+            speed = frame["ego_speed"]
+            yaw = frame["ego_yaw_rate"]
+        except KeyError:
+            speed = frame.get("ego_speed", math.nan)
+            yaw = frame.get("ego_yaw_rate", math.nan)
+        kappa = yaw / speed if math.isfinite(yaw) and speed >= MIN_CURVATURE_SPEED else 0.0
+        d = dx[ahead]
+        x = d + self.axle_to_front
+        y = objects.obj_dy[ahead]  # a copy (fancy indexing)
+        y[y != y] = 0.0
+        kx = kappa * x
+        ky = 1.0 - kappa * y
+        offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + np.sqrt(kx * kx + ky * ky))
+        inpath = np.flatnonzero(np.abs(offset) <= self.max_lateral)
+        if not inpath.size:
+            return _NO_TARGET
+        k = int(inpath[np.argmin(d[inpath])])
+        j = int(ahead[k])
+        return float(d[k]), float(objects.obj_vx[j]), float(offset[k]), float(objects.obj_id[j])
+
+    def _follow(
+        self, frame: Mapping[str, float], picked: tuple[float, float, float, float] | None
+    ) -> float:
+        """The TTC of the target :meth:`select` picked (the ``target_*`` signals' when the
+        list holds no valid object); a new track id restarts the threat confirmation."""
+        if picked is None:
+            self._target = math.nan
+            return self.ttc(frame)
+        d, vr, _, target = picked
+        if target == target and target != self._target:
+            self._threat_since = None  # a new target: its threat is confirmed afresh
+        self._target = target
+        if not (d > 0.0) or vr != vr:
+            return math.nan
+        return d / -vr if vr < 0.0 else math.inf
+
+    def step(self, frame: Mapping[str, float]) -> dict[str, float]:  # noqa: C901, PLR0912 - one state machine, mirrored line by line in native/ttc_aeb.c
+        """One cycle: update the cascade and return ``fcw``, ``aeb_decel``, ``ttc``, ``state``
+        (and ``reacted_to`` when the frame carries an object list)."""
         t = frame["t"]
-        ttc = self.ttc(frame)
+        if "objects" in frame:
+            listed = True
+            picked = self.select(frame, frame["objects"])
+            ttc = self._follow(frame, picked)
+        else:
+            listed = False
+            picked = None
+            ttc = self.ttc(frame)
         # False for NaN (no in-path target) and inf (not closing); the hysteresis band
         # keeps a threat alive through noise once it has crossed fcw_ttc.
         critical = ttc <= self.fcw_ttc + self.hysteresis
@@ -183,7 +282,11 @@ class TtcAeb:
                 state = IDLE
                 self._clear_since = None
 
-        if state != IDLE and self._threat_since is not None:
+        if (
+            state != IDLE
+            and self._threat_since is not None
+            and (picked is None or t - self._threat_since >= self.confirm_time - _EPS)
+        ):
             if ttc <= self.full_ttc:
                 state = FULL
             elif ttc <= self.partial_ttc and state < PARTIAL:
@@ -196,6 +299,14 @@ class TtcAeb:
             decel = self.partial_decel
         else:
             decel = 0.0
+        if listed:
+            return {
+                "fcw": 1.0 if state != IDLE else 0.0,
+                "aeb_decel": decel,
+                "ttc": ttc,
+                "state": float(state),
+                "reacted_to": math.nan if picked is None else picked[3],
+            }
         return {
             "fcw": 1.0 if state != IDLE else 0.0,
             "aeb_decel": decel,
