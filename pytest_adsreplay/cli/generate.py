@@ -8,7 +8,7 @@ from pathlib import Path
 
 #: ``--suite`` choices (the keys of ``pytest_adsreplay.scenarios.SUITES``; listed here so
 #: building the parser does not import numpy).
-SUITE_NAMES = ("all", "bundled", "false-activation", "fleet", "ncap")
+SUITE_NAMES = ("all", "bundled", "false-activation", "fleet", "ncap", "objects")
 
 
 def _numbers(text: str) -> tuple[float, ...]:
@@ -28,8 +28,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "generate",
         help="write scenario recordings (MF4 + sidecar TOML)",
-        description="Write Euro NCAP car-to-car rear (CCRs, CCRm, CCRb) and false-activation "
-        "recordings with sidecars, or (--suite fleet --hours H) hours of normal driving for "
+        description="Write Euro NCAP car-to-car rear (CCRs, CCRm, CCRb), false-activation and "
+        "object-list (--suite objects: cut-in, cut-out, curve, parked cars, overtaking traffic; "
+        "32 slots, with their channel_map.toml) recordings with sidecars, or (--suite fleet "
+        "--hours H) hours of normal driving for "
         "the fleet statistics and gates. The sidecars' [expect] bounds are those of the reference "
         "function pytest_adsreplay.reference:TtcAeb with its defaults; pass --no-expect for "
         "sidecars without bounds (add your function's own). The physics is in docs/physics.md.",
@@ -137,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         else "sidecars without [expect] bounds"
     )
     print(f"wrote {len(scenarios)} recordings (+ sidecars) to {out}; {note}", file=sys.stderr)
+    maps = sorted({(out / sc.name).parent / n for sc in scenarios for n in sc.extra_files()})
+    for m in maps:
+        print(
+            f"replay the object-list recordings with --channel-map {m.as_posix()}", file=sys.stderr
+        )
     unbounded = [sc.name for sc in scenarios if args.expect and not sc.expect]
     if unbounded:
         print(

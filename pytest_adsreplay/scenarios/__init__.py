@@ -1,11 +1,12 @@
-"""Scenario recordings: Euro NCAP car-to-car rear and false-activation drives as MF4 files.
+"""Scenario recordings: Euro NCAP car-to-car rear, false-activation and object-list drives.
 
-``generate(out_dir, suite)`` writes each scenario as ``ncap/<name>.mf4`` or
-``false-activation/<name>.mf4`` (laid out like a logger's file, not with canonical
-names) plus a ``<name>.toml`` sidecar whose ``[expect]`` bounds are the reference
-function's (:class:`~pytest_adsreplay.function.reference.TtcAeb` with its defaults),
-derived from closed-form kinematics (``docs/physics.md``). ``expect=False`` leaves the
-bounds out; ``speeds``, ``gaps``, ``decels`` and ``overlaps`` replace the NCAP grid.
+``generate(out_dir, suite)`` writes each scenario as ``ncap/<name>.mf4``,
+``false-activation/<name>.mf4`` or ``objects/<name>.mf4`` (laid out like a logger's file,
+not with canonical names; the object-list folder also gets its ``channel_map.toml``)
+plus a ``<name>.toml`` sidecar whose ``[expect]`` bounds are the reference function's
+(:class:`~pytest_adsreplay.function.reference.TtcAeb` with its defaults), derived from
+closed-form kinematics (``docs/physics.md``). ``expect=False`` leaves the bounds out;
+``speeds``, ``gaps``, ``decels`` and ``overlaps`` replace the NCAP grid.
 
 Noise and timestamp jitter come from a generator seeded by the scenario name, and the
 MF4 header times are pinned, so reruns are byte-identical.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from pytest_adsreplay.errors import UsageError
 from pytest_adsreplay.scenarios import false_activation as fa
+from pytest_adsreplay.scenarios import objects as obj
 from pytest_adsreplay.scenarios.fleet import fleet_plan, generate_fleet
 from pytest_adsreplay.scenarios.ncap import (
     CCRM_MIN_CLOSING_KPH,
@@ -143,7 +145,11 @@ def _unique(values: Iterable[float]) -> list[float]:
     return list(dict.fromkeys(values))
 
 
-_BUILDERS: dict[str, Callable[[], Scenario]] = {**Grid().ncap_builders(), **_FALSE_ACTIVATION}
+_BUILDERS: dict[str, Callable[[], Scenario]] = {
+    **Grid().ncap_builders(),
+    **_FALSE_ACTIVATION,
+    **obj.BUILDERS,
+}
 
 #: Every scenario name of the default grid (``<folder>/<file stem>``), sorted.
 SCENARIOS: tuple[str, ...] = tuple(sorted(_BUILDERS))
@@ -152,6 +158,8 @@ SCENARIOS: tuple[str, ...] = tuple(sorted(_BUILDERS))
 SUITES: dict[str, tuple[str, ...]] = {
     "ncap": tuple(n for n in SCENARIOS if n.startswith("ncap/")),
     "false-activation": tuple(n for n in SCENARIOS if n.startswith("false-activation/")),
+    # Object lists (32 slots): every scenario in both layouts, with its channel map.
+    "objects": tuple(n for n in SCENARIOS if n.startswith("objects/")),
     "all": SCENARIOS,
     "bundled": tuple(
         sorted(
@@ -174,9 +182,9 @@ def _finish(sc: Scenario, expect: bool) -> Scenario:
     """``sc`` with the reference's ``[expect]`` bounds and its avoidance/mitigation tag."""
     if not expect:
         return sc
-    bounds = expectations(sc)
+    bounds = obj.expectations(sc) if isinstance(sc, obj.ObjectScenario) else expectations(sc)
     tags = sc.tags
-    if sc.kind != "false-activation" and bounds:
+    if sc.kind != "false-activation" and bounds.get("brake") is not False and bounds:
         tags = (*tags, "avoidance" if bounds.get("collision") is False else "mitigation")
     return replace(sc, tags=tags, expect=bounds)
 
@@ -217,6 +225,7 @@ def plan(suite: str = "all", grid: Grid | None = None, *, expect: bool = True) -
     builders = grid.ncap_builders()
     if suite == "all":
         builders.update(_FALSE_ACTIVATION)
+        builders.update(obj.BUILDERS)
     return [_build(n, builders, expect) for n in sorted(builders)]
 
 

@@ -172,6 +172,14 @@ class Scenario:
         digest = hashlib.sha256(self.name.encode()).digest()
         return int.from_bytes(digest[:8], "little") >> 1  # fits a TOML (signed 64-bit) int
 
+    def logger_groups(self) -> list[GroupData]:
+        """The channel groups the logger writes (see :func:`synthesize`)."""
+        return synthesize(self)
+
+    def extra_files(self) -> dict[str, str]:
+        """Files written beside the recording (name -> text), e.g. its channel map."""
+        return {}
+
 
 # ----------------------------------------------------------------------------- signals
 
@@ -333,8 +341,10 @@ def write_scenario(sc: Scenario, out_dir: Path) -> Path:
     path = Path(out_dir) / f"{sc.name}.mf4"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_recording(
-        path, synthesize(sc), header_comment=f"adsreplay generate: {sc.name}. {sc.description}"
+        path, sc.logger_groups(), header_comment=f"adsreplay generate: {sc.name}. {sc.description}"
     )
     _pin_header_times(path)
     path.with_suffix(".toml").write_text(sidecar_text(sc), encoding="utf-8", newline="\n")
+    for name, text in sc.extra_files().items():
+        (path.parent / name).write_text(text, encoding="utf-8", newline="\n")
     return path

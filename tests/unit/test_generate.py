@@ -109,7 +109,9 @@ def test_seed_is_stable_and_per_scenario() -> None:
 
 def test_suites_and_file_names() -> None:
     assert set(gen.SUITES) >= {"ncap", "false-activation", "all", "bundled"}
-    assert set(gen.SUITES["all"]) == set(gen.SUITES["ncap"]) | set(gen.SUITES["false-activation"])
+    assert set(gen.SUITES["all"]) == (
+        set(gen.SUITES["ncap"]) | set(gen.SUITES["false-activation"]) | set(gen.SUITES["objects"])
+    )
     assert set(gen.SUITES["bundled"]) <= set(gen.SUITES["all"])
     ncap = gen.SUITES["ncap"]
     assert {f"ncap/CCRs_{v}kph" for v in range(10, 85, 5)} <= set(ncap)
