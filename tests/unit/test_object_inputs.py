@@ -34,15 +34,26 @@ def library(root: Path, name: str = "obj_dx", base: int = 0, slots: int = COUNT)
     return build_library(out, [SOURCE], defines=defines)
 
 
-def fmu(root: Path, version: int, name: str = "obj_dx", base: int = 0, slots: int = COUNT) -> Path:
+def fmu(
+    root: Path,
+    version: int,
+    name: str = "obj_dx",
+    base: int = 0,
+    slots: int = COUNT,
+    integer: bool = False,
+) -> Path:
     """tests/native/object_inputs.c as an FMI ``version`` co-simulation FMU (FMI 2: scalar
-    inputs ``name[base]`` …; FMI 3: one array input ``name`` of ``slots`` elements)."""
-    out = root / f"obj_{name}_{base}_{slots}_fmi{version}.fmu"
+    inputs ``name[base]`` …; FMI 3: one array input ``name`` of ``slots`` elements;
+    ``integer``: Integer / Int32 inputs instead of 64-bit floats)."""
+    out = root / f"obj_{name}_{base}_{slots}_{integer:d}_fmi{version}.fmu"
     if out.exists():
         return out
     defines = (f'OBJ_NAME="{name}"', f"OBJ_BASE={base}", f"OBJ_SLOTS={slots}")
     lib = library(root, name, base, slots)
-    return build_fmu(out, [SOURCE], lib, version=version, model=f"obj{version}", defines=defines)
+    names = [name] + [f"{name}[{base + k}]" for k in range(slots)]
+    types = dict.fromkeys(names, "Integer") if integer else None
+    model = f"obj{version}"
+    return build_fmu(out, [SOURCE], lib, version=version, model=model, types=types, defines=defines)
 
 
 @pytest.fixture(scope="module")
@@ -384,6 +395,28 @@ def test_fmu_wrappers_take_a_list_of_300_slots(root: Path, version: int) -> None
     assert out["slot_code"][3] == pytest.approx(code)
     assert out["nan_slots"][3] == nans == len(range(0, slots, 7))
     assert (out["aeb_decel"] == 4.0).all()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_integer_slot_inputs_get_zero_for_empty_slots(root: Path, version: int) -> None:
+    from pytest_adsreplay.function.fmu import FmuAdapter
+
+    n = 10
+    t = np.arange(n) * 0.01
+    values = {"ego_speed": np.full(n, 20.0)}
+    ids = [7.0, math.nan, 12.0, 3.0]
+    for k, track in enumerate(ids):
+        values[f"obj_dx[{k}]"] = np.full(n, 40.0)
+        values[f"obj_id[{k}]"] = np.full(n, track)
+    adapter = FmuAdapter(str(fmu(root, version, "obj_id", integer=True)))
+    assert adapter.info().inputs[1].kind == ("int" if version == 2 else "array")
+    try:
+        out = adapter.run(t, values, recording="r")
+    finally:
+        adapter.close()
+    assert (out["nan_slots"] == 0).all()  # an Integer input cannot hold NaN: 0
+    assert (out["nearest_dx"] == 0.0).all()
+    assert (out["slot_code"] == 1 * 7 + 2 * 0 + 3 * 12 + 4 * 3).all()
 
 
 # ---------------------------------------------------------------------------- adsreplay function
