@@ -83,7 +83,7 @@ LANE = 3.5
 HALF_WIDTH = 1.0
 #: Yaw-rate noise (1 sigma, rad/s): 3e-5 1/m of curvature at 60 km/h.
 YAW_NOISE = 0.0005
-#: Object classes (SPEC §10).
+#: Object classes (the `obj_class` codes).
 UNKNOWN, CAR, TRUCK, PEDESTRIAN = 0, 1, 2, 5
 
 #: (file field, canonical field, unit, dtype, meaning) of the list, in channel order.

@@ -70,7 +70,7 @@ def first_cycle(t: np.ndarray, mask: np.ndarray) -> float:
 
 
 def truth_ids(sc: ObjectScenario, t: np.ndarray, *, yaw: bool = True) -> np.ndarray:
-    """The in-path target by the rule of SPEC §10 on the exact kinematics (NaN: none)."""
+    """The in-path target by the KPI-target rule on the exact kinematics (NaN: none)."""
     kappa = sc.curvature if yaw else 0.0
     best = np.full(t.size, np.inf)
     ids = np.full(t.size, np.nan)
