@@ -426,22 +426,29 @@ def unbound_info(
     outputs: Iterable[str],
     parameters: Mapping[str, float | None],
     cycle_time: float | None,
+    sizes: Mapping[str, int] | None = None,
 ) -> FunctionInfo:
-    """A function's ports with the bindings that follow from the names alone."""
-    canonical = canonical_inputs()
+    """A function's ports with the bindings that follow from the names alone (``sizes``:
+    the number of elements of array inputs)."""
+    canonical, sizes = canonical_inputs(), dict(sizes or {})
     return FunctionInfo(
         spec=spec,
         kind=kind,
-        inputs=tuple(Port(n, binds_to=_by_name(n, canonical)) for n in inputs),
+        inputs=tuple(
+            Port(n, binds_to=_by_name(n, canonical, sizes), kind="array", size=sizes[n])
+            if n in sizes
+            else Port(n, binds_to=_by_name(n, canonical, sizes))
+            for n in inputs
+        ),
         outputs=tuple(Port(n, binds_to=n) for n in outputs),
         parameters=tuple(Port(n, start=v) for n, v in parameters.items()),
         cycle_time=cycle_time if cycle_time and cycle_time > 0 else None,
     )
 
 
-def _by_name(name: str, canonical: tuple[str, ...]) -> str | None:
+def _by_name(name: str, canonical: tuple[str, ...], sizes: Mapping[str, int]) -> str | None:
     """What input ``name`` binds to by its name alone (slots counted from 0)."""
     try:
-        return _input_target("", name, {}, 0, {}, canonical)
+        return _input_target("", name, {}, 0, sizes, canonical)
     except FunctionLoadError:
         return None

@@ -634,10 +634,15 @@ def describe(spec: str) -> FunctionInfo:
     md = _describe(Path(spec))
     variables = md.modelVariables
     step = md.defaultExperiment.stepSize if md.defaultExperiment else None
+    inputs = [v for v in variables if v.causality == "input"]
+    try:
+        sizes = _array_sizes(Path(spec), inputs)
+    except FunctionLoadError:
+        sizes = {}
     return unbound_info(
         spec,
         "fmu",
-        [v.name for v in variables if v.causality == "input"],
+        [v.name for v in inputs],
         [v.name for v in variables if v.causality == "output"],
         {
             v.name: _start(v)
@@ -645,6 +650,7 @@ def describe(spec: str) -> FunctionInfo:
             if v.causality == "parameter" and v.variability in ("fixed", "tunable")
         },
         float(step) if step else None,
+        sizes,
     )
 
 

@@ -477,3 +477,20 @@ def test_replay_file_feeds_the_list_to_the_function_in_its_host(
     six, cmap6 = radar_recording(tmp_path / "six.mf4", count=6)
     with pytest.raises(UsageError, match="takes 4 slots of the object list's obj_dx"):
         replay_file(six, str(spec), channel_map=cmap6, sidecar=False, expect_target=False)
+
+
+def test_cli_function_without_a_complete_binding_shows_arrays_by_name(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_adsreplay.cli.main import main
+
+    binding = tmp_path / "binding.toml"
+    binding.write_text('[inputs]\nNoSuchInput = "ego_speed"\n')
+    assert main(["function", str(fmu(root, 3)), "--binding", str(binding)]) == 2
+    captured = capsys.readouterr()
+    assert re.search(r"obj_dx +<- obj_dx slots 0 … 3 of the object list \(by name", captured.out)
+    assert "'NoSuchInput', which is not one of the inputs" in captured.err
+    assert main(["function", str(fmu(root, 3, "RdrObjDx"))]) == 2
+    captured = capsys.readouterr()
+    assert re.search(r"RdrObjDx +<- UNBOUND", captured.out)
+    assert 'e.g. RdrObjDx = "obj_dx"' in captured.err
