@@ -211,7 +211,12 @@ def bind(
     inputs, outputs = list(inputs), list(outputs)
     sizes = dict(sizes or {})
     table_in = dict((binding or {}).get("inputs", {}))
-    base = int(table_in.pop("index_base", 0))  # the function's own slot numbering
+    base = table_in.pop("index_base", 0)  # the function's own slot numbering
+    if type(base) is not int or base < 0:
+        raise FunctionLoadError(
+            f"the binding's [inputs] index_base = {base!r} must be 0 or 1",
+            hint="1 when the function names its object slots obj_dx[1] … obj_dx[count]",
+        )
     table_out = dict((binding or {}).get("outputs", {}))
     canonical = canonical_inputs()
     _check_entries(spec, "inputs", table_in, inputs)

@@ -228,6 +228,8 @@ def test_index_base_in_the_binding_file_is_checked(tmp_path: Path) -> None:
     bad.write_text('[inputs]\nindex_base = "one"\n')
     with pytest.raises(ConfigError, match="index_base = 'one' must be 0 or 1"):
         load_binding(bad)
+    with pytest.raises(FunctionLoadError, match="index_base = -1 must be 0 or 1"):
+        bind("f", ["obj_dx[0]"], ["aeb_decel"], {"inputs": {"index_base": -1}}, allow_start=False)
     other = tmp_path / "objects.toml"
     other.write_text("[objects]\nindex_base = 1\n")
     with pytest.raises(ConfigError, match="index_base in \\[inputs\\]"):
