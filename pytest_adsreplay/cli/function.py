@@ -184,9 +184,12 @@ def _object_notes(inputs: Any) -> list[str]:
             slots[target] = max(slots.get(target, 0), p.size)
     if not slots:
         return []
-    taken = ", ".join(f"{n} slots of {f}" for f, n in slots.items())
     counts = sorted(set(slots.values()))
     need = " or ".join(map(str, counts))
+    if len(counts) == 1:
+        taken = f"{counts[0]} slots of {', '.join(slots)}"
+    else:
+        taken = ", ".join(f"{n} slots of {f}" for f, n in slots.items())
     return [
         f"object list: takes {taken}; a recording's list must have exactly that many "
         f"([objects] count = {need} in the channel map), one without a list gives NaN"
