@@ -391,13 +391,21 @@ def check_object_sizes(
         if need == count:
             continue
         more = need > count
+        hint = (
+            f"make them agree: [objects] count = {need} in the channel map, or "
+            f"{'fewer' if more else 'more'} slots in the function (bind {field}[0] … "
+            f"{field}[{count - 1}] in the adsreplay_function_binding file)"
+        )
+        if need == count + 1 and f"{field}[0]" not in binding.columns():
+            hint = (
+                f"the function has no slot 0 of {field}: it counts its slots from 1, so set "
+                f"index_base = 1 in [inputs] of the adsreplay_function_binding file; or {hint}"
+            )
         raise FunctionLoadError(
             f"the function under test {spec} takes {need} slots of the object list's {field} "
             f"(input {name!r}), and the recording's object list has {count}",
             recording=recording,
-            hint=f"make them agree: [objects] count = {need} in the channel map, or "
-            f"{'fewer' if more else 'more'} slots in the function (bind {field}[0] … "
-            f"{field}[{count - 1}] in the adsreplay_function_binding file)",
+            hint=hint,
         )
 
 

@@ -266,6 +266,13 @@ def test_c_function_numbering_its_slots_from_one(root: Path, tmp_path: Path) -> 
     check_outputs(run(adapter, sig), sig)
     with pytest.raises(FunctionLoadError, match="names object slot 0, below index_base = 1"):
         NativeAdapter(str(library(root)), options=FunctionOptions(binding=binding))
+    forgotten = NativeAdapter(str(lib))  # without index_base = 1: slots 1 … 4 of 4
+    try:
+        with pytest.raises(FunctionLoadError, match="takes 5 slots") as info:
+            forgotten.run(sig.t, sig.values, recording="r")
+    finally:
+        forgotten.close()
+    assert "it counts its slots from 1, so set index_base = 1 in [inputs]" in str(info.value)
 
 
 @pytest.mark.parametrize("count", [2, 6])
