@@ -14,11 +14,13 @@ as nothing they depend on changes. An entry is keyed by all of it:
 
 An entry is two files named by the key: ``<key>.npy``, one float64 array of ``t`` and
 then each signal as rows (a plain ``.npy``: loaded with ``allow_pickle=False``, one read,
-no copies), and ``<key>.json`` with the row names and sources. Each is written to a
-temporary file and renamed into place, the ``.npy`` first, so workers on one host can
-share a directory and write concurrently (a key's content is fully determined by the
-key, so two writers write the same bytes). An entry that is incomplete, unreadable,
-truncated or for another key is a miss, deleted and written again. The plugin never
+no copies), and ``<key>.json`` with the row names, the sources and the CRC-32 of the
+data (a flipped or overwritten byte is caught when the entry is loaded: a damaged entry
+never hands a stage wrong signals). Each is written to a temporary file and renamed
+into place, the ``.npy`` first, so workers on one host can share a directory and write
+concurrently (a key's content is fully determined by the key, so two writers write the
+same bytes). An entry that is incomplete, unreadable, truncated, damaged or for another
+key is a miss, deleted and written again. The plugin never
 evicts: see ``adsreplay cache info|clear|prune``.
 
 Hash memos live in ``<dir>/hashes/``: one small JSON file per recording path holding the
@@ -38,6 +40,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,7 @@ import numpy as np
 from pytest_adsreplay import hashing
 
 #: Bump when the entry layout or the meaning of the cached signals changes.
-FORMAT = 2
+FORMAT = 3
 DEFAULT_DIR = ".adsreplay/cache"
 DATA, META = ".npy", ".json"
 _DTYPE = np.dtype("<f8")
@@ -161,6 +164,8 @@ def load(cache_dir: str | Path, entry_key: str) -> Entry | None:
         if table.dtype != _DTYPE or table.shape != (len(names) + 1, int(meta["samples"])):
             raise ValueError(f"unexpected {table.dtype} {table.shape}")
         sources = {str(k): str(v) for k, v in dict(meta["sources"]).items()}
+        if _crc(table) != meta["crc32"]:
+            raise ValueError("data does not match its checksum")
     except FileNotFoundError:  # no entry, or half of one (``prune`` removes those)
         return None
     except (OSError, ValueError, KeyError, TypeError, EOFError):
@@ -234,12 +239,16 @@ def store(
     rows += [np.ascontiguousarray(v, dtype=_DTYPE).reshape(-1) for v in values.values()]
     if any(r.shape != rows[0].shape for r in rows):
         raise ValueError("every signal must have one sample per grid point")
+    crc = 0
+    for row in rows:
+        crc = _crc(row, crc)
     meta = {
         "key": entry_key,
         "format": FORMAT,
         "names": list(values),
         "sources": dict(sources),
         "samples": int(rows[0].size),
+        "crc32": crc,
     }
     header = _header(len(rows), rows[0].size)
     try:
@@ -255,6 +264,12 @@ def store(
         return True
     except OSError:
         return False
+
+
+def _crc(data: np.ndarray, start: int = 0) -> int:
+    """CRC-32 of a C-contiguous array's bytes (about 2 ms for a 10-minute entry)."""
+    contiguous: Any = np.ascontiguousarray(data)
+    return zlib.crc32(memoryview(contiguous).cast("B"), start)
 
 
 def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -145,9 +145,24 @@ def _corrupt_names(path: Path) -> None:
     _meta(path).write_text(json.dumps(meta))
 
 
+def _corrupt_flipped_bit(path: Path) -> None:
+    """One bit of the last sample: same size, same header, a plausible float."""
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _corrupt_no_checksum(path: Path) -> None:
+    meta = json.loads(_meta(path).read_text())
+    del meta["crc32"]
+    _meta(path).write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
+        _corrupt_flipped_bit,
+        _corrupt_no_checksum,
         _corrupt_truncated,
         _corrupt_garbage,
         _corrupt_bad_json,
@@ -611,3 +626,23 @@ def test_an_unwritable_cache_dir_still_reads(tmp_path: Path, conn: Any) -> None:
     assert res["ok"] and res["cache"] == "miss"
     assert res["signals_cache"] is None  # not stored: handed over through Redis instead
     assert set(_stored(conn, _ctx(rec, blocker), res)) == {"t", *res["sources"]}
+
+
+@pytest.mark.parametrize("damage", [_corrupt_flipped_bit, _corrupt_truncated, _corrupt_bad_json])
+def test_an_entry_damaged_after_the_hand_over_is_decoded_again(
+    tmp_path: Path, conn: Any, damage: Any
+) -> None:
+    """The read stage handed over the entry's key; the entry is damaged before the aeb
+    stage loads it: the next stage gets the recording's true signals (decoded again and
+    stored again), never the damaged ones."""
+    rec = write_approach(tmp_path / "a.mf4", ego_kph=40)
+    want = _stored(conn, _ctx(rec, None), stages.read_stage(_ctx(rec, None)))
+    conn.flushall()
+    ctx = _ctx(rec, tmp_path / "c")
+    res = stages.read_stage(ctx)
+    assert res["signals_cache"] and not conn.keys("adsreplay:*")
+    (entry,) = (tmp_path / "c").glob("*/*.npy")
+    damage(entry)
+    assert _stored(conn, ctx, res) == want
+    assert cache.load(tmp_path / "c", res["signals_cache"]) is not None  # replaced
+    assert _stored(conn, ctx, res) == want
