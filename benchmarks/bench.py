@@ -141,8 +141,6 @@ READ_STAGE_JOBS = r'''
 worker); print the stage's own seconds summed and the cache outcomes."""
 import json, sys
 from pathlib import Path
-from rq import Queue
-from rq.serializers import JSONSerializer
 from pytest_adsreplay.queue import broker
 from pytest_adsreplay.queue import stages
 from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig
@@ -154,13 +152,15 @@ cfg = SessionConfig(run_id="bench", function="pytest_adsreplay.reference:TtcAeb"
                     settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0})
 conn = broker.connect(None)
 session = ReplaySession(cfg, conn, embedded=True)
-q = Queue("bench-read", connection=conn, serializer=JSONSerializer)
+session.registration.start()  # the plugin's workers run only a live session's jobs
+q = session.queues["read"]
 ctxs = []
 for rec in discover([Path(rec_dir)]):
     ctx = session.context(Chain(rec, {}))
     ctx["cache_dir"] = cache_dir or None
     ctxs.append(ctx)
-jobs = [q.enqueue(stages.read_stage, ctx, job_timeout=600) for ctx in ctxs]
+jobs = [q.enqueue(stages.read_stage, ctx, job_timeout=600, job_id=stages.job_id(ctx, "read"))
+        for ctx in ctxs]
 broker.in_process_worker(conn, [q]).work(burst=True, logging_level="WARNING")
 results = [j.return_value() for j in jobs]
 assert all(r and r["ok"] for r in results), results
@@ -173,10 +173,7 @@ PEAK_RSS = r'''
 """One read stage in a fresh worker process (real Redis when reachable); print the peak RSS."""
 import json, sys, uuid
 from pathlib import Path
-from rq import Queue
-from rq.serializers import JSONSerializer
-from pytest_adsreplay.queue import broker
-from pytest_adsreplay.queue import stages
+from pytest_adsreplay.queue import broker, stages, trust
 
 path, cmap, cache_dir, url = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4] or None
 conn = broker.connect(url)
@@ -184,14 +181,18 @@ run = "bench-rss-" + uuid.uuid4().hex[:8]
 ctx = {"run": run, "rec": Path(path).name, "key": "big", "path": path, "channel_map": cmap,
        "channel_map_sha": None, "max_gap": 0.2, "nominal_speed": None, "expect_target": None,
        "problem": None, "cycle_time": 0.01, "ttl": 600, "cache_dir": cache_dir}
-q = Queue(run, connection=conn, serializer=JSONSerializer)
-job = q.enqueue(stages.read_stage, ctx, job_timeout=1800, job_id=f"{run}-read")
+queues = broker.make_queues(conn, run)
+registration = trust.Registration(conn, run, run, ttl=600, refresh=False)
+registration.start()  # the plugin's workers run only a live session's jobs
+q = queues["read"]
+job = q.enqueue(stages.read_stage, ctx, job_timeout=1800, job_id=stages.job_id(ctx, "read"))
 broker.in_process_worker(conn, [q]).work(burst=True, logging_level="WARNING")
 result = job.return_value()
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent
 peak = next(int(line.split()[1]) for line in open("/proc/self/status")
             if line.startswith("VmHWM")) / 1024
-broker.delete_run(conn, run, {"q": q})
+registration.stop(remove=True)
+broker.delete_run(conn, run, queues)
 result = result or {}
 print(json.dumps({"peak_mb": peak, "ok": bool(result.get("ok")), "n": result.get("n"),
                   "signals": len(result.get("sources", {})), "redis": bool(url)}))
