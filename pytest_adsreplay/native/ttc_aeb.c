@@ -2,8 +2,14 @@
  * ttc_aeb.c - the reference TTC cascade AEB (warning -> partial -> full braking)
  * in C, through the adsreplay C ABI. A line-by-line port of
  * pytest_adsreplay.reference:TtcAeb: same parameters and defaults, same state machine,
- * same confirmation and release timers, same lateral gate, so a build with
- * -ffp-contract=off gives the same outputs bit for bit.
+ * same confirmation and release timers, same lateral gate, same target selection from
+ * the object list, so a build with -ffp-contract=off gives the same outputs bit for bit.
+ *
+ * Inputs: the single target (ego_speed, target_*), ego_yaw_rate, and the object list as
+ * obj_dx[0] ... obj_dx[31], obj_dy[..], obj_vx[..], obj_valid[..], obj_id[..] (32 slots;
+ * NaN when a recording has no list). Outputs: fcw, aeb_decel, ttc, state and reacted_to
+ * (the selected track id; NaN without a list, where the Python function has no such
+ * output).
  *
  * Build:  cc -O2 -ffp-contract=off -shared -fPIC -I. ttc_aeb.c -o libttc_aeb.so
  * (add -DADSREPLAY_NO_BATCH to leave out the batch entry point)
@@ -19,20 +25,35 @@ enum { IDLE = 0, WARNING = 1, PARTIAL = 2, FULL = 3 };
 #define EPS 1e-9
 #define ERR_LEN 512
 
-enum { IN_EGO_SPEED, IN_DISTANCE, IN_REL_SPEED, IN_VALID, IN_LATERAL, N_INPUTS };
-enum { OUT_FCW, OUT_DECEL, OUT_TTC, OUT_STATE, N_OUTPUTS };
+#define N_SLOTS 32              /* object-list slots */
+#define MIN_CURVATURE_SPEED 2.0 /* m/s; kpi.target.MIN_CURVATURE_SPEED */
+
+/* The object fields the function reads, each N_SLOTS inputs after the scalar ones. */
+enum { OBJ_DX, OBJ_DY, OBJ_VX, OBJ_VALID, OBJ_ID, N_OBJ_FIELDS };
+enum {
+    IN_EGO_SPEED, IN_DISTANCE, IN_REL_SPEED, IN_VALID, IN_LATERAL, IN_YAW_RATE, IN_OBJECTS,
+    N_INPUTS = IN_OBJECTS + N_OBJ_FIELDS * N_SLOTS
+};
+enum { OUT_FCW, OUT_DECEL, OUT_TTC, OUT_STATE, OUT_REACTED_TO, N_OUTPUTS };
 enum {
     P_FCW_TTC, P_PARTIAL_TTC, P_FULL_TTC, P_PARTIAL_DECEL, P_FULL_DECEL, P_CONFIRM_TIME,
-    P_HYSTERESIS, P_RELEASE_TIME, P_MAX_LATERAL, P_MIN_SPEED, P_STANDSTILL_SPEED, N_PARAMS
+    P_HYSTERESIS, P_RELEASE_TIME, P_MAX_LATERAL, P_MIN_SPEED, P_STANDSTILL_SPEED,
+    P_AXLE_TO_FRONT, N_PARAMS
 };
 
-static const char *const INPUTS[N_INPUTS] = {
-    "ego_speed", "target_distance", "target_rel_speed", "target_valid", "target_lateral"};
-static const char *const OUTPUTS[N_OUTPUTS] = {"fcw", "aeb_decel", "ttc", "state"};
+static const char *const INPUTS[IN_OBJECTS] = {
+    "ego_speed", "target_distance", "target_rel_speed", "target_valid", "target_lateral",
+    "ego_yaw_rate"};
+static const char *const OBJ_FIELDS[N_OBJ_FIELDS] = {"obj_dx", "obj_dy", "obj_vx", "obj_valid",
+                                                     "obj_id"};
+static char obj_names[N_OBJ_FIELDS * N_SLOTS][16]; /* "obj_dx[0]" ..., made when first asked */
+static const char *const OUTPUTS[N_OUTPUTS] = {"fcw", "aeb_decel", "ttc", "state", "reacted_to"};
 static const char *const PARAMS[N_PARAMS] = {
     "fcw_ttc", "partial_ttc", "full_ttc", "partial_decel", "full_decel", "confirm_time",
-    "hysteresis", "release_time", "max_lateral", "min_speed", "standstill_speed"};
-static const double DEFAULTS[N_PARAMS] = {2.8, 1.7, 1.2, 4.0, 9.0, 0.1, 0.3, 0.5, 1.0, 1.4, 0.1};
+    "hysteresis", "release_time", "max_lateral", "min_speed", "standstill_speed",
+    "axle_to_front"};
+static const double DEFAULTS[N_PARAMS] = {2.8, 1.7, 1.2, 4.0, 9.0, 0.1,
+                                          0.3, 0.5, 1.0, 1.4, 0.1, 0.0};
 
 struct adsreplay_instance {
     double p[N_PARAMS];
@@ -41,6 +62,7 @@ struct adsreplay_instance {
     double threat_since;
     int has_clear; /* clear_since is set */
     double clear_since;
+    double target; /* the track id selected from the object list last cycle (NaN: none) */
     char error[ERR_LEN];
 };
 
@@ -48,7 +70,14 @@ static char create_error[ERR_LEN];
 
 int adsreplay_abi_version(void) { return ADSREPLAY_ABI_VERSION; }
 int adsreplay_input_count(void) { return N_INPUTS; }
-const char *adsreplay_input_name(int i) { return i >= 0 && i < N_INPUTS ? INPUTS[i] : NULL; }
+const char *adsreplay_input_name(int i) {
+    if (i < 0 || i >= N_INPUTS) return NULL;
+    if (i < IN_OBJECTS) return INPUTS[i];
+    int k = i - IN_OBJECTS;
+    if (!obj_names[k][0])
+        snprintf(obj_names[k], sizeof obj_names[k], "%s[%d]", OBJ_FIELDS[k / N_SLOTS], k % N_SLOTS);
+    return obj_names[k];
+}
 int adsreplay_output_count(void) { return N_OUTPUTS; }
 const char *adsreplay_output_name(int i) { return i >= 0 && i < N_OUTPUTS ? OUTPUTS[i] : NULL; }
 int adsreplay_parameter_count(void) { return N_PARAMS; }
@@ -176,6 +205,7 @@ int adsreplay_reset(adsreplay_instance *f) {
     f->threat_since = 0.0;
     f->has_clear = 0;
     f->clear_since = 0.0;
+    f->target = NAN;
     f->error[0] = '\0';
     return 0;
 }
@@ -192,9 +222,64 @@ static double ttc_of(const adsreplay_instance *f, const double *in) {
     return vr < 0.0 ? d / -vr : INFINITY;
 }
 
+/* TtcAeb.select: 1 with *d, *vr, *offset, *id of the nearest in-path valid object ahead
+ * (all NaN when no valid object is in the path), 0 when the list holds no valid object. */
+static int select_target(const adsreplay_instance *f, const double *in, double *d, double *vr,
+                         double *offset, double *id) {
+    const double *dx = in + IN_OBJECTS + OBJ_DX * N_SLOTS;
+    const double *dy = in + IN_OBJECTS + OBJ_DY * N_SLOTS;
+    const double *valid = in + IN_OBJECTS + OBJ_VALID * N_SLOTS;
+    double speed = in[IN_EGO_SPEED], yaw = in[IN_YAW_RATE];
+    double kappa = isfinite(yaw) && speed >= MIN_CURVATURE_SPEED ? yaw / speed : 0.0;
+    int listed = 0, best = -1;
+    double best_offset = NAN;
+    for (int j = 0; j < N_SLOTS; j++) {
+        /* an empty slot (dx NaN, read first: the only field read without a list) or an
+         * invalid object; a NaN obj_valid (not mapped) counts as valid, like target_valid */
+        if (dx[j] != dx[j] || valid[j] == 0.0) continue;
+        listed = 1;
+        if (!(dx[j] > 0.0)) continue;
+        double x = dx[j] + f->p[P_AXLE_TO_FRONT];
+        double y = dy[j] == dy[j] ? dy[j] : 0.0;
+        double kx = kappa * x;
+        double ky = 1.0 - kappa * y;
+        double off = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + sqrt(kx * kx + ky * ky));
+        if (fabs(off) <= f->p[P_MAX_LATERAL] && (best < 0 || dx[j] < dx[best])) {
+            best = j;
+            best_offset = off;
+        }
+    }
+    if (!listed) return 0;
+    if (best < 0) {
+        *d = *vr = *offset = *id = NAN;
+        return 1;
+    }
+    *d = dx[best];
+    *vr = in[IN_OBJECTS + OBJ_VX * N_SLOTS + best];
+    *offset = best_offset;
+    *id = in[IN_OBJECTS + OBJ_ID * N_SLOTS + best];
+    return 1;
+}
+
+/* TtcAeb._follow: the TTC of the selected target (the target_* inputs' without a valid
+ * object); a new track id restarts the threat confirmation. */
+static double follow(adsreplay_instance *f, const double *in, int picked, double d, double vr,
+                     double id) {
+    if (!picked) {
+        f->target = NAN;
+        return ttc_of(f, in);
+    }
+    if (id == id && id != f->target) f->has_threat = 0; /* a new target: confirmed afresh */
+    f->target = id;
+    if (!(d > 0.0) || vr != vr) return NAN;
+    return vr < 0.0 ? d / -vr : INFINITY;
+}
+
 static void step_one(adsreplay_instance *f, double t, const double *in, double *out) {
     const double *p = f->p;
-    double ttc = ttc_of(f, in);
+    double d = NAN, vr = NAN, offset = NAN, id = NAN;
+    int picked = select_target(f, in, &d, &vr, &offset, &id);
+    double ttc = follow(f, in, picked, d, vr, id);
     int critical = ttc <= p[P_FCW_TTC] + p[P_HYSTERESIS];
     double speed = in[IN_EGO_SPEED];
     int state = f->state;
@@ -227,7 +312,8 @@ static void step_one(adsreplay_instance *f, double t, const double *in, double *
         }
     }
 
-    if (state != IDLE && f->has_threat) {
+    if (state != IDLE && f->has_threat &&
+        (!picked || t - f->threat_since >= p[P_CONFIRM_TIME] - EPS)) {
         if (ttc <= p[P_FULL_TTC])
             state = FULL;
         else if (ttc <= p[P_PARTIAL_TTC] && state < PARTIAL)
@@ -239,6 +325,7 @@ static void step_one(adsreplay_instance *f, double t, const double *in, double *
     out[OUT_DECEL] = state == FULL ? p[P_FULL_DECEL] : state == PARTIAL ? p[P_PARTIAL_DECEL] : 0.0;
     out[OUT_TTC] = ttc;
     out[OUT_STATE] = (double)state;
+    out[OUT_REACTED_TO] = picked ? id : NAN;
 }
 
 int adsreplay_step(adsreplay_instance *f, double t, const double *inputs, double *outputs) {

@@ -94,15 +94,16 @@ def test_interface_and_declared_cycle_time(native_builds: Builds) -> None:
     fn = NativeAdapter(str(native_builds.reference))
     info = fn.info()
     assert info.kind == "c" and fn.cycle_time == 0.01
-    assert [p.name for p in info.inputs] == [
+    assert [p.name for p in info.inputs][:6] == [
         "ego_speed",
         "target_distance",
         "target_rel_speed",
         "target_valid",
         "target_lateral",
-    ]
+        "ego_yaw_rate",
+    ]  # then the object list obj_dx[0] … (test_native_reference_objects.py)
     assert all(p.binds_to == p.name for p in info.inputs)
-    assert [p.name for p in info.outputs] == ["fcw", "aeb_decel", "ttc", "state"]
+    assert [p.name for p in info.outputs] == ["fcw", "aeb_decel", "ttc", "state", "reacted_to"]
     assert {p.name: p.start for p in info.parameters}["full_ttc"] == 1.2
     assert any("batch" in note and "used" in note for note in info.notes)
     fn.close()

@@ -1,10 +1,10 @@
-"""The reference function selecting its target from an object list (SPEC §10): cut-in,
+"""The reference function selecting its target from an object list (cut-in,
 cut-out revealing a stationary car, a stationary car beside a curve, clutter and invalid
-slots, a target switch restarting the confirmation, and the same choice as the KPI target.
+slots, a target switch restarting the confirmation, and the same choice as the KPI target).
 
-The recordings are synthetic ego-relative kinematics on the 10 ms grid, stepped through
-the same loop as a replay (:func:`run_function`), so the function sees real
-``frame["objects"]`` views; their KPIs come from :func:`compute_kpis`.
+The recordings (``tests/reference_scenarios.py``) are synthetic ego-relative kinematics on
+the 10 ms grid, stepped through the same loop as a replay (:func:`run_function`), so the
+function sees real ``frame["objects"]`` views; their KPIs come from :func:`compute_kpis`.
 """
 
 from __future__ import annotations
@@ -14,37 +14,27 @@ from typing import Any
 
 import numpy as np
 import pytest
+from reference_scenarios import (
+    DT,
+    SLOTS,
+    V,
+    closing,
+    clutter,
+    curve,
+    cut_in,
+    cut_out,
+    ghost,
+    no_lateral,
+    random_list,
+    recording,
+)
 
 from pytest_adsreplay.function.reference import FULL, PARTIAL, WARNING, TtcAeb
 from pytest_adsreplay.function.stepping import run_function
 from pytest_adsreplay.kpi.compute import compute_kpis
 from pytest_adsreplay.kpi.target import derive_target
 from pytest_adsreplay.signals import CANONICAL_SIGNALS
-from pytest_adsreplay.signals.objects import object_column, object_matrices
-
-DT = 0.01
-V = 20.0  # ego speed, m/s
-FIELDS = ("obj_dx", "obj_dy", "obj_vx", "obj_valid", "obj_id")
-
-
-def recording(
-    n: int, slots: list[dict[str, np.ndarray]], *, yaw_rate: float | None = None
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(t, signals)``: the ego at :data:`V` and one slot per dict of fields (arrays of
-    ``n``; a slot is valid where its ``obj_dx`` is finite, every field NaN elsewhere)."""
-    t = np.arange(n) * DT
-    sig: dict[str, np.ndarray] = {"ego_speed": np.full(n, V)}
-    if yaw_rate is not None:
-        sig["ego_yaw_rate"] = np.full(n, yaw_rate)
-    for j, slot in enumerate(slots):
-        valid = np.isfinite(slot["obj_dx"])
-        for field in FIELDS:
-            if field == "obj_valid":
-                values = slot.get("obj_valid", valid.astype(float))
-            else:
-                values = np.where(valid, slot.get(field, np.zeros(n)), np.nan)
-            sig[object_column(field, j)] = np.ascontiguousarray(values, dtype=float)
-    return t, sig
+from pytest_adsreplay.signals.objects import object_matrices
 
 
 def replay(
@@ -60,34 +50,6 @@ def first(values: np.ndarray, threshold: float = 1.0) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def closing(t: np.ndarray, d0: float, v_rel: float) -> np.ndarray:
-    """Gap of a car closing at constant ``v_rel`` (< 0) from ``d0``."""
-    return d0 + v_rel * t
-
-
-# --------------------------------------------------------------------------- scenarios
-
-
-def cut_in(n: int = 500) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A far lead (id 1, 90 m, same speed) in the lane; a car in the left lane (id 5)
-    15 m ahead cuts in at 1.5 m/s from t = 0.5 s (in the path from about t = 2.2 s) and
-    brakes at 6 m/s² from t = 1.5 s; a stationary car (id 9) parked 3.8 m to the right."""
-    t = np.arange(n) * DT
-    tb = np.maximum(t - 1.5, 0.0)
-    gap = 15.0 - 3.0 * tb**2  # relative to the ego at constant speed
-    rel = -6.0 * tb
-    dy = np.maximum(3.6 - 1.5 * np.maximum(t - 0.5, 0.0), 0.0)
-    parked = 120.0 - V * t
-    slots = [
-        {"obj_dx": np.full(n, 90.0), "obj_id": np.full(n, 1.0)},
-        {"obj_dx": np.where(gap > 0, gap, np.nan), "obj_dy": dy, "obj_vx": rel},
-        {"obj_dx": parked, "obj_dy": np.full(n, -3.8), "obj_vx": np.full(n, -V)},
-    ]
-    slots[1]["obj_id"] = np.full(n, 5.0)
-    slots[2]["obj_id"] = np.full(n, 9.0)
-    return recording(n, slots)
-
-
 def test_cut_in_brakes_for_the_cut_in_car() -> None:
     t, sig = cut_in()
     out, kpis = replay(t, sig)
@@ -101,26 +63,6 @@ def test_cut_in_brakes_for_the_cut_in_car() -> None:
     assert kpis["reacted_to_at_brake"] == 5.0 and kpis["target_id_at_brake"] == 5.0
     assert kpis["braked_for_out_of_path"] is False
     assert out["state"].max() == FULL
-
-
-def cut_out(
-    n: int = 500, *, lead_rel: float = 0.0, swerve: float = 0.5, parked: float = 80.0
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The lead (id 1, 25 m ahead, closing at ``lead_rel``) swerves left at 2 m/s from
-    t = ``swerve`` (out of the path 0.5 s later) and reveals a stationary car (id 2)
-    ``parked`` m ahead at t = 0 (60 m, TTC 3 s, at the default handover)."""
-    t = np.arange(n) * DT
-    lead = closing(t, 25.0, lead_rel)
-    slots = [
-        {
-            "obj_dx": np.where(t < swerve + 1.5, lead, np.nan),
-            "obj_dy": 2.0 * np.maximum(t - swerve, 0.0),
-            "obj_vx": np.full(n, lead_rel),
-            "obj_id": np.ones(n),
-        },
-        {"obj_dx": closing(t, parked, -V), "obj_vx": np.full(n, -V), "obj_id": np.full(n, 2.0)},
-    ]
-    return recording(n, slots)
 
 
 def test_cut_out_brakes_for_the_revealed_stationary_car() -> None:
@@ -159,21 +101,6 @@ def test_cut_out_during_a_warning_escalates_for_the_revealed_car() -> None:
     assert kpis["braked_for_out_of_path"] is False
 
 
-def curve(n: int = 300, radius: float = 200.0, lane: float = -3.5) -> tuple[np.ndarray, dict]:
-    """A left curve of ``radius``; a stationary car (id 4) on the circle ``lane`` m from
-    the ego's path (negative: the outer lane, to the right). In the ego's frame it sits at
-    arc angle phi ahead: straight ahead (the straight line would hit it) about 37 m out."""
-    t = np.arange(n) * DT
-    r_car = radius - lane
-    phi = (60.0 - V * t) / radius  # arc length 60 m ahead at t = 0
-    x = r_car * np.sin(phi)
-    y = radius - r_car * np.cos(phi)
-    vx = np.gradient(x, DT)
-    slots = [{"obj_dx": np.where(x > 0, x, np.nan), "obj_dy": y, "obj_vx": vx}]
-    slots[0]["obj_id"] = np.full(n, 4.0)
-    return recording(n, slots, yaw_rate=V / radius)
-
-
 def test_curve_stationary_car_in_the_adjacent_lane_does_not_brake() -> None:
     t, sig = curve()
     assert np.nanmin(np.abs(sig["obj_dy[0]"])) < 0.5  # the straight line runs into it
@@ -204,48 +131,9 @@ def test_axle_to_front_moves_objects_round_the_curve() -> None:
     assert np.isnan(shifted["reacted_to"][:100]).all()  # further round: off the path
 
 
-def clutter(n: int = 400, seed: int = 3) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A stationary car (id 7) in the path 70 m ahead among 24 objects out of the path
-    (closer, closing fast, 1.3 … 12 m to either side), 4 invalid slots holding an
-    in-path ghost 10 m ahead, and 3 empty slots (32 in all)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) * DT
-    slots: list[dict[str, np.ndarray]] = []
-    for k in range(24):
-        side = 1.0 if k % 2 else -1.0
-        d0 = rng.uniform(8.0, 60.0)
-        rel = rng.uniform(-30.0, 5.0)
-        slots.append(
-            {
-                "obj_dx": closing(t, d0, rel),
-                "obj_dy": np.full(n, side * rng.uniform(1.3, 12.0)),
-                "obj_vx": np.full(n, rel),
-                "obj_id": np.full(n, 100.0 + k),
-            }
-        )
-    slots.insert(11, {"obj_dx": closing(t, 70.0, -V), "obj_vx": np.full(n, -V)})
-    slots[11]["obj_id"] = np.full(n, 7.0)
-    for k in range(4):  # radar placeholders: numbers in the fields, obj_valid 0
-        slots.append(
-            {
-                "obj_dx": np.full(n, 10.0),
-                "obj_vx": np.full(n, -V),
-                "obj_valid": np.zeros(n),
-                "obj_id": np.full(n, 200.0 + k),
-            }
-        )
-    slots += [{"obj_dx": np.full(n, np.nan)} for _ in range(3)]
-    t, sig = recording(n, slots)
-    for k in range(4):  # recording() blanks the invalid slots; keep their numbers
-        j = 25 + k
-        sig[object_column("obj_dx", j)] = np.full(n, 10.0)
-        sig[object_column("obj_vx", j)] = np.full(n, -V)
-    return t, sig
-
-
 def test_clutter_and_invalid_slots_are_ignored() -> None:
     t, sig = clutter()
-    assert sum(1 for k in sig if k.startswith("obj_dx[")) == 32
+    assert sum(1 for k in sig if k.startswith("obj_dx[")) == SLOTS
     out, kpis = replay(t, sig)
     ahead = closing(t, 70.0, -V) > 0
     assert (out["reacted_to"][ahead] == 7.0).all()
@@ -257,25 +145,8 @@ def test_clutter_and_invalid_slots_are_ignored() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_selection_is_the_kpi_target(seed: int) -> None:
     """Random lists on random curves: every cycle the function selects the object the
-    KPI target derivation picks (same formula, same gate), with the same distance,
-    relative speed and path offset."""
-    rng = np.random.default_rng(seed)
-    n, count = 200, 32
-    t = np.arange(n) * DT
-    slots = []
-    for _ in range(count):
-        dx = rng.uniform(-5.0, 120.0) + rng.uniform(-20.0, 0.0) * t
-        gone = rng.uniform(size=n) < 0.8
-        slots.append(
-            {
-                "obj_dx": np.where(gone, np.nan, dx),
-                "obj_dy": rng.uniform(-6.0, 6.0) + rng.uniform(-1.0, 1.0) * t,
-                "obj_vx": np.full(n, rng.uniform(-25.0, 5.0)),
-                "obj_id": np.full(n, float(rng.integers(0, 10_000))),
-            }
-        )
-    _, sig = recording(n, slots, yaw_rate=rng.choice([0.0, 0.05, -0.1, 0.4]))
-    sig["ego_speed"] = rng.uniform(0.0, 30.0, size=n)  # below 2 m/s: a straight path
+    KPI target derivation picks (same formula, same gate), with its TTC."""
+    t, sig = random_list(seed)
     out, _ = replay(t, sig)
     kpi = derive_target(sig, object_matrices(sig))
     np.testing.assert_array_equal(out["reacted_to"], kpi["target_id"])
@@ -289,19 +160,6 @@ def test_selection_is_the_kpi_target(seed: int) -> None:
     np.testing.assert_array_equal(out["ttc"][has], ttc[has])
     assert np.isnan(out["ttc"][~has]).all()
     assert fn.max_lateral == 1.0
-
-
-def ghost(n: int = 300, cycles: int = 5) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A car (id 1) closing at 8 m/s from TTC 3.5 s; at t = 1.2 s (a warning is on, TTC
-    2.3 s) an object (id 66) 10 m ahead, closing at 10 m/s (TTC 1 s), crosses the path
-    for ``cycles`` cycles."""
-    t = np.arange(n) * DT
-    cross = np.where((t >= 1.2 - 1e-9) & (t < 1.2 + cycles * DT - 1e-9), 0.0, np.nan)
-    slots = [
-        {"obj_dx": closing(t, 28.0, -8.0), "obj_vx": np.full(n, -8.0), "obj_id": np.ones(n)},
-        {"obj_dx": 10.0 + cross, "obj_vx": np.full(n, -10.0), "obj_id": np.full(n, 66.0)},
-    ]
-    return recording(n, slots)
 
 
 def test_an_object_crossing_the_path_cannot_escalate_braking() -> None:
@@ -367,13 +225,7 @@ def test_axle_to_front_is_checked() -> None:
 def test_a_list_without_lateral_offsets_places_objects_straight_ahead() -> None:
     """``obj_dy`` NaN (not mapped) counts as 0 m, as in the KPI target: on a gentle curve
     a car 30 m straight ahead is 0.45 m off the path, so it is still selected."""
-    n = 100
-    t, sig = recording(
-        n, [{"obj_dx": closing(np.arange(n) * DT, 30.0, -V), "obj_vx": np.full(n, -V)}]
-    )
-    sig["ego_yaw_rate"] = np.full(n, V / 1000.0)
-    sig["obj_dy[0]"] = np.full(n, np.nan)
-    sig["obj_id[0]"] = np.full(n, 3.0)
+    t, sig = no_lateral()
     out, _ = replay(t, sig)
     assert (out["reacted_to"] == 3.0).all()
     assert out["ttc"][0] == pytest.approx(30.0 / V)
