@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from native_build import Builds, build_all
+from native_build import NATIVE, Builds, build_all, build_library
 from reference_scenarios import (
     SLOTS,
     clutter,
@@ -149,5 +149,30 @@ def test_fmus_of_the_c_reference_select_like_python(native_builds: Builds, versi
             t, sig = SCENARIOS[name]()
             got = fn.run(t, sig, recording=name)
             assert_same_outputs(python_outputs(t, sig), got, f"FMI {version} {name}")
+    finally:
+        fn.close()
+
+
+def test_slot_count_is_a_build_option(native_builds: Builds) -> None:
+    """``-DTTC_AEB_SLOTS=n`` builds the list with n slots (a 4-slot recording runs, with the
+    Python outputs); 0 leaves out the object inputs (a single-target build)."""
+    src = [NATIVE / "ttc_aeb.c"]
+    four = build_library(native_builds.root / "libaeb_4.so", src, defines=("TTC_AEB_SLOTS=4",))
+    none = build_library(native_builds.root / "libaeb_0.so", src, defines=("TTC_AEB_SLOTS=0",))
+    t, sig = cut_in()
+    narrow = {k: v for k, v in sig.items() if "[" not in k or int(k.split("[")[1][:-1]) < 4}
+    fn = NativeAdapter(str(four))
+    try:
+        assert len(fn.info().inputs) == 6 + 5 * 4
+        assert_same_outputs(python_outputs(t, narrow), fn.run(t, narrow), "4 slots, cut-in")
+    finally:
+        fn.close()
+    rec = next(r for r in discover([RECORDINGS]) if r.id == "ncap/CCRm_50kph.mf4")
+    plain = replay.read(rec.path, None, 0.01, recording_id=rec.id)
+    fn = NativeAdapter(str(none))
+    try:
+        assert [p.name for p in fn.info().inputs][-1] == "ego_yaw_rate"
+        got = fn.run(plain.t, plain.values, recording=rec.id)
+        assert_same_outputs(python_outputs(plain.t, plain.values), got, rec.id)
     finally:
         fn.close()
