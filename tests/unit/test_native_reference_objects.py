@@ -1,9 +1,10 @@
 """The C reference (``native/ttc_aeb.c``) selecting its target from the object list like
 the Python one: the object-list inputs and ``reacted_to``, and identical outputs cycle by
 cycle (``fcw``, ``aeb_decel``, ``ttc``, ``state``, ``reacted_to``) on a bundled
-single-target recording and on synthetic 32-slot lists (cut-in, cut-out with a target
-switch, curve, clutter, an object crossing the path, random lists), as a library (batch
-and per step) and as FMI 2 / FMI 3 FMUs."""
+single-target recording, the bundled object-list recordings (``recordings/objects/``) and
+synthetic 32-slot lists (cut-in, cut-out with a target switch, curve, clutter, an object
+crossing the path, random lists), as a library (batch and per step) and as FMI 2 / FMI 3
+FMUs."""
 
 from __future__ import annotations
 
@@ -176,3 +177,25 @@ def test_slot_count_is_a_build_option(native_builds: Builds) -> None:
         assert_same_outputs(python_outputs(plain.t, plain.values), got, rec.id)
     finally:
         fn.close()
+
+
+OBJECT_RECORDINGS = sorted((RECORDINGS / "objects").glob("*.mf4"))
+
+
+@pytest.mark.parametrize("path", OBJECT_RECORDINGS, ids=[p.name for p in OBJECT_RECORDINGS])
+def test_c_selects_like_python_on_the_bundled_object_lists(
+    native_builds: Builds, path: Path
+) -> None:
+    """The bundled object-list recordings (read with their channel map): the same outputs
+    every cycle and the same KPIs, and the target braked for is the in-path one."""
+    sig = replay.read(path, RECORDINGS / "objects" / "channel_map.toml", 0.01, gate=False)
+    expected = python_outputs(sig.t, sig.values)
+    fn = NativeAdapter(str(native_builds.reference))
+    try:
+        got = fn.run(sig.t, sig.values, recording=path.name)
+    finally:
+        fn.close()
+    assert_same_outputs(expected, got, path.name)
+    k_py = replay.kpis(sig.t, sig.values, expected)
+    assert replay.kpis(sig.t, sig.values, got) == k_py
+    assert k_py["braked_for_out_of_path"] is False
