@@ -76,8 +76,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from pytest_adsreplay.kpi.target import MIN_CURVATURE_SPEED
 
 __all__ = ["FULL", "IDLE", "PARTIAL", "WARNING", "TtcAeb"]
@@ -195,13 +193,18 @@ class TtcAeb:
         of the nearest in-path valid object ahead, all NaN when no valid object is in the
         path, None when the list holds no valid object at all (see the module docstring).
 
-        numpy on the slots ahead only; ties go to the lower slot, as in the KPI target.
+        The valid objects ahead are tried nearest first (ties: the lower slot, as in the
+        KPI target) until one is in the path, in plain float arithmetic on the slots as
+        lists (numpy calls on 32 strided values cost more than the arithmetic).
         """
-        dx = objects.obj_dx
-        valid = objects.obj_valid != 0.0  # NaN (not mapped) counts as valid, like target_valid
-        ahead = np.flatnonzero(valid & (dx > 0.0))
-        if not ahead.size:
-            return _NO_TARGET if (valid & (dx == dx)).any() else None
+        dx = objects.obj_dx.tolist()  # one slot of each field is strided: lists, not ufuncs
+        valid = objects.obj_valid.tolist()  # NaN (not mapped) counts as valid, like target_valid
+        near = [j for j, d in enumerate(dx) if d > 0.0 and valid[j] != 0.0]
+        if not near:
+            listed = any(v != 0.0 and d == d for v, d in zip(valid, dx, strict=True))
+            return _NO_TARGET if listed else None
+        if len(near) > 1:
+            near.sort(key=dx.__getitem__)  # stable: equal distances keep the slot order
         try:
             speed = frame["ego_speed"]
             yaw = frame["ego_yaw_rate"]
@@ -209,19 +212,16 @@ class TtcAeb:
             speed = frame.get("ego_speed", math.nan)
             yaw = frame.get("ego_yaw_rate", math.nan)
         kappa = yaw / speed if math.isfinite(yaw) and speed >= MIN_CURVATURE_SPEED else 0.0
-        d = dx[ahead]
-        x = d + self.axle_to_front
-        y = objects.obj_dy[ahead]  # a copy (fancy indexing)
-        y[y != y] = 0.0
-        kx = kappa * x
-        ky = 1.0 - kappa * y
-        offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + np.sqrt(kx * kx + ky * ky))
-        inpath = np.flatnonzero(np.abs(offset) <= self.max_lateral)
-        if not inpath.size:
-            return _NO_TARGET
-        k = int(inpath[np.argmin(d[inpath])])
-        j = int(ahead[k])
-        return float(d[k]), float(objects.obj_vx[j]), float(offset[k]), float(objects.obj_id[j])
+        dy = objects.obj_dy.tolist()
+        for j in near:
+            x = dx[j] + self.axle_to_front
+            y = dy[j] if dy[j] == dy[j] else 0.0
+            kx = kappa * x
+            ky = 1.0 - kappa * y
+            offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + math.sqrt(kx * kx + ky * ky))
+            if abs(offset) <= self.max_lateral:
+                return dx[j], float(objects.obj_vx[j]), offset, float(objects.obj_id[j])
+        return _NO_TARGET
 
     def _follow(
         self, frame: Mapping[str, float], picked: tuple[float, float, float, float] | None
