@@ -169,6 +169,9 @@ SUITES: dict[str, tuple[str, ...]] = {
                 "ncap/CCRb_d6_g12m",
                 "ncap/CCRb_d2_g40m",
                 *(n for n in SCENARIOS if n.startswith("false-activation/")),
+                "objects/cut_in",
+                "objects/cut_out",
+                "objects/curve_adjacent_lane_car",
             )
         )
     ),

@@ -75,9 +75,11 @@ def project(root: Path, s3: S3Server, *, endpoint: str | None = None) -> Path:
     root.mkdir(parents=True)
     (root / "test_replays.py").write_text(TEST_SOURCE)
     (root / "conftest.py").write_text(CONFTEST)
+    # the object-list recordings' map (it reads the single-target ones too)
+    shutil.copy(BUNDLED / "objects" / "channel_map.toml", root / "channel_map.toml")
     (root / "pytest.ini").write_text(
         "[pytest]\nfilterwarnings = error\n"
-        f"adsreplay_function = {REFERENCE}\n"
+        f"adsreplay_function = {REFERENCE}\nadsreplay_channel_map = channel_map.toml\n"
         "adsreplay_db = results.sqlite\nadsreplay_s3_path_style = true\n"
         f"adsreplay_s3_endpoint = {endpoint or s3.endpoint}\n"
     )

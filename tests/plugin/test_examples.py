@@ -41,7 +41,7 @@ def test_main_job_passes_on_bundled_recordings(examples: pytest.Pytester) -> Non
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
-            "adsreplay: 16 recordings under *recordings*TtcAeb*",
+            "adsreplay: 19 recordings under *recordings*TtcAeb*",
             "*adsreplay KPI summary*",
             "* passed in *",
         ]

@@ -11,15 +11,20 @@ from pytest_adsreplay.recordings import check_expectations, discover
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
 BUNDLED = discover([RECORDINGS])
+#: The map written beside the object-list recordings; it reads the others too.
+OBJECTS_MAP = RECORDINGS / "objects" / "channel_map.toml"
 
 
 def test_bundled_set_is_complete() -> None:
-    assert len(BUNDLED) == 16
+    assert len(BUNDLED) == 19
     assert all(r.expect for r in BUNDLED)
 
 
 @pytest.mark.parametrize("rec", BUNDLED, ids=[r.id for r in BUNDLED])
 def test_reference_function_meets_sidecar(rec) -> None:
-    result = replay_file(rec.path, "pytest_adsreplay.reference:TtcAeb", recording_id=rec.id)
+    cmap = OBJECTS_MAP if rec.id.startswith("objects/") else None
+    result = replay_file(
+        rec.path, "pytest_adsreplay.reference:TtcAeb", recording_id=rec.id, channel_map=cmap
+    )
     violations = check_expectations(rec.expect, result.kpis)
     assert not violations, "\n".join(v.describe() for v in violations)

@@ -21,7 +21,9 @@ from pytest_adsreplay.recordings.discovery import discover
 from pytest_adsreplay.reference import TtcAeb
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
-BUNDLED = discover([RECORDINGS])
+#: The single-target bundled recordings (the object-list ones under objects/ need their
+#: channel map; the C and FMU twins' object-list parity is tested on its own).
+BUNDLED = [r for r in discover([RECORDINGS]) if not r.id.startswith("objects/")]
 
 
 def approach(n: int = 400, dt: float = 0.01) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -326,3 +326,56 @@ def test_objects_suite_rerun_is_byte_identical(tmp_path: Path, suite: Path) -> N
     assert (tmp_path / "objects" / "channel_map.toml").read_bytes() == (
         suite / "channel_map.toml"
     ).read_bytes()
+
+
+# --------------------------------------------------------------------- files, bundled
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
+
+
+def test_mf4_groups_channels_units_rates_and_types(suite: Path) -> None:
+    from asammdf import MDF
+
+    for stem, layout in (("cut_in", "slots"), ("cut_in_array", "array")):
+        with MDF(suite / f"{stem}.mf4") as mdf:
+            groups: dict[str, dict[str, Any]] = {}
+            blocks: list[Any] = list(mdf.groups)
+            for gi, group in enumerate(blocks):
+                groups[group.channel_group.acq_name] = {
+                    ch.name: mdf.get(ch.name, group=gi, index=ci)
+                    for ci, ch in enumerate(group.channels)
+                    if ci != 0
+                }
+        assert set(groups) == {"Vehicle", "Radar"}
+        assert groups["Vehicle"]["YawRate"].unit == "rad/s"
+        radar = groups["Radar"]
+        if layout == "slots":
+            assert len(radar) == SLOTS * len(objects.FIELDS)
+            dx, ids = radar["Radar.Obj00.DistX"], radar["Radar.Obj31.ID"]
+            assert dx.unit == "m" and dx.samples.dtype == np.float32
+            assert ids.samples.dtype == np.uint16
+        else:
+            whole = {n for n in radar if "[" not in n}  # asammdf also lists the elements
+            assert whole == {f"ObjList.{f[0]}" for f in objects.FIELDS}
+            assert sum(n.startswith("ObjList.DistX[") for n in radar) == SLOTS
+        ts = next(iter(radar.values())).timestamps
+        assert np.median(np.diff(ts)) == pytest.approx(0.05, abs=1e-4)
+
+
+def test_bundled_object_recordings_and_their_map() -> None:
+    folder = RECORDINGS / "objects"
+    assert sorted(p.name for p in folder.glob("*.mf4")) == [
+        "curve_adjacent_lane_car.mf4",
+        "cut_in.mf4",
+        "cut_out.mf4",
+    ]
+    assert (folder / "channel_map.toml").read_text() == objects.channel_map_text()
+    examples = tomllib.loads((RECORDINGS.parent / "examples" / "channel_map.toml").read_text())
+    assert examples["objects"] == tomllib.loads(objects.channel_map_text())["objects"]
+    for name in ("cut_in", "cut_out"):
+        side = tomllib.loads((folder / f"{name}.toml").read_text())
+        assert side["expect"]["brake"] is True and "ttc_at_brake" in side["expect"]
+        assert "impact_speed" in side["expect"] or side["expect"]["collision"] is False
+    side = tomllib.loads((folder / "curve_adjacent_lane_car.toml").read_text())
+    assert side["expect"] == {"fcw": False, "brake": False}
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 1.5 * 2**20
