@@ -379,3 +379,21 @@ def test_bundled_object_recordings_and_their_map() -> None:
     side = tomllib.loads((folder / "curve_adjacent_lane_car.toml").read_text())
     assert side["expect"] == {"fcw": False, "brake": False}
     assert sum(p.stat().st_size for p in folder.iterdir()) < 1.5 * 2**20
+
+
+def test_the_curve_discriminates_a_straight_line_selection(tmp_path: Path) -> None:
+    """The bundled reference with the recorded yaw rate does not brake in the curve;
+    without it (a straight path) it brakes for the car in the outer lane."""
+    sc = objects.curve()
+    path, cmap = write(sc, tmp_path)
+    with_yaw = replay_file(path, "pytest_adsreplay.reference:TtcAeb", channel_map=cmap)
+    assert with_yaw.kpis["brake_time"] is None and with_yaw.kpis["fcw_time"] is None
+    straight = tmp_path / "straight.toml"
+    straight.write_text(
+        cmap.read_text() + '\n[signals.ego_yaw_rate]\nchannels = ["NoSuchYawRate"]\n'
+    )
+    blind = replay_file(path, "pytest_adsreplay.reference:TtcAeb", channel_map=straight)
+    assert blind.kpis["brake_time"] is not None
+    assert blind.outputs["reacted_to"][np.flatnonzero(blind.outputs["aeb_decel"] > 0)[0]] == (
+        objects.CURVE_CAR_ID
+    )
