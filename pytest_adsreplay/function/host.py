@@ -16,7 +16,9 @@ counted), and a run that does not answer within its timeout is killed with SIGKI
 timer cannot interrupt native code).
 
 Hosts are kept per process in a small pool keyed by the function, its parameters,
-options and limits (:func:`acquire`): a worker keeps its host across recordings.
+options and limits (:func:`acquire`): a worker keeps its host across recordings, and
+threads that step recordings in parallel (the embedded mode's stepping threads) each
+get a host of their own.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -541,7 +542,20 @@ def _error_from(
 
 # -- the pool of hosts of this process ----------------------------------------------------
 
-_POOL: OrderedDict[str, FunctionHost] = OrderedDict()
+
+@dataclass
+class _Slot:
+    """A pooled host, what it was acquired for (``key``) and the thread using it
+    (``holder``; None: free for any thread)."""
+
+    key: str
+    host: FunctionHost
+    holder: threading.Thread | None
+    retired: bool = False  # shut down while another thread held it: closed on its return
+
+
+#: Every host of this process, least recently acquired first.
+_POOL: list[_Slot] = []
 _POOL_LOCK = threading.Lock()
 
 
@@ -560,53 +574,103 @@ def _pool_key(
     )
 
 
+def _free(slot: _Slot, me: threading.Thread) -> bool:
+    """Whether ``me`` may take ``slot``: nobody holds it, or its holder has ended."""
+    return slot.holder is None or slot.holder is me or not slot.holder.is_alive()
+
+
+def _take(key: str, me: threading.Thread) -> FunctionHost | None:
+    """The live host for ``key`` this thread holds, else a free one (the caller holds the
+    lock); dead or retired hosts met on the way are closed."""
+    mine = [s for s in _POOL if s.key == key and s.holder is me]
+    other = [s for s in _POOL if s.key == key and s.holder is not me and _free(s, me)]
+    for slot in mine + other:
+        _POOL.remove(slot)
+        if slot.host.alive and not slot.retired:
+            return slot.host
+        slot.host.close()
+    return None
+
+
+def _evict(holder: threading.Thread | None) -> None:
+    """Close the least recently used hosts of ``holder`` beyond ``POOL_SIZE`` (the caller
+    holds the lock)."""
+    held = [s for s in _POOL if s.holder is holder]
+    for slot in held[: max(0, len(held) - POOL_SIZE)]:
+        _POOL.remove(slot)
+        slot.host.close()
+
+
 def acquire(
     spec: str,
     params: Mapping[str, Any] | None = None,
     options: FunctionOptions | None = None,
     limits: HostLimits | None = None,
 ) -> FunctionHost:
-    """A running host for this function, parameters, options and limits: the one kept
-    from the last recording when it is still alive, else a new one (FunctionLoadError
-    when the function cannot be loaded)."""
+    """A running host for this function, parameters, options and limits, for the calling
+    thread: the one it kept from its last recording when that is still alive, else a
+    free one (released, or left by a thread that ended), else a new one
+    (FunctionLoadError when the function cannot be loaded).
+
+    A host is never handed to two live threads at once, so threads that step
+    recordings in parallel each get their own process; each thread keeps at most
+    ``POOL_SIZE`` hosts (e.g. parameter variants).
+    """
     params = dict(params or {})
     options = options or FunctionOptions()
     limits = limits or HostLimits()
     key = _pool_key(spec, params, options, limits)
+    me = threading.current_thread()
     with _POOL_LOCK:
-        host = _POOL.pop(key, None)
-        if host is not None and not host.alive:
-            host.close()
-            host = None
+        host = _take(key, me)
         if host is None:
-            host = _adopt_spare(FunctionHost(spec, params, options, limits)).start()
-        _POOL[key] = host
-        while len(_POOL) > POOL_SIZE:
-            _, old = _POOL.popitem(last=False)
-            old.close()
-        return host
+            host = _adopt_spare(FunctionHost(spec, params, options, limits))
+            fresh = True
+        else:
+            fresh = False
+            _POOL.append(_Slot(key, host, me))
+    if fresh:
+        host.start()  # outside the lock: other threads start or use theirs meanwhile
+        with _POOL_LOCK:
+            _POOL.append(_Slot(key, host, me))
+    with _POOL_LOCK:
+        _evict(me)
+    return host
 
 
-#: A host process started ahead of need, without a function (see :func:`prestart`).
+def release() -> None:
+    """The calling thread is done with its hosts: they stay alive, free for any thread
+    (a session hands the host it loaded the function in to its stepping threads)."""
+    me = threading.current_thread()
+    with _POOL_LOCK:
+        for slot in _POOL:
+            if slot.holder is me:
+                slot.holder = None
+        _evict(None)
+
+
+#: Host processes started ahead of need, without a function (see :func:`prestart`).
 _SPARE: list[FunctionHost] = []
 
 
-def prestart() -> None:
-    """Start a host process now, without a function, for the next :func:`acquire` that
-    needs a new one: the interpreter and numpy start while the caller does other work
-    (a session collecting its tests), and the function is still loaded with the
-    ``sys.path`` and limits of that later call."""
+def prestart(count: int = 1) -> None:
+    """Start host processes now, without a function, until ``count`` spares are alive,
+    for the next :func:`acquire` calls that need a new host: the interpreter and numpy
+    start while the caller does other work (a session collecting its tests), and the
+    function is still loaded with the ``sys.path`` and limits of that later call."""
     with _POOL_LOCK:
-        if any(h.alive for h in _SPARE):
-            return
-        _SPARE.clear()
-        spare = FunctionHost("")
-        spare._spawn()
-        _SPARE.append(spare)
+        alive = [h for h in _SPARE if h.alive]
+        for dead in (h for h in _SPARE if not h.alive):
+            dead.close()
+        _SPARE[:] = alive
+        while len(_SPARE) < count:
+            spare = FunctionHost("")
+            spare._spawn()
+            _SPARE.append(spare)
 
 
 def _adopt_spare(host: FunctionHost) -> FunctionHost:
-    """``host`` with the spare process when there is a live one (the caller holds the
+    """``host`` with a spare process when there is a live one (the caller holds the
     lock)."""
     while _SPARE:
         spare = _SPARE.pop()
@@ -618,12 +682,39 @@ def _adopt_spare(host: FunctionHost) -> FunctionHost:
     return host
 
 
-def shutdown() -> None:
-    """Stop every host of this process."""
+def interrupt() -> int:
+    """Kill (SIGKILL) the processes of hosts that other live threads hold, so that a
+    recording they step ends at once with a crash error (the session is stopping);
+    how many were killed. Nothing else is touched: each thread closes its own."""
+    me = threading.current_thread()
+    killed = 0
     with _POOL_LOCK:
-        while _POOL:
-            _, host = _POOL.popitem()
-            host.close()
+        for slot in _POOL:
+            holder = slot.holder
+            proc = slot.host.proc
+            if holder is None or holder is me or not holder.is_alive() or proc is None:
+                continue
+            with contextlib.suppress(OSError):
+                proc.kill()
+                killed += 1
+    return killed
+
+
+def shutdown() -> None:
+    """Stop every host of this process; a host that another live thread holds (it may be
+    stepping a recording right now) is retired instead and closed when that thread
+    next acquires one."""
+    me = threading.current_thread()
+    with _POOL_LOCK:
+        keep: list[_Slot] = []
+        for slot in _POOL:
+            holder = slot.holder
+            if holder is not None and holder is not me and holder.is_alive():
+                slot.retired = True
+                keep.append(slot)
+            else:
+                slot.host.close()
+        _POOL[:] = keep
         while _SPARE:
             _SPARE.pop().close()
 

@@ -123,10 +123,26 @@ class ReplayRun:
         return f"redis {mask_url(self.settings.redis_url)}"
 
     @property
+    def stepping_threads(self) -> int:
+        """Embedded mode: how many recordings step at once, each in a thread with its own
+        function host. ``adsreplay_workers`` when set (0 counts as 1); else one per CPU
+        core, but one in each pytest-xdist worker (``-n N`` already runs N sessions, one
+        per core: threads on top would only compete for the same cores)."""
+        n = self.settings.workers
+        if n is not None:
+            return max(1, n)
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return 1
+        return cpu_count()
+
+    @property
     def workers_label(self) -> str:
         """How the jobs run: in-process, N local processes, or external workers only."""
         if self.settings.redis_url is None:
-            return "in-process"
+            threads = self.stepping_threads
+            if threads == 1:
+                return "in-process"
+            return f"in-process, {threads} stepping threads (a function host each)"
         n = self.settings.workers
         if n == 0:
             from pytest_adsreplay.queue.broker import queue_names
@@ -165,6 +181,11 @@ class ReplayRun:
         )
         fn = acquire(spec, self.settings.function_params, options, limits)
         cycle = resolve_cycle_time(fn, self.settings.cycle_time)
+        threads = self.stepping_threads if self.settings.redis_url is None else 1
+        if threads > 1:
+            from pytest_adsreplay.function.host import release
+
+            release()  # the first stepping thread takes this host over
         conn = connect(self.settings.redis_url)
         cfg = SessionConfig(
             run_id=self.run_id,
@@ -183,7 +204,7 @@ class ReplayRun:
             binding=self.settings.binding,
         )
         url = self.settings.redis_url
-        session = ReplaySession(cfg, conn, embedded=url is None)
+        session = ReplaySession(cfg, conn, embedded=url is None, threads=threads)
         if url is None:
             return session
         fn.close()  # the workers run the function in hosts of their own
@@ -240,7 +261,10 @@ class ReplayRun:
         if self.configured and self.settings.function:
             from pytest_adsreplay.function.host import prestart
 
-            prestart()  # the function's host process starts while pytest collects
+            # the function's host processes start while pytest collects (embedded: one
+            # per stepping thread)
+            embedded = self.settings.redis_url is None
+            prestart(self.stepping_threads if embedded else 1)
         if not self.owner or not self.configured:
             return
         self.store.start_run(
@@ -278,6 +302,8 @@ class ReplayRun:
                 # before cleanup, so that no worker writes keys after it
                 self.local_workers.stop(fast=interrupted or not complete)
             if self.session is not None:
+                # stepping threads stop first: none may write a row or a key after this
+                self.session.stop_threads(interrupt=interrupted or not complete)
                 self._load_deferred()
                 self._close_session()
             elif self.owner and self.settings.redis_url is not None and self.configured:
@@ -475,6 +501,14 @@ class ReplayRun:
         if self.session is None:
             return {}, {}
         return self.session.arrays(chain)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def shown(path: Path) -> str:

@@ -1,17 +1,31 @@
-"""The embedded mode's worker: rq's SimpleWorker run inside the pytest process."""
+"""The embedded mode's workers: rq's SimpleWorker run inside the pytest process.
+
+One :class:`InProcessWorker` driven by the waiting test (one host, sequential), or
+:class:`SteppingThreads`: N of them, each in a thread of its own with its own client of
+the embedded server, so N recordings step in parallel (each thread's aeb jobs use a
+function host process of their own) while the session thread waits for its results.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rq import SimpleWorker
 
 from pytest_adsreplay.queue.broker import death_penalties
+
+#: s an idle stepping thread waits for new jobs before it looks at the queues again (a
+#: finished job or an enqueue wakes it at once).
+IDLE_WAIT = 0.25
+
+log = logging.getLogger(__name__)
 
 
 class InProcessWorker(SimpleWorker):
@@ -20,7 +34,16 @@ class InProcessWorker(SimpleWorker):
     In the main thread job timeouts use SIGALRM (they can interrupt sleeps and C
     calls); the previous SIGALRM handler and interval timer are restored after every
     ``work()``. Elsewhere a timer thread raises into the job instead.
+
+    Fewer Redis round trips per job than SimpleWorker's bookkeeping, with the same
+    jobs, registries, results and worker records: the heartbeat at most every 30 s,
+    the worker's state written only when it changes, and the server version known
+    (the embedded server has no INFO command, so rq would ask for it on every job).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        _known_version(self.connection)
 
     def _install_signal_handlers(self) -> None:
         pass
@@ -43,6 +66,7 @@ class InProcessWorker(SimpleWorker):
 
     _born = False
     _beat = 0.0
+    _written_state: str | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         with self._penalties():
@@ -63,12 +87,39 @@ class InProcessWorker(SimpleWorker):
         done = 0
         with self._penalties():
             while done < max_jobs:
+                if self.recover_ready:
+                    self._recover_ready()
                 found = self.dequeue_job_and_maintain_ttl(None)
                 if found is None:
                     break
                 self.execute_job(*found)
                 done += 1
         return done
+
+    #: Set for workers that share queues with others in this process (stepping threads).
+    recover_ready = False
+
+    def _recover_ready(self) -> None:
+        """Enqueue dependents left in a ready registry (one round trip when there are none).
+
+        rq moves a finished job's dependents to the queue's ready registry and then
+        enqueues them under WATCH of that registry; when another worker changes the
+        registry meanwhile (the other thread finishing another recording's read) rq
+        skips the job and leaves it for a maintenance pass that runs every few minutes:
+        that recording would wait until then.
+        """
+        keys = self._ready_keys
+        if keys is None:
+            keys = self._ready_keys = [q.ready_job_registry.key for q in self.queues]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zcard(key)
+            counts = pipe.execute()
+        for queue, n in zip(self.queues, counts, strict=True):
+            if n:
+                queue.ready_job_registry.cleanup()
+
+    _ready_keys: list[str] | None = None
 
     def close(self) -> None:
         """Unregister a worker that ``run`` registered."""
@@ -83,6 +134,19 @@ class InProcessWorker(SimpleWorker):
         if timeout is not None or pipeline is not None or now - self._beat > 30.0:
             self._beat = now
             super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """The worker's state (idle, busy) in Redis, written only when it changes: rq
+        writes "idle" both after a job and again before the next dequeue."""
+        if pipeline is None and state == self._written_state:
+            self._state = state
+            return
+        super().set_state(state, pipeline)
+        self._written_state = state
+
+    def register_birth(self) -> None:
+        super().register_birth()  # type: ignore[no-untyped-call,unused-ignore]
+        self._written_state = None  # birth writes the worker's whole record
 
     @contextlib.contextmanager
     def _penalties(self) -> Iterator[None]:
@@ -100,3 +164,121 @@ class InProcessWorker(SimpleWorker):
             signal.signal(signal.SIGALRM, saved)
             if timer[0] > 0:
                 signal.setitimer(signal.ITIMER_REAL, *timer)
+
+
+def _known_version(conn: Any) -> None:
+    """Tell rq the embedded server's version (it asks with INFO, which fakeredis does not
+    know, so rq would ask again on every job and fall back to 5.0.9 each time)."""
+    import fakeredis
+
+    if not isinstance(conn, fakeredis.FakeRedis):
+        return
+    if getattr(conn, "__rq_redis_server_version", None):
+        return
+    raw = conn.connection_pool.connection_kwargs.get("version") or (7,)
+    parts = [int(p) for p in (raw if isinstance(raw, tuple) else str(raw).split("."))][:3]
+    setattr(conn, "__rq_redis_server_version", tuple(parts + [0] * (3 - len(parts))))
+
+
+def thread_connection(conn: Any) -> Any:
+    """A client of its own for a thread: for the embedded fakeredis, a new client of
+    the same server (each command runs under the server's lock); else ``conn``."""
+    import fakeredis
+
+    if isinstance(conn, fakeredis.FakeRedis):
+        server = conn.connection_pool.connection_kwargs.get("server")
+        if server is not None:
+            return fakeredis.FakeRedis(server=server)
+    return conn
+
+
+class SteppingThreads:
+    """``count`` in-process workers, each in a daemon thread with its own client of the
+    embedded server, running the jobs of the session's queues until :meth:`stop`.
+
+    Each thread runs whole chains where it can (its worker looks at the db queue before
+    the aeb queue before the read queue), and its aeb jobs step in a function host
+    process that no other thread uses, so ``count`` recordings step at once. Waiters
+    use :meth:`wait`: it returns when any job ended (or after a while). A thread that
+    fails outside a job (a job's own failure is the job's, recorded by rq) keeps its
+    error in :attr:`error`: the session then stops waiting and says why.
+    """
+
+    def __init__(self, conn: Any, make_worker: Callable[[Any], Any], count: int, name: str):
+        self.conn = conn
+        self.make_worker = make_worker  # client -> InProcessWorker on the session's queues
+        self.count = count
+        self.name = name
+        self.error: str | None = None
+        self.jobs = 0  # jobs run by all threads; waiters watch it change
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for i in range(self.count):
+            thread = threading.Thread(target=self._main, name=f"{self.name}-{i + 1}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    @property
+    def alive(self) -> int:
+        return sum(t.is_alive() for t in self.threads)
+
+    def poke(self) -> None:
+        """New jobs are queued: idle threads look now."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Return when a job ended since the count was ``seen``, a thread failed, or
+        after ``timeout`` seconds."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self.jobs != seen or self.error is not None, timeout=timeout
+            )
+
+    def _main(self) -> None:
+        from pytest_adsreplay.function import host
+
+        worker = None
+        try:
+            worker = self.make_worker(thread_connection(self.conn))
+            worker.recover_ready = True
+            while not self._stop.is_set():
+                ran = worker.run(max_jobs=1)
+                with self._cond:
+                    if ran:
+                        self.jobs += ran
+                        self._cond.notify_all()
+                    elif not self._stop.is_set():
+                        self._cond.wait(IDLE_WAIT)
+        except BaseException as exc:
+            name = threading.current_thread().name
+            text = "".join(traceback.format_exception(exc)).strip()
+            log.error("adsreplay: %s failed: %s", name, text)
+            with self._cond:
+                if self.error is None:
+                    self.error = f"{name} failed: {type(exc).__name__}: {exc}"
+                self._cond.notify_all()
+        finally:
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    worker.close()
+            host.release()
+
+    def stop(self, *, interrupt: bool = False, timeout: float = 10.0) -> list[str]:
+        """Stop the threads after the job each is running; ``interrupt``: kill the
+        function host processes first, so a recording being stepped ends at once (as a
+        crash of that recording). The names of threads still running after ``timeout``
+        seconds (a read in native code cannot be interrupted)."""
+        from pytest_adsreplay.function import host
+
+        self._stop.set()
+        if interrupt:
+            host.interrupt()
+        self.poke()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self.threads if t.is_alive()]

@@ -2,9 +2,11 @@
 
 A ``ReplaySession`` enqueues every chain of the session at once (one ``enqueue_many``
 per stage queue), then each test waits only for its own chain. In the
-embedded mode the in-process worker is driven by the waiting test: its recording is
-moved to the front of the read queue and the worker runs until that chain is terminal
-(db before aeb before read, so one chain finishes before the next starts).
+embedded mode with one thread the in-process worker is driven by the waiting test: its
+recording is moved to the front of the read queue and the worker runs until that chain
+is terminal (db before aeb before read, so one chain finishes before the next starts).
+With more threads (``threads``), stepping threads run the chains in the background,
+each with its own function host, and the waiting test only watches its chain's db job.
 """
 
 from __future__ import annotations
@@ -101,12 +103,16 @@ class SessionConfig:
 class ReplaySession:
     """Chains of one pytest session on one Redis (embedded or real)."""
 
-    def __init__(self, cfg: SessionConfig, conn: Any, *, embedded: bool):
+    def __init__(self, cfg: SessionConfig, conn: Any, *, embedded: bool, threads: int = 1):
         self.cfg = cfg
         self.conn = conn
         self.embedded = embedded
+        #: Embedded mode: how many stepping threads (each with its own function host)
+        #: run the chains; 1 runs them in the waiting test's thread, one at a time.
+        self.threads = max(1, int(threads)) if embedded else 1
         self.queues = broker.make_queues(conn, cfg.namespace)
         self._worker: Any = None
+        self._pool: Any = None  # inprocess.SteppingThreads once started
         self._chains: dict[str, Chain] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._sha: dict[str, str] = {}
@@ -271,6 +277,8 @@ class ReplaySession:
             raise
         for c in new:
             self._chains[c.key] = c
+        if self.threads > 1:
+            self._stepping().poke()
         return len(new)
 
     def _claim(self, chains: list[Chain]) -> list[Chain]:
@@ -314,6 +322,66 @@ class ReplaySession:
         while job.get_status(refresh=True).value not in TERMINAL:
             if not self._worker.run(max_jobs=3):
                 break
+
+    def _stepping(self) -> Any:
+        """The stepping threads, started on first use."""
+        if self._pool is None:
+            from pytest_adsreplay.queue.inprocess import SteppingThreads
+
+            namespace = self.cfg.namespace
+
+            def make_worker(conn: Any) -> Any:
+                queues = broker.make_queues(conn, namespace)
+                return broker.in_process_worker(conn, broker.worker_order(queues))
+
+            self._pool = SteppingThreads(
+                self.conn, make_worker, self.threads, name=f"adsreplay-{self.cfg.run_id}"
+            )
+            self._pool.start()
+        return self._pool
+
+    def _await(self, chain: Chain) -> None:
+        """Embedded mode with stepping threads: wait until this chain's db job is
+        terminal (its read job first moved to the front of its queue). A stepping thread
+        that failed outside a job ends this wait and every later one with BrokerError
+        saying what failed."""
+        pool = self._stepping()
+        if self.broken is not None:
+            raise BrokerError(self.broken.message, hint=self.broken.hint)
+        self._prioritize(chain)
+        job = self._db_job(chain)
+        while True:
+            seen = pool.jobs
+            if job.get_status(refresh=True).value in TERMINAL:
+                return
+            if pool.error is not None or not pool.alive:
+                self.broken = BrokerError(
+                    "the embedded mode's stepping threads stopped "
+                    f"({pool.error or 'no thread is left'}); the session stops waiting for "
+                    "recordings",
+                    hint="this is a bug of pytest-adsreplay or of rq/fakeredis: report it "
+                    "with this message; --adsreplay-workers 1 runs the recordings without "
+                    "threads",
+                )
+                raise BrokerError(self.broken.message, hint=self.broken.hint)
+            pool.wait(seen, timeout=1.0)
+
+    def stop_threads(self, *, interrupt: bool = False) -> None:
+        """Stop the stepping threads (each after its current job; ``interrupt``: the
+        recordings being stepped end at once). Called before rows for unfinished chains
+        are written and before the run's keys go, so no thread writes after that."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        left = pool.stop(interrupt=interrupt, timeout=10.0 if interrupt else self.cfg.timeout)
+        if left:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "adsreplay: stepping threads %s still run a job after the session stopped "
+                "them (a read in native code cannot be interrupted)",
+                ", ".join(left),
+            )
 
     #: Set when Redis failed mid-run: every later wait fails at once with this error.
     broken: BrokerError | None = None
@@ -408,7 +476,10 @@ class ReplaySession:
             return cached
         if chain.key not in self._chains:
             self.enqueue([chain])
-        if self.embedded:
+        if self.embedded and self.threads > 1:
+            self._await(chain)
+            out = self._read_outcome(chain)
+        elif self.embedded:
             self._drive(chain)
             out = self._read_outcome(chain)
         else:
@@ -457,8 +528,10 @@ class ReplaySession:
             with contextlib.suppress(Exception):
                 self.outcome(chain)
 
-    def close(self, store: Any = None) -> None:
-        """Write an explicit error row for any chain that never ended; delete run keys."""
+    def close(self, store: Any = None, *, interrupted: bool = False) -> None:
+        """Stop the stepping threads, write an explicit error row for any chain that
+        never ended; delete run keys."""
+        self.stop_threads(interrupt=interrupted)
         if store is not None:
             for chain in self.unfinished():
                 if not store.has_result(self.cfg.run_id, chain.recording.id, chain.variant):
@@ -469,10 +542,16 @@ class ReplaySession:
                         status="error",
                         stage="wait",
                         sha256=self.sha256(chain.recording),
-                        error="the session ended before this recording was replayed",
+                        error=self._unfinished_error(),
                     )
         with contextlib.suppress(Exception):
             self.cleanup()
+
+    def _unfinished_error(self) -> str:
+        text = "the session ended before this recording was replayed"
+        if self.broken is not None:
+            text += f" ({self.broken.message})"
+        return text
 
     #: False in an xdist worker on real Redis: the run's keys are shared with the other
     #: xdist workers, so only the controller deletes them (``broker.delete_run``).
@@ -482,6 +561,7 @@ class ReplaySession:
         """Delete this run's keys, jobs and registration (rq's own keys have no TTL: a
         session that dies before this call leaves them to ``trust.Registration``'s
         refresher, which gives them one)."""
+        self.stop_threads(interrupt=True)
         if self._worker is not None:
             with contextlib.suppress(Exception):
                 self._worker.close()

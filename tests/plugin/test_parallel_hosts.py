@@ -1,0 +1,349 @@
+"""The embedded mode's stepping threads: N recordings step at once, each thread with a
+function host of its own; the rows are those of the one-host run, a host that dies
+costs only its own recording, a failing thread is never silent, and Ctrl-C stops the
+session with one row per recording and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pytest_adsreplay.scenarios as gen
+from pytest_adsreplay.function import host as host_mod
+from pytest_adsreplay.queue import broker
+from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig
+from pytest_adsreplay.recordings import discover
+from pytest_adsreplay.results.store import ResultRow, open_store
+
+#: The project's TTC function, plus: every host notes its pid in ``$ADSREPLAY_TEST_PIDS``
+#: and, before its first recording, waits until ``$ADSREPLAY_TEST_HOSTS`` hosts have
+#: (a barrier: with two stepping threads both hosts are inside a recording at the same
+#: time, which a sequential run can never reach; it then fails after 120 s);
+#: ``KilledAt60`` SIGKILLs its own process halfway through the 60 km/h recording.
+FUNCTIONS = """
+import os, pathlib, signal, time
+from aebfn import Ttc
+
+class Counted(Ttc):
+    started = False
+
+    def reset(self):
+        super().reset()
+        pids = pathlib.Path(os.environ["ADSREPLAY_TEST_PIDS"])
+        (pids / str(os.getpid())).touch()
+        if not Counted.started:
+            Counted.started = True
+            want = int(os.environ.get("ADSREPLAY_TEST_HOSTS", "1"))
+            deadline = time.monotonic() + 120
+            while len(list(pids.iterdir())) < want:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"never {want} hosts stepping at once")
+                time.sleep(0.01)
+
+class KilledAt60(Counted):
+    def step(self, f):
+        if f["ego_speed"] > 15 and f["t"] >= 1.0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(f)
+"""
+
+TESTS = """
+def test_kpis(replay):
+    assert replay.kpis is not None
+"""
+
+
+@pytest.fixture
+def ncap(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """The project with 8 generated NCAP recordings (CCRs/CCRm at 20..80 km/h, one CCRb)
+    besides its own 3, and the functions above."""
+    grid = gen.Grid(speeds=(20.0, 40.0, 60.0, 80.0), gaps=(12.0,), decels=(6.0,))
+    paths = gen.generate(project.path / "recs" / "gen", "ncap", grid, expect=False)
+    assert len(paths) == 8
+    project.makepyfile(hostfn=FUNCTIONS, test_kpis=TESTS)
+    (project.path / "pids").mkdir()
+    monkeypatch.setenv("ADSREPLAY_TEST_PIDS", str(project.path / "pids"))
+    return project
+
+
+def _run(project: pytest.Pytester, workers: int, function: str = "Counted") -> Any:
+    for pid_file in (project.path / "pids").iterdir():
+        pid_file.unlink()
+    (project.path / "results.sqlite").unlink(missing_ok=True)
+    os.environ["ADSREPLAY_TEST_HOSTS"] = str(workers)
+    try:
+        result = project.runpytest_subprocess(
+            "--recordings=recs",
+            f"--aeb-function=hostfn:{function}",
+            f"--adsreplay-workers={workers}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        )
+    finally:
+        del os.environ["ADSREPLAY_TEST_HOSTS"]
+    return result
+
+
+def _rows(project: pytest.Pytester) -> dict[str, ResultRow]:
+    store = open_store(str(project.path / "results.sqlite"))
+    (run,) = store.runs()
+    rows = store.results(str(run["run_id"]))
+    ids = [r.recording_id for r in rows]
+    assert len(ids) == len(set(ids)) == 11, ids  # one row per recording
+    return {r.recording_id: r for r in rows}
+
+
+def _same(row: ResultRow) -> tuple[Any, ...]:
+    """A row without its timestamps."""
+    return (row.status, row.stage, row.error, row.recording_sha256, row.kpis)
+
+
+def _hosts(project: pytest.Pytester) -> set[str]:
+    return {p.name for p in (project.path / "pids").iterdir()}
+
+
+def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
+    one = _run(ncap, 1)
+    one.assert_outcomes(passed=12)
+    one.stdout.fnmatch_lines(
+        ["*broker fakeredis (embedded, in-process worker), workers in-process, run *"]
+    )
+    assert len(_hosts(ncap)) == 1
+    rows_one = _rows(ncap)
+
+    two = _run(ncap, 2)
+    two.assert_outcomes(passed=12)
+    two.stdout.fnmatch_lines(
+        ["*workers in-process, 2 stepping threads (a function host each), run *"]
+    )
+    assert len(_hosts(ncap)) == 2  # both stepped a recording at the same time (barrier)
+    rows_two = _rows(ncap)
+
+    assert {k: _same(r) for k, r in rows_two.items()} == {k: _same(r) for k, r in rows_one.items()}
+    assert {r.status for r in rows_two.values()} == {"ok"}
+    assert rows_two["gen/ncap/CCRs_60kph.mf4"].kpis["brake_time"] is not None
+    # the KPI summary lists the recordings in the same order
+    assert _summary(two.stdout.lines) == _summary(one.stdout.lines)
+
+
+def _summary(lines: list[str]) -> list[str]:
+    start = next(i for i, line in enumerate(lines) if "adsreplay KPI summary" in line)
+    return [line.split()[0] for line in lines[start + 3 : start + 14]]
+
+
+def test_a_killed_host_costs_only_its_recording(ncap: pytest.Pytester) -> None:
+    result = _run(ncap, 2, "KilledAt60")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    rows = _rows(ncap)
+    # every recording at 60 km/h or more kills its host; each in turn gets a fresh one
+    # (the CCRb case runs at 50 km/h)
+    killed = {k for k, r in rows.items() if r.status == "error"}
+    fast = {k for k in rows if "60kph" in k or "80kph" in k} | {"ccrs/b60.mf4"}
+    assert killed == fast and len(killed) == 5
+    for rec in killed:
+        row = rows[rec]
+        assert (row.stage, row.status) == ("aeb", "error")
+        assert "was killed (SIGKILL" in (row.error or ""), row.error
+        assert "at or after t = 1.000 s" in (row.error or "")
+    for rec in set(rows) - killed:
+        assert rows[rec].status == "ok", (rec, rows[rec].error)
+    result.assert_outcomes(passed=12 - len(killed), errors=len(killed))  # + a40::expect
+    # the surviving hosts plus one fresh host per killed one
+    assert len(_hosts(ncap)) >= 2
+
+
+def test_workers_1_keeps_the_sequential_path(ncap: pytest.Pytester) -> None:
+    result = _run(ncap, 1)
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*, workers in-process, run *"])
+    assert len(_hosts(ncap)) == 1
+
+
+# -- the session object, in this process ------------------------------------------------
+
+
+def _session(tmp_path: Path, function: str, threads: int) -> ReplaySession:
+    cfg = SessionConfig(
+        run_id=f"par{threads}",
+        function=function,
+        params={},
+        channel_map=None,
+        cycle_time=0.01,
+        db=str(tmp_path / f"r{threads}.sqlite"),
+        timeout=60,
+        namespace=f"adsreplay-par{threads}",
+        settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
+    )
+    return ReplaySession(cfg, broker.connect(None), embedded=True, threads=threads)
+
+
+@pytest.fixture
+def gen_recs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    from adsreplay_testkit import TTC_FUNCTION
+
+    (tmp_path / "aebfn.py").write_text(TTC_FUNCTION)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    grid = gen.Grid(speeds=(30.0, 50.0), gaps=(12.0,), decels=(6.0,))
+    gen.generate(tmp_path / "recs", "ncap", grid, expect=False)
+    return discover([tmp_path / "recs"])
+
+
+def _stepping_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("adsreplay-par")]
+
+
+def test_one_thread_runs_in_the_waiting_thread(tmp_path: Path, gen_recs: list[Any]) -> None:
+    session = _session(tmp_path, "aebfn:Ttc", 1)
+    try:
+        outs = [session.outcome(Chain(r, {})) for r in gen_recs]
+        assert session._pool is None and _stepping_threads() == []
+        assert all(o.ok for o in outs)
+    finally:
+        session.close()
+        host_mod.shutdown()
+
+
+def test_threads_in_process_match_and_stop(tmp_path: Path, gen_recs: list[Any]) -> None:
+    one = _session(tmp_path, "aebfn:Ttc", 1)
+    two = _session(tmp_path, "aebfn:Ttc", 2)
+    try:
+        chains = [Chain(r, {}) for r in gen_recs]
+        two.enqueue(chains)
+        assert len(_stepping_threads()) == 2
+        got = {c.key: two.outcome(c) for c in reversed(chains)}  # waits in any order
+        want = {c.key: one.outcome(c) for c in chains}
+        assert {k: (o.status, o.kpis) for k, o in got.items()} == {
+            k: (o.status, o.kpis) for k, o in want.items()
+        }
+    finally:
+        two.close()
+        one.close()
+        host_mod.shutdown()
+    assert _stepping_threads() == []
+
+
+def test_a_failing_thread_is_never_silent(
+    tmp_path: Path, gen_recs: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stepping thread that fails outside a job (not a job's own failure, which rq
+    records) ends the waits with its error, and every chain not finished gets an error
+    row that says why."""
+    from pytest_adsreplay.errors import BrokerError
+    from pytest_adsreplay.queue.inprocess import InProcessWorker
+
+    def broken(self: Any, max_jobs: int) -> int:
+        raise ConnectionError("the embedded server went away")
+
+    monkeypatch.setattr(InProcessWorker, "run", broken)
+    session = _session(tmp_path, "aebfn:Ttc", 2)
+    store = open_store(session.cfg.db)
+    store.start_run(session.cfg.run_id, function="aebfn:Ttc")
+    try:
+        chains = [Chain(r, {}) for r in gen_recs]
+        session.enqueue(chains)
+        with pytest.raises(BrokerError, match="the embedded server went away"):
+            session.outcome(chains[0])
+        with pytest.raises(BrokerError, match="stepping threads stopped"):
+            session.outcome(chains[1])  # every later wait too, at once
+    finally:
+        session.close(store)
+        host_mod.shutdown()
+    rows = store.results(session.cfg.run_id)
+    assert len(rows) == len(chains)
+    for row in rows:
+        assert row.status == "error"
+        assert "ConnectionError: the embedded server went away" in (row.error or "")
+
+
+def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[Any]) -> None:
+    got: dict[str, Any] = {}
+
+    def take(name: str) -> None:
+        got[name] = host_mod.acquire("aebfn:Ttc")
+        got[name + "-again"] = host_mod.acquire("aebfn:Ttc")
+
+    try:
+        threads = [threading.Thread(target=take, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got["a"] is got["a-again"] and got["b"] is got["b-again"]
+        assert got["a"] is not got["b"] and got["a"].proc.pid != got["b"].proc.pid
+        # both threads ended: their hosts are free for this one (no third process)
+        mine = host_mod.acquire("aebfn:Ttc")
+        assert mine in (got["a"], got["b"])
+        host_mod.release()
+    finally:
+        host_mod.shutdown()
+    assert not got["a"].alive and not got["b"].alive
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------
+
+#: Blocks in every recording's reset until the session is stopped; one flag file per
+#: host says that it is stepping (the event the test waits for, not a time).
+STUCK = """
+import os, pathlib, time
+from aebfn import Ttc
+
+class Stuck(Ttc):
+    def reset(self):
+        super().reset()
+        pathlib.Path(os.environ["ADSREPLAY_TEST_PIDS"], str(os.getpid())).touch()
+        time.sleep(600)
+"""
+
+
+def _default_sigint() -> None:
+    # a shell that starts jobs in the background starts them with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_the_threads_and_their_hosts(ncap: pytest.Pytester) -> None:
+    ncap.makepyfile(stuckfn=STUCK)
+    pids = ncap.path / "pids"
+    env = {k: v for k, v in os.environ.items() if k != "ADSREPLAY_REDIS_URL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ncap.path), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "pytest", "--recordings=recs", "--aeb-function=stuckfn:Stuck"]
+    cmd += ["--adsreplay-workers=2", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    cmd += ["-p", "no:xdist"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ncap.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 300  # a generous bound on a busy machine
+        while len(list(pids.iterdir())) < 2:  # both hosts are stepping
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the two hosts never stepped at once"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)  # a hang fails here, not at a time limit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    rows = _rows(ncap)
+    for row in rows.values():
+        assert row.status == "error", (row.recording_id, row.error)
+        assert "session ended before this recording was replayed" in (row.error or "")
+    for pid in (int(p.name) for p in pids.iterdir()):  # no host outlives the session
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
