@@ -193,18 +193,11 @@ class TtcAeb:
         of the nearest in-path valid object ahead, all NaN when no valid object is in the
         path, None when the list holds no valid object at all (see the module docstring).
 
-        The valid objects ahead are tried nearest first (ties: the lower slot, as in the
-        KPI target) until one is in the path, in plain float arithmetic on the slots as
-        lists (numpy calls on 32 strided values cost more than the arithmetic).
+        :meth:`ObjectList.nearest_in_path
+        <pytest_adsreplay.signals.objects.ObjectList.nearest_in_path>` makes the choice
+        (in a replay for a chunk of cycles at once); a cycle without an object in the path
+        looks whether the list holds any valid object at all.
         """
-        dx = objects.obj_dx.tolist()  # one slot of each field is strided: lists, not ufuncs
-        valid = objects.obj_valid.tolist()  # NaN (not mapped) counts as valid, like target_valid
-        near = [j for j, d in enumerate(dx) if d > 0.0 and valid[j] != 0.0]
-        if not near:
-            listed = any(v != 0.0 and d == d for v, d in zip(valid, dx, strict=True))
-            return _NO_TARGET if listed else None
-        if len(near) > 1:
-            near.sort(key=dx.__getitem__)  # stable: equal distances keep the slot order
         try:
             speed = frame["ego_speed"]
             yaw = frame["ego_yaw_rate"]
@@ -212,16 +205,15 @@ class TtcAeb:
             speed = frame.get("ego_speed", math.nan)
             yaw = frame.get("ego_yaw_rate", math.nan)
         kappa = yaw / speed if math.isfinite(yaw) and speed >= MIN_CURVATURE_SPEED else 0.0
-        dy = objects.obj_dy.tolist()
-        for j in near:
-            x = dx[j] + self.axle_to_front
-            y = dy[j] if dy[j] == dy[j] else 0.0
-            kx = kappa * x
-            ky = 1.0 - kappa * y
-            offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + math.sqrt(kx * kx + ky * ky))
-            if abs(offset) <= self.max_lateral:
-                return dx[j], float(objects.obj_vx[j]), offset, float(objects.obj_id[j])
-        return _NO_TARGET
+        found = objects.nearest_in_path(kappa, self.max_lateral, self.axle_to_front)
+        if found is None:
+            # NaN (not mapped) counts as valid, like target_valid
+            dx = objects.obj_dx.tolist()
+            valid = objects.obj_valid.tolist()
+            listed = any(v != 0.0 and d == d for v, d in zip(valid, dx, strict=True))
+            return _NO_TARGET if listed else None
+        _, d, vr, offset, target = found
+        return d, vr, offset, target
 
     def _follow(
         self, frame: Mapping[str, float], picked: tuple[float, float, float, float] | None

@@ -16,10 +16,11 @@ into matrices for the frames of a Python function (:class:`ObjectList`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -351,12 +352,13 @@ class ObjectList:
     is read: a frame costs one small object per cycle, never a copy of the list.
     """
 
-    __slots__ = ("_k", "_rows")
+    __slots__ = ("_ahead", "_k", "_rows")  # _ahead: the chunk's shared selections
     FIELDS = OBJECT_FIELDS
 
-    def __init__(self, rows: tuple[np.ndarray, ...], k: int):
+    def __init__(self, rows: tuple[np.ndarray, ...], k: int, ahead: _InPath | None = None):
         self._rows = rows
         self._k = k
+        self._ahead = ahead
 
     obj_dx = _field(0, "obj_dx")
     obj_dy = _field(1, "obj_dy")
@@ -371,6 +373,32 @@ class ObjectList:
     def slots(self) -> int:
         """The list's ``count`` (slots per field)."""
         return int(self._rows[0].shape[0])
+
+    def nearest_in_path(
+        self, kappa: float, half_width: float, axle_to_front: float = 0.0
+    ) -> tuple[int, float, float, float, float] | None:
+        """The nearest valid object ahead within ``± half_width`` of the path:
+        ``(slot, obj_dx, obj_vx, offset, obj_id)`` (what a target selection goes on with),
+        or None when no valid object ahead is in the path.
+
+        The rule of the KPI target with the curvature ``kappa`` (1/m, positive left) of
+        the path through the rear axle: valid objects (``obj_valid`` not 0; NaN counts as
+        valid) with ``obj_dx > 0``, the object at x = ``obj_dx + axle_to_front``,
+        y = ``obj_dy`` (0 when NaN), its offset
+        ``(2y - kappa (x² + y²)) / (1 + sqrt((kappa x)² + (1 - kappa y)²))``; the smallest
+        ``obj_dx`` wins, the lower slot at equal distances.
+
+        In a replay, where ``kappa`` is the cycle's ``ego_yaw_rate / ego_speed`` (0 when
+        the yaw rate is NaN or the ego is slower than 2 m/s), the choice is worked out
+        for a chunk of cycles at a time in numpy with the same float operations; any
+        other ``kappa`` is worked out for this cycle alone. The result is the same.
+        """
+        chunk = self._ahead
+        if chunk is not None:
+            found = chunk.nearest(self._k, kappa, half_width, axle_to_front)
+            if found is not False:
+                return found
+        return _nearest_in_path(self, kappa, half_width, axle_to_front)
 
     def __getitem__(self, field: str) -> np.ndarray:
         """``objects["obj_dx"]``, the same as ``objects.obj_dx``."""
@@ -389,16 +417,33 @@ class ObjectFrames:
     one :class:`ObjectList` per cycle of that range. ``rows`` holds one read-only
     (count x cycles) matrix per field (an unmapped field: one read-only NaN row)."""
 
-    def __init__(self, rows: Mapping[str, np.ndarray], count: int):
+    def __init__(
+        self,
+        rows: Mapping[str, np.ndarray],
+        count: int,
+        ego: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    ):
         nan = np.full(count, np.nan)
         nan.flags.writeable = False
         self.count = count
+        self.ego = ego  # ego_speed, ego_yaw_rate: the path of nearest_in_path
+        self._curvature: np.ndarray | None = None
         for m in rows.values():
             m.flags.writeable = False
         self.rows: tuple[np.ndarray, ...] = tuple(rows.get(f, nan) for f in OBJECT_FIELDS)
 
     def __getitem__(self, cycles: slice) -> _Chunk:
         return _Chunk(self, cycles)
+
+    def curvature(self, n: int) -> np.ndarray:
+        """The path curvature of each cycle: ``ego_yaw_rate / ego_speed``, 0 where the yaw
+        rate is NaN or absent or the ego is slower than 2 m/s (or its speed absent)."""
+        if self._curvature is None:
+            from pytest_adsreplay.kpi.target import path_curvature
+
+            speed, yaw = self.ego
+            self._curvature = path_curvature(np.full(n, np.nan) if speed is None else speed, yaw)
+        return self._curvature
 
 
 class _Chunk:
@@ -408,7 +453,96 @@ class _Chunk:
     def tolist(self) -> list[ObjectList]:
         rows = self.frames.rows
         n = next((r.shape[1] for r in rows if r.ndim == 2), 0)
-        return [ObjectList(rows, k) for k in range(*self.cycles.indices(n))]
+        first, stop, step = self.cycles.indices(n)
+        if step != 1 or rows[0].ndim != 2:
+            return [ObjectList(rows, k) for k in range(first, stop, step)]
+        shared = _InPath(self.frames, first, stop)  # worked out on first use
+        return [ObjectList(rows, k, shared) for k in range(first, stop)]
+
+
+class _InPath:
+    """:meth:`ObjectList.nearest_in_path` for the cycles ``first`` … ``stop - 1`` of a
+    replay, with the replay's curvature: worked out for all of them on the first call
+    (and again when ``half_width`` or ``axle_to_front`` change), in numpy with the float
+    operations of :func:`_nearest_in_path`, one cycle at a time."""
+
+    __slots__ = ("dx", "first", "frames", "id", "kappa", "key", "offset", "slot", "stop", "vx")
+
+    def __init__(self, frames: ObjectFrames, first: int, stop: int):
+        self.frames, self.first, self.stop = frames, first, stop
+        self.key: tuple[float, float] | None = None
+        self.kappa: list[float] = []
+        self.slot: list[int] = []  # -1: no object in the path
+        self.dx: list[float] = []
+        self.offset: list[float] = []
+        self.vx: list[float] = []
+        self.id: list[float] = []
+
+    def nearest(
+        self, k: int, kappa: float, half_width: float, front: float
+    ) -> tuple[int, float, float, float, float] | Literal[False] | None:
+        """The chunk's choice at cycle ``k``; False for another curvature than the replay's."""
+        if self.key != (half_width, front):
+            self._work_out(half_width, front)
+        i = k - self.first
+        if kappa != self.kappa[i]:
+            return False  # not the replay's path: worked out for this cycle alone
+        j = self.slot[i]
+        return None if j < 0 else (j, self.dx[i], self.vx[i], self.offset[i], self.id[i])
+
+    def _work_out(self, limit: float, front: float) -> None:
+        rows, first, m = self.frames.rows, self.first, self.stop - self.first
+        dx, dy, vx, valid, ids = (_span(rows[f], first, m) for f in (0, 1, 2, 5, 6))
+        n = rows[0].shape[1]
+        kappa = self.frames.curvature(n)[first : self.stop]
+        with np.errstate(invalid="ignore", over="ignore"):
+            x = dx + front
+            y = np.where(dy == dy, dy, 0.0)
+            kx = kappa * x
+            ky = 1.0 - kappa * y
+            offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + np.sqrt(kx * kx + ky * ky))
+            ok = (dx > 0.0) & (valid != 0.0) & (-limit <= offset) & (offset <= limit)
+        gap = np.where(ok, dx, np.inf)
+        slot = np.argmin(gap, axis=0)  # the first of equal distances: the lower slot
+        cycles = np.arange(m)
+        has = ok[slot, cycles]
+        self.slot = np.where(has, slot, -1).tolist()
+        self.dx = dx[slot, cycles].tolist()
+        self.offset = offset[slot, cycles].tolist()
+        self.vx = vx[slot, cycles].tolist()
+        self.id = ids[slot, cycles].tolist()
+        self.kappa = kappa.tolist()
+        self.key = (limit, front)
+
+
+def _span(rows: np.ndarray, first: int, m: int) -> np.ndarray:
+    """The (count x m) values of a field's rows at the cycles ``first`` … (an unmapped
+    field's single NaN row stands for every cycle)."""
+    if rows.ndim == 2:
+        return rows[:, first : first + m]
+    return np.broadcast_to(rows[:, None], (rows.shape[0], m))
+
+
+def _nearest_in_path(
+    objects: ObjectList, kappa: float, limit: float, front: float
+) -> tuple[int, float, float, float, float] | None:
+    """:meth:`ObjectList.nearest_in_path` for one cycle: the valid objects ahead are
+    tried nearest first until one is in the path, in plain float arithmetic."""
+    dx = objects.obj_dx.tolist()  # one slot of each field is strided: lists, not ufuncs
+    valid = objects.obj_valid.tolist()
+    near = [j for j, d in enumerate(dx) if d > 0.0 and valid[j] != 0.0]
+    if len(near) > 1:
+        near.sort(key=dx.__getitem__)  # stable: equal distances keep the slot order
+    dy = objects.obj_dy.tolist()
+    for j in near:
+        x = dx[j] + front
+        y = dy[j] if dy[j] == dy[j] else 0.0
+        kx = kappa * x
+        ky = 1.0 - kappa * y
+        offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + math.sqrt(kx * kx + ky * ky))
+        if -limit <= offset <= limit:
+            return j, dx[j], float(objects.obj_vx[j]), offset, float(objects.obj_id[j])
+    return None
 
 
 def split_objects(
@@ -421,7 +555,8 @@ def split_objects(
     rows = object_rows(signals)
     if not rows:
         return plain, None
-    return plain, ObjectFrames(rows, rows["obj_dx"].shape[0])
+    ego = (plain.get("ego_speed"), plain.get("ego_yaw_rate"))
+    return plain, ObjectFrames(rows, rows["obj_dx"].shape[0], ego)
 
 
 def is_object_column(name: str) -> bool:
