@@ -14,6 +14,7 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -261,20 +262,55 @@ def _read_file(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
-    """Read, resample and gate the recording (raises AdsReplayError)."""
-    from pytest_adsreplay import replay
+    """Read, resample and gate the recording (raises AdsReplayError).
 
-    sig = replay.read(
-        ctx["path"],
-        cmap,
-        float(ctx["cycle_time"]),
-        recording_id=ctx["rec"],
-        max_gap=_max_gap(ctx),
-        nominal_speed=ctx.get("nominal_speed"),
-        expect_target=ctx.get("expect_target"),
-    )
+    ``replay.read`` with a lean read: the gate's checks of the raw channels are made while
+    reading and each channel's samples go once its signal is on the grid, so a long
+    recording's raw channels and grid signals are never all in memory at once.
+    """
+    from pytest_adsreplay.signals import read_signals
+    from pytest_adsreplay.signals.quality import GateSettings, gate
+
+    _map_large_arrays()
+    rec = ctx["rec"]
+    try:
+        sig = read_signals(
+            ctx["path"],
+            cmap,
+            float(ctx["cycle_time"]),
+            recording_id=rec,
+            max_gap=_max_gap(ctx),
+            lean=True,
+        )
+        settings = GateSettings(_max_gap(ctx), ctx.get("nominal_speed"), ctx.get("expect_target"))
+        gate(sig, settings, recording=rec)
+    except AdsReplayError as exc:
+        raise exc.with_recording(rec) from None
     # only the grid and the values: the raw traces were for the gate
     return cache.Entry(sig.t, sig.values, dict(sig.sources))
+
+
+@functools.cache
+def _map_large_arrays() -> None:
+    """glibc only: allocations of 4 MiB and more always get pages of their own (mmap).
+
+    glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB),
+    after which a long recording's arrays come from the heap, whose freed middle is not
+    given back: a worker would keep the peak of its longest read. A fixed threshold
+    returns each channel's samples to the system as the read releases them.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 4 << 20)
 
 
 def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:

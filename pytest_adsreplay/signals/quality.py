@@ -60,6 +60,7 @@ from pytest_adsreplay.errors import InvalidRecordingError
 from pytest_adsreplay.kpi.registry import TARGET_KPIS as TARGET_KPIS  # needs_target KPIs
 from pytest_adsreplay.signals.resample import (
     Signals,
+    Trace,
     find_gaps,
     gaps_and_median,
 )
@@ -254,10 +255,12 @@ def invalid_error(findings: Sequence[Finding], recording: str | None) -> Invalid
 def assess(signals: Signals, settings: GateSettings | None = None) -> list[Finding]:
     """Every finding of the gate for read signals (fatal ones first, in ``CHECKS`` order)."""
     settings = settings or GateSettings()
+    early = signals.early_findings
     out: list[Finding] = []
-    for trace_name, trace in signals.traces.items():
-        where = f"channel {trace.channel} ({trace_name})"
-        out += time_findings(where, trace.timestamps)
+    if early is None:
+        out += trace_findings(signals.traces, settings.max_gap)
+    else:
+        out += early["traces"]
     if signals.t.size < 2:
         out.append(
             Finding(
@@ -266,13 +269,28 @@ def assess(signals: Signals, settings: GateSettings | None = None) -> list[Findi
                 hint=_HINTS["duration"],
             )
         )
-    out += _rate_and_gaps(signals, settings.max_gap)
-    out += _finite(signals)
-    out += _presence(signals, settings.max_gap)
+    out += early["presence"] if early is not None else _presence(signals, settings.max_gap)
     out += _target(signals, settings)
     out += _nominal_speed(signals, settings)
     order = {c: i for i, c in enumerate(CHECKS)}
     return sorted(out, key=lambda f: (not f.fatal, order.get(f.check, len(order))))
+
+
+def trace_findings(traces: Mapping[str, Trace], max_gap: float) -> list[Finding]:
+    """The checks of the logger's own samples (time axis, rate, gaps, non-finite values),
+    in the gate's order: everything the gate needs the raw traces for, bar the detail of
+    a presence failure (:func:`presence_findings`)."""
+    out: list[Finding] = []
+    for trace_name, trace in traces.items():
+        out += time_findings(f"channel {trace.channel} ({trace_name})", trace.timestamps)
+    out += _rate_and_gaps(traces, max_gap)
+    out += _finite(traces)
+    return out
+
+
+def presence_findings(signals: Signals, max_gap: float) -> list[Finding]:
+    """The presence check of ego_speed (it names the channel's gap from its trace)."""
+    return _presence(signals, max_gap)
 
 
 def gate(
@@ -306,10 +324,10 @@ def _sampling(timestamps: np.ndarray, max_gap: float) -> _Sampling:
     return ts, median, gaps
 
 
-def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
+def _rate_and_gaps(traces: Mapping[str, Trace], max_gap: float) -> list[Finding]:
     out: list[Finding] = []
     done: dict[int, _Sampling] = {}
-    for name, trace in signals.traces.items():
+    for name, trace in traces.items():
         key = id(trace.timestamps)
         if key not in done:
             done[key] = _sampling(trace.timestamps, max_gap)
@@ -354,9 +372,9 @@ def _rate_and_gaps(signals: Signals, max_gap: float) -> list[Finding]:
     return out
 
 
-def _finite(signals: Signals) -> list[Finding]:
+def _finite(traces: Mapping[str, Trace]) -> list[Finding]:
     out = []
-    for name, trace in signals.traces.items():
+    for name, trace in traces.items():
         inf = np.flatnonzero(np.isinf(trace.values))
         if inf.size:
             i = int(inf[0])

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,12 @@ from pytest_adsreplay.signals.objects import (
     object_column,
     resolve_objects,
 )
-from pytest_adsreplay.signals.quality import invalid_error, time_findings
+from pytest_adsreplay.signals.quality import (
+    invalid_error,
+    presence_findings,
+    time_findings,
+    trace_findings,
+)
 from pytest_adsreplay.signals.resample import (
     DEFAULT_CYCLE_TIME,
     GAP_THRESHOLD,
@@ -76,6 +82,7 @@ def read_signals(
     *,
     recording_id: str | None = None,
     max_gap: float = GAP_THRESHOLD,
+    lean: bool = False,
 ) -> Signals:
     """Read the mapped channels of ``path`` and resample them onto the cycle grid.
 
@@ -86,6 +93,12 @@ def read_signals(
     target signals are NaN. The data-quality gate is *not* applied here (see
     :func:`pytest_adsreplay.signals.quality.gate`), except for what resampling cannot do without:
     finite, non-decreasing timestamps and a time channel.
+
+    ``lean`` (the read stage): the gate's checks of the raw traces are made while
+    reading (:attr:`Signals.early_findings`, the same findings) and each channel's
+    samples are released once its signal is on the grid, so the raw channels and the
+    grid signals of a long recording are never all in memory at once; ``traces`` then
+    hold empty arrays. Maps with an object list read as usual.
     """
     if not (cycle_time > 0 and math.isfinite(cycle_time)):
         raise ValueError(f"cycle_time must be a positive number of seconds, got {cycle_time!r}")
@@ -116,7 +129,15 @@ def read_signals(
                 seen.add((ch.group, ch.index))
                 wanted.append(ch)
         data = {(c.channel.group, c.channel.index): c for c in reader.read(wanted)}
-    signals = _assemble(usable, data, cycle_time, rec, max_gap, derive_valid=objects is None)
+    signals = _assemble(
+        usable,
+        data,
+        cycle_time,
+        rec,
+        max_gap,
+        derive_valid=objects is None,
+        lean=lean and objects is None,
+    )
     if objects is not None:
         _add_objects(signals, objects, data, max_gap)
     return signals
@@ -216,9 +237,68 @@ def _assemble(
     max_gap: float = GAP_THRESHOLD,
     *,
     derive_valid: bool = True,
+    lean: bool = False,
 ) -> Signals:
+    """The canonical signals on the grid; ``lean``: see :func:`read_signals` (``data``
+    entries are then removed as their channels are done with)."""
     chans = _non_empty_channels(usable, data, rec)
     grid = _grid(chans, cycle_time, rec)
+    si, traces = _in_si(usable, chans)
+    objects = prepare_targets(
+        {n: si[n] for n in TARGET_SIGNALS if n in si},
+        _flag_series(si.get("target_valid")),
+        si.get("target_id"),
+    )
+    early: dict[str, list[Any]] | None = None
+    keys = {n: (r.channel.group, r.channel.index) for n, r in usable.items() if r.channel}
+    users = Counter(keys[n] for n in si)
+    pool: dict[tuple[int, int], ChannelSamples] = data if isinstance(data, dict) else {}
+    if lean:
+        early = {"traces": trace_findings(traces, max_gap), "presence": []}
+        chans.clear()
+    values: dict[str, np.ndarray] = {}
+    sources = {n: usable[n].source for n in usable if n in si}
+    order = list(si)
+    if lean:  # the longest channels first: a group's samples go before most signals exist
+        order.sort(key=lambda n: -si[n][0].size)
+        for name in [n for n in order if n not in CANONICAL_SIGNALS]:
+            _release(name, si, traces, pool, keys, users, None, grid, {}, cycle_time, max_gap)
+        order = [n for n in order if n in si]
+    for name in order:
+        ts, raw = si[name]
+        if name not in CANONICAL_SIGNALS:
+            continue
+        vals = _on_grid(name, ts, raw, objects, usable[name].hold, grid, max_gap)
+        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
+            nan = np.isnan(vals)
+            np.copyto(vals, vals != 0, casting="unsafe")
+            vals[nan] = np.nan
+            del nan
+        values[name] = vals
+        if early is not None:
+            del ts, raw, vals
+            _release(name, si, traces, pool, keys, users, early, grid, values, cycle_time, max_gap)
+    if early is not None and "ego_speed" not in values:
+        early["presence"] = presence_findings(Signals(grid, values, cycle_time), max_gap)
+    if derive_valid or "target_distance" in values:
+        _apply_target_valid(values, sources, grid)
+    ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
+    return Signals(
+        t=grid,
+        values=ordered,
+        cycle_time=cycle_time,
+        sources={n: sources[n] for n in ordered},
+        traces=traces,
+        early_findings=early,
+    )
+
+
+def _in_si(
+    usable: Mapping[str, Resolution], chans: Mapping[str, ChannelSamples]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Trace]]:
+    """(timestamps, SI values) of every mapped channel, and the traces of the canonical
+    signals (the same arrays); a channel's samples are converted in place when only one
+    signal maps it."""
     uses = Counter(id(cs.samples) for cs in chans.values())
     si: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     traces: dict[str, Trace] = {}
@@ -229,39 +309,58 @@ def _assemble(
         si[name] = (cs.timestamps, raw)
         if name in CANONICAL_SIGNALS:
             traces[name] = Trace(res.channel.ref, cs.timestamps, raw)
-    objects = prepare_targets(
-        {n: si[n] for n in TARGET_SIGNALS if n in si},
-        _flag_series(si.get("target_valid")),
-        si.get("target_id"),
-    )
-    values: dict[str, np.ndarray] = {}
-    sources = {n: usable[n].source for n in chans}
-    for name, (ts, raw) in si.items():
-        if name not in CANONICAL_SIGNALS:
-            continue
-        hold = usable[name].hold
-        if name in objects and not hold:
-            masked, segments = objects[name]
-            vals = resample_objects(ts, masked, grid, segments=segments, max_gap=max_gap)
-        else:
-            src = objects[name][0] if name in objects else raw
-            vals = resample(ts, src, grid, hold=hold, max_gap=None if hold else max_gap)
-        if name in FLAG_SIGNALS:  # 0/1, NaN kept (in place: the grid arrays are large)
-            nan = np.isnan(vals)
-            np.copyto(vals, vals != 0, casting="unsafe")
-            vals[nan] = np.nan
-            del nan
-        values[name] = vals
-    if derive_valid or "target_distance" in values:
-        _apply_target_valid(values, sources, grid)
-    ordered = {n: values[n] for n in CANONICAL_SIGNALS if n in values}
-    return Signals(
-        t=grid,
-        values=ordered,
-        cycle_time=cycle_time,
-        sources={n: sources[n] for n in ordered},
-        traces=traces,
-    )
+    return si, traces
+
+
+def _on_grid(
+    name: str,
+    ts: np.ndarray,
+    raw: np.ndarray,
+    objects: Mapping[str, Any],
+    hold: bool,
+    grid: np.ndarray,
+    max_gap: float,
+) -> np.ndarray:
+    """One mapped signal resampled onto the grid (target signals: the masked samples,
+    interpolated within one object)."""
+    if name in objects and not hold:
+        masked, segments = objects[name]
+        return resample_objects(ts, masked, grid, segments=segments, max_gap=max_gap)
+    src = objects[name][0] if name in objects else raw
+    return resample(ts, src, grid, hold=hold, max_gap=None if hold else max_gap)
+
+
+_EMPTY = np.zeros(0)
+
+
+def _release(
+    name: str,
+    si: dict[str, tuple[np.ndarray, np.ndarray]],
+    traces: dict[str, Trace],
+    data: dict[tuple[int, int], ChannelSamples],
+    keys: Mapping[str, tuple[int, int]],
+    users: Counter[tuple[int, int]],
+    early: dict[str, list[Any]] | None,
+    grid: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    cycle_time: float,
+    max_gap: float,
+) -> None:
+    """Lean read: ``name`` is on the grid; drop every reference to its raw samples (its
+    channel's ``data`` entry once no other signal maps that channel). The presence check
+    of ego_speed, which reads its trace, is made first."""
+    if name == "ego_speed" and early is not None:
+        only = Signals(grid, {"ego_speed": values["ego_speed"]}, cycle_time, traces=traces)
+        early["presence"] = presence_findings(only, max_gap)
+    si.pop(name, None)
+    trace = traces.get(name)
+    if trace is not None:
+        traces[name] = Trace(trace.channel, _EMPTY, _EMPTY)
+    key = keys.get(name)
+    if key is not None:
+        users[key] -= 1
+        if users[key] <= 0:
+            data.pop(key, None)
 
 
 def _non_empty_channels(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -282,6 +283,10 @@ class Signals:
     sources: dict[str, str] = field(default_factory=dict)
     traces: dict[str, Trace] = field(default_factory=dict)
     objects: dict[str, np.ndarray] = field(default_factory=dict)
+    #: A lean read (``read_signals(lean=True)``) judged the raw traces while reading and
+    #: released their samples: the gate's findings of those checks ("traces") and of the
+    #: ego_speed presence check ("presence"), which :func:`.quality.assess` uses instead.
+    early_findings: dict[str, list[Any]] | None = None
 
     @property
     def object_count(self) -> int:
