@@ -85,7 +85,9 @@ OPTIONS: tuple[Option, ...] = (
         "workers",
         "--adsreplay-workers",
         "adsreplay_workers",
-        "local worker processes (real Redis; default: CPU count); 0 = only external workers",
+        "real Redis: local worker processes (default: CPU count; 0 = only external workers); "
+        "embedded: stepping threads with a function host each (default: CPU count, 1 per "
+        "xdist worker; 1 = sequential)",
         metavar="N",
     ),
     Option(

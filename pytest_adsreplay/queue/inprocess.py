@@ -36,9 +36,13 @@ class InProcessWorker(SimpleWorker):
     ``work()``. Elsewhere a timer thread raises into the job instead.
 
     Fewer Redis round trips per job than SimpleWorker's bookkeeping, with the same
-    jobs, registries, results and worker records: the heartbeat at most every 30 s,
-    the worker's state written only when it changes, and the server version known
-    (the embedded server has no INFO command, so rq would ask for it on every job).
+    jobs, registries, results and worker records: the heartbeat at most every 30 s;
+    the worker's state written only when it changes, and "idle" only when ``run``
+    finds nothing more to do (not between two jobs); the execution and the job's start
+    in one round trip instead of two; no extra job heartbeat between the end of a job
+    and the write of its result (the plugin's jobs have no callbacks to run there);
+    and the server version known (the embedded server has no INFO command, so rq
+    would ask for it on every job).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -67,34 +71,51 @@ class InProcessWorker(SimpleWorker):
     _born = False
     _beat = 0.0
     _written_state: str | None = None
+    _pending_state: str | None = None
+    _deferring = False  # inside run(): "idle" waits for settle()
+    _prepared: str | None = None  # the job whose start prepare_execution wrote
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         with self._penalties():
             return bool(super().work(*args, **kwargs))
 
-    def run(self, max_jobs: int) -> int:
+    def run(self, max_jobs: int, *, settle: bool = True) -> int:
         """Run up to ``max_jobs`` jobs that are ready now; how many ran.
 
         The embedded session's loop: rq's own dequeue and ``execute_job`` (so every
         job is performed, recorded and its dependents enqueued exactly as by
         ``work``), but the worker is registered once per session (``close`` ends
         it) instead of once per call, and no suspension check: the private
-        fakeredis server cannot be suspended.
+        fakeredis server cannot be suspended. ``settle``: write the idle state at the
+        end (else the caller calls :meth:`settle` when it has nothing more to run).
         """
         if not self._born:
             self.bootstrap(logging_level="WARNING")
             self._born = True
         done = 0
-        with self._penalties():
-            while done < max_jobs:
-                if self.recover_ready:
-                    self._recover_ready()
-                found = self.dequeue_job_and_maintain_ttl(None)
-                if found is None:
-                    break
-                self.execute_job(*found)
-                done += 1
+        self._deferring = True
+        try:
+            with self._penalties():
+                while done < max_jobs:
+                    if self.recover_ready:
+                        self._recover_ready()
+                    found = self.dequeue_job_and_maintain_ttl(None)
+                    if found is None:
+                        break
+                    self.execute_job(*found)
+                    done += 1
+        finally:
+            self._deferring = False
+        if settle:
+            self.settle()
         return done
+
+    def settle(self) -> None:
+        """Write the idle state that ``run`` held back."""
+        pending, self._pending_state = self._pending_state, None
+        if pending is not None and pending != self._written_state:
+            super().set_state(pending)
+            self._written_state = pending
 
     #: Set for workers that share queues with others in this process (stepping threads).
     recover_ready = False
@@ -137,12 +158,58 @@ class InProcessWorker(SimpleWorker):
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         """The worker's state (idle, busy) in Redis, written only when it changes: rq
-        writes "idle" both after a job and again before the next dequeue."""
-        if pipeline is None and state == self._written_state:
-            self._state = state
+        writes "idle" both after a job and again before the next dequeue; inside
+        ``run`` "idle" waits for :meth:`settle` (the next job's start, in a pipeline,
+        says "busy" anyway)."""
+        self._state = state
+        if pipeline is not None:
+            super().set_state(state, pipeline)
+            self._written_state, self._pending_state = state, None
             return
-        super().set_state(state, pipeline)
-        self._written_state = state
+        if state == self._written_state:
+            self._pending_state = None
+            return
+        if self._deferring and state == "idle":
+            self._pending_state = state
+            return
+        super().set_state(state)
+        self._written_state, self._pending_state = state, None
+
+    def prepare_execution(self, job: Any) -> Any:
+        """rq's execution record and the worker's busy state, plus what
+        ``prepare_job_execution`` writes next (worker and job heartbeats, the job's
+        started status, no expiry), in one round trip."""
+        from rq.executions import Execution
+        from rq.utils import now
+
+        with self.connection.pipeline() as pipe:
+            ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state("busy", pipeline=pipe)
+            super().heartbeat(ttl, pipe)
+            job.heartbeat(now(), ttl, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            pipe.execute()
+        self._prepared = job.id
+        return execution
+
+    def prepare_job_execution(self, job: Any, remove_from_intermediate_queue: bool = False) -> None:
+        if self._prepared == job.id and not remove_from_intermediate_queue:
+            self._prepared = None
+            return  # written by prepare_execution
+        self._prepared = None
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+    def handle_execution_ended(self, job: Any, queue: Any, heartbeat_ttl: int) -> None:
+        """The job's end time; its result and status follow in one transaction. rq also
+        writes a job heartbeat here, to cover the job's callbacks, which the plugin's
+        jobs do not have (``trust.job_class``)."""
+        from rq.utils import now
+
+        job.ended_at = now()
+        job.last_heartbeat = job.ended_at
 
     def register_birth(self) -> None:
         super().register_birth()  # type: ignore[no-untyped-call,unused-ignore]
@@ -246,7 +313,9 @@ class SteppingThreads:
             worker = self.make_worker(thread_connection(self.conn))
             worker.recover_ready = True
             while not self._stop.is_set():
-                ran = worker.run(max_jobs=1)
+                ran = worker.run(max_jobs=1, settle=False)
+                if not ran:
+                    worker.settle()  # idle: say so in the worker's record
                 with self._cond:
                     if ran:
                         self.jobs += ran

@@ -241,7 +241,7 @@ def test_a_failing_thread_is_never_silent(
     from pytest_adsreplay.errors import BrokerError
     from pytest_adsreplay.queue.inprocess import InProcessWorker
 
-    def broken(self: Any, max_jobs: int) -> int:
+    def broken(self: Any, max_jobs: int, **kwargs: Any) -> int:
         raise ConnectionError("the embedded server went away")
 
     monkeypatch.setattr(InProcessWorker, "run", broken)
@@ -347,3 +347,49 @@ def test_ctrl_c_stops_the_threads_and_their_hosts(ncap: pytest.Pytester) -> None
     for pid in (int(p.name) for p in pids.iterdir()):  # no host outlives the session
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_jobs_registries_and_results_stay_whole(
+    tmp_path: Path, gen_recs: list[Any], threads: int
+) -> None:
+    """The leaner worker bookkeeping still leaves what ``rq info`` and rq-dashboard read:
+    every job finished with a successful result, in its queue's finished registry,
+    nothing left started, deferred or ready, and the workers' records counting the
+    jobs, idle once the queues are empty."""
+    from rq import Worker
+    from rq.results import Result
+
+    session = _session(tmp_path, "aebfn:Ttc", threads)
+    try:
+        chains = [Chain(r, {}) for r in gen_recs]
+        session.enqueue(chains)
+        assert all(session.outcome(c).ok for c in chains)
+        conn = session.conn
+        for stage, q in session.queues.items():
+            finished = set(q.finished_job_registry.get_job_ids())
+            for c in chains:
+                jid = f"{session.cfg.run_id}-{stage}-{c.key}"
+                job = broker.fetch_job(conn, jid)
+                assert job.get_status().value == "finished"
+                assert jid in finished
+                result = job.latest_result()
+                assert result is not None and result.type == Result.Type.SUCCESSFUL
+                assert job.worker_name and job.started_at and job.ended_at
+            assert q.started_job_registry.get_job_ids() == []
+            assert q.deferred_job_registry.get_job_ids() == []
+            assert conn.zcard(q.ready_job_registry.key) == 0
+        if threads > 1:
+            session._stepping().poke()
+        deadline = time.monotonic() + 60
+        while True:  # the threads go idle once they find nothing more to run
+            workers = Worker.all(connection=conn)
+            if all(w.get_state() == "idle" for w in workers):
+                break
+            assert time.monotonic() < deadline, [w.get_state() for w in workers]
+            time.sleep(0.05)
+        assert len(workers) == threads
+        assert sum(w.successful_job_count for w in workers) == 3 * len(chains)
+    finally:
+        session.close()
+        host_mod.shutdown()
