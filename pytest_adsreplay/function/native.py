@@ -18,13 +18,14 @@ import numpy as np
 
 from pytest_adsreplay.errors import FunctionError, FunctionLoadError
 from pytest_adsreplay.function.binding import (
+    INPUT_BLOCK,
     Binding,
+    InputBlocks,
     bind,
     check_object_sizes,
     check_outputs,
     check_parameters,
     flatten_params,
-    input_matrix,
 )
 from pytest_adsreplay.function.protocol import FunctionInfo, FunctionOptions, Port
 
@@ -179,6 +180,8 @@ class NativeAdapter:
         #: a writable one-element float64 buffer a supervised host reads after a crash:
         #: the time of the cycle about to be stepped (batch calls mark their first cycle)
         self.progress: Any = None
+        #: cycles per block of the input table (its memory: block x inputs x 8 bytes)
+        self.input_block = INPUT_BLOCK
         self._handle: int | None = self._create()
 
     def _create(self) -> int:
@@ -229,22 +232,23 @@ class NativeAdapter:
         inputs: tuple[str, ...] = (),
         recording: str | None = None,
     ) -> dict[str, np.ndarray]:
-        """Reset, then step every cycle (one batch call when the library has one)."""
+        """Reset, then step every cycle (one batch call per block of :attr:`input_block`
+        cycles when the library has one). The input table is built a block at a time
+        in one reused buffer, so its memory does not grow with the recording."""
         if self._handle is None:
             raise RuntimeError(f"C function {self.spec} is closed")
         t = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
         n = len(t)
         check_object_sizes(self.spec, self.binding, signals, recording)
-        table = input_matrix(t, signals, self.binding)
+        blocks = InputBlocks(t, signals, self.binding, block=self.input_block)
         out = np.zeros((n, len(self.output_names)))
         status = self._lib.adsreplay_reset(self._handle)
         if status:
             self._fail(status, None, None, recording, "adsreplay_reset")
-        if n:
-            if self.use_batch:
-                self._run_batch(t, table, out, recording)
-            else:
-                self._run_steps(t, table, out, recording)
+        run = self._run_batch if self.use_batch else self._run_steps
+        for start in blocks.starts():
+            stop = min(n, start + blocks.block)
+            run(t, start, blocks.rows(start, stop), out, recording)
         outputs = {"fcw": np.zeros(n)}
         for j, (_, stored) in enumerate(self.binding.outputs):
             outputs[stored] = np.ascontiguousarray(out[:, j])
@@ -252,17 +256,18 @@ class NativeAdapter:
         return outputs
 
     def _run_batch(
-        self, t: np.ndarray, table: np.ndarray, out: np.ndarray, recording: str | None
+        self, t: np.ndarray, first: int, table: np.ndarray, out: np.ndarray, recording: str | None
     ) -> None:
+        """Step the cycles ``first`` … whose inputs are ``table``'s rows."""
         assert self._batch is not None
-        mark, n = self.progress, len(t)
+        mark, n, stop = self.progress, len(t), first + len(table)
         # under a host, batches of BATCH_CYCLES so a crash is placed within one batch
-        chunk = n if mark is None else BATCH_CYCLES
+        chunk = len(table) if mark is None else BATCH_CYCLES
         done = ctypes.c_size_t(0)
         t_ptr, in_ptr, out_ptr = t.ctypes.data, table.ctypes.data, out.ctypes.data
         in_row, out_row = table.strides[0], out.strides[0]
-        for start in range(0, n, chunk):
-            count = min(chunk, n - start)
+        for start in range(first, stop, chunk):
+            count = min(chunk, stop - start)
             if mark is not None:
                 mark[0] = t[start]
             done.value = 0
@@ -270,7 +275,7 @@ class NativeAdapter:
                 self._handle,
                 count,
                 t_ptr + 8 * start,
-                in_ptr + start * in_row,
+                in_ptr + (start - first) * in_row,
                 out_ptr + start * out_row,
                 done,
             )
@@ -279,17 +284,19 @@ class NativeAdapter:
                 self._fail(status, i, float(t[i]), recording, "adsreplay_step_batch")
 
     def _run_steps(
-        self, t: np.ndarray, table: np.ndarray, out: np.ndarray, recording: str | None
+        self, t: np.ndarray, first: int, table: np.ndarray, out: np.ndarray, recording: str | None
     ) -> None:
+        """Step the cycles ``first`` … whose inputs are ``table``'s rows, one call each."""
         step, handle = self._lib.adsreplay_step, self._handle
         in_ptr, out_ptr = table.ctypes.data, out.ctypes.data
         in_row, out_row = table.strides[0], out.strides[0]
         mark = self.progress if self.progress is not None else [0.0]
-        for i, ti in enumerate(t.tolist()):
+        times = t[first : first + len(table)].tolist()
+        for k, ti in enumerate(times):
             mark[0] = ti
-            status = step(handle, ti, in_ptr + i * in_row, out_ptr + i * out_row)
+            status = step(handle, ti, in_ptr + k * in_row, out_ptr + (first + k) * out_row)
             if status:
-                self._fail(status, i, ti, recording, "adsreplay_step")
+                self._fail(status, first + k, ti, recording, "adsreplay_step")
 
     def _fail(
         self, status: int, i: int | None, t: float | None, recording: str | None, call: str
