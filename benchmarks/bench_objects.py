@@ -15,9 +15,12 @@ in a fresh process per run (so the peak RSS is that of one read):
   reaches every frame as ``frame["objects"]``), and a Python function that picks the
   nearest valid object in its lane from the list.
 
-Prints each figure (best of ``--repeat``) and the object-list / single-target ratios.
-Target: <= 2x for the reference's read + step time and for the read's peak RSS. Nothing
-here is a test: the numbers depend on the machine and what else runs on it.
+The two recordings are measured in turns (single, objects, single, … ``--repeat``
+fresh processes each; each process steps each function ``--steps`` times), and every
+figure is the median, so a machine shared with other work shifts both sides alike.
+Prints the figures and the object-list / single-target ratios. Target: <= 2x for the
+reference's read + step time and for the read's peak RSS. Nothing here is a test: the
+numbers depend on the machine and what else runs on it.
 """
 
 from __future__ import annotations
@@ -137,8 +140,9 @@ class NearestInLane:
         return {"aeb_decel": 6.0 if brake else 0.0}
 
 
-def child(path: str, cmap_path: str) -> None:
-    """One measured run: read, then step both functions; prints JSON."""
+def child(path: str, cmap_path: str, steps: int) -> None:
+    """One measured run: read, then step both functions ``steps`` times (the median);
+    prints JSON."""
     from pytest_adsreplay.function.reference import TtcAeb
     from pytest_adsreplay.function.stepping import run_function
     from pytest_adsreplay.signals import CANONICAL_SIGNALS, load_channel_map, read_signals
@@ -151,26 +155,38 @@ def child(path: str, cmap_path: str) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out: dict[str, Any] = {"read_s": read_s, "rss_mb": peak / 1024, "base_mb": before / 1024}
     out["cycles"] = int(sig.t.size)
-    for name, fn in (("reference", TtcAeb()), ("nearest", NearestInLane())):
-        t0 = time.perf_counter()
-        run_function(fn, sig.t, sig.values, inputs=CANONICAL_SIGNALS)
-        out[f"{name}_s"] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {"reference": [], "nearest": []}
+    for _ in range(steps):
+        for name, fn in (("reference", TtcAeb()), ("nearest", NearestInLane())):
+            t0 = time.perf_counter()
+            run_function(fn, sig.t, sig.values, inputs=CANONICAL_SIGNALS)
+            times[name].append(time.perf_counter() - t0)
+    for name, values in times.items():
+        out[f"{name}_s"] = float(np.median(values))
     print(json.dumps(out))
 
 
-def measure(path: Path, cmap: Path | None, repeat: int) -> dict[str, float]:
-    best: dict[str, float] = {}
+def run_child(path: Path, cmap: Path | None, steps: int) -> dict[str, float]:
+    res = subprocess.run(
+        [sys.executable, __file__, "--child", str(path), str(cmap or ""), "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got: dict[str, float] = json.loads(res.stdout.strip().splitlines()[-1])
+    return got
+
+
+def measure(
+    single: Path, objects: Path, cmap: Path, repeat: int, steps: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The median of each figure over ``repeat`` runs per recording, taken in turns."""
+    runs: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
     for _ in range(repeat):
-        res = subprocess.run(
-            [sys.executable, __file__, "--child", str(path), str(cmap or "")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        got = json.loads(res.stdout.strip().splitlines()[-1])
-        for k, v in got.items():
-            best[k] = min(best.get(k, v), v)
-    return best
+        runs[0].append(run_child(single, None, steps))
+        runs[1].append(run_child(objects, cmap, steps))
+    a, b = ({k: float(np.median([r[k] for r in rs])) for k in rs[0]} for rs in runs)
+    return a, b
 
 
 def main() -> None:
@@ -178,10 +194,11 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--slots", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--child", nargs=2, metavar=("FILE", "MAP"))
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child(args.child[0], args.child[1], args.steps)
         return
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -191,9 +208,8 @@ def main() -> None:
             f"single target {single.stat().st_size / 1e6:.1f} MB, {args.slots}-slot list "
             f"{objects.stat().st_size / 1e6:.1f} MB"
         )
-        a = measure(single, None, args.repeat)
-        b = measure(objects, cmap, args.repeat)
-    print(f"cycles on the 0.01 s grid: {a['cycles']}")
+        a, b = measure(single, objects, cmap, args.repeat, args.steps)
+    print(f"cycles on the 0.01 s grid: {int(a['cycles'])}")
     print(f"{'':28} {'single':>9} {'objects':>9} {'ratio':>7}")
     rows = (
         ("read (s)", "read_s"),
