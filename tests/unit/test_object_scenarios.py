@@ -397,3 +397,34 @@ def test_the_curve_discriminates_a_straight_line_selection(tmp_path: Path) -> No
     assert blind.outputs["reacted_to"][np.flatnonzero(blind.outputs["aeb_decel"] > 0)[0]] == (
         objects.CURVE_CAR_ID
     )
+
+
+class StraightPathAeb:
+    """The reference, blind to the yaw rate: it selects along a straight line."""
+
+    cycle_time = DT
+
+    def __init__(self) -> None:
+        from pytest_adsreplay.function.reference import TtcAeb
+
+        self.inner = TtcAeb()
+
+    def step(self, frame: Any) -> dict[str, float]:
+        seen = {k: frame[k] for k in frame.keys()}  # noqa: SIM118  (a frame, not a dict)
+        seen["ego_yaw_rate"] = math.nan
+        return dict(self.inner.step(seen))
+
+
+def test_new_kpis_flag_braking_for_the_curve_car_as_out_of_path(tmp_path: Path) -> None:
+    """The KPI target follows the yaw-rate path (none in the curve); a function that
+    selects on a straight line brakes for the outer-lane car: braked_for_out_of_path."""
+    path, cmap = write(objects.curve(), tmp_path)
+    res = replay_file(path, StraightPathAeb, channel_map=cmap)
+    k = res.kpis
+    assert k["brake_time"] is not None and k["target_id_at_brake"] is None
+    assert k["reacted_to_at_brake"] == objects.CURVE_CAR_ID
+    assert k["braked_for_out_of_path"] is True
+    path, cmap = write(objects.cut_in(), tmp_path / "cut_in")
+    ok = replay_file(path, "pytest_adsreplay.reference:TtcAeb", channel_map=cmap).kpis
+    assert ok["target_id_at_brake"] == ok["reacted_to_at_brake"] == objects.CUT_IN_ID
+    assert ok["braked_for_out_of_path"] is False
