@@ -121,7 +121,8 @@ class InProcessWorker(SimpleWorker):
     recover_ready = False
 
     def _recover_ready(self) -> None:
-        """Enqueue dependents left in a ready registry (one round trip when there are none).
+        """Enqueue dependents left in a ready registry (one command when there are none:
+        an empty registry has no key).
 
         rq moves a finished job's dependents to the queue's ready registry and then
         enqueues them under WATCH of that registry; when another worker changes the
@@ -132,13 +133,10 @@ class InProcessWorker(SimpleWorker):
         keys = self._ready_keys
         if keys is None:
             keys = self._ready_keys = [q.ready_job_registry.key for q in self.queues]
-        with self.connection.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zcard(key)
-            counts = pipe.execute()
-        for queue, n in zip(self.queues, counts, strict=True):
-            if n:
-                queue.ready_job_registry.cleanup()
+        if not self.connection.exists(*keys):
+            return
+        for queue in self.queues:
+            queue.ready_job_registry.cleanup()
 
     _ready_keys: list[str] | None = None
 

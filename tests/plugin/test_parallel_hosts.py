@@ -393,3 +393,32 @@ def test_jobs_registries_and_results_stay_whole(
     finally:
         session.close()
         host_mod.shutdown()
+
+
+def test_dependents_rq_leaves_ready_are_enqueued(
+    tmp_path: Path, gen_recs: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rq skips enqueueing a ready dependent when another worker touches the ready
+    registry meanwhile (and leaves it to a maintenance pass minutes later); a stepping
+    thread's worker enqueues it before its next dequeue. Here rq skips every time."""
+    from rq import Queue
+    from rq.job import JobStatus
+
+    monkeypatch.setattr(Queue, "enqueue_ready_jobs_by_queue", lambda self, ids: None)
+    session = _session(tmp_path, "aebfn:Ttc", 1)
+    chain = Chain(gen_recs[0], {})
+    try:
+        session.enqueue([chain])
+        worker = broker.in_process_worker(session.conn, broker.worker_order(session.queues))
+        assert worker.run(max_jobs=5) == 1  # the read job: its aeb job is left ready
+        aeb = broker.fetch_job(session.conn, f"{session.cfg.run_id}-aeb-{chain.key}")
+        assert aeb.get_status() == JobStatus.READY_TO_ENQUEUE
+        worker.recover_ready = True
+        assert worker.run(max_jobs=5) == 2  # aeb, then db (also left ready, recovered)
+        worker.close()
+        session._worker = None
+        out = session._read_outcome(chain)
+        assert out.ok and out.kpis["brake_time"] is not None
+    finally:
+        session.close()
+        host_mod.shutdown()
