@@ -183,9 +183,10 @@ class ReplayRun:
         cycle = resolve_cycle_time(fn, self.settings.cycle_time)
         threads = self.stepping_threads if self.settings.redis_url is None else 1
         if threads > 1:
-            from pytest_adsreplay.function.host import release
+            from pytest_adsreplay.function.host import prestart, release
 
             release()  # the first stepping thread takes this host over
+            prestart(threads - 1)  # the others' processes start during the enqueue
         conn = connect(self.settings.redis_url)
         cfg = SessionConfig(
             run_id=self.run_id,
@@ -261,10 +262,7 @@ class ReplayRun:
         if self.configured and self.settings.function:
             from pytest_adsreplay.function.host import prestart
 
-            # the function's host processes start while pytest collects (embedded: one
-            # per stepping thread)
-            embedded = self.settings.redis_url is None
-            prestart(self.stepping_threads if embedded else 1)
+            prestart()  # the function's host process starts while pytest collects
         if not self.owner or not self.configured:
             return
         self.store.start_run(
