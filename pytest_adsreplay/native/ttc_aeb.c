@@ -249,12 +249,15 @@ static int select_target(const adsreplay_instance *f, const double *in, double *
         if (dx[j] != dx[j] || valid[j] == 0.0) continue;
         listed = 1;
         if (!(dx[j] > 0.0)) continue;
+        /* only an object nearer than the best so far can win (at equal distance the lower
+         * slot stays): its offset is worked out, the others' never */
+        if (best >= 0 && !(dx[j] < dx[best])) continue;
         double x = dx[j] + f->p[P_AXLE_TO_FRONT];
         double y = dy[j] == dy[j] ? dy[j] : 0.0;
         double kx = kappa * x;
         double ky = 1.0 - kappa * y;
         double off = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + sqrt(kx * kx + ky * ky));
-        if (fabs(off) <= f->p[P_MAX_LATERAL] && (best < 0 || dx[j] < dx[best])) {
+        if (fabs(off) <= f->p[P_MAX_LATERAL]) {
             best = j;
             best_offset = off;
         }
