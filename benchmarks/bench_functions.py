@@ -10,14 +10,20 @@ entry point and into FMI 2.0 / 3.0 co-simulation FMUs, then steps one synthetic 
 
 * Python: the reference class through the plugin's Python stepping loop;
 * C per-step: the ctypes adapter calling ``adsreplay_step`` once per frame;
-* C batch: the adapter with ``adsreplay_step_batch`` (one call per recording), and the
-  batch call alone — the library's own work per frame;
+* C batch: the adapter with ``adsreplay_step_batch`` (one call per block of 4096 input
+  rows), and the batch call alone — the library's own work per frame — on the whole
+  table in memory (rows of 166 values: the 6 scalars and 5 fields x 32 object slots,
+  478 MB at 360 000 frames) and on one 4096-row block in cache (what the adapter hands
+  over); the same for a build without the object list (``-DTTC_AEB_SLOTS=0``: rows of
+  6 values), whose difference is the cost of the list interface;
+* C batch on a 32-slot object list (random objects, about 26 valid ahead per cycle):
+  the selection's own cost;
 * FMU: the fmpy-based adapter (set inputs, ``doStep``, get outputs per frame).
 
-Each figure is the best of ``--repeat`` interleaved runs. Targets: the C per-step path
-costs <= 2 us per frame above the library's own work, the batch entry point runs
->= 20 million frames/s, the FMU path <= 10 us per frame. Nothing here is a test: the
-numbers depend on the machine and what else runs on it.
+Each figure is the best of ``--repeat`` interleaved runs (the median is printed too).
+Targets: the C per-step path costs <= 2 us per frame above the library's own work, the
+batch entry point runs >= 20 million frames/s, the FMU path <= 10 us per frame.
+Nothing here is a test: the numbers depend on the machine and what else runs on it.
 """
 
 from __future__ import annotations
@@ -59,33 +65,61 @@ def workload(frames: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     }
 
 
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def interleaved(
+    runs: dict[str, Callable[[], object]], repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per run of each: (best, median) over ``repeat`` rounds of every run in turn."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    best = {name: min(v) for name, v in times.items()}
+    median = {name: float(np.median(v)) for name, v in times.items()}
+    return best, median
 
 
 def kernel(
-    adapter: NativeAdapter, t: np.ndarray, sig: dict[str, np.ndarray]
+    adapter: NativeAdapter, t: np.ndarray, sig: dict[str, np.ndarray], block: int | None = None
 ) -> Callable[[], object]:
-    """The batch entry point alone on prepared arrays: the library's own work."""
+    """The batch entry point alone on prepared arrays: the library's own work. With
+    ``block``, the frames are ``len(t) / block`` calls on the same ``block`` rows (they
+    stay in cache, as the adapter's block does right after it was filled)."""
     from pytest_adsreplay.function.binding import input_matrix
 
-    table = input_matrix(t, sig, adapter.binding)
-    out = np.zeros((len(t), len(adapter.output_names)))
+    rows = len(t) if block is None else block
+    table = input_matrix(t[:rows], {k: v[:rows] for k, v in sig.items()}, adapter.binding)
+    out = np.zeros((rows, len(adapter.output_names)))
     lib, handle = adapter._lib, adapter._handle
     done = ctypes.c_size_t()
+    calls = len(t) // rows
 
     def call() -> object:
         lib.adsreplay_reset(handle)
-        return lib.adsreplay_step_batch(
-            handle, len(t), t.ctypes.data, table.ctypes.data, out.ctypes.data, done
-        )
+        for _ in range(calls):
+            lib.adsreplay_step_batch(
+                handle, rows, t.ctypes.data, table.ctypes.data, out.ctypes.data, done
+            )
+        return None
 
     return call
+
+
+def object_workload(frames: int, slots: int = 32) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The ego at 15 m/s on a gentle curve among ``slots`` random objects (80 % valid,
+    0.5 to 150 m ahead, +- 8 m aside)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(frames) * 0.01
+    sig = {"ego_speed": np.full(frames, 15.0), "ego_yaw_rate": np.full(frames, 0.01)}
+    for j in range(slots):
+        valid = rng.uniform(size=frames) < 0.8
+        sig[f"obj_dx[{j}]"] = np.where(valid, rng.uniform(0.5, 150.0, frames), np.nan)
+        sig[f"obj_dy[{j}]"] = np.where(valid, rng.uniform(-8.0, 8.0, frames), np.nan)
+        sig[f"obj_vx[{j}]"] = np.where(valid, rng.uniform(-10.0, 2.0, frames), np.nan)
+        sig[f"obj_valid[{j}]"] = valid.astype(np.float64)
+        sig[f"obj_id[{j}]"] = np.where(valid, float(j + 1), np.nan)
+    return t, sig
 
 
 def main() -> int:
@@ -104,13 +138,17 @@ def main() -> int:
     )
     fmu2 = native_build.build_fmu(root / "aeb2.fmu", src, lib, version=2)
     fmu3 = native_build.build_fmu(root / "aeb3.fmu", src, lib, version=3)
+    lib0 = native_build.build_library(root / "libaeb0.so", src, defines=("TTC_AEB_SLOTS=0",))
 
     t, sig = workload(args.frames)
     n = len(t)
     batch, steps = NativeAdapter(str(lib)), NativeAdapter(str(lib_steps))
+    batch0 = NativeAdapter(str(lib0))
+    t_obj, sig_obj = object_workload(n)
     fmus = {"FMU (FMI 2.0)": FmuAdapter(str(fmu2)), "FMU (FMI 3.0)": FmuAdapter(str(fmu3))}
     reference = replay.step(TtcAeb(), t, sig)
     adapters: list[tuple[str, FunctionAdapter]] = [("C batch", batch), ("C per-step", steps)]
+    adapters.append(("C batch, 0-slot build", batch0))
     adapters += list(fmus.items())
     for name, adapter in adapters:
         out = adapter.run(t, sig)
@@ -122,13 +160,22 @@ def main() -> int:
         "C per-step (adapter)": lambda: steps.run(t, sig),
         "C batch (adapter)": lambda: batch.run(t, sig),
         "C batch call alone": kernel(batch, t, sig),
+        "C batch call alone, in cache": kernel(batch, t, sig, block=4096),
+        "0-slot build: batch (adapter)": lambda: batch0.run(t, sig),
+        "0-slot build: call alone": kernel(batch0, t, sig),
+        "0-slot build: call, in cache": kernel(batch0, t, sig, block=4096),
+        "32-slot list: batch (adapter)": lambda: batch.run(t_obj, sig_obj),
+        "32-slot list: call alone": kernel(batch, t_obj, sig_obj),
+        "32-slot list: call, in cache": kernel(batch, t_obj, sig_obj, block=4096),
         **{f"{name} (adapter)": partial(a.run, t, sig) for name, a in fmus.items()},
     }
-    per_frame = {name: best(fn, args.repeat) / n * 1e6 for name, fn in runs.items()}
+    fastest, middle = interleaved(runs, args.repeat)
+    per_frame = {name: s / n * 1e6 for name, s in fastest.items()}
 
-    print(f"{n} frames, best of {args.repeat} runs, per frame:")
+    print(f"{n} frames, {args.repeat} interleaved runs, per frame (best, median):")
     for name, us in per_frame.items():
-        print(f"  {name:<28} {us:8.3f} us/frame  {1 / us:8.2f} M frames/s")
+        med = middle[name] / n * 1e6
+        print(f"  {name:<30} {us:8.3f} us/frame  {1 / us:8.2f} M frames/s   median {med:8.3f}")
     own = per_frame["C batch call alone"]
     above = per_frame["C per-step (adapter)"] - own
     fps = 1 / own
