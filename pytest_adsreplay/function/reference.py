@@ -196,7 +196,7 @@ class TtcAeb:
         :meth:`ObjectList.nearest_in_path
         <pytest_adsreplay.signals.objects.ObjectList.nearest_in_path>` makes the choice
         (in a replay for a chunk of cycles at once); a cycle without an object in the path
-        looks whether the list holds any valid object at all.
+        looks whether the list holds any valid object at all (:meth:`~ObjectList.any_valid`).
         """
         try:
             speed = frame["ego_speed"]
@@ -208,10 +208,7 @@ class TtcAeb:
         found = objects.nearest_in_path(kappa, self.max_lateral, self.axle_to_front)
         if found is None:
             # NaN (not mapped) counts as valid, like target_valid
-            dx = objects.obj_dx.tolist()
-            valid = objects.obj_valid.tolist()
-            listed = any(v != 0.0 and d == d for v, d in zip(valid, dx, strict=True))
-            return _NO_TARGET if listed else None
+            return _NO_TARGET if objects.any_valid() else None
         _, d, vr, offset, target = found
         return d, vr, offset, target
 

@@ -374,6 +374,16 @@ class ObjectList:
         """The list's ``count`` (slots per field)."""
         return int(self._rows[0].shape[0])
 
+    def any_valid(self) -> bool:
+        """Whether some slot holds a valid object: ``obj_valid`` not 0 (NaN counts as
+        valid) and a numeric ``obj_dx`` (in a replay worked out for a chunk at a time)."""
+        chunk = self._ahead
+        if chunk is not None:
+            return chunk.any_valid(self._k)
+        dx = self.obj_dx.tolist()
+        valid = self.obj_valid.tolist()
+        return any(v != 0.0 and d == d for v, d in zip(valid, dx, strict=True))
+
     def nearest_in_path(
         self, kappa: float, half_width: float, axle_to_front: float = 0.0
     ) -> tuple[int, float, float, float, float] | None:
@@ -466,7 +476,19 @@ class _InPath:
     (and again when ``half_width`` or ``axle_to_front`` change), in numpy with the float
     operations of :func:`_nearest_in_path`, one cycle at a time."""
 
-    __slots__ = ("dx", "first", "frames", "id", "kappa", "key", "offset", "slot", "stop", "vx")
+    __slots__ = (
+        "dx",
+        "first",
+        "frames",
+        "id",
+        "kappa",
+        "key",
+        "listed",
+        "offset",
+        "slot",
+        "stop",
+        "vx",
+    )
 
     def __init__(self, frames: ObjectFrames, first: int, stop: int):
         self.frames, self.first, self.stop = frames, first, stop
@@ -477,6 +499,15 @@ class _InPath:
         self.offset: list[float] = []
         self.vx: list[float] = []
         self.id: list[float] = []
+        self.listed: list[bool] | None = None
+
+    def any_valid(self, k: int) -> bool:
+        listed = self.listed
+        if listed is None:
+            rows, m = self.frames.rows, self.stop - self.first
+            dx, valid = (_span(rows[f], self.first, m) for f in (0, 5))
+            listed = self.listed = ((valid != 0.0) & (dx == dx)).any(axis=0).tolist()
+        return listed[k - self.first]
 
     def nearest(
         self, k: int, kappa: float, half_width: float, front: float

@@ -178,3 +178,32 @@ def test_a_chunk_in_the_middle_of_the_recording() -> None:
     for k, objects in enumerate(frames(sig, 70, 150), start=70):
         kappa = curvature(sig, k)
         assert same(objects.nearest_in_path(kappa, 1.0), oracle(sig, k, kappa, 1.0, 0.0)), k
+
+
+def any_valid_oracle(sig: dict[str, np.ndarray], k: int) -> bool:
+    count = sum(1 for name in sig if name.startswith("obj_dx["))
+    valid = [sig.get(f"obj_valid[{j}]", np.full(k + 1, math.nan))[k] for j in range(count)]
+    return any(v != 0.0 and not math.isnan(sig[f"obj_dx[{j}]"][k]) for j, v in enumerate(valid))
+
+
+@pytest.mark.parametrize("unmapped_valid", [False, True])
+def test_any_valid_in_a_chunk_and_alone(unmapped_valid: bool) -> None:
+    _, sig = random_list(7, n=200)
+    # some cycles with a valid flag but no distance, some with a distance but not valid
+    sig["obj_valid[0]"][:50] = 1.0
+    sig["obj_dx[0]"][:50] = math.nan
+    sig["obj_valid[1]"][50:100] = 0.0
+    sig["obj_dx[1]"][50:100] = 10.0
+    for j in range(SLOTS):  # cycles 150 … 169: an empty list
+        sig[f"obj_dx[{j}]"][150:170] = math.nan
+    sig["obj_valid[0]"][160:170] = 1.0
+    if unmapped_valid:  # NaN: valid wherever obj_dx is a number
+        for j in range(SLOTS):
+            del sig[f"obj_valid[{j}]"]
+    _, objects = split_objects(sig)
+    assert objects is not None
+    got = [o.any_valid() for o in frames(sig)]
+    alone = [ObjectList(objects.rows, k).any_valid() for k in range(200)]
+    want = [any_valid_oracle(sig, k) for k in range(200)]
+    assert got == want == alone
+    assert True in want and False in want
