@@ -527,12 +527,29 @@ class _InPath:
         n = rows[0].shape[1]
         kappa = self.frames.curvature(n)[first : self.stop]
         with np.errstate(invalid="ignore", over="ignore"):
+            # (2y - kappa (x x + y y)) / (1 + sqrt(kx kx + ky ky)), kx = kappa x,
+            # ky = 1 - kappa y: the same roundings as the cycle's floats (a product or a
+            # sum does not depend on the order of its two terms), in place
             x = dx + front
             y = np.where(dy == dy, dy, 0.0)
             kx = kappa * x
-            ky = 1.0 - kappa * y
-            offset = (2.0 * y - kappa * (x * x + y * y)) / (1.0 + np.sqrt(kx * kx + ky * ky))
-            ok = (dx > 0.0) & (valid != 0.0) & (-limit <= offset) & (offset <= limit)
+            ky = kappa * y
+            np.subtract(1.0, ky, out=ky)
+            r2 = x * x
+            r2 += y * y
+            r2 *= kappa
+            offset = y * 2.0
+            offset -= r2
+            kx *= kx
+            ky *= ky
+            kx += ky
+            np.sqrt(kx, out=kx)
+            kx += 1.0
+            offset /= kx
+            ok = dx > 0.0
+            ok &= valid != 0.0
+            ok &= -limit <= offset
+            ok &= offset <= limit
         gap = np.where(ok, dx, np.inf)
         slot = np.argmin(gap, axis=0)  # the first of equal distances: the lower slot
         cycles = np.arange(m)
