@@ -213,6 +213,7 @@ def run_worker(
 
     prestart()  # the function's host process starts before the first aeb job
     worker = build_worker(conn, namespace, name)
+    broker.freeze_imports()  # the preloaded modules: out of every full collection's way
     if announce:
         queues = ", ".join(q.name for q in worker.queues)
         print(
