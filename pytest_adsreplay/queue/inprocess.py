@@ -152,7 +152,10 @@ class InProcessWorker(SimpleWorker):
         now = time.monotonic()
         if timeout is not None or pipeline is not None or now - self._beat > 30.0:
             self._beat = now
+            self._alive_until = now + (timeout or self.worker_ttl + 60)
             super().heartbeat(timeout, pipeline)
+
+    _alive_until = 0.0  # monotonic time until which the worker's key surely lives
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         """The worker's state (idle, busy) in Redis, written only when it changes: rq
@@ -175,8 +178,9 @@ class InProcessWorker(SimpleWorker):
 
     def prepare_execution(self, job: Any) -> Any:
         """rq's execution record and the worker's busy state, plus what
-        ``prepare_job_execution`` writes next (worker and job heartbeats, the job's
-        started status, no expiry), in one round trip."""
+        ``prepare_job_execution`` writes next (the job's heartbeat, started status, no
+        expiry; the worker's heartbeat only when its key would expire during the job),
+        in one round trip."""
         from rq.executions import Execution
         from rq.utils import now
 
@@ -185,7 +189,8 @@ class InProcessWorker(SimpleWorker):
             execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
             self.executions[execution.id] = execution
             self.set_state("busy", pipeline=pipe)
-            super().heartbeat(ttl, pipe)
+            if time.monotonic() + ttl > self._alive_until:  # else the key outlives the job
+                self.heartbeat(ttl, pipe)
             job.heartbeat(now(), ttl, pipeline=pipe)
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
