@@ -11,8 +11,8 @@ vy, ax, valid, id, class; tracks come and go and change slots). For each it meas
 in a fresh process per run (so the peak RSS is that of one read):
 
 * read: ``read_signals`` onto the 0.01 s grid (time and the process's peak RSS), as a
-  fresh read stage does it (with the reader's imports, about 0.35 s of both figures),
-  and the same read again in that process (without them);
+  fresh read stage does it (with the reader's imports and first use, most of the
+  single-target figure), and the same read again in that process (without them);
 * step: the Python reference function stepped over the read signals (the object list
   reaches every frame as ``frame["objects"]``), and a Python function that picks the
   nearest valid object in its lane from the list.
