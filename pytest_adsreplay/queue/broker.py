@@ -182,16 +182,19 @@ def in_process_worker(conn: Any, queues: Sequence[Any]) -> Any:
     return worker
 
 
+@functools.cache
 def freeze_imports() -> None:
-    """``gc.freeze()``: the objects alive now are never scanned by the cyclic garbage
-    collector again.
+    """``gc.freeze()``, once per process: the objects alive now are never scanned by the
+    cyclic garbage collector again.
 
     After the imports of a replay a process holds some 10^5 long-lived objects (module
     dicts, classes, functions) that every full collection walks: each of the collections
     that run while recordings are stepped, and pytest's forced ones at the session's end
     (about 0.1 s each). Freezing them keeps a full collection to the objects made since.
     The objects stay alive as they would anyway; only cyclic garbage created before this
-    call (little: the session has not run a test yet) is never collected.
+    call (little: the session has not run a test yet) is never collected. Once per
+    process: a process that runs many sessions (pytester's in-process runs) would
+    otherwise pin each earlier session's garbage.
     """
     import gc
 

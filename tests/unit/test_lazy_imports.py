@@ -39,3 +39,24 @@ def test_the_fleet_summary_needs_no_scipy() -> None:
         "clopper_pearson(3, 10); poisson_upper(2, 5.0); lower_bound(9, 10)"
     )
     assert "scipy" not in loaded
+
+
+def test_the_in_process_worker_freezes_the_imports_once() -> None:
+    """The replay's long-lived objects leave the garbage collector's scans; a second
+    session in the same process (pytester) does not pin the first one's garbage."""
+    code = (
+        "import gc, json\n"
+        "from pytest_adsreplay.queue import broker\n"
+        "conn = broker.connect(None)\n"
+        "before = gc.get_freeze_count()\n"
+        "broker.in_process_worker(conn, list(broker.make_queues(conn, 'a').values()))\n"
+        "first = gc.get_freeze_count()\n"
+        "junk = [[i] for i in range(5000)]\n"
+        "broker.in_process_worker(conn, list(broker.make_queues(conn, 'b').values()))\n"
+        "print(json.dumps([before, first, gc.get_freeze_count()]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    before, first, second = json.loads(out.strip().splitlines()[-1])
+    assert before == 0 and first > 10_000 and second <= first  # junk made since: not frozen
