@@ -88,7 +88,7 @@ def kernel(
     stay in cache, as the adapter's block does right after it was filled)."""
     from pytest_adsreplay.function.binding import input_matrix
 
-    rows = len(t) if block is None else block
+    rows = len(t) if block is None else min(block, len(t))
     table = input_matrix(t[:rows], {k: v[:rows] for k, v in sig.items()}, adapter.binding)
     out = np.zeros((rows, len(adapter.output_names)))
     lib, handle = adapter._lib, adapter._handle
@@ -185,9 +185,11 @@ def main() -> int:
         f"  C per-step above the library's own work: {above:.3f} us/frame (target <= 2)"
         f"  {'ok' if above <= 2 else 'MISSED'}"
     )
+    cached = 1 / per_frame["C batch call alone, in cache"]
     print(
-        f"  C batch entry point: {fps:.1f} M frames/s (target >= 20)"
-        f"  {'ok' if fps >= 20 else 'MISSED'}"
+        f"  C batch entry point: {fps:.1f} M frames/s on the whole table, {cached:.1f} M on"
+        f" a block in cache as the adapter hands it over (target >= 20)"
+        f"  {'ok' if fps >= 20 else 'MISSED'} / {'ok' if cached >= 20 else 'MISSED'}"
     )
     print(
         f"  FMU path: {fmu_worst:.3f} us/frame (target <= 10)"
