@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -220,13 +221,49 @@ def _raise_missing(
         close = ", ".join(res.close_matches) if res.close_matches else "none"
         lines.append(f"{n}: tried {tried}; close matches in the file: {close}")
     lines += can_notes(info, source)
+    hint = (
+        f"add the file's channel name to channels = [...] of the signal in the channel map"
+        f" ({source}); `adsreplay inspect {info.path}` lists every channel"
+    )
+    looks = _object_list_patterns(info) if objects is None else []
+    if looks and any(n in TARGET_SIGNALS for n in missing):
+        hint = (
+            f"the file looks like it carries an object list ({', '.join(looks)}): map it in"
+            f" an [objects] table of the channel map ({source}) and the KPI target is derived"
+            " from the list, no target channels needed (README 'Object lists'; `adsreplay generate"
+            " DIR --suite objects` writes an example channel_map.toml); or " + hint
+        )
     raise MissingChannelError(
         f"required signal(s) not found in the recording ({plural(len(info.channels()), 'channel')}"
         "):\n    " + "\n    ".join(lines),
         recording=rec,
-        hint=f"add the file's channel name to channels = [...] of the signal in the channel map"
-        f" ({source}); `adsreplay inspect {info.path}` lists every channel",
+        hint=hint,
     )
+
+
+#: Slots a run of numbered channels needs before it looks like an object list.
+_MIN_SLOTS = 4
+_NUMBER = re.compile(r"\d+")
+
+
+def _object_list_patterns(info: RecordingInfo, show: int = 2) -> list[str]:
+    """Up to ``show`` channel-name patterns that repeat with a slot number (``Radar.Obj{i}.DistX
+    x 32``) or array channels: the signs of an object list the channel map does not map."""
+    runs: dict[str, set[str]] = {}
+    arrays = []
+    for c in info.channels():
+        if c.kind == "array":
+            arrays.append(f"{c.name} (array channel)")
+        for m in _NUMBER.finditer(c.name):
+            digits = m.group()
+            slot = f"{{i:0{len(digits)}d}}" if len(digits) > 1 else "{i}"
+            key = c.name[: m.start()] + slot + c.name[m.end() :]
+            runs.setdefault(key, set()).add(m.group())
+    numbered = sorted(
+        (k for k, v in runs.items() if len(v) >= _MIN_SLOTS), key=lambda k: -len(runs[k])
+    )
+    found = [f"{k} x {len(runs[k])}" for k in numbered] + arrays
+    return found[:show]
 
 
 def _assemble(
