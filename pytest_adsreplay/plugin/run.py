@@ -142,7 +142,7 @@ class ReplayRun:
             threads = self.stepping_threads
             if threads == 1:
                 return "in-process"
-            return f"in-process, {threads} stepping threads (a function host each)"
+            return f"in-process, up to {threads} stepping threads (a function host each)"
         n = self.settings.workers
         if n == 0:
             from pytest_adsreplay.queue.broker import queue_names
@@ -162,12 +162,15 @@ class ReplayRun:
         """Connect, check the function, enqueue every chain the session needs (once)."""
         chains = list(chains)
         if self.session is None:
-            self.session = self._open_session()
+            self.session = self._open_session(len(chains))
         self.session.enqueue(chains)
         if self.local_workers is not None and not self.local_workers.procs:
             self.local_workers.start()  # after the enqueue: no worker races the first one
 
-    def _open_session(self) -> ReplaySession:
+    def _open_session(self, chains: int) -> ReplaySession:
+        """The session on the broker; embedded, with as many stepping threads as
+        ``stepping_threads`` says but no more than the ``chains`` it starts with (one
+        recording is stepped in the waiting test's thread, no second host starts)."""
         from pytest_adsreplay.function.host import HostLimits, acquire
         from pytest_adsreplay.function.protocol import FunctionOptions
         from pytest_adsreplay.queue.broker import connect
@@ -181,7 +184,8 @@ class ReplayRun:
         )
         fn = acquire(spec, self.settings.function_params, options, limits)
         cycle = resolve_cycle_time(fn, self.settings.cycle_time)
-        threads = self.stepping_threads if self.settings.redis_url is None else 1
+        embedded = self.settings.redis_url is None
+        threads = max(1, min(self.stepping_threads, chains)) if embedded else 1
         if threads > 1:
             from pytest_adsreplay.function.host import prestart, release
 

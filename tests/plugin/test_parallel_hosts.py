@@ -124,7 +124,7 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
     two = _run(ncap, 2)
     two.assert_outcomes(passed=12)
     two.stdout.fnmatch_lines(
-        ["*workers in-process, 2 stepping threads (a function host each), run *"]
+        ["*workers in-process, up to 2 stepping threads (a function host each), run *"]
     )
     assert len(_hosts(ncap)) == 2  # both stepped a recording at the same time (barrier)
     rows_two = _rows(ncap)
@@ -422,3 +422,33 @@ def test_dependents_rq_leaves_ready_are_enqueued(
     finally:
         session.close()
         host_mod.shutdown()
+
+
+@pytest.mark.parametrize(("recordings", "threads"), [(1, 1), (3, 2)])
+def test_never_more_threads_than_recordings(
+    tmp_path: Path, gen_recs: list[Any], recordings: int, threads: int
+) -> None:
+    """``--adsreplay-workers 2``: one recording runs in the waiting test's thread (no
+    second host starts), three in two stepping threads."""
+    from pytest_adsreplay.config import Settings
+    from pytest_adsreplay.plugin.run import ReplayRun
+
+    settings = Settings(
+        recordings=(str(tmp_path / "recs"),),
+        function="aebfn:Ttc",
+        db=str(tmp_path / "r.sqlite"),
+        workers=2,
+    )
+    run = ReplayRun(settings, run_id=f"few{recordings}", owner=True, rootdir=tmp_path)
+    assert run.stepping_threads == 2
+    try:
+        run.begin()
+        chains = [run.chain(r) for r in run.recordings[:recordings]]
+        run.start(chains)
+        assert run.session is not None and run.session.threads == threads
+        assert all(run.outcome(c).ok for c in chains)
+        assert (run.session._pool is None) == (threads == 1)
+    finally:
+        run.finish(0, complete=True)
+    rows = open_store(settings.db).results(f"few{recordings}")
+    assert [r.status for r in rows] == ["ok"] * recordings
