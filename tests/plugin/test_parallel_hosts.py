@@ -267,10 +267,12 @@ def test_a_failing_thread_is_never_silent(
 
 def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[Any]) -> None:
     got: dict[str, Any] = {}
+    both = threading.Barrier(2, timeout=120)  # both threads alive while both acquire
 
     def take(name: str) -> None:
         got[name] = host_mod.acquire("aebfn:Ttc")
         got[name + "-again"] = host_mod.acquire("aebfn:Ttc")
+        both.wait()
 
     try:
         threads = [threading.Thread(target=take, args=(n,)) for n in ("a", "b")]
