@@ -238,7 +238,7 @@ def test_plot_of_an_object_list_shows_the_derived_in_path_object(
     def spy(fig: Figure, *args: Any, **kwargs: Any) -> None:
         gap_ax = fig.axes[1]
         gaps.extend(
-            line.get_ydata() for line in gap_ax.get_lines() if "derived" in line.get_label()
+            line.get_ydata() for line in gap_ax.get_lines() if "derived" in str(line.get_label())
         )
         savefig(fig, *args, **kwargs)
 
