@@ -337,8 +337,12 @@ def test_workers_without_the_channel_map_get_it_through_the_broker(
     (root / "dbc").mkdir()
     (root / "dbc" / "fleet.dbc").write_text('VERSION "fleet"\n')
     (root / "map.toml").write_text(CUSTOM_MAP)
-    with (root / "pytest.ini").open("a") as ini:
-        ini.write("adsreplay_channel_map = map.toml\n")
+    ini = root / "pytest.ini"
+    ini.write_text(
+        ini.read_text().replace(
+            "adsreplay_channel_map = channel_map.toml", "adsreplay_channel_map = map.toml"
+        )
+    )
     worker_cache = tmp_path / "worker-cache"
     empty = tmp_path / "worker-host"
     empty.mkdir()
