@@ -40,15 +40,10 @@ import numpy as np
 from pytest_adsreplay.mdf.writer import ChannelData, GroupData
 from pytest_adsreplay.scenarios.synthesis import (
     ACCEL_NOISE,
-    BUS_JITTER,
-    BUS_PERIOD,
     DIST_NOISE,
     LAT_NOISE,
     MAX_RANGE,
     MIN_DX,
-    RADAR_JITTER,
-    RADAR_OFFSET,
-    RADAR_PERIOD,
     SPEED_NOISE_KPH,
     VREL_NOISE,
     Knots,
@@ -56,6 +51,7 @@ from pytest_adsreplay.scenarios.synthesis import (
     Scenario,
     Target,
     kph,
+    timestamps,
 )
 
 __all__ = [
@@ -317,24 +313,12 @@ def _assign_slots(
     return out
 
 
-def _timestamps(sc: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Radar and bus timestamps, drawn like the single-target scenarios'."""
-    n_radar = math.floor((sc.duration - RADAR_OFFSET) / RADAR_PERIOD + 1e-9) + 1
-    t_radar = RADAR_OFFSET + np.arange(n_radar) * RADAR_PERIOD
-    t_radar = t_radar + rng.uniform(-RADAR_JITTER, RADAR_JITTER, n_radar)
-    t_radar = t_radar[t_radar <= sc.duration]
-    n_bus = math.floor(sc.duration / BUS_PERIOD + 1e-9) + 1
-    t_bus = np.arange(n_bus) * BUS_PERIOD + rng.uniform(-BUS_JITTER, BUS_JITTER, n_bus)
-    t_bus[0] = 0.0
-    return t_radar, t_bus[t_bus <= t_radar[-1]]
-
-
 def synthesize_objects(sc: ObjectScenario) -> list[GroupData]:
     """ "Vehicle" at 100 Hz (with ``YawRate``) and "Radar", the object list at 20 Hz."""
     if sc.layout not in LAYOUTS:
         raise ValueError(f"{sc.name}: layout {sc.layout!r} is not one of {LAYOUTS}")
     rng = np.random.default_rng(sc.seed)
-    t_radar, t_bus = _timestamps(sc, rng)
+    t_radar, t_bus = timestamps(sc, rng)
     gain = 1.0 if sc.noise else 0.0
     _, v_ego, a_ego = sc.ego.at(t_bus)
     speed = v_ego * 3.6 + gain * rng.normal(0.0, SPEED_NOISE_KPH, len(t_bus))

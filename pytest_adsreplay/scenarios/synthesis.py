@@ -184,18 +184,23 @@ class Scenario:
 # ----------------------------------------------------------------------------- signals
 
 
-def synthesize(sc: Scenario) -> list[GroupData]:
-    """The logger groups of ``sc``: "Vehicle" at 100 Hz and "Radar" (Obj0) at 20 Hz."""
-    rng = np.random.default_rng(sc.seed)
+def timestamps(sc: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Radar (20 Hz, offset and jittered) and bus (100 Hz, jittered) timestamps of ``sc``;
+    the bus stops with the radar: no cycle at the end without a target measurement."""
     n_radar = math.floor((sc.duration - RADAR_OFFSET) / RADAR_PERIOD + 1e-9) + 1
     t_radar = RADAR_OFFSET + np.arange(n_radar) * RADAR_PERIOD
     t_radar = t_radar + rng.uniform(-RADAR_JITTER, RADAR_JITTER, n_radar)
     t_radar = t_radar[t_radar <= sc.duration]
-    # The bus stops with the radar: no cycle at the end without a target measurement.
     n_bus = math.floor(sc.duration / BUS_PERIOD + 1e-9) + 1
     t_bus = np.arange(n_bus) * BUS_PERIOD + rng.uniform(-BUS_JITTER, BUS_JITTER, n_bus)
     t_bus[0] = 0.0
-    t_bus = t_bus[t_bus <= t_radar[-1]]
+    return t_radar, t_bus[t_bus <= t_radar[-1]]
+
+
+def synthesize(sc: Scenario) -> list[GroupData]:
+    """The logger groups of ``sc``: "Vehicle" at 100 Hz and "Radar" (Obj0) at 20 Hz."""
+    rng = np.random.default_rng(sc.seed)
+    t_radar, t_bus = timestamps(sc, rng)
 
     _, v_ego, a_ego = sc.ego.at(t_bus)
     speed = v_ego * 3.6 + rng.normal(0.0, SPEED_NOISE_KPH, len(t_bus))
