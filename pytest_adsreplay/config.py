@@ -87,7 +87,16 @@ OPTIONS: tuple[Option, ...] = (
         "adsreplay_workers",
         "real Redis: local worker processes (default: CPU count; 0 = only external workers); "
         "embedded: stepping threads with a function host each (default: CPU count, 1 per "
-        "xdist worker; 1 = sequential)",
+        "xdist worker)",
+        metavar="N",
+    ),
+    Option(
+        "read_ahead",
+        "--adsreplay-read-ahead",
+        "adsreplay_read_ahead",
+        "embedded: recordings read ahead, waiting for a function host, while the hosts step "
+        "(default: one per host; 0 = no read-ahead thread: with --adsreplay-workers 1 the "
+        "waiting test runs each chain itself, one at a time)",
         metavar="N",
     ),
     Option(
@@ -296,6 +305,7 @@ class Settings:
     channel_map: Path | None = None
     redis_url: str | None = None
     workers: int | None = None
+    read_ahead: int | None = None
     timeout: float = 300.0
     db: str = ".adsreplay/results.sqlite"
     baseline: Path | None = None
@@ -471,6 +481,16 @@ def _workers(opt: Option, raw: _Raw) -> int:
     return n
 
 
+def _count(opt: Option, raw: _Raw) -> int:
+    try:
+        n = int(str(raw.value))
+    except ValueError:
+        raise _bad(opt, raw, "is not a whole number") from None
+    if n < 0:
+        raise _bad(opt, raw, "must be >= 0")
+    return n
+
+
 def _invalid_mode(opt: Option, raw: _Raw) -> str:
     mode = str(raw.value).strip().lower()
     if mode not in INVALID_MODES:
@@ -500,6 +520,7 @@ _CONVERTERS: dict[str, Callable[[Option, _Raw], Any]] = {
     },
     "redis_url": _redis_url,
     "workers": _workers,
+    "read_ahead": _count,
     "db": lambda opt, raw: _db_url(raw),
     "update_baseline": lambda opt, raw: bool(raw.value),
     "cache": _bool,

@@ -271,7 +271,7 @@ class FunctionHost:
                 stderr=out_w,
                 pass_fds=fds,
                 close_fds=True,
-                env=_child_environment(),
+                env=child_environment(),
             )
         finally:
             for fd in (cmd_r, res_w, out_w):
@@ -462,7 +462,7 @@ class FunctionHost:
         if status >= 0:
             how = f"exited with status {status}"
         else:
-            how = f"crashed ({_signal_name(-status)})"
+            how = f"crashed ({signal_name(-status)})"
             if -status == signal.SIGKILL:
                 how = "was killed (SIGKILL, perhaps by the kernel's out-of-memory killer)"
         text = f"the function under test {how} {where}"
@@ -504,7 +504,7 @@ class FunctionHost:
 _PRIVATE_VARIABLES = ("ADSREPLAY_REDIS_URL",)
 
 
-def _child_environment() -> dict[str, str]:
+def child_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARIABLES}
 
 
@@ -518,7 +518,7 @@ def _read(fd: int) -> bytes | None:
         return b""
 
 
-def _signal_name(num: int) -> str:
+def signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
     except ValueError:
@@ -730,9 +730,13 @@ def child_main() -> None:
     import faulthandler
 
     cmd_fd, res_fd, prog_fd, data_fd = (int(a) for a in sys.argv[1:5])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM are the parent's to handle: a CI runner that cancels a job
+    # signals the whole process group, and the parent then stops this process itself
+    # (SIGKILL) and says why, instead of this recording looking like a crash
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     faulthandler.enable()  # a native crash prints the Python stack into the captured output
-    _die_with_parent()
+    die_with_parent()
     buf = mmap.mmap(prog_fd, mmap.PAGESIZE)
     progress = memoryview(buf).cast("d")
     cmd = os.fdopen(cmd_fd, "rb", buffering=0)
@@ -764,7 +768,7 @@ def _flush() -> None:
         ctypes.CDLL(None).fflush(None)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGKILL this process when the parent dies (a hang in native code would
     otherwise outlive it; elsewhere EOF on the command pipe ends an idle child)."""
     if not sys.platform.startswith("linux"):

@@ -135,14 +135,31 @@ class ReplayRun:
             return 1
         return cpu_count()
 
+    def read_ahead(self, hosts: int, chains: int) -> int:
+        """Embedded mode: how many read recordings may wait for a host. ``adsreplay_read_ahead``
+        when set, else one per host; none when every chain has a host of its own."""
+        if chains <= hosts:
+            return 0
+        n = self.settings.read_ahead
+        return hosts if n is None else n
+
     @property
     def workers_label(self) -> str:
         """How the jobs run: in-process, N local processes, or external workers only."""
         if self.settings.redis_url is None:
-            threads = self.stepping_threads
-            if threads == 1:
-                return "in-process"
-            return f"in-process, up to {threads} stepping threads (a function host each)"
+            if self.session is not None:
+                threads, ahead = self.session.threads, self.session.read_ahead
+            else:
+                threads = self.stepping_threads
+                ahead = threads if self.settings.read_ahead is None else self.settings.read_ahead
+            parts = ["in-process"]
+            if threads > 1:
+                parts.append(f"up to {threads} stepping threads (a function host each)")
+            elif ahead:
+                parts.append("1 stepping thread (a function host)")
+            if ahead:
+                parts.append(f"reading up to {ahead} recording{'s' if ahead != 1 else ''} ahead")
+            return ", ".join(parts)
         n = self.settings.workers
         if n == 0:
             from pytest_adsreplay.queue.broker import queue_names
@@ -209,7 +226,10 @@ class ReplayRun:
             binding=self.settings.binding,
         )
         url = self.settings.redis_url
-        session = ReplaySession(cfg, conn, embedded=url is None, threads=threads)
+        read_ahead = self.read_ahead(threads, chains) if embedded else 0
+        session = ReplaySession(
+            cfg, conn, embedded=url is None, threads=threads, read_ahead=read_ahead
+        )
         if url is None:
             return session
         fn.close()  # the workers run the function in hosts of their own
@@ -482,6 +502,8 @@ class ReplayRun:
             args += ["-o", "adsreplay_s3_path_style=true"]
         if s.workers is not None:
             args.append(f"--adsreplay-workers={s.workers}")
+        if s.read_ahead is not None:
+            args.append(f"--adsreplay-read-ahead={s.read_ahead}")
         return shlex.join([*args, *extra_args])
 
     # -- baseline and report (issue 6) ---------------------------------------------------

@@ -3,7 +3,9 @@
 One :class:`InProcessWorker` driven by the waiting test (one host, sequential), or
 :class:`SteppingThreads`: N of them, each in a thread of its own with its own client of
 the embedded server, so N recordings step in parallel (each thread's aeb jobs use a
-function host process of their own) while the session thread waits for its results.
+function host process of their own) while the session thread waits for its results;
+plus, with read-ahead, one more that reads the next recordings and computes the KPIs of
+finished ones while the hosts step.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from rq import SimpleWorker
 
-from pytest_adsreplay.queue.broker import death_penalties
+from pytest_adsreplay.queue.broker import death_penalties, in_process_worker
 
 #: s an idle stepping thread waits for new jobs before it looks at the queues again (a
 #: finished job or an enqueue wakes it at once).
@@ -79,7 +81,7 @@ class InProcessWorker(SimpleWorker):
         with self._penalties():
             return bool(super().work(*args, **kwargs))
 
-    def run(self, max_jobs: int, *, settle: bool = True) -> int:
+    def run(self, max_jobs: int, *, settle: bool = True, queues: list[Any] | None = None) -> int:
         """Run up to ``max_jobs`` jobs that are ready now; how many ran.
 
         The embedded session's loop: rq's own dequeue and ``execute_job`` (so every
@@ -88,12 +90,14 @@ class InProcessWorker(SimpleWorker):
         it) instead of once per call, and no suspension check: the private
         fakeredis server cannot be suspended. ``settle``: write the idle state at the
         end (else the caller calls :meth:`settle` when it has nothing more to run).
+        ``queues``: look only at these of the worker's queues, in this order.
         """
         if not self._born:
             self.bootstrap(logging_level="WARNING")
             self._born = True
         done = 0
         self._deferring = True
+        self._ordered_queues = list(self.queues if queues is None else queues)
         try:
             with self._penalties():
                 while done < max_jobs:
@@ -266,18 +270,32 @@ class SteppingThreads:
     """``count`` in-process workers, each in a daemon thread with its own client of the
     embedded server, running the jobs of the session's queues until :meth:`stop`.
 
-    Each thread runs whole chains where it can (its worker looks at the db queue before
-    the aeb queue before the read queue), and its aeb jobs step in a function host
-    process that no other thread uses, so ``count`` recordings step at once. Waiters
-    use :meth:`wait`: it returns when any job ended (or after a while). A thread that
-    fails outside a job (a job's own failure is the job's, recorded by rq) keeps its
-    error in :attr:`error`: the session then stops waiting and says why.
+    Each stepping thread's aeb jobs step in a function host process that no other thread
+    uses, so ``count`` recordings step at once. Without read-ahead each thread runs whole
+    chains where it can (its worker looks at the db queue before the aeb queue before the
+    read queue). With ``read_ahead`` > 0 one more thread, the reader, runs the db jobs
+    and the read jobs, but a read only while fewer than ``read_ahead`` read recordings
+    wait in the aeb queue for a host; the stepping threads then look at the aeb queue
+    first, so a host goes on with the next recording as soon as its last one is stepped,
+    and they read or compute KPIs only when no recording waits for them. Waiters use
+    :meth:`wait`: it returns when any job ended (or after a while). A thread that fails
+    outside a job (a job's own failure is the job's, recorded by rq) keeps its error in
+    :attr:`error`: the session then stops waiting and says why.
     """
 
-    def __init__(self, conn: Any, make_worker: Callable[[Any], Any], count: int, name: str):
+    def __init__(
+        self,
+        conn: Any,
+        make_queues: Callable[[Any], dict[str, Any]],
+        count: int,
+        name: str,
+        *,
+        read_ahead: int = 0,
+    ):
         self.conn = conn
-        self.make_worker = make_worker  # client -> InProcessWorker on the session's queues
+        self.make_queues = make_queues  # client -> the session's queues by stage
         self.count = count
+        self.read_ahead = max(0, int(read_ahead))
         self.name = name
         self.error: str | None = None
         self.jobs = 0  # jobs run by all threads; waiters watch it change
@@ -286,8 +304,10 @@ class SteppingThreads:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for i in range(self.count):
-            thread = threading.Thread(target=self._main, name=f"{self.name}-{i + 1}", daemon=True)
+        targets = [self._main] * self.count + ([self._reader] if self.read_ahead else [])
+        for i, target in enumerate(targets):
+            suffix = "reader" if target == self._reader else str(i + 1)
+            thread = threading.Thread(target=target, name=f"{self.name}-{suffix}", daemon=True)
             self.threads.append(thread)
             thread.start()
 
@@ -309,14 +329,32 @@ class SteppingThreads:
             )
 
     def _main(self) -> None:
+        order = ("aeb", "db", "read") if self.read_ahead else ("db", "aeb", "read")
+        self._loop(order, lambda queues: None)
+
+    def _reader(self) -> None:
+        """The read-ahead thread: db jobs, and read jobs while the aeb queue holds fewer
+        than ``read_ahead`` recordings (each waiting recording's signals are in memory)."""
+
+        def looks_at(queues: dict[str, Any]) -> list[Any]:
+            if queues["aeb"].count >= self.read_ahead:
+                return [queues["db"]]
+            return [queues["db"], queues["read"]]
+
+        self._loop(("db", "read"), looks_at)
+
+    def _loop(
+        self, order: tuple[str, ...], looks_at: Callable[[dict[str, Any]], list[Any] | None]
+    ) -> None:
         from pytest_adsreplay.function import host
 
         worker = None
         try:
-            worker = self.make_worker(thread_connection(self.conn))
+            queues = self.make_queues(thread_connection(self.conn))
+            worker = in_process_worker(queues["db"].connection, [queues[s] for s in order])
             worker.recover_ready = True
             while not self._stop.is_set():
-                ran = worker.run(max_jobs=1, settle=False)
+                ran = worker.run(max_jobs=1, settle=False, queues=looks_at(queues))
                 if not ran:
                     worker.settle()  # idle: say so in the worker's record
                 with self._cond:

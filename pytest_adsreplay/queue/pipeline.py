@@ -5,8 +5,10 @@ per stage queue), then each test waits only for its own chain. In the
 embedded mode with one thread the in-process worker is driven by the waiting test: its
 recording is moved to the front of the read queue and the worker runs until that chain
 is terminal (db before aeb before read, so one chain finishes before the next starts).
-With more threads (``threads``), stepping threads run the chains in the background,
-each with its own function host, and the waiting test only watches its chain's db job.
+With more threads (``threads``), or with recordings read ahead (``read_ahead``),
+stepping threads run the chains in the background, each with its own function host, and
+the waiting test only watches its chain's db job; a read-ahead thread reads the next
+recordings (and computes finished chains' KPIs) while the hosts step.
 """
 
 from __future__ import annotations
@@ -103,13 +105,24 @@ class SessionConfig:
 class ReplaySession:
     """Chains of one pytest session on one Redis (embedded or real)."""
 
-    def __init__(self, cfg: SessionConfig, conn: Any, *, embedded: bool, threads: int = 1):
+    def __init__(
+        self,
+        cfg: SessionConfig,
+        conn: Any,
+        *,
+        embedded: bool,
+        threads: int = 1,
+        read_ahead: int = 0,
+    ):
         self.cfg = cfg
         self.conn = conn
         self.embedded = embedded
         #: Embedded mode: how many stepping threads (each with its own function host)
         #: run the chains; 1 runs them in the waiting test's thread, one at a time.
         self.threads = max(1, int(threads)) if embedded else 1
+        #: Embedded mode: at most this many recordings read and waiting for a host, read
+        #: by a thread of their own while the hosts step (0: no read-ahead thread).
+        self.read_ahead = max(0, int(read_ahead)) if embedded else 0
         self.queues = broker.make_queues(conn, cfg.namespace)
         self._worker: Any = None
         self._pool: Any = None  # inprocess.SteppingThreads once started
@@ -277,9 +290,15 @@ class ReplaySession:
             raise
         for c in new:
             self._chains[c.key] = c
-        if self.threads > 1:
+        if self.background:
             self._stepping().poke()
         return len(new)
+
+    @property
+    def background(self) -> bool:
+        """Embedded mode: the chains run in threads (several hosts, or read-ahead), not in
+        the waiting test's thread."""
+        return self.embedded and (self.threads > 1 or self.read_ahead > 0)
 
     def _claim(self, chains: list[Chain]) -> list[Chain]:
         """The chains this process enqueues: ``SET NX adsreplay:{run}:{key}:claimed``.
@@ -328,14 +347,12 @@ class ReplaySession:
         if self._pool is None:
             from pytest_adsreplay.queue.inprocess import SteppingThreads
 
-            namespace = self.cfg.namespace
-
-            def make_worker(conn: Any) -> Any:
-                queues = broker.make_queues(conn, namespace)
-                return broker.in_process_worker(conn, broker.worker_order(queues))
-
             self._pool = SteppingThreads(
-                self.conn, make_worker, self.threads, name=f"adsreplay-{self.cfg.run_id}"
+                self.conn,
+                functools.partial(broker.make_queues, namespace=self.cfg.namespace),
+                self.threads,
+                name=f"adsreplay-{self.cfg.run_id}",
+                read_ahead=self.read_ahead,
             )
             self._pool.start()
         return self._pool
@@ -360,8 +377,8 @@ class ReplaySession:
                     f"({pool.error or 'no thread is left'}); the session stops waiting for "
                     "recordings",
                     hint="this is a bug of pytest-adsreplay or of rq/fakeredis: report it "
-                    "with this message; --adsreplay-workers 1 runs the recordings without "
-                    "threads",
+                    "with this message; --adsreplay-workers 1 --adsreplay-read-ahead 0 runs "
+                    "the recordings without threads",
                 )
                 raise BrokerError(self.broken.message, hint=self.broken.hint)
             pool.wait(seen, timeout=1.0)
@@ -476,7 +493,7 @@ class ReplaySession:
             return cached
         if chain.key not in self._chains:
             self.enqueue([chain])
-        if self.embedded and self.threads > 1:
+        if self.background:
             self._await(chain)
             out = self._read_outcome(chain)
         elif self.embedded:

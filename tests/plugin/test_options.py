@@ -99,6 +99,8 @@ def test_precedence_cli_over_env_over_ini(
         ),
         (["--adsreplay-workers=-2"], "*--adsreplay-workers = '-2'*must be >= 0*"),
         (["--adsreplay-workers=two"], "*--adsreplay-workers = 'two'*not a whole number*"),
+        (["--adsreplay-read-ahead=-1"], "*--adsreplay-read-ahead = '-1'*must be >= 0*"),
+        (["--adsreplay-read-ahead=1.5"], "*--adsreplay-read-ahead = '1.5'*not a whole number*"),
         (["--aeb-function=nocolon"], "*--aeb-function = 'nocolon'*module:attr*"),
         (
             ["--redis-url=http://x:secret@host"],

@@ -74,7 +74,7 @@ def ncap(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Py
     return project
 
 
-def _run(project: pytest.Pytester, workers: int, function: str = "Counted") -> Any:
+def _run(project: pytest.Pytester, workers: int, function: str = "Counted", *extra: str) -> Any:
     for pid_file in (project.path / "pids").iterdir():
         pid_file.unlink()
     (project.path / "results.sqlite").unlink(missing_ok=True)
@@ -88,6 +88,7 @@ def _run(project: pytest.Pytester, workers: int, function: str = "Counted") -> A
             "no:randomly",
             "-p",
             "no:cacheprovider",
+            *extra,
         )
     finally:
         del os.environ["ADSREPLAY_TEST_HOSTS"]
@@ -113,7 +114,7 @@ def _hosts(project: pytest.Pytester) -> set[str]:
 
 
 def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
-    one = _run(ncap, 1)
+    one = _run(ncap, 1, "Counted", "--adsreplay-read-ahead=0")
     one.assert_outcomes(passed=12)
     one.stdout.fnmatch_lines(
         ["*broker fakeredis (embedded, in-process worker), workers in-process, run *"]
@@ -121,10 +122,27 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
     assert len(_hosts(ncap)) == 1
     rows_one = _rows(ncap)
 
+    ahead = _run(ncap, 1)  # one host, the next recordings read while it steps
+    ahead.assert_outcomes(passed=12)
+    ahead.stdout.fnmatch_lines(
+        [
+            "*workers in-process, 1 stepping thread (a function host), reading up to 1 "
+            "recording ahead, run *"
+        ]
+    )
+    assert len(_hosts(ncap)) == 1
+    assert {k: _same(r) for k, r in _rows(ncap).items()} == {
+        k: _same(r) for k, r in rows_one.items()
+    }
+    assert _summary(ahead.stdout.lines) == _summary(one.stdout.lines)
+
     two = _run(ncap, 2)
     two.assert_outcomes(passed=12)
     two.stdout.fnmatch_lines(
-        ["*workers in-process, up to 2 stepping threads (a function host each), run *"]
+        [
+            "*workers in-process, up to 2 stepping threads (a function host each), reading up "
+            "to 2 recordings ahead, run *"
+        ]
     )
     assert len(_hosts(ncap)) == 2  # both stepped a recording at the same time (barrier)
     rows_two = _rows(ncap)
@@ -162,29 +180,32 @@ def test_a_killed_host_costs_only_its_recording(ncap: pytest.Pytester) -> None:
     assert len(_hosts(ncap)) >= 2
 
 
-def test_workers_1_keeps_the_sequential_path(ncap: pytest.Pytester) -> None:
-    result = _run(ncap, 1)
+def test_one_host_without_read_ahead_keeps_the_sequential_path(ncap: pytest.Pytester) -> None:
+    result = _run(ncap, 1, "Counted", "--adsreplay-read-ahead", "0")
     result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(["*, workers in-process, run *"])
     assert len(_hosts(ncap)) == 1
+    assert not [line for line in result.stdout.lines if "stepping thread" in line]
 
 
 # -- the session object, in this process ------------------------------------------------
 
 
-def _session(tmp_path: Path, function: str, threads: int) -> ReplaySession:
+def _session(tmp_path: Path, function: str, threads: int, read_ahead: int = 0) -> ReplaySession:
     cfg = SessionConfig(
-        run_id=f"par{threads}",
+        run_id=f"par{threads}{'r' * read_ahead}",
         function=function,
         params={},
         channel_map=None,
         cycle_time=0.01,
-        db=str(tmp_path / f"r{threads}.sqlite"),
+        db=str(tmp_path / f"r{threads}{read_ahead}.sqlite"),
         timeout=60,
-        namespace=f"adsreplay-par{threads}",
+        namespace=f"adsreplay-par{threads}{'r' * read_ahead}",
         settings={"brake_threshold": 1.0, "actuator_delay": 0.2, "brake_jerk": 40.0},
     )
-    return ReplaySession(cfg, broker.connect(None), embedded=True, threads=threads)
+    return ReplaySession(
+        cfg, broker.connect(None), embedded=True, threads=threads, read_ahead=read_ahead
+    )
 
 
 @pytest.fixture
@@ -263,6 +284,81 @@ def test_a_failing_thread_is_never_silent(
     for row in rows:
         assert row.status == "error"
         assert "ConnectionError: the embedded server went away" in (row.error or "")
+
+
+def test_read_ahead_matches_the_sequential_run(tmp_path: Path, gen_recs: list[Any]) -> None:
+    """One host and a read-ahead thread: the outcomes of the sequential run, the reader
+    runs reads and KPIs only (it never starts a host), and it stops with the session."""
+    one = _session(tmp_path, "aebfn:Ttc", 1)
+    ahead = _session(tmp_path, "aebfn:Ttc", 1, read_ahead=1)
+    try:
+        chains = [Chain(r, {}) for r in gen_recs]
+        ahead.enqueue(chains)
+        names = sorted(t.name.rsplit("-", 1)[1] for t in _stepping_threads())
+        assert names == ["1", "reader"]
+        got = {c.key: ahead.outcome(c) for c in chains}
+        want = {c.key: one.outcome(c) for c in chains}
+        assert {k: (o.status, o.kpis) for k, o in got.items()} == {
+            k: (o.status, o.kpis) for k, o in want.items()
+        }
+        stepped_by = {
+            broker.fetch_job(ahead.conn, f"{ahead.cfg.run_id}-aeb-{c.key}").worker_name
+            for c in chains
+        }
+        assert len(stepped_by) == 1  # every recording stepped by the one stepping thread
+    finally:
+        ahead.close()
+        one.close()
+        host_mod.shutdown()
+    assert _stepping_threads() == []
+
+
+#: Steps only once ``$ADSREPLAY_TEST_GO`` exists (the test's event, not a time).
+GATED = """
+import os, pathlib, time
+from aebfn import Ttc
+
+class Gated(Ttc):
+    def reset(self):
+        super().reset()
+        go = pathlib.Path(os.environ["ADSREPLAY_TEST_GO"])
+        while not go.exists():
+            time.sleep(0.01)
+"""
+
+
+def test_read_ahead_stops_reading_at_its_bound(
+    tmp_path: Path, gen_recs: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the one host waits inside its first recording, the reader reads exactly
+    ``read_ahead`` more recordings and then waits: the read signals of a long session are
+    never all in memory at once."""
+    (tmp_path / "gatedfn.py").write_text(GATED)
+    go = tmp_path / "go"
+    monkeypatch.setenv("ADSREPLAY_TEST_GO", str(go))
+    recs = gen_recs
+    assert len(recs) >= 4
+    session = _session(tmp_path, "gatedfn:Gated", 1, read_ahead=1)
+    try:
+        chains = [Chain(r, {}) for r in recs]
+        session.enqueue(chains)
+        reads = session.queues["read"].finished_job_registry
+        aeb = session.queues["aeb"]
+        deadline = time.monotonic() + 120  # generous: a busy machine
+        while not (aeb.count == 1 and aeb.started_job_registry.count == 1):
+            assert time.monotonic() < deadline, (aeb.count, reads.count)
+            time.sleep(0.02)
+        # the host is inside recording 1, recording 2 waits for it: nothing more is read
+        # (a short look: a reader that went on would have read the next one by then)
+        time.sleep(0.5)
+        assert reads.count == 2, reads.get_job_ids()
+        go.touch()
+        assert all(session.outcome(c).ok for c in chains)
+        assert reads.count == len(chains)
+    finally:
+        go.touch()
+        session.close()
+        host_mod.shutdown()
 
 
 def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[Any]) -> None:
@@ -351,9 +447,9 @@ def test_ctrl_c_stops_the_threads_and_their_hosts(ncap: pytest.Pytester) -> None
             os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("threads", "read_ahead"), [(1, 0), (2, 0), (1, 1)])
 def test_jobs_registries_and_results_stay_whole(
-    tmp_path: Path, gen_recs: list[Any], threads: int
+    tmp_path: Path, gen_recs: list[Any], threads: int, read_ahead: int
 ) -> None:
     """The leaner worker bookkeeping still leaves what ``rq info`` and rq-dashboard read:
     every job finished with a successful result, in its queue's finished registry,
@@ -362,7 +458,7 @@ def test_jobs_registries_and_results_stay_whole(
     from rq import Worker
     from rq.results import Result
 
-    session = _session(tmp_path, "aebfn:Ttc", threads)
+    session = _session(tmp_path, "aebfn:Ttc", threads, read_ahead)
     try:
         chains = [Chain(r, {}) for r in gen_recs]
         session.enqueue(chains)
@@ -381,7 +477,7 @@ def test_jobs_registries_and_results_stay_whole(
             assert q.started_job_registry.get_job_ids() == []
             assert q.deferred_job_registry.get_job_ids() == []
             assert conn.zcard(q.ready_job_registry.key) == 0
-        if threads > 1:
+        if session.background:
             session._stepping().poke()
         deadline = time.monotonic() + 60
         while True:  # the threads go idle once they find nothing more to run
@@ -390,7 +486,7 @@ def test_jobs_registries_and_results_stay_whole(
                 break
             assert time.monotonic() < deadline, [w.get_state() for w in workers]
             time.sleep(0.05)
-        assert len(workers) == threads
+        assert len(workers) == threads + (1 if read_ahead else 0)
         assert sum(w.successful_job_count for w in workers) == 3 * len(chains)
     finally:
         session.close()
