@@ -3,6 +3,8 @@ recording with an explicit error, and the next recording gets a fresh host."""
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,6 +176,20 @@ def test_load_errors_come_back_as_load_errors(fns: str) -> None:
         acquire(f"{fns}:Nope")
     with pytest.raises(FunctionLoadError, match="cannot build function under test"):
         acquire(f"{fns}:Good", {"nope": 1})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupts_are_the_parents_to_handle(fns: str, signum: int) -> None:
+    """Ctrl-C or a cancelled CI job signals the whole process group: the host goes on
+    (the session stops it itself and says why) instead of dying as a crash."""
+    host = FunctionHost(f"{fns}:Good").start()
+    assert host.proc is not None
+    try:
+        os.kill(host.proc.pid, signum)
+        out = host.run(T, SIGNALS, inputs=("ego_accel",), recording="r1", timeout=30)
+        assert out["aeb_decel"].max() == 3.0 and host.alive
+    finally:
+        host.close()
 
 
 def test_close_stops_the_child(fns: str) -> None:
