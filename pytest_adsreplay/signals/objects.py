@@ -17,10 +17,12 @@ into matrices for the frames of a Python function (:class:`ObjectList`).
 from __future__ import annotations
 
 import math
+import mmap
 import re
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,9 +34,9 @@ from pytest_adsreplay.signals.channel_map import (
     ObjectSpec,
     SignalSpec,
 )
-from pytest_adsreplay.signals.resample import GridIndex, grid_index, resample_indexed
+from pytest_adsreplay.signals.resample import TIME_TOL, GridIndex, grid_index, resample_rows
 from pytest_adsreplay.signals.resolve import Resolution, resolve_spec
-from pytest_adsreplay.signals.targets import Series, prepare_targets
+from pytest_adsreplay.signals.targets import MAX_CHANGE
 
 if TYPE_CHECKING:
     from pytest_adsreplay.mdf.reader import ChannelInfo, ChannelSamples, RecordingInfo
@@ -270,66 +272,208 @@ def assemble_objects(
     Each matrix is the transpose of a C-ordered (count x cycles) array, so the column of
     one slot is contiguous (it travels without a copy). Every field is NaN where the
     slot is empty (``obj_valid`` 0).
+
+    Every slot follows the rule of the single target on its own, but the slots whose
+    fields lie on the same time axes (in the usual layout all of them: one radar
+    message) are worked out together, each field as one (slots x samples) matrix
+    resampled in one go (:func:`resample_rows`); slots on other axes form batches of
+    their own. The result is the same, bit for bit, as slot by slot.
     """
     found = {f: r for f, r in res.fields.items() if r.found}
     count, n = res.count, grid.size
-    rows = {f: np.empty((count, n)) for f in OBJECT_FIELDS if f in found or f == "obj_valid"}
-    indexes: dict[int, GridIndex] = {}  # per time axis (the slots of one message share it)
-
-    def index_of(ts: np.ndarray) -> GridIndex:
-        gi = indexes.get(id(ts))
-        if gi is None or gi.source is not ts:
-            gi = indexes[id(ts)] = grid_index(ts, grid, max_gap)
-            gi.source = ts
-        return gi
-
+    rows = {f: _fresh_matrix(count, n) for f in OBJECT_FIELDS if f in found or f == "obj_valid"}
+    axes = _Axes(grid, max_gap)
+    batches: dict[tuple[int, ...], list[int]] = {}
     for j in range(count):
-        series = {f: _si(data, r.slots[j]) for f, r in found.items()}
-        _slot(series, index_of, {f: m[j] for f, m in rows.items()}, found)
+        key = tuple(axes.number(_channel(data, r.slots[j]).timestamps) for r in found.values())
+        batches.setdefault(key, []).append(j)
+    for key, slots in batches.items():
+        _batch(slots, dict(zip(found, key, strict=True)), found, data, axes, rows)
+    flag = rows["obj_valid"]
+    if "obj_valid" in found:
+        np.copyto(flag, flag == 1, casting="unsafe")  # NaN (outside the span) -> 0
+    else:
+        np.copyto(flag, np.isfinite(rows["obj_dx"]), casting="unsafe")
+    empty = flag == 0
+    for f, m in rows.items():
+        if f != "obj_valid":
+            np.copyto(m, np.nan, where=empty)
+    del empty
     sources = {f: r.source for f, r in found.items()}
     if "obj_valid" not in found:
         sources["obj_valid"] = "derived: isfinite(obj_dx)"
     return {f: m.T for f, m in rows.items()}, sources
 
 
-def _si(data: Mapping[tuple[int, int], ChannelSamples], r: Resolution) -> Series:
+#: Matrices of at least this many bytes are mapped on their own (see :func:`_fresh_matrix`).
+_MAPPED_BYTES = 4 << 20
+
+
+def _fresh_matrix(rows: int, columns: int) -> np.ndarray:
+    """An uninitialised (rows x columns) float64 matrix; on Linux a large one in an
+    anonymous mapping of its own.
+
+    numpy advises huge pages (``MADV_HUGEPAGE``) for the arrays of 4 MB and more it
+    allocates; where the kernel's ``transparent_hugepage/defrag`` is ``madvise`` (a
+    common default) the first write to such memory can stall on compacting memory when
+    no huge page is free, and a list's matrices (8 x 15 MB for 32 slots of a 10-minute
+    recording) are written once, right after they are made. A mapping without that
+    advice is faulted in with ordinary pages; it is unmapped when the matrix (and every
+    view of it) is gone.
+    """
+    size = rows * columns * 8
+    if sys.platform != "linux" or size < _MAPPED_BYTES:
+        return np.empty((rows, columns))
+    return np.frombuffer(mmap.mmap(-1, size), dtype=np.float64).reshape(rows, columns)
+
+
+class _Axes:
+    """The distinct time axes of the list's channels (equal timestamps are one axis,
+    as in :func:`prepare_targets`), each with its grid index, made once."""
+
+    def __init__(self, grid: np.ndarray, max_gap: float):
+        self.grid, self.max_gap = grid, max_gap
+        self.ts: list[np.ndarray] = []
+        self._numbers: dict[int, tuple[np.ndarray, int]] = {}  # id(timestamps) -> axis
+        self._indexes: dict[int, GridIndex] = {}
+        self._held: dict[tuple[int, int], np.ndarray] = {}
+
+    def number(self, ts: np.ndarray) -> int:
+        known = self._numbers.get(id(ts))
+        if known is not None and known[0] is ts:
+            return known[1]
+        same = (
+            k
+            for k, axis in enumerate(self.ts)
+            if axis.shape == ts.shape and np.array_equal(axis, ts)
+        )
+        k = next(same, len(self.ts))
+        if k == len(self.ts):
+            self.ts.append(ts)
+        self._numbers[id(ts)] = (ts, k)
+        return k
+
+    def index(self, k: int) -> GridIndex:
+        gi = self._indexes.get(k)
+        if gi is None:
+            gi = self._indexes[k] = grid_index(self.ts[k], self.grid, self.max_gap)
+        return gi
+
+    def held_at(self, source: tuple[int, np.ndarray], k: int) -> np.ndarray:
+        """:func:`hold_at` of a (slots x samples) matrix on axis ``source[0]`` at the
+        timestamps of axis ``k``: each row's last sample at or before them (else NaN)."""
+        src, values = source
+        idx = self._held.get((src, k))
+        if idx is None:
+            src_ts, ts = self.ts[src], self.ts[k]
+            if src_ts.size == 0:
+                idx = np.full(ts.shape, -1, dtype=np.intp)
+            else:
+                idx = np.searchsorted(src_ts, ts + TIME_TOL, side="right") - 1
+            self._held[(src, k)] = idx
+        out = np.full((values.shape[0], idx.size), np.nan)
+        ok = idx >= 0
+        if ok.all():
+            np.take(values, idx, axis=1, out=out, mode="clip")
+        elif ok.any():
+            out[:, ok] = values[:, idx[ok]]
+        return out
+
+
+def _channel(data: Mapping[tuple[int, int], ChannelSamples], r: Resolution) -> ChannelSamples:
     assert r.channel is not None
-    cs = data[(r.channel.group, r.channel.index)]
-    return cs.timestamps, cs.samples * r.scale + r.offset
+    return data[(r.channel.group, r.channel.index)]
 
 
-def _slot(
-    series: Mapping[str, Series],
-    index_of: Callable[[np.ndarray], GridIndex],
-    out: Mapping[str, np.ndarray],
+def _batch(
+    slots: Sequence[int],
+    axis_of: Mapping[str, int],
     found: Mapping[str, FieldResolution],
+    data: Mapping[tuple[int, int], ChannelSamples],
+    axes: _Axes,
+    rows: Mapping[str, np.ndarray],
 ) -> None:
-    """Resample one slot's fields into the rows ``out``."""
-    valid = series.get("obj_valid")
-    if valid is not None:
-        ts, vs = valid
+    """Resample the fields of the slots ``slots`` (whose field ``f`` lies on the axis
+    ``axis_of[f]`` in every one of them) into their rows of ``rows``: the rule of
+    :func:`prepare_targets` and :func:`resample_indexed` per slot, as matrices (each
+    made when it is needed and let go once it is on the grid)."""
+
+    def scaled(f: str) -> np.ndarray:
+        """The SI samples of field ``f``: one row per slot."""
+        m = np.empty((len(slots), axes.ts[axis_of[f]].size))
+        for i, j in enumerate(slots):
+            sr = found[f].slots[j]
+            np.multiply(_channel(data, sr).samples, sr.scale, out=m[i])
+            m[i] += sr.offset
+        return m
+
+    valid: tuple[int, np.ndarray] | None = None
+    if "obj_valid" in found:
+        vs = scaled("obj_valid")
         flag = (vs != 0).astype(np.float64)
         flag[np.isnan(vs)] = np.nan
-        valid = (ts, flag)
-    continuous = {_AS_TARGET.get(f, f): s for f, s in series.items() if f not in HELD_OBJECT_FIELDS}
-    prepared = prepare_targets(continuous, valid, series.get("obj_id"))
-    for f, (ts, vs) in series.items():
+        valid = (axis_of["obj_valid"], flag)
+        del vs
+    track = (axis_of["obj_id"], scaled("obj_id")) if "obj_id" in found else None
+
+    def masked(f: str) -> np.ndarray:
+        """Field ``f`` with NaN where the slot's flag says no object (at the sample)."""
+        m = scaled(f)
+        if valid is not None:
+            m[axes.held_at(valid, axis_of[f]) == 0] = np.nan
+        return m
+
+    continuous = [f for f in found if f not in HELD_OBJECT_FIELDS]
+    jumping = {f: masked(f) for f in continuous if _AS_TARGET.get(f, f) in MAX_CHANGE}
+    segments: dict[int, np.ndarray] = {}
+    for k in dict.fromkeys(axis_of[f] for f in continuous):
+        ts = axes.ts[k]
+        cut = np.zeros((len(slots), max(ts.size - 1, 0)), dtype=bool)
+        for f, m in jumping.items():
+            if axis_of[f] == k:
+                cut |= _jumps(_AS_TARGET[f], ts, m)
+        if track is not None and ts.size >= 2:
+            ids = axes.held_at(track, k)
+            with np.errstate(invalid="ignore"):
+                known = np.isfinite(ids[:, :-1]) & np.isfinite(ids[:, 1:])
+                cut |= known & (ids[:, :-1] != ids[:, 1:])
+            del ids, known
+        seg = np.zeros((len(slots), ts.size), dtype=np.int64)
+        np.cumsum(cut, axis=1, out=seg[:, 1:])
+        segments[k] = seg
+    first, last = slots[0], slots[-1]
+    whole = last - first + 1 == len(slots)  # consecutive slots: rows written in place
+    held = [f for f in found if f in HELD_OBJECT_FIELDS]
+    for f in continuous + held:  # the flag and the ids last: masks and runs need them
+        index = axes.index(axis_of[f])
+        out = rows[f][first : last + 1] if whole else None
         if f in HELD_OBJECT_FIELDS:
-            src = valid[1] if f == "obj_valid" and valid is not None else vs
-            resample_indexed(index_of(ts), src, hold=True, out=out[f])
+            if f == "obj_valid" and valid is not None:
+                src = valid[1]
+            elif f == "obj_id" and track is not None:
+                src = track[1]
+            else:
+                src = scaled(f)
+            got = resample_rows(index, src, hold=True, out=out)
         else:
-            masked, segments = prepared[_AS_TARGET.get(f, f)]
+            src = jumping.pop(f) if f in jumping else masked(f)
             hold = found[f].slots[0].hold
-            resample_indexed(index_of(ts), masked, hold=hold, segments=segments, out=out[f])
-    flag = out["obj_valid"]
-    if "obj_valid" in series:
-        np.copyto(flag, flag == 1, casting="unsafe")  # NaN (outside the span) -> 0
-    else:
-        np.copyto(flag, np.isfinite(out["obj_dx"]), casting="unsafe")
-    empty = flag == 0
-    for f, row in out.items():
-        if f != "obj_valid":
-            row[empty] = np.nan
+            got = resample_rows(index, src, hold=hold, segments=segments[axis_of[f]], out=out)
+        del src
+        if not whole:
+            rows[f][list(slots)] = got
+        del got
+
+
+def _jumps(name: str, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`jumps` of each row of a (slots x samples) matrix on the time axis ``ts``."""
+    if ts.size < 2 or name not in MAX_CHANGE:
+        return np.zeros((values.shape[0], max(ts.size - 1, 0)), dtype=bool)
+    rate, slack = MAX_CHANGE[name]
+    with np.errstate(invalid="ignore"):
+        change = np.abs(np.diff(values, axis=1))
+        jump: np.ndarray = change > rate * np.diff(ts) + slack
+    return jump
 
 
 # --------------------------------------------------------------------------- frames
@@ -405,9 +549,14 @@ class ObjectList:
         """
         chunk = self._ahead
         if chunk is not None:
-            found = chunk.nearest(self._k, kappa, half_width, axle_to_front)
-            if found is not False:
-                return found
+            if chunk.key != (half_width, axle_to_front):
+                chunk.work_out(half_width, axle_to_front)
+            i = self._k - chunk.first
+            if kappa == chunk.kappa[i]:  # the replay's path (else: this cycle alone)
+                j = chunk.slot[i]
+                if j < 0:
+                    return None
+                return j, chunk.dx[i], chunk.vx[i], chunk.offset[i], chunk.id[i]
         return _nearest_in_path(self, kappa, half_width, axle_to_front)
 
     def __getitem__(self, field: str) -> np.ndarray:
@@ -493,8 +642,9 @@ class _InPath:
     def __init__(self, frames: ObjectFrames, first: int, stop: int):
         self.frames, self.first, self.stop = frames, first, stop
         self.key: tuple[float, float] | None = None
+        # per cycle: the replay's curvature and the choice (slot -1: no object in the path)
         self.kappa: list[float] = []
-        self.slot: list[int] = []  # -1: no object in the path
+        self.slot: list[int] = []
         self.dx: list[float] = []
         self.offset: list[float] = []
         self.vx: list[float] = []
@@ -509,19 +659,7 @@ class _InPath:
             listed = self.listed = ((valid != 0.0) & (dx == dx)).any(axis=0).tolist()
         return listed[k - self.first]
 
-    def nearest(
-        self, k: int, kappa: float, half_width: float, front: float
-    ) -> tuple[int, float, float, float, float] | Literal[False] | None:
-        """The chunk's choice at cycle ``k``; False for another curvature than the replay's."""
-        if self.key != (half_width, front):
-            self._work_out(half_width, front)
-        i = k - self.first
-        if kappa != self.kappa[i]:
-            return False  # not the replay's path: worked out for this cycle alone
-        j = self.slot[i]
-        return None if j < 0 else (j, self.dx[i], self.vx[i], self.offset[i], self.id[i])
-
-    def _work_out(self, limit: float, front: float) -> None:
+    def work_out(self, limit: float, front: float) -> None:
         rows, first, m = self.frames.rows, self.first, self.stop - self.first
         dx, dy, vx, valid, ids = (_span(rows[f], first, m) for f in (0, 1, 2, 5, 6))
         n = rows[0].shape[1]

@@ -254,6 +254,92 @@ def resample_indexed(
     return out
 
 
+def resample_rows(
+    index: GridIndex,
+    samples: np.ndarray,
+    *,
+    hold: bool,
+    segments: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`resample_indexed` of several channels on one indexed time axis at once:
+    ``samples`` (and ``segments``) are (rows x samples) matrices, one row per channel;
+    the result, row by row the same floats as :func:`resample_indexed` gives each row, is
+    written into the (rows x grid) matrix ``out``.
+
+    The grid points inside the axis's span are one run of the (increasing) grid, so each
+    row is one gather of the samples at the index and, for linear signals, one gather of
+    the slopes of the intervals times the time since the sample.
+    """
+    vs = np.asarray(samples, dtype=np.float64)
+    if vs.ndim != 2:
+        raise ValueError(f"samples must be a (rows x samples) matrix, got shape {vs.shape}")
+    seg = segments
+    if index.keep is not None:
+        vs = vs[:, index.keep]
+        seg = None if seg is None else np.asarray(seg)[:, index.keep]
+    rows = vs.shape[0]
+    if out is None:
+        out = np.empty((rows, index.size))
+    if index.ts.size == 0 or rows == 0:
+        out.fill(np.nan)
+        return out
+    run = _run(index.inside)
+    if run is None:  # a grid that is not increasing: the mask, row by row
+        for r in range(rows):
+            resample_indexed(
+                index, vs[r], hold=hold, segments=None if seg is None else seg[r], out=out[r]
+            )
+        return out
+    a, b = run
+    out[:, :a] = np.nan
+    out[:, b:] = np.nan
+    idx = index.idx
+    for r in range(rows):
+        np.take(vs[r], idx, out=out[r, a:b], mode="clip")
+    if hold or index.ts.size < 2:
+        return out
+    finite = np.isfinite(vs)
+    linear = finite[:, :-1] & finite[:, 1:]
+    del finite
+    if seg is not None:
+        linear &= seg[:, :-1] == seg[:, 1:]
+    dt = index.dt
+    if linear.any():
+        # the slope of each linear interval, -0.0 elsewhere: value + (-0.0) * dt is the
+        # value itself, bit for bit (dt >= 0), value + slope * dt the interpolation
+        slope = np.empty(vs.shape)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            np.subtract(vs[:, 1:], vs[:, :-1], out=slope[:, :-1])
+            slope[:, :-1] /= np.diff(index.ts)
+        np.copyto(slope[:, :-1], -0.0, where=~linear)
+        slope[:, -1] = -0.0
+        exact = not np.signbit(dt).any()  # -0.0 * -0.0 would be +0.0
+        step = np.empty(idx.size)
+        for r in range(rows):
+            np.take(slope[r], idx, out=step, mode="clip")
+            if not exact:
+                held = ~np.take(linear[r], np.minimum(idx, linear.shape[1] - 1))
+                held |= idx >= linear.shape[1]
+            np.multiply(step, dt, out=step)
+            if not exact:
+                step[held] = -0.0
+            row = out[r, a:b]
+            np.add(row, step, out=row)
+    if index.gap is not None:
+        out[:, a:b][:, index.gap] = np.nan
+    return out
+
+
+def _run(inside: np.ndarray) -> tuple[int, int] | None:
+    """``(a, b)`` when the True values of ``inside`` are exactly ``a`` … ``b - 1``."""
+    hits = np.flatnonzero(inside)
+    if hits.size == 0:
+        return 0, 0
+    a, b = int(hits[0]), int(hits[-1]) + 1
+    return (a, b) if hits.size == b - a else None
+
+
 @dataclass
 class Trace:
     """The samples behind one canonical signal: SI values on the channel's own timestamps.
