@@ -357,6 +357,8 @@ class Mf4Reader:
         self._mdf: Any = None
         self._decoded: Any = None
         self._fh: Any = None
+        self._blocks_checked: set[int] = set()  # raw groups whose data blocks passed
+        self._masters: dict[int, list[int]] = {}  # raw group -> its master channels
         self._size, _ = _check_file(self.path, recording)
         from asammdf import MDF
 
@@ -511,6 +513,16 @@ class Mf4Reader:
             return
         if cycles and record + inval == 0:
             raise self._corrupt(f"{where} declares {cycles} samples of 0 bytes each")
+        if gi not in self._blocks_checked:
+            self._check_blocks(gi, grp, cycles * (record + inval))
+            self._blocks_checked.add(gi)
+        self._check_channel_bounds(gi, channel_indexes, record, inval)
+
+    def _check_blocks(self, gi: int, grp: Any, need: int) -> None:
+        """Raise RecordingError unless the data blocks of raw group ``gi`` lie inside the
+        file, inflate plausibly and hold the ``need`` bytes its records take (checked once
+        per group: the channels of a group share its blocks)."""
+        where = f"group {gi}"
         have = 0
         try:
             for block in grp.get_data_blocks():
@@ -531,13 +543,12 @@ class Mf4Reader:
             raise
         except Exception as exc:
             raise self._corrupt(f"{where}'s data blocks cannot be listed ({exc})") from None
-        need = cycles * (record + inval)
         if need > have:
+            cycles = int(grp.channel_group.cycles_nr)
             raise self._corrupt(
                 f"{where} declares {cycles} samples ({need} bytes) but its data blocks "
                 f"hold only {have} bytes"
             )
-        self._check_channel_bounds(gi, channel_indexes, record, inval)
 
     def _check_channel_bounds(
         self, gi: int, channel_indexes: Sequence[int], record: int, inval: int
@@ -676,12 +687,15 @@ class Mf4Reader:
         return ChannelSamples(info, ts, samples)
 
     def _master_indexes(self, gi: int) -> list[int]:
-        codes = _codes(self._mdf)
-        return [
-            i
-            for i, ch in enumerate(self._mdf.groups[gi].channels)
-            if ch.channel_type in codes["master"]
-        ]
+        found = self._masters.get(gi)
+        if found is None:
+            codes = _codes(self._mdf)
+            found = self._masters[gi] = [
+                i
+                for i, ch in enumerate(self._mdf.groups[gi].channels)
+                if ch.channel_type in codes["master"]
+            ]
+        return found
 
     def master(self, group: int) -> np.ndarray:
         """The timestamps of one channel group (float64 seconds; empty without a time
