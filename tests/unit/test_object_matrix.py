@@ -248,15 +248,24 @@ def test_a_grid_starting_at_negative_zero_equals_the_slot_by_slot_rule() -> None
     assert_same(res, data, grid)
 
 
-def test_large_lists_are_fresh_writable_matrices() -> None:
-    m = _fresh_matrix(64, 20_000)  # 10 MB: mapped on its own on Linux
-    assert m.shape == (64, 20_000) and m.dtype == np.float64 and m.flags.writeable
-    assert m.flags.c_contiguous
-    m[:] = 1.5
-    assert float(m.T[:, 3].sum()) == 1.5 * 20_000
-    small = _fresh_matrix(2, 3)
-    assert small.shape == (2, 3)
-    assert _fresh_matrix(0, 10).shape == (0, 10)
+def test_list_matrices_are_plain_writable_arrays_and_the_huge_page_advice_is_restored() -> None:
+    from pytest_adsreplay.signals import objects
+
+    switch = objects._SET_MADVISE_HUGEPAGE
+    before = None if switch is None else switch(True)
+    try:
+        m = _fresh_matrix(64, 20_000)  # 10 MB: numpy would advise huge pages
+        assert m.shape == (64, 20_000) and m.dtype == np.float64
+        assert m.flags.writeable and m.flags.c_contiguous and m.flags.owndata
+        m[:] = 1.5
+        assert float(m.T[:, 3].sum()) == 1.5 * 20_000
+        assert _fresh_matrix(2, 3).shape == (2, 3)
+        assert _fresh_matrix(0, 10).shape == (0, 10)
+        if switch is not None:
+            assert switch(True) is True  # switched back on after each allocation
+    finally:
+        if switch is not None and before is not None:
+            switch(before)
 
 
 # --------------------------------------------------------------------------- resample_rows
