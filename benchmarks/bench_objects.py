@@ -10,7 +10,8 @@ object-list recording (``--slots`` slots x 8 fields, one channel per slot: dx, d
 vy, ax, valid, id, class; tracks come and go and change slots). For each it measures,
 in a fresh process per run (so the peak RSS is that of one read):
 
-* read: ``read_signals`` onto the 0.01 s grid (time and the process's peak RSS), as a
+* read: ``read_signals`` onto the 0.01 s grid (time and the process's peak RSS,
+  ``VmHWM``: see :func:`peak_rss_mb`), as a
   fresh read stage does it (with the reader's imports and first use, most of the
   single-target figure), and the same read again in that process (without them);
 * step: the Python reference function stepped over the read signals (the object list
@@ -142,6 +143,24 @@ class NearestInLane:
         return {"aeb_decel": 6.0 if brake else 0.0}
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far (MB).
+
+    On Linux ``VmHWM`` of ``/proc/self/status``: the peak of this program's own memory.
+    ``ru_maxrss`` is no use there: it carries over the peak of the process it was
+    forked from across ``exec`` (here the parent that wrote the recordings, larger than
+    a single-target read), so it would hide the read's own peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: str, cmap_path: str, steps: int) -> None:
     """One measured run: read, then step both functions ``steps`` times (the median);
     prints JSON."""
@@ -150,12 +169,12 @@ def child(path: str, cmap_path: str, steps: int) -> None:
     from pytest_adsreplay.signals import CANONICAL_SIGNALS, load_channel_map, read_signals
 
     cmap = load_channel_map(cmap_path or None)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     t0 = time.perf_counter()
     sig = read_signals(path, cmap, 0.01)
     read_s = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out: dict[str, Any] = {"read_s": read_s, "rss_mb": peak / 1024, "base_mb": before / 1024}
+    peak = peak_rss_mb()
+    out: dict[str, Any] = {"read_s": read_s, "rss_mb": peak, "base_mb": before}
     t0 = time.perf_counter()
     read_signals(path, cmap, 0.01)  # again: without the first read's imports
     out["reread_s"] = time.perf_counter() - t0
