@@ -347,6 +347,7 @@ class ReplaySession:
         if self._pool is None:
             from pytest_adsreplay.queue.inprocess import SteppingThreads
 
+            stages.preload()  # no thread is the first to import one of the stages' modules
             self._pool = SteppingThreads(
                 self.conn,
                 functools.partial(broker.make_queues, namespace=self.cfg.namespace),

@@ -29,6 +29,41 @@ from pytest_adsreplay.queue import cache
 DTYPE = "<f8"
 
 
+#: The package's modules the stages import on first use (object storage included: its
+#: package imports fsspec only when a recording is fetched).
+STAGE_MODULES = (
+    "pytest_adsreplay.replay",
+    "pytest_adsreplay.signals.read",
+    "pytest_adsreplay.signals.quality",
+    "pytest_adsreplay.signals.objects",
+    "pytest_adsreplay.kpi.compute",
+    "pytest_adsreplay.fleet.stats",
+    "pytest_adsreplay.function.host",
+    "pytest_adsreplay.function.stepping",
+    "pytest_adsreplay.function.shipping",
+    "pytest_adsreplay.function.fingerprint",
+    "pytest_adsreplay.function.binding",
+    "pytest_adsreplay.results.store",
+    "pytest_adsreplay.queue.trust",
+    "pytest_adsreplay.storage",
+    "pytest_adsreplay.storage.mapship",
+)
+
+
+def preload() -> None:
+    """Import :data:`STAGE_MODULES` now, in the calling thread: before the embedded mode's
+    threads run stages, so that no two of them import one of the package's modules at
+    the same time. Under pytest every module of the plugin is compiled through pytest's
+    assertion rewriting (``ast.parse``), and two threads in ``ast.parse`` at once can fail
+    on CPython 3.11 with ``SystemError: AST constructor recursion depth mismatch``
+    (a recording erred that way when a pytest-xdist worker's threads first needed the
+    results store together)."""
+    import importlib
+
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
+
+
 def job_id(ctx: Mapping[str, Any], stage: str) -> str:
     return f"{ctx['run']}-{stage}-{ctx['key']}"
 

@@ -361,6 +361,51 @@ def test_read_ahead_stops_reading_at_its_bound(
         host_mod.shutdown()
 
 
+#: Notes every module of the plugin that a thread other than the main thread imports
+#: first, in one file per process under ``$ADSREPLAY_TEST_IMPORTS``.
+THREAD_IMPORTS = """
+import atexit, os, sys, threading
+
+_first = set()
+
+class _Recorder:
+    def find_spec(self, name, path=None, target=None):
+        main = threading.current_thread() is threading.main_thread()
+        if name.startswith("pytest_adsreplay") and name not in sys.modules and not main:
+            _first.add(name)
+        return None
+
+sys.meta_path.insert(0, _Recorder())
+
+@atexit.register
+def _write():
+    folder = os.environ["ADSREPLAY_TEST_IMPORTS"]
+    with open(os.path.join(folder, str(os.getpid())), "w") as f:
+        f.write("\\n".join(sorted(_first)))
+"""
+
+
+def test_no_thread_is_the_first_to_import_a_module_of_the_plugin(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest compiles the plugin's modules through its assertion rewriting (ast.parse),
+    which CPython 3.11 cannot run in two threads at once: the session imports what the
+    stages need before its threads start (here pytest-xdist workers, which do not write
+    the run's row and so had not imported the results store)."""
+    project.makeconftest(THREAD_IMPORTS)
+    project.makepyfile(test_k="def test_k(replay):\n    assert replay.kpis is not None\n")
+    folder = project.path / "imports"
+    folder.mkdir()
+    monkeypatch.setenv("ADSREPLAY_TEST_IMPORTS", str(folder))
+    result = project.runpytest_subprocess(
+        "--recordings=recs", "-n", "2", "-p", "xdist", "--adsreplay-workers=1"
+    )
+    result.assert_outcomes(passed=4)
+    files = list(folder.iterdir())
+    assert len(files) >= 3  # the controller and both xdist workers
+    assert {f.name: f.read_text() for f in files} == {f.name: "" for f in files}
+
+
 def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[Any]) -> None:
     got: dict[str, Any] = {}
     both = threading.Barrier(2, timeout=120)  # both threads alive while both acquire
