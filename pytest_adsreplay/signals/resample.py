@@ -181,7 +181,6 @@ class GridIndex:
     step: np.ndarray
     gap: np.ndarray | None
     size: int
-    source: np.ndarray | None = None  # the timestamps it was made from (for caching by id)
 
 
 def grid_index(timestamps: np.ndarray, grid: np.ndarray, max_gap: float | None) -> GridIndex:
