@@ -94,14 +94,17 @@ def _run_and_rows(project: pytest.Pytester) -> tuple[dict[str, Any], dict[str, R
         (signal.SIGTERM, ("-p", "no:xdist"), False),
         (signal.SIGTERM, ("-n", "2"), False),
         (signal.SIGTERM, ("-n", "2"), True),
+        (signal.SIGINT, ("-p", "no:xdist", "--adsreplay-workers=1"), False),
     ],
-    ids=["ctrl-c", "sigterm", "sigterm-xdist", "sigterm-xdist-group"],
+    ids=["ctrl-c", "sigterm", "sigterm-xdist", "sigterm-xdist-group", "ctrl-c-read-ahead"],
 )
 def test_stopping_the_embedded_session_writes_a_row_per_recording(
     project: pytest.Pytester, signum: int, extra: tuple[str, ...], group: bool
 ) -> None:
     code, out = _stop_mid_replay(project, signum, extra, group)
     assert code == pytest.ExitCode.INTERRUPTED, out
+    if "--adsreplay-workers=1" in extra:  # one host, the reader reading ahead
+        assert "1 stepping thread (a function host), reading up to 1 recording ahead" in out
     run, rows = _run_and_rows(project)
     assert run["exit_status"] == pytest.ExitCode.INTERRUPTED
     assert set(rows) == {"ccrm/c50.mf4", "ccrs/a40.mf4", "ccrs/b60.mf4"}, out
