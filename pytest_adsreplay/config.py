@@ -471,24 +471,19 @@ def _redis_url(opt: Option, raw: _Raw) -> str:
     return url
 
 
+def _count(opt: Option, raw: _Raw, zero: str = "") -> int:
+    """A whole number >= 0 (``zero``: what 0 means, for the message)."""
+    try:
+        n = int(str(raw.value))
+    except ValueError:
+        raise _bad(opt, raw, "is not a whole number") from None
+    if n < 0:
+        raise _bad(opt, raw, "must be >= 0" + (f" (0 = {zero})" if zero else ""))
+    return n
+
+
 def _workers(opt: Option, raw: _Raw) -> int:
-    try:
-        n = int(str(raw.value))
-    except ValueError:
-        raise _bad(opt, raw, "is not a whole number") from None
-    if n < 0:
-        raise _bad(opt, raw, "must be >= 0 (0 = only external workers)")
-    return n
-
-
-def _count(opt: Option, raw: _Raw) -> int:
-    try:
-        n = int(str(raw.value))
-    except ValueError:
-        raise _bad(opt, raw, "is not a whole number") from None
-    if n < 0:
-        raise _bad(opt, raw, "must be >= 0")
-    return n
+    return _count(opt, raw, "only external workers")
 
 
 def _invalid_mode(opt: Option, raw: _Raw) -> str:
