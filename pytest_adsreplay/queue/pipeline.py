@@ -118,7 +118,8 @@ class ReplaySession:
         self.conn = conn
         self.embedded = embedded
         #: Embedded mode: how many stepping threads (each with its own function host)
-        #: run the chains; 1 runs them in the waiting test's thread, one at a time.
+        #: run the chains; 1 without read-ahead runs them in the waiting test's thread,
+        #: one at a time.
         self.threads = max(1, int(threads)) if embedded else 1
         #: Embedded mode: at most this many recordings read and waiting for a host, read
         #: by a thread of their own while the hosts step (0: no read-ahead thread).
