@@ -37,26 +37,33 @@ def register_report(config: pytest.Config, run: ReplayRun) -> None:
 
 
 def _bounds(chain: Chain, out: Outcome) -> list[tuple[str, str, str, bool]]:
-    """Each sidecar bound with the observed KPI and whether the replay violated it."""
+    """Each sidecar bound with the observed KPI and whether the replay violated it; the
+    KPI named with its SI unit, the unit of the bound and the observed value (the KPI
+    table above shows some KPIs scaled, e.g. the impact speed in km/h)."""
+    from pytest_adsreplay.kpi import registry
     from pytest_adsreplay.recordings import check_expectations
     from pytest_adsreplay.recordings.expectations import EVENT_EXPECTATIONS, format_observed
 
+    def named(name: str) -> str:
+        found = registry.get(name)
+        return f"{name} [{found.unit}]" if found is not None and found.unit else name
+
     bounds = list(chain.recording.expect)
     if not out.ok:
-        return [(b.name, b.describe(), "-", False) for b in bounds]
+        return [(named(b.name), b.describe(), "-", False) for b in bounds]
     violated = {id(v.bound): v for v in check_expectations(bounds, out.kpis)}
     rows = []
     for b in bounds:
         v = violated.get(id(b))
         if v is not None:
             off = f" (off by {v.delta:+.3f})" if v.delta is not None else ""
-            rows.append((b.name, b.describe(), format_observed(v.observed) + off, True))
+            rows.append((named(b.name), b.describe(), format_observed(v.observed) + off, True))
             continue
         if b.name in EVENT_EXPECTATIONS:
             seen: Any = out.kpis.get(EVENT_EXPECTATIONS[b.name]) is not None
         else:
             seen = out.kpis.get(b.name)
-        rows.append((b.name, b.describe(), format_observed(seen), False))
+        rows.append((named(b.name), b.describe(), format_observed(seen), False))
     return rows
 
 
