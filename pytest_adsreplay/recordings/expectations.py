@@ -18,6 +18,7 @@ EVENT_EXPECTATIONS = {"brake": "brake_time", "fcw": "fcw_time"}
 COUNT_KPIS = tuple(s.name for s in KPIS if s.kind == "events")
 #: KPIs that are true or false (bounded only by ``true``/``false``).
 FLAG_KPIS = tuple(s.name for s in KPIS if s.kind == "flag")
+_SPECS = {s.name: s for s in KPIS}
 
 
 def boundable_kpis() -> tuple[str, ...]:
@@ -53,11 +54,26 @@ class Violation:
     delta: float | None
 
     def describe(self) -> str:
+        """``ttc_at_brake = 1.403 s, expected in [1.6, 1.8] s (off by -0.197 s)``: the
+        values in the KPI's SI unit, the unit of sidecar bounds."""
+        unit = _unit(self.bound.name)
         obs = format_observed(self.observed)
-        text = f"{self.bound.name} = {obs}, expected {self.bound.describe()}"
+        if unit and _is_number(self.observed):
+            obs += unit
+        text = f"{self.bound.name} = {obs}, expected {self.bound.describe()}{unit}"
         if self.delta is not None:
-            text += f" (off by {self.delta:+.3f})"
+            text += f" (off by {self.delta:+.3f}{unit})"
         return text
+
+
+def _unit(name: str) -> str:
+    """`` s``, `` m/s``: the SI unit of KPI ``name`` with a leading space, or ``""``."""
+    spec = _SPECS.get(name)
+    return f" {spec.unit}" if spec is not None and spec.unit else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def format_observed(value: Any) -> str:

@@ -60,7 +60,7 @@ def test_function_braking_300ms_late_fails_timing_with_values(examples: pytest.P
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*ncap/CCRs_40kph.mf4: ttc_at_brake = 1.[34]*, expected in [[]1.6, 1.8[]] (off by -0.*)"
+            "*ncap/CCRs_40kph.mf4: ttc_at_brake = 1.[34]* s, expected in [[]1.6, 1.8[]] s (off by -0.* s)*"
             " (calibrated partial-brake TTC)",
             "*-> replay it alone with pytest_adsreplay.replay_file*",
         ]

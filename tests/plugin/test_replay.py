@@ -129,9 +129,9 @@ def test_expectation_items_report_every_violated_bound(project: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "*b60.mf4: 3 expectation(s) of *b60.toml violated:",
-            "*ttc_at_brake = 1.[45]*, expected in [[]2, 3[]] (off by -0.5*)",
-            "*fcw_lead_time = 1.0*, expected >= 1.5 (off by -0.[45]*)",
-            "*max_decel = 9.000, expected <= 5 (off by +4.000)",
+            "*ttc_at_brake = 1.[45]* s, expected in [[]2, 3[]] s (off by -0.5* s)",
+            "*fcw_lead_time = 1.0* s, expected >= 1.5 s (off by -0.[45]* s)",
+            "*max_decel = 9.000 m/s², expected <= 5 m/s² (off by +4.000 m/s²)",
             "*-> replay it alone with pytest_adsreplay.replay_file()*",
         ]
     )
@@ -319,7 +319,7 @@ def test_late_braking_function_fails_timing_with_values(project: pytest.Pytester
     result = project.runpytest("--recordings=recs")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*ccrs/a40.mf4*", "*ttc_at_brake = 1.200, expected in [[]1.4, 1.6[]]*"]
+        ["*ccrs/a40.mf4*", "*ttc_at_brake = 1.200 s, expected in [[]1.4, 1.6[]] s*"]
     )
 
 

@@ -142,6 +142,16 @@ def test_check_expectations_reports_every_violation() -> None:
     assert out["fcw_lead_time"].delta == pytest.approx(-0.3)
     assert out["impact_speed"].delta == pytest.approx(2.0)
     assert "None (never happened)" in out["ttc_at_brake"].describe()
+    # in the KPI's SI unit, as the bounds are (no unit for flags, events and counts)
+    assert out["ttc_at_brake"].describe().endswith("expected in [1, 2] s")
+    assert out["impact_speed"].describe() == (
+        "impact_speed = 3.000 m/s, expected <= 1 m/s (off by +2.000 m/s)"
+    )
+    assert out["fcw_lead_time"].describe() == (
+        "fcw_lead_time = 0.500 s, expected >= 0.8 s (off by -0.300 s)"
+    )
+    assert out["brake"].describe() == "brake = False, expected == True"
+    assert out["collision"].describe() == "collision = True, expected == False"
     assert out["activations"].observed == 2
     assert check_expectations(bounds[2:3], {"ttc_at_brake": 1.5}) == []
 
