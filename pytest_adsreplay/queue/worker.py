@@ -93,6 +93,35 @@ class FleetWorker(SimpleWorker):
 
     death_penalty_class = broker.death_penalties()[0]
 
+    #: Inside the work loop (where rq catches the StopRequested of a warm stop).
+    _looping = False
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """rq registers the worker and only then installs its SIGINT/SIGTERM handlers: a
+        stop in between (a session that ends as its workers start) would kill it with
+        its registration left behind. The handlers come first here; a stop before the
+        loop runs is noted and ends the loop at its first look (:meth:`request_stop`),
+        so the worker still unregisters."""
+        self._install_signal_handlers()
+        super().bootstrap(*args, **kwargs)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        if self._looping:
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call,unused-ignore]
+            return
+        self._stop_requested = True  # the loop's first look ends it; teardown unregisters
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+
+    def _install_signal_handlers(self) -> None:
+        if self._stop_requested:  # stopped during the bootstrap: the next signal is cold
+            return
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call,unused-ignore]
+
+    def check_for_suspension(self, burst: bool) -> None:
+        self._looping = True  # the loop's first call
+        super().check_for_suspension(burst)
+
     def register_birth(self) -> None:
         super().register_birth()  # type: ignore[no-untyped-call,unused-ignore]
         self.connection.expire(self.key, LIVENESS_TTL)
