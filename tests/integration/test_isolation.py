@@ -56,10 +56,12 @@ def test_concurrent_sessions_are_isolated(
         pb = spawn_pytest(b.root, *args, "--aeb-function", "aebfn:Cautious")
         ra, rb = collect(pa, started), collect(pb, started)
     finally:
-        for w in fleet:
-            stop(w)
-    ra.assert_outcomes(passed=10)
-    rb.assert_outcomes(passed=10)
+        logs = [stop(w) for w in fleet]
+    for result in (ra, rb):  # on a mismatch: the session's and the workers' output
+        outcomes = result.parseoutcomes()
+        assert (outcomes.get("passed"), outcomes.get("errors", 0)) == (10, 0), "\n".join(
+            [result.stdout.str(), *logs]
+        )
     run_a, run_b = run_id_of(ra), run_id_of(rb)
     assert run_a != run_b
     rows_a, rows_b = result_rows(a, run_a), result_rows(b, run_b)
