@@ -57,11 +57,16 @@ def preload() -> None:
     assertion rewriting (``ast.parse``), and two threads in ``ast.parse`` at once can fail
     on CPython 3.11 with ``SystemError: AST constructor recursion depth mismatch``
     (a recording erred that way when a pytest-xdist worker's threads first needed the
-    results store together)."""
+    results store together). The same holds for any library that parses Python source
+    while it loads: asammdf's dependencies are imported here too (a thread importing
+    them once broke pytest's report of a failing test in the main thread)."""
     import importlib
 
     for name in STAGE_MODULES:
         importlib.import_module(name)
+    # asammdf and what it imports (pandas, canmatrix, ...): some of those parse or
+    # compile code as they load, which must not run beside pytest's own ast.parse
+    importlib.import_module("asammdf")
 
 
 def job_id(ctx: Mapping[str, Any], stage: str) -> str:

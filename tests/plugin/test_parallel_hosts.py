@@ -361,8 +361,9 @@ def test_read_ahead_stops_reading_at_its_bound(
         host_mod.shutdown()
 
 
-#: Notes every module of the plugin that a thread other than the main thread imports
-#: first, in one file per process under ``$ADSREPLAY_TEST_IMPORTS``.
+#: Notes every module that a thread other than the main thread imports first through
+#: pytest's assertion rewriting (which runs ast.parse), in one file per process under
+#: ``$ADSREPLAY_TEST_IMPORTS``.
 THREAD_IMPORTS = """
 import atexit, os, sys, threading
 
@@ -371,7 +372,7 @@ _first = set()
 class _Recorder:
     def find_spec(self, name, path=None, target=None):
         main = threading.current_thread() is threading.main_thread()
-        if name.startswith("pytest_adsreplay") and name not in sys.modules and not main:
+        if name not in sys.modules and not main:
             _first.add(name)
         return None
 
@@ -381,26 +382,43 @@ sys.meta_path.insert(0, _Recorder())
 def _write():
     folder = os.environ["ADSREPLAY_TEST_IMPORTS"]
     with open(os.path.join(folder, str(os.getpid())), "w") as f:
-        f.write("\\n".join(sorted(_first)))
+        rewritten = [
+            n for n in _first
+            if type(getattr(sys.modules.get(n), "__loader__", None)).__name__
+            == "AssertionRewritingHook"
+        ]
+        f.write("\\n".join(sorted(rewritten)))
 """
 
 
-def test_no_thread_is_the_first_to_import_a_module_of_the_plugin(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("function", "outcome"), [("Ttc", "passed"), ("Raises", "failed")])
+def test_no_thread_is_the_first_to_import_a_module(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, function: str, outcome: str
 ) -> None:
     """pytest compiles the plugin's modules through its assertion rewriting (ast.parse),
-    which CPython 3.11 cannot run in two threads at once: the session imports what the
-    stages need before its threads start (here pytest-xdist workers, which do not write
-    the run's row and so had not imported the results store)."""
+    and CPython 3.11 cannot run two ast.parse at once (``SystemError: AST constructor
+    recursion depth mismatch``): while the threads replay, the main thread formats
+    failures with ast.parse. So the session imports what the stages need, the plugin's
+    modules and asammdf with its dependencies, before its threads start (here pytest-xdist
+    workers, which do not write the run's row and so had not imported the results
+    store; with a failing function, whose reports pytest formats meanwhile)."""
     project.makeconftest(THREAD_IMPORTS)
-    project.makepyfile(test_k="def test_k(replay):\n    assert replay.kpis is not None\n")
+    project.makepyfile(test_k="def test_k(replay):\n    assert replay.brake_time\n")
     folder = project.path / "imports"
     folder.mkdir()
     monkeypatch.setenv("ADSREPLAY_TEST_IMPORTS", str(folder))
     result = project.runpytest_subprocess(
-        "--recordings=recs", "-n", "2", "-p", "xdist", "--adsreplay-workers=1"
+        "--recordings=recs",
+        f"--aeb-function=aebfn:{function}",
+        "-n",
+        "2",
+        "-p",
+        "xdist",
+        "--adsreplay-workers=1",
+        "-k",
+        "test_k",
     )
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(**{outcome: 3})
     files = list(folder.iterdir())
     assert len(files) >= 3  # the controller and both xdist workers
     assert {f.name: f.read_text() for f in files} == {f.name: "" for f in files}
