@@ -95,8 +95,8 @@ OPTIONS: tuple[Option, ...] = (
         "--adsreplay-read-ahead",
         "adsreplay_read_ahead",
         "embedded: recordings read ahead, waiting for a function host, while the hosts step "
-        "(default: one per host; 0 = no read-ahead thread: with --adsreplay-workers 1 the "
-        "waiting test runs each chain itself, one at a time)",
+        "(default: one per host, 0 in a pytest-xdist worker; 0 = no read-ahead thread: with "
+        "--adsreplay-workers 1 the waiting test runs each chain itself, one at a time)",
         metavar="N",
     ),
     Option(

@@ -136,12 +136,20 @@ class ReplayRun:
         return cpu_count()
 
     def read_ahead(self, hosts: int, chains: int) -> int:
-        """Embedded mode: how many read recordings may wait for a host. ``adsreplay_read_ahead``
-        when set, else one per host; none when every chain has a host of its own."""
+        """Embedded mode: how many read recordings may wait for a host; none when every
+        chain has a host of its own."""
         if chains <= hosts:
             return 0
+        return self.read_ahead_setting(hosts)
+
+    def read_ahead_setting(self, hosts: int) -> int:
+        """``adsreplay_read_ahead`` when set; else one per host, but none in a
+        pytest-xdist worker (``-n N`` already runs N sessions, one per core: a thread
+        reading ahead would only compete for the same cores, as stepping threads would)."""
         n = self.settings.read_ahead
-        return hosts if n is None else n
+        if n is not None:
+            return n
+        return 0 if os.environ.get("PYTEST_XDIST_WORKER") else hosts
 
     @property
     def workers_label(self) -> str:
@@ -151,7 +159,7 @@ class ReplayRun:
                 threads, ahead = self.session.threads, self.session.read_ahead
             else:
                 threads = self.stepping_threads
-                ahead = threads if self.settings.read_ahead is None else self.settings.read_ahead
+                ahead = self.read_ahead_setting(threads)
             parts = ["in-process"]
             if threads > 1:
                 parts.append(f"up to {threads} stepping threads (a function host each)")

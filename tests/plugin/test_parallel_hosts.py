@@ -122,7 +122,7 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
     assert len(_hosts(ncap)) == 1
     rows_one = _rows(ncap)
 
-    ahead = _run(ncap, 1)  # one host, the next recordings read while it steps
+    ahead = _run(ncap, 1, "Counted", "--adsreplay-read-ahead=1")  # read while it steps
     ahead.assert_outcomes(passed=12)
     ahead.stdout.fnmatch_lines(
         [
@@ -136,7 +136,7 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
     }
     assert _summary(ahead.stdout.lines) == _summary(one.stdout.lines)
 
-    two = _run(ncap, 2)
+    two = _run(ncap, 2, "Counted", "--adsreplay-read-ahead=2")
     two.assert_outcomes(passed=12)
     two.stdout.fnmatch_lines(
         [
@@ -415,6 +415,7 @@ def test_no_thread_is_the_first_to_import_a_module(
         "-p",
         "xdist",
         "--adsreplay-workers=1",
+        "--adsreplay-read-ahead=1",
         "-k",
         "test_k",
     )
@@ -613,3 +614,30 @@ def test_never_more_threads_than_recordings(
         run.finish(0, complete=True)
     rows = open_store(settings.db).results(f"few{recordings}")
     assert [r.status for r in rows] == ["ok"] * recordings
+
+
+@pytest.mark.parametrize(
+    ("setting", "xdist", "expected"),
+    [(None, False, 2), (None, True, 0), (1, True, 1), (0, False, 0)],
+)
+def test_read_ahead_default_is_one_per_host_but_none_in_an_xdist_worker(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: int | None,
+    xdist: bool,
+    expected: int,
+) -> None:
+    """``-n N`` already keeps every core busy: a reading thread there would only compete
+    for them (the rule of the stepping threads); an explicit setting always wins."""
+    from pytest_adsreplay.config import Settings
+    from pytest_adsreplay.plugin.run import ReplayRun
+
+    if xdist:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    else:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    run = ReplayRun(
+        Settings(read_ahead=setting, workers=2), run_id="ra", owner=True, rootdir=tmp_path
+    )
+    assert run.read_ahead(hosts=2, chains=5) == expected
+    assert run.read_ahead(hosts=2, chains=2) == 0  # every recording has a host of its own

@@ -94,7 +94,11 @@ def _run_and_rows(project: pytest.Pytester) -> tuple[dict[str, Any], dict[str, R
         (signal.SIGTERM, ("-p", "no:xdist"), False),
         (signal.SIGTERM, ("-n", "2"), False),
         (signal.SIGTERM, ("-n", "2"), True),
-        (signal.SIGINT, ("-p", "no:xdist", "--adsreplay-workers=1"), False),
+        (
+            signal.SIGINT,
+            ("-p", "no:xdist", "--adsreplay-workers=1", "--adsreplay-read-ahead=1"),
+            False,
+        ),
     ],
     ids=["ctrl-c", "sigterm", "sigterm-xdist", "sigterm-xdist-group", "ctrl-c-read-ahead"],
 )
