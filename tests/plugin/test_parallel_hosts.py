@@ -426,6 +426,7 @@ def test_no_thread_is_the_first_to_import_a_module(
 
 
 def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[Any]) -> None:
+    host_mod.shutdown()  # no host of an earlier test in this process (same spec) is reused
     got: dict[str, Any] = {}
     both = threading.Barrier(2, timeout=120)  # both threads alive while both acquire
 
