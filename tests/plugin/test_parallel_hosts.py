@@ -429,25 +429,35 @@ def test_hosts_are_never_shared_by_live_threads(tmp_path: Path, gen_recs: list[A
     host_mod.shutdown()  # no host of an earlier test in this process (same spec) is reused
     got: dict[str, Any] = {}
     both = threading.Barrier(2, timeout=120)  # both threads alive while both acquire
+    taken = threading.Event()
 
     def take(name: str) -> None:
         got[name] = host_mod.acquire("aebfn:Ttc")
         got[name + "-again"] = host_mod.acquire("aebfn:Ttc")
         both.wait()
+        host_mod.release()
+        # alive until this test took one: a host dies with the thread that started it
+        # (PR_SET_PDEATHSIG), so only a released one of a live thread can be handed on
+        taken.wait(120)
 
+    threads = [threading.Thread(target=take, args=(n,)) for n in ("a", "b")]
     try:
-        threads = [threading.Thread(target=take, args=(n,)) for n in ("a", "b")]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        deadline = time.monotonic() + 120  # a generous bound on a busy machine
+        while len(got) < 4 or any(s.holder in threads for s in host_mod._POOL):
+            assert time.monotonic() < deadline, got  # both acquired twice, then released
+            time.sleep(0.01)
         assert got["a"] is got["a-again"] and got["b"] is got["b-again"]
         assert got["a"] is not got["b"] and got["a"].proc.pid != got["b"].proc.pid
-        # both threads ended: their hosts are free for this one (no third process)
+        # both released theirs: one of them is handed to this thread (no third process)
         mine = host_mod.acquire("aebfn:Ttc")
         assert mine in (got["a"], got["b"])
         host_mod.release()
     finally:
+        taken.set()
+        for t in threads:
+            t.join()
         host_mod.shutdown()
     assert not got["a"].alive and not got["b"].alive
 
