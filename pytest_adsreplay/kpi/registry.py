@@ -92,6 +92,11 @@ class KpiSpec:
         return _with_unit(self.label, self.display_unit)
 
     @property
+    def si_name(self) -> str:
+        """``name [SI unit]``: the KPI as sidecar bounds and stored values state it."""
+        return _with_unit(self.name, self.unit)
+
+    @property
     def column_heading(self) -> str:
         """``heading [unit]``: the column heading of one-row-per-recording tables."""
         return _with_unit(self.heading, self.display_unit)

@@ -46,7 +46,7 @@ def _bounds(chain: Chain, out: Outcome) -> list[tuple[str, str, str, bool]]:
 
     def named(name: str) -> str:
         found = registry.get(name)
-        return f"{name} [{found.unit}]" if found is not None and found.unit else name
+        return found.si_name if found is not None else name
 
     bounds = list(chain.recording.expect)
     if not out.ok:
