@@ -43,7 +43,10 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 
+
+@pytest.hookimpl(tryfirst=True)  # before the plugin enqueues: threads start reading then
 def pytest_collection_finish(session):
     action = os.environ.get("ADSREPLAY_TEST_S3_ACTION", "")
     for step in filter(None, action.split(";")):
