@@ -211,7 +211,8 @@ class ReplayRun:
         cycle = resolve_cycle_time(fn, self.settings.cycle_time)
         embedded = self.settings.redis_url is None
         threads = max(1, min(self.stepping_threads, chains)) if embedded else 1
-        if threads > 1:
+        read_ahead = self.read_ahead(threads, chains) if embedded else 0
+        if threads > 1 or read_ahead:  # the chains run in stepping threads
             from pytest_adsreplay.function.host import prestart, release
 
             release()  # the first stepping thread takes this host over
@@ -234,7 +235,6 @@ class ReplayRun:
             binding=self.settings.binding,
         )
         url = self.settings.redis_url
-        read_ahead = self.read_ahead(threads, chains) if embedded else 0
         session = ReplaySession(
             cfg, conn, embedded=url is None, threads=threads, read_ahead=read_ahead
         )

@@ -23,7 +23,8 @@ from pytest_adsreplay.queue.pipeline import Chain, ReplaySession, SessionConfig
 from pytest_adsreplay.recordings import discover
 from pytest_adsreplay.results.store import ResultRow, open_store
 
-#: The project's TTC function, plus: every host notes its pid in ``$ADSREPLAY_TEST_PIDS``
+#: The project's TTC function, plus: every host that loads it notes its pid in ``loads``
+#: beside ``$ADSREPLAY_TEST_PIDS``, every host that steps a recording in that folder,
 #: and, before its first recording, waits until ``$ADSREPLAY_TEST_HOSTS`` hosts have
 #: (a barrier: with two stepping threads both hosts are inside a recording at the same
 #: time, which a sequential run can never reach; it then fails after 120 s);
@@ -34,6 +35,11 @@ from aebfn import Ttc
 
 class Counted(Ttc):
     started = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        loads = pathlib.Path(os.environ["ADSREPLAY_TEST_PIDS"]).with_name("loads")
+        (loads / str(os.getpid())).touch()
 
     def reset(self):
         super().reset()
@@ -70,12 +76,13 @@ def ncap(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Py
     assert len(paths) == 8
     project.makepyfile(hostfn=FUNCTIONS, test_kpis=TESTS)
     (project.path / "pids").mkdir()
+    (project.path / "loads").mkdir()
     monkeypatch.setenv("ADSREPLAY_TEST_PIDS", str(project.path / "pids"))
     return project
 
 
 def _run(project: pytest.Pytester, workers: int, function: str = "Counted", *extra: str) -> Any:
-    for pid_file in (project.path / "pids").iterdir():
+    for pid_file in [*(project.path / "pids").iterdir(), *(project.path / "loads").iterdir()]:
         pid_file.unlink()
     (project.path / "results.sqlite").unlink(missing_ok=True)
     os.environ["ADSREPLAY_TEST_HOSTS"] = str(workers)
@@ -113,6 +120,11 @@ def _hosts(project: pytest.Pytester) -> set[str]:
     return {p.name for p in (project.path / "pids").iterdir()}
 
 
+def _loads(project: pytest.Pytester) -> set[str]:
+    """The hosts that loaded the function (stepped a recording or not)."""
+    return {p.name for p in (project.path / "loads").iterdir()}
+
+
 def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
     one = _run(ncap, 1, "Counted", "--adsreplay-read-ahead=0")
     one.assert_outcomes(passed=12)
@@ -120,6 +132,7 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
         ["*broker fakeredis (embedded, in-process worker), workers in-process, run *"]
     )
     assert len(_hosts(ncap)) == 1
+    assert _loads(ncap) == _hosts(ncap)
     rows_one = _rows(ncap)
 
     ahead = _run(ncap, 1, "Counted", "--adsreplay-read-ahead=1")  # read while it steps
@@ -131,6 +144,8 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
         ]
     )
     assert len(_hosts(ncap)) == 1
+    # the session loaded the function once: its stepping thread took that host over
+    assert _loads(ncap) == _hosts(ncap)
     assert {k: _same(r) for k, r in _rows(ncap).items()} == {
         k: _same(r) for k, r in rows_one.items()
     }
@@ -145,6 +160,7 @@ def test_two_hosts_give_the_rows_of_one(ncap: pytest.Pytester) -> None:
         ]
     )
     assert len(_hosts(ncap)) == 2  # both stepped a recording at the same time (barrier)
+    assert _loads(ncap) == _hosts(ncap)
     rows_two = _rows(ncap)
 
     assert {k: _same(r) for k, r in rows_two.items()} == {k: _same(r) for k, r in rows_one.items()}
