@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -226,8 +226,11 @@ class FunctionHost:
     def alive(self) -> bool:
         return self.proc is not None and self.owner == os.getpid() and self.proc.poll() is None
 
-    def start(self, timeout: float = 120.0) -> FunctionHost:
-        """Start the child and load the function there (FunctionLoadError if it cannot)."""
+    def start(
+        self, timeout: float = 120.0, meanwhile: Callable[[], object] | None = None
+    ) -> FunctionHost:
+        """Start the child and load the function there (FunctionLoadError if it cannot);
+        ``meanwhile`` runs in this thread while the child loads it."""
         began = time.perf_counter()
         if self.proc is None:  # else a spare process adopted by acquire()
             self._spawn()
@@ -241,8 +244,12 @@ class FunctionHost:
             "memory": self.limits.memory,
             "sys_path": list(sys.path),
         }
+        pending = [memoryview(m) for m in _message(header)]
         try:
-            reply = self._exchange(_message(header), timeout, None, "loading")
+            self._send(pending)  # what the pipe takes now; the rest in the exchange
+            if meanwhile is not None:
+                meanwhile()
+            reply = self._exchange([bytes(p) for p in pending], timeout, None, "loading")
         except BaseException:
             self.close()
             raise
@@ -606,6 +613,8 @@ def acquire(
     params: Mapping[str, Any] | None = None,
     options: FunctionOptions | None = None,
     limits: HostLimits | None = None,
+    *,
+    meanwhile: Callable[[], object] | None = None,
 ) -> FunctionHost:
     """A running host for this function, parameters, options and limits, for the calling
     thread: the one it kept from its last recording when that is still alive, else a
@@ -615,6 +624,9 @@ def acquire(
     A host is never handed to two live threads at once, so threads that step
     recordings in parallel each get their own process; each thread keeps at most
     ``POOL_SIZE`` hosts (e.g. parameter variants).
+
+    ``meanwhile`` runs in the calling thread while a new host loads the function (else
+    right away): a session prepares its own side in the time the child needs.
     """
     params = dict(params or {})
     options = options or FunctionOptions()
@@ -630,9 +642,11 @@ def acquire(
             fresh = False
             _POOL.append(_Slot(key, host, me))
     if fresh:
-        host.start()  # outside the lock: other threads start or use theirs meanwhile
+        host.start(meanwhile=meanwhile)  # outside the lock: other threads go on
         with _POOL_LOCK:
             _POOL.append(_Slot(key, host, me))
+    elif meanwhile is not None:
+        meanwhile()
     with _POOL_LOCK:
         _evict(me)
     return host

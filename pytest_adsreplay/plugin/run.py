@@ -199,6 +199,7 @@ class ReplayRun:
         from pytest_adsreplay.function.host import HostLimits, acquire
         from pytest_adsreplay.function.protocol import FunctionOptions
         from pytest_adsreplay.queue.broker import connect
+        from pytest_adsreplay.queue.pipeline import prepare_embedded
         from pytest_adsreplay.replay import resolve_cycle_time
 
         spec = self.require_function("replaying recordings")
@@ -207,9 +208,15 @@ class ReplayRun:
         options = FunctionOptions(
             binding=self.settings.binding, cycle_time=self.settings.cycle_time
         )
-        fn = acquire(spec, self.settings.function_params, options, limits)
-        cycle = resolve_cycle_time(fn, self.settings.cycle_time)
         embedded = self.settings.redis_url is None
+        fn = acquire(
+            spec,
+            self.settings.function_params,
+            options,
+            limits,
+            meanwhile=prepare_embedded if embedded else None,
+        )
+        cycle = resolve_cycle_time(fn, self.settings.cycle_time)
         threads = max(1, min(self.stepping_threads, chains)) if embedded else 1
         read_ahead = self.read_ahead(threads, chains) if embedded else 0
         if threads > 1 or read_ahead:  # the chains run in stepping threads

@@ -102,6 +102,15 @@ class SessionConfig:
     binding: Mapping[str, Any] | None = None  # parsed adsreplay_function_binding (FMU/C)
 
 
+def prepare_embedded() -> None:
+    """What an embedded session needs before its first recording, for the session to do
+    while its function host loads the function: the embedded server's module, and the
+    stages' modules with asammdf (imported in this thread, see ``stages.preload``)."""
+    import fakeredis  # noqa: F401
+
+    stages.preload()
+
+
 class ReplaySession:
     """Chains of one pytest session on one Redis (embedded or real)."""
 
@@ -245,6 +254,9 @@ class ReplaySession:
         new = list({c.key: c for c in chains if c.key not in self._chains}.values())
         if not new:
             return 0
+        if self.background and self._pool is None and len(new) > 1:
+            # the first chain alone: its read starts while the others are enqueued
+            return self.enqueue(new[:1]) + self.enqueue(new[1:])
         timeout = int(max(1, round(self.cfg.timeout)))
         common: dict[str, Any] = {
             "timeout": timeout,

@@ -3,6 +3,7 @@ recording with an explicit error, and the next recording gets a fresh host."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import textwrap
@@ -247,3 +248,46 @@ def test_a_crash_starts_the_next_host_ahead(fns: str) -> None:
     again = acquire(f"{fns}:ExitAt", {"at": 5.0})
     assert again.proc is not None and again.proc.pid == pid
     assert again.run(T, SIGNALS, timeout=30)["aeb_decel"].max() == 0.0
+
+
+def test_meanwhile_runs_while_the_function_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's ``meanwhile`` runs while the child loads the function: this module's
+    import waits for a file that only ``meanwhile`` writes (run after the load instead,
+    the load would give up after 60 s)."""
+    flag = tmp_path / "go"
+    (tmp_path / "waits_fns.py").write_text(
+        textwrap.dedent(
+            f"""
+            import pathlib, time
+            deadline = time.monotonic() + 60
+            while not pathlib.Path({str(flag)!r}).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("meanwhile never ran while the function loaded")
+                time.sleep(0.01)
+            """
+        )
+        + textwrap.dedent(FUNCTIONS)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    calls: list[str] = []
+    try:
+
+        def loading() -> None:
+            flag.touch()
+            calls.append("new")
+
+        host = acquire("waits_fns:Good", meanwhile=loading)
+        assert host.alive and calls == ["new"]
+        assert acquire("waits_fns:Good", meanwhile=functools.partial(calls.append, "kept")) is host
+        assert calls == ["new", "kept"]  # a kept host: right away
+
+        def fails() -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            acquire("waits_fns:Good", {"decel": 2.0}, meanwhile=fails)
+        assert [s.host.params for s in host_mod._POOL] == [{}]  # the new one was closed
+    finally:
+        host_mod.shutdown()
