@@ -29,6 +29,7 @@ import json
 import math
 import mmap
 import os
+import select
 import selectors
 import signal
 import struct
@@ -54,8 +55,11 @@ from pytest_adsreplay.function.protocol import FunctionOptions
 MEMORY_DEFAULT = 4 * 1024**3  # bytes of address space for the function's process
 OUTPUT_DEFAULT = 1024**2  # bytes of the function's output kept per recording
 POOL_SIZE = 4  # hosts kept alive per process (e.g. parameter variants of one session)
+DEPTH = 2  # runs a host holds at once: the one it steps and the next, waiting for its turn
 DTYPE = "<f8"
 _LEN = struct.Struct("<Q")
+_GO = b"g"  # the go-ahead for a run that waits for its turn
+_SKIP = b"s"  # ... or: its caller gave up on it, the child goes on to the next message
 _READ = 1 << 20
 _POLL = 0.05  # s between looks at a running child (memory, liveness)
 _EXIT_WAIT = 5.0  # s a child that closed its pipe gets to exit before it is killed
@@ -72,6 +76,30 @@ class HostLimits:
 
     memory: int | None = MEMORY_DEFAULT
     output: int = OUTPUT_DEFAULT
+
+
+class HostLost(FunctionCrashError):
+    """A run given to a host that had ended, or that ended before the run's turn
+    (another recording's run crashed it, or the session stopped it): the recording was
+    never stepped, so it may go to a fresh host (``interrupted``: the session is
+    stopping)."""
+
+    def __init__(self, message: str, *, recording: str | None, interrupted: bool):
+        super().__init__(message, recording=recording, hint="run it again in a fresh host")
+        self.interrupted = interrupted
+
+
+@dataclass
+class _Run:
+    """One run sent to a host: its shared-memory ``slot``, whether the child waits for a
+    go-ahead before it starts (``wait``: another run was ahead of it) and whether it was
+    lost with its host before its turn."""
+
+    slot: int
+    wait: bool
+    lost: bool = False
+    abandoned: bool = False  # its caller gave up before its turn: the child skips it
+    sent: bool = False  # its message is in the command pipe
 
 
 def format_size(n: float) -> str:
@@ -216,9 +244,13 @@ class FunctionHost:
         self._peak_vm = 0  # bytes of address space last seen in use
         self._fds: dict[str, int] = {}
         self._progress: mmap.mmap | None = None
-        self._shared: _Shared | None = None
+        self._shared: list[_Shared] = []  # one memory file per run it may hold (DEPTH)
         self._timeout_label: str | None = None
         self.step_seconds = 0.0  # the child's own time for the last recording
+        self._turns = threading.Condition(threading.RLock())  # guards _runs and the pipe
+        self._runs: list[_Run] = []  # sent, not yet answered; the first one is stepping
+        self.interrupted = False  # killed because the session stops (see interrupt())
+        self._close_idle = False  # close after the runs it holds (close_when_idle)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -267,8 +299,8 @@ class FunctionHost:
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
         prog_fd = _memory_file("adsreplay-function-progress", mmap.PAGESIZE)
-        self._shared = _Shared.create()
-        fds = (cmd_r, res_w, prog_fd, self._shared.fd)
+        self._shared = [_Shared.create() for _ in range(DEPTH)]
+        fds = (cmd_r, res_w, prog_fd, *(sh.fd for sh in self._shared))
         code = "from pytest_adsreplay.function.host import child_main; child_main()"
         try:
             self.proc = subprocess.Popen(
@@ -290,9 +322,15 @@ class FunctionHost:
         self._fds = {"cmd": cmd_w, "res": res_r, "out": out_r}
 
     def close(self) -> None:
-        """Stop the child (EOF on its command pipe, then SIGKILL if it lingers)."""
-        proc, self.proc = self.proc, None
-        fds, self._fds = self._fds, {}
+        """Stop the child (EOF on its command pipe, then SIGKILL if it lingers); runs
+        waiting for their turn end with :class:`HostLost`."""
+        with self._turns:
+            proc, self.proc = self.proc, None
+            fds, self._fds = self._fds, {}
+            for waiting in self._runs:
+                waiting.lost = True
+            self._runs.clear()
+            self._turns.notify_all()
         if proc is not None and self.owner == os.getpid():
             with contextlib.suppress(OSError):
                 os.close(fds.pop("cmd"))
@@ -307,9 +345,9 @@ class FunctionHost:
         if self._progress is not None:
             self._progress.close()
             self._progress = None
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
+        for shared in self._shared:
+            shared.close()
+        self._shared = []
 
     # -- running -----------------------------------------------------------------------
 
@@ -329,24 +367,68 @@ class FunctionHost:
         the child dies or does not answer within ``timeout`` seconds (it is then killed;
         ``timeout_label`` says which timeout that was); after a crash the host is
         closed and :func:`acquire` starts a new one.
+
+        Two threads may run recordings on one host at once (``DEPTH``): the second one's
+        signals go to the child while the first steps, and the child starts it as soon
+        as the first one's outputs and output text are collected, so the host does not
+        wait for the caller's work between recordings. The second run's ``timeout``
+        counts from its start; when the host ends before that, it raises
+        :class:`HostLost` (the recording was never stepped).
         """
+        arrays = {"t": np.asarray(t, dtype=np.float64), **signals}
+        with self._turns:
+            while len(self._runs) >= DEPTH and self.proc is not None:
+                self._turns.wait(_POLL)  # in slices: an exception raised in this thread
+                # (rq's job timeout) is delivered only between them
+            if not self.alive:  # e.g. ended by another thread's run since acquire()
+                raise HostLost(
+                    "the function host is not running",
+                    recording=recording,
+                    interrupted=self.interrupted,
+                )
+            busy = {r.slot for r in self._runs}
+            mine = _Run(slot=min(set(range(DEPTH)) - busy), wait=bool(self._runs))
+            header = {
+                "op": "run",
+                "inputs": list(inputs),
+                "recording": recording,
+                "slot": mine.slot,
+                "wait": mine.wait,
+                "arrays": self._shared[mine.slot].put(arrays),
+            }
+            if not mine.wait:
+                self._set_progress(math.nan)
+            self._runs.append(mine)
+            try:
+                self._write(_message(header))
+                mine.sent = True
+                while self._runs and self._runs[0] is not mine and not mine.lost:
+                    self._turns.wait(_POLL)  # in slices, as above
+            except BaseException:  # e.g. the job's own timeout, raised in this thread
+                if not mine.sent or (self._runs and self._runs[0] is mine):
+                    # a message cut short (the stream cannot go on), or its turn had
+                    # come and the child may be stepping it
+                    self.close()
+                elif not mine.lost:
+                    mine.abandoned = True
+                raise
+            if mine.lost or not self._runs:
+                why = (
+                    "the session is stopping"
+                    if self.interrupted
+                    else "another recording's run ended it"
+                )
+                raise HostLost(
+                    f"the function host ended before this recording's turn ({why})",
+                    recording=recording,
+                    interrupted=self.interrupted,
+                )
+        # this run's turn: the child steps it now
         self._timeout_label = timeout_label
-        if not self.alive:
-            raise FunctionCrashError(
-                "the function host is not running", recording=recording, hint="acquire() a new one"
-            )
-        assert self._shared is not None
-        header = {
-            "op": "run",
-            "inputs": list(inputs),
-            "recording": recording,
-            "arrays": self._shared.put({"t": np.asarray(t, dtype=np.float64), **signals}),
-        }
         self.output.clear()
-        self._set_progress(math.nan)
         try:
-            reply = self._exchange(_message(header), timeout, recording, "stepping")
-            outputs = self._shared.get(reply.get("arrays") or [])
+            reply = self._exchange([], timeout, recording, "stepping")
+            outputs = self._shared[mine.slot].get(reply.get("arrays") or [])
         except FunctionCrashError:
             self.close()
             prestart()  # the next recording's host starts now
@@ -355,11 +437,52 @@ class FunctionHost:
             self.close()
             raise
         if not reply.get("ok"):
+            error = _error_from(reply, recording, self.output.text())
             if reply.get("fatal"):
                 self.close()
-            raise _error_from(reply, recording, self.output.text())
+            else:
+                self._next_turn(mine)
+            raise error
         self.step_seconds = float(reply.get("seconds") or 0.0)
+        self._next_turn(mine)
         return outputs
+
+    def _next_turn(self, done: _Run) -> None:
+        """``done`` is answered and collected: the next run, if any, starts now."""
+        with self._turns:
+            if self._runs and self._runs[0] is done:
+                self._runs.pop(0)
+                # when the child is gone, the next run's exchange says how
+                with contextlib.suppress(OSError, ValueError):
+                    while self._runs and self._runs[0].abandoned:
+                        self._write([_SKIP])
+                        self._runs.pop(0)
+                    if self._runs and self._runs[0].wait:
+                        self._set_progress(math.nan)
+                        self._write([_GO])
+            if not self._runs and self._close_idle:
+                self.close()
+            self._turns.notify_all()
+
+    def close_when_idle(self) -> None:
+        """:meth:`close` now, or after the runs it holds (another thread's) are done."""
+        with self._turns:
+            if self._runs:
+                self._close_idle = True
+                return
+        self.close()
+
+    def _write(self, message: list[bytes]) -> None:
+        """Write all of ``message`` to the command pipe (the caller holds ``_turns``, so
+        messages and go-aheads never interleave); returns early when the child is gone
+        (the run's exchange then says how it ended)."""
+        if "cmd" not in self._fds:
+            return  # closed
+        pending = [memoryview(m) for m in message]
+        while self._send(pending):
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            select.select([], [self._fds["cmd"]], [], _POLL)
 
     def _set_progress(self, value: float) -> None:
         if self._progress is not None:
@@ -550,14 +673,42 @@ def _error_from(
 # -- the pool of hosts of this process ----------------------------------------------------
 
 
+class Team:
+    """Threads that share their hosts (see :func:`join`): one thread's recording steps
+    while the next one's signals are handed to the same host by the other."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()  # one member at a time acquires (starts) a host
+
+    def is_alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+
+_LOCAL = threading.local()
+
+
+def join(team: Team) -> None:
+    """The calling thread shares its hosts with the other threads of ``team``: they
+    acquire the same host, which holds up to ``DEPTH`` of their runs at once."""
+    _LOCAL.team = team
+    team.threads.append(threading.current_thread())
+
+
+def _me() -> threading.Thread | Team:
+    """Who holds the hosts the calling thread acquires: its team, or itself."""
+    team: Team | None = getattr(_LOCAL, "team", None)
+    return team if team is not None else threading.current_thread()
+
+
 @dataclass
 class _Slot:
-    """A pooled host, what it was acquired for (``key``) and the thread using it
-    (``holder``; None: free for any thread)."""
+    """A pooled host, what it was acquired for (``key``) and the thread (or team) using
+    it (``holder``; None: free for any thread)."""
 
     key: str
     host: FunctionHost
-    holder: threading.Thread | None
+    holder: threading.Thread | Team | None
     retired: bool = False  # shut down while another thread held it: closed on its return
 
 
@@ -581,12 +732,12 @@ def _pool_key(
     )
 
 
-def _free(slot: _Slot, me: threading.Thread) -> bool:
+def _free(slot: _Slot, me: threading.Thread | Team) -> bool:
     """Whether ``me`` may take ``slot``: nobody holds it, or its holder has ended."""
     return slot.holder is None or slot.holder is me or not slot.holder.is_alive()
 
 
-def _take(key: str, me: threading.Thread) -> FunctionHost | None:
+def _take(key: str, me: threading.Thread | Team) -> FunctionHost | None:
     """The live host for ``key`` this thread holds, else a free one (the caller holds the
     lock); dead or retired hosts met on the way are closed."""
     mine = [s for s in _POOL if s.key == key and s.holder is me]
@@ -595,11 +746,11 @@ def _take(key: str, me: threading.Thread) -> FunctionHost | None:
         _POOL.remove(slot)
         if slot.host.alive and not slot.retired:
             return slot.host
-        slot.host.close()
+        slot.host.close_when_idle()  # a team member may still be stepping on it
     return None
 
 
-def _evict(holder: threading.Thread | None) -> None:
+def _evict(holder: threading.Thread | Team | None) -> None:
     """Close the least recently used hosts of ``holder`` beyond ``POOL_SIZE`` (the caller
     holds the lock)."""
     held = [s for s in _POOL if s.holder is holder]
@@ -621,9 +772,10 @@ def acquire(
     free one (released, or left by a thread that ended), else a new one
     (FunctionLoadError when the function cannot be loaded).
 
-    A host is never handed to two live threads at once, so threads that step
-    recordings in parallel each get their own process; each thread keeps at most
-    ``POOL_SIZE`` hosts (e.g. parameter variants).
+    A host is never handed to two live threads at once (unless they are a
+    :class:`Team`), so threads that step recordings in parallel each get their own
+    process; each thread (or team) keeps at most ``POOL_SIZE`` hosts (e.g. parameter
+    variants).
 
     ``meanwhile`` runs in the calling thread while a new host loads the function (else
     right away): a session prepares its own side in the time the child needs.
@@ -632,7 +784,22 @@ def acquire(
     options = options or FunctionOptions()
     limits = limits or HostLimits()
     key = _pool_key(spec, params, options, limits)
-    me = threading.current_thread()
+    me = _me()
+    if isinstance(me, Team):
+        with me.lock:  # the other members take the host this one may be starting
+            return _acquire(key, me, spec, params, options, limits, meanwhile)
+    return _acquire(key, me, spec, params, options, limits, meanwhile)
+
+
+def _acquire(
+    key: str,
+    me: threading.Thread | Team,
+    spec: str,
+    params: dict[str, Any],
+    options: FunctionOptions,
+    limits: HostLimits,
+    meanwhile: Callable[[], object] | None,
+) -> FunctionHost:
     with _POOL_LOCK:
         host = _take(key, me)
         if host is None:
@@ -655,12 +822,24 @@ def acquire(
 def release() -> None:
     """The calling thread is done with its hosts: they stay alive, free for any thread
     (a session hands the host it loaded the function in to its stepping threads)."""
-    me = threading.current_thread()
+    me = _me()
+    if _busy_elsewhere(me):
+        return  # its team goes on with them; the last one to end releases
     with _POOL_LOCK:
         for slot in _POOL:
             if slot.holder is me:
                 slot.holder = None
         _evict(None)
+
+
+def _busy_elsewhere(holder: threading.Thread | Team | None) -> bool:
+    """Whether a live thread other than the calling one holds hosts as ``holder``."""
+    me = threading.current_thread()
+    if holder is None:
+        return False
+    if isinstance(holder, Team):
+        return any(t.is_alive() for t in holder.threads if t is not me)
+    return holder is not me and holder.is_alive()
 
 
 #: Host processes started ahead of need, without a function (see :func:`prestart`).
@@ -691,6 +870,7 @@ def _adopt_spare(host: FunctionHost) -> FunctionHost:
         if spare.alive:
             host.proc, host._fds = spare.proc, spare._fds
             host._progress, host._shared = spare._progress, spare._shared
+            spare._shared = []
             return host
         spare.close()
     return host
@@ -700,14 +880,13 @@ def interrupt() -> int:
     """Kill (SIGKILL) the processes of hosts that other live threads hold, so that a
     recording they step ends at once with a crash error (the session is stopping);
     how many were killed. Nothing else is touched: each thread closes its own."""
-    me = threading.current_thread()
     killed = 0
     with _POOL_LOCK:
         for slot in _POOL:
-            holder = slot.holder
             proc = slot.host.proc
-            if holder is None or holder is me or not holder.is_alive() or proc is None:
+            if not _busy_elsewhere(slot.holder) or proc is None:
                 continue
+            slot.host.interrupted = True  # a run waiting for its turn is not run again
             with contextlib.suppress(OSError):
                 proc.kill()
                 killed += 1
@@ -718,12 +897,10 @@ def shutdown() -> None:
     """Stop every host of this process; a host that another live thread holds (it may be
     stepping a recording right now) is retired instead and closed when that thread
     next acquires one."""
-    me = threading.current_thread()
     with _POOL_LOCK:
         keep: list[_Slot] = []
         for slot in _POOL:
-            holder = slot.holder
-            if holder is not None and holder is not me and holder.is_alive():
+            if _busy_elsewhere(slot.holder):
                 slot.retired = True
                 keep.append(slot)
             else:
@@ -743,7 +920,7 @@ def child_main() -> None:
     """The host process: load the function, then step recordings until EOF."""
     import faulthandler
 
-    cmd_fd, res_fd, prog_fd, data_fd = (int(a) for a in sys.argv[1:5])
+    cmd_fd, res_fd, prog_fd, *data_fds = (int(a) for a in sys.argv[1:])
     # Ctrl-C and SIGTERM are the parent's to handle: a CI runner that cancels a job
     # signals the whole process group, and the parent then stops this process itself
     # (SIGKILL) and says why, instead of this recording looking like a crash
@@ -755,16 +932,26 @@ def child_main() -> None:
     progress = memoryview(buf).cast("d")
     cmd = os.fdopen(cmd_fd, "rb", buffering=0)
     res = os.fdopen(res_fd, "wb", buffering=0)
-    shared = _Shared(data_fd)
+    shared = [_Shared(fd) for fd in data_fds]
     child = _Child(progress)
     while True:
         header = _read_message(cmd)
         if header is None:
             return
-        reply, arrays = child.handle(header, shared.get(header.get("arrays") or []))
+        slot = shared[int(header.get("slot") or 0)]
+        given = slot.get(header.get("arrays") or [])
+        # a run sent while another was stepping starts when the parent has collected
+        # that one's outputs and output text
+        if header.get("wait"):
+            go = _read_exact(cmd, len(_GO))
+            if go is None:
+                return
+            if go == _SKIP:
+                continue
+        reply, arrays = child.handle(header, given)
         _flush()
         if arrays:
-            reply["arrays"] = shared.put(arrays)
+            reply["arrays"] = slot.put(arrays)
         for part in _message(reply):
             res.write(part)
         if reply.get("fatal"):

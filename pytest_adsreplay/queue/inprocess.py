@@ -276,8 +276,11 @@ class SteppingThreads:
     read queue). With ``read_ahead`` > 0 one more thread, the reader, runs the db jobs
     and the read jobs, but a read only while fewer than ``read_ahead`` read recordings
     wait in the aeb queue for a host; the stepping threads then look at the aeb queue
-    first, so a host goes on with the next recording as soon as its last one is stepped,
-    and they read or compute KPIs only when no recording waits for them. Waiters use
+    first, and each host has two of them (a ``host.Team``): while one thread's recording
+    steps, the other hands the host the next one, which the host starts as soon as the
+    first one's outputs are collected (the job's bookkeeping, saving the outputs and
+    loading the next signals no longer leave the host idle). They read or compute KPIs
+    only when no recording waits for them. Waiters use
     :meth:`wait`: it returns when any job ended (or after a while). A thread that fails
     outside a job (a job's own failure is the job's, recorded by rq) keeps its error in
     :attr:`error`: the session then stops waiting and says why.
@@ -304,10 +307,21 @@ class SteppingThreads:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        targets = [self._main] * self.count + ([self._reader] if self.read_ahead else [])
-        for i, target in enumerate(targets):
-            suffix = "reader" if target == self._reader else str(i + 1)
-            thread = threading.Thread(target=target, name=f"{self.name}-{suffix}", daemon=True)
+        from pytest_adsreplay.function import host
+
+        targets: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = []
+        for i in range(self.count):
+            if self.read_ahead:  # two threads per host: one steps, one hands it the next
+                team = host.Team()
+                targets += [(f"{i + 1}", self._main, (team,)), (f"{i + 1}b", self._main, (team,))]
+            else:
+                targets.append((f"{i + 1}", self._main, (None,)))
+        if self.read_ahead:
+            targets.append(("reader", self._reader, ()))
+        for suffix, target, args in targets:
+            thread = threading.Thread(
+                target=target, args=args, name=f"{self.name}-{suffix}", daemon=True
+            )
             self.threads.append(thread)
             thread.start()
 
@@ -328,7 +342,11 @@ class SteppingThreads:
                 lambda: self.jobs != seen or self.error is not None, timeout=timeout
             )
 
-    def _main(self) -> None:
+    def _main(self, team: Any) -> None:
+        if team is not None:
+            from pytest_adsreplay.function import host
+
+            host.join(team)
         order = ("aeb", "db", "read") if self.read_ahead else ("db", "aeb", "read")
         self._loop(order, lambda queues: None)
 

@@ -273,6 +273,9 @@ class ReplaySession:
                 ("aeb", stages.aeb_stage, ("read",)),
                 ("db", stages.db_stage, ("read", "aeb")),
             ):
+                options = dict(common)
+                if stage == "aeb":
+                    options["timeout"] = self._aeb_job_timeout(timeout)
                 datas = [
                     Queue.prepare_data(
                         func,
@@ -284,7 +287,7 @@ class ReplaySession:
                         )
                         if parents
                         else None,
-                        **common,
+                        **options,
                     )
                     for ctx in ctxs
                 ]
@@ -306,6 +309,15 @@ class ReplaySession:
         if self.background:
             self._stepping().poke()
         return len(new)
+
+    def _aeb_job_timeout(self, timeout: int) -> int:
+        """rq's own timeout of an aeb job, a backstop behind the function host's (which
+        ends a run at the stage timeout after its start): with two stepping threads per
+        host (read-ahead), a recording may first wait up to one stage timeout for the
+        other thread's recording to be stepped."""
+        if self.background and self.read_ahead:
+            return 2 * timeout + 60
+        return timeout
 
     @property
     def background(self) -> bool:

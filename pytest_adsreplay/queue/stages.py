@@ -486,7 +486,6 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     restarted after a crash); the run gets what is left of the stage timeout, less a
     margin, so a hang ends as the function's timeout error, not as a killed job.
     """
-    from pytest_adsreplay import replay
     from pytest_adsreplay.errors import FunctionLoadError
 
     started = time.monotonic()
@@ -505,22 +504,43 @@ def aeb_stage(ctx: dict[str, Any]) -> dict[str, Any]:
     try:
         arrays = load_signals(conn, ctx, parent)
         t = arrays.pop("t")
-        host = _function_host(ctx)
-        outputs = replay.step(
-            host,
-            t,
-            arrays,
-            recording_id=ctx["rec"],
-            timeout=_step_budget(ctx, started),
-            timeout_label=f"aeb stage exceeded the per-stage timeout of {ctx.get('timeout')} s "
-            "(--adsreplay-timeout)",
-        )
+        outputs = _step(ctx, t, arrays, started)
     except FunctionLoadError as exc:
         return _failure("aeb", _load_error_here(exc, ctx))
     except AdsReplayError as exc:
         return _failure("aeb", exc)
     save_arrays(conn, data_key(ctx, "outputs"), outputs, int(ctx["ttl"]))
     return {"ok": True, "stage": "aeb", "outputs": sorted(outputs)}
+
+
+#: Times a recording goes to a fresh host because the one it waited for ended first.
+_RETRIES = 100
+
+
+def _step(ctx: Mapping[str, Any], t: Any, arrays: Mapping[str, Any], started: float) -> Any:
+    """The recording stepped in this process's host; when that host ended (another
+    recording crashed it) before this recording's turn, in a fresh one: it was never
+    stepped, so its row must not be another recording's crash."""
+    from pytest_adsreplay import replay
+    from pytest_adsreplay.function.host import HostLost
+
+    budget = _step_budget(ctx, started)  # from the run's start: waits for a turn are free
+    for tries in range(_RETRIES + 1):
+        host = _function_host(ctx)
+        try:
+            return replay.step(
+                host,
+                t,
+                arrays,
+                recording_id=ctx["rec"],
+                timeout=budget,
+                timeout_label=f"aeb stage exceeded the per-stage timeout of "
+                f"{ctx.get('timeout')} s (--adsreplay-timeout)",
+            )
+        except HostLost as lost:
+            if lost.interrupted or tries == _RETRIES:
+                raise
+    raise AssertionError  # pragma: no cover
 
 
 def _refused_function(ctx: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -175,8 +175,11 @@ def _summary(lines: list[str]) -> list[str]:
     return [line.split()[0] for line in lines[start + 3 : start + 14]]
 
 
-def test_a_killed_host_costs_only_its_recording(ncap: pytest.Pytester) -> None:
-    result = _run(ncap, 2, "KilledAt60")
+@pytest.mark.parametrize("hosts", [1, 2])
+def test_a_killed_host_costs_only_its_recording(ncap: pytest.Pytester, hosts: int) -> None:
+    """With read-ahead each host holds the next recording while it steps one: a crash
+    errors the recording it stepped; the one waiting in it goes to a fresh host."""
+    result = _run(ncap, hosts, "KilledAt60")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     rows = _rows(ncap)
     # every recording at 60 km/h or more kills its host; each in turn gets a fresh one
@@ -311,8 +314,10 @@ def test_read_ahead_matches_the_sequential_run(tmp_path: Path, gen_recs: list[An
         chains = [Chain(r, {}) for r in gen_recs]
         ahead.enqueue(chains)
         names = sorted(t.name.rsplit("-", 1)[1] for t in _stepping_threads())
-        assert names == ["1", "reader"]
+        assert names == ["1", "1b", "reader"]  # the host's two stepping threads
         got = {c.key: ahead.outcome(c) for c in chains}
+        teams = {id(s.host) for s in host_mod._POOL if isinstance(s.holder, host_mod.Team)}
+        assert len(teams) == 1  # every recording stepped by the one host
         want = {c.key: one.outcome(c) for c in chains}
         assert {k: (o.status, o.kpis) for k, o in got.items()} == {
             k: (o.status, o.kpis) for k, o in want.items()
@@ -321,7 +326,7 @@ def test_read_ahead_matches_the_sequential_run(tmp_path: Path, gen_recs: list[An
             broker.fetch_job(ahead.conn, f"{ahead.cfg.run_id}-aeb-{c.key}").worker_name
             for c in chains
         }
-        assert len(stepped_by) == 1  # every recording stepped by the one stepping thread
+        assert len(stepped_by) <= 2  # only the host's two stepping threads ran aeb jobs
     finally:
         ahead.close()
         one.close()
@@ -346,14 +351,15 @@ class Gated(Ttc):
 def test_read_ahead_stops_reading_at_its_bound(
     tmp_path: Path, gen_recs: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While the one host waits inside its first recording, the reader reads exactly
-    ``read_ahead`` more recordings and then waits: the read signals of a long session are
+    """While the one host waits inside its first recording, the next recording is handed
+    to that host (its second stepping thread waits for its turn) and the reader reads
+    exactly ``read_ahead`` more, then waits: the read signals of a long session are
     never all in memory at once."""
     (tmp_path / "gatedfn.py").write_text(GATED)
     go = tmp_path / "go"
     monkeypatch.setenv("ADSREPLAY_TEST_GO", str(go))
     recs = gen_recs
-    assert len(recs) >= 4
+    assert len(recs) >= 5
     session = _session(tmp_path, "gatedfn:Gated", 1, read_ahead=1)
     try:
         chains = [Chain(r, {}) for r in recs]
@@ -361,13 +367,15 @@ def test_read_ahead_stops_reading_at_its_bound(
         reads = session.queues["read"].finished_job_registry
         aeb = session.queues["aeb"]
         deadline = time.monotonic() + 120  # generous: a busy machine
-        while not (aeb.count == 1 and aeb.started_job_registry.count == 1):
+        while not (aeb.count == 1 and aeb.started_job_registry.count == 2):
             assert time.monotonic() < deadline, (aeb.count, reads.count)
             time.sleep(0.02)
-        # the host is inside recording 1, recording 2 waits for it: nothing more is read
-        # (a short look: a reader that went on would have read the next one by then)
+        # the host is inside recording 1, recording 2 waits in the host for its turn and
+        # recording 3 in the queue: nothing more is read (a short look: a reader that
+        # went on would have read the next one by then)
         time.sleep(0.5)
-        assert reads.count == 2, reads.get_job_ids()
+        assert reads.count == 3, reads.get_job_ids()
+        assert aeb.started_job_registry.count == 2 and aeb.count == 1
         go.touch()
         assert all(session.outcome(c).ok for c in chains)
         assert reads.count == len(chains)
@@ -577,7 +585,8 @@ def test_jobs_registries_and_results_stay_whole(
                 break
             assert time.monotonic() < deadline, [w.get_state() for w in workers]
             time.sleep(0.05)
-        assert len(workers) == threads + (1 if read_ahead else 0)
+        # with read-ahead: two stepping threads per host and the reader
+        assert len(workers) == (2 * threads + 1 if read_ahead else threads)
         assert sum(w.successful_job_count for w in workers) == 3 * len(chains)
     finally:
         session.close()

@@ -3,12 +3,16 @@ recording with an explicit error, and the next recording gets a fresh host."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import signal
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -291,3 +295,180 @@ def test_meanwhile_runs_while_the_function_loads(
         assert [s.host.params for s in host_mod._POOL] == [{}]  # the new one was closed
     finally:
         host_mod.shutdown()
+
+
+# -- two runs on one host: the next recording waits in the host for its turn ---------------
+
+#: Holds its first cycle while ``$ADSREPLAY_TEST_HOLD`` exists (the test's event, not a
+#: time); says which run it is; brakes with the ego speed; ``Held2`` raises at 0.31 s in
+#: the run at 20 m/s, ``HeldExit`` ends its process at 0.42 s in the run at 10 m/s.
+HELD = """
+import os, pathlib, time
+
+class Held:
+    def reset(self):
+        self.first = True
+    def step(self, frame):
+        if self.first:
+            self.first = False
+            print(f"run at {frame['ego_speed']:.0f} m/s", flush=True)
+            hold = pathlib.Path(os.environ["ADSREPLAY_TEST_HOLD"])
+            while hold.exists():
+                time.sleep(0.01)
+        return {"aeb_decel": frame["ego_speed"]}
+
+class Held2(Held):
+    def step(self, frame):
+        if frame["ego_speed"] == 20 and frame["t"] >= 0.31:
+            raise ValueError("bad at 20")
+        return super().step(frame)
+
+class HeldExit(Held):
+    def step(self, frame):
+        if frame["ego_speed"] == 10 and frame["t"] >= 0.42:
+            os._exit(3)
+        return super().step(frame)
+"""
+
+
+@pytest.fixture
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    (tmp_path / "held_fns.py").write_text(HELD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("ADSREPLAY_TEST_HOLD", str(hold))
+    yield hold
+    hold.unlink(missing_ok=True)
+    host_mod.shutdown()
+
+
+def _speed(v: float) -> dict[str, np.ndarray]:
+    return {"ego_speed": np.full(T.size, v)}
+
+
+def _until(what: Any, timeout: float = 60.0) -> None:
+    """Wait for an event (generous: a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _in_thread(
+    host: FunctionHost, got: dict[str, Any], name: str, v: float, **kw: Any
+) -> threading.Thread:
+    def run() -> None:
+        try:
+            got[name] = host.run(T, _speed(v), recording=name, **kw)
+        except BaseException as exc:  # the test looks at it
+            got[name] = exc
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread
+
+
+def test_a_second_run_waits_in_the_host_and_gets_its_own_outputs(held: Path) -> None:
+    host = acquire("held_fns:Held2")
+    got: dict[str, Any] = {}
+    a = _in_thread(host, got, "a", 10.0, timeout=60)
+    _until(lambda: len(host._runs) == 1 and host.progress() == 0.0)  # a is in its 1st cycle
+    # b goes to the child now, and has a timeout shorter than a takes: it counts from
+    # b's start, not from when it was handed over
+    b = _in_thread(host, got, "b", 20.0, timeout=2.0)
+    _until(lambda: len(host._runs) == 2)
+    c = _in_thread(host, got, "c", 30.0, timeout=60)  # a third run waits here
+    time.sleep(2.5)  # longer than b's timeout: b still waits for its turn
+    assert "b" not in got and "c" not in got and host.progress() == 0.0
+    held.unlink()
+    for thread in (a, b, c):
+        thread.join(60)
+    assert got["a"]["aeb_decel"].tolist() == [10.0] * T.size
+    assert got["c"]["aeb_decel"].tolist() == [30.0] * T.size
+    err = got["b"]
+    assert isinstance(err, FunctionError) and not isinstance(err, FunctionCrashError), err
+    assert "raised ValueError: bad at 20 at t = 0.310 s" in str(err)
+    assert "run at 20 m/s" in str(err) and "run at 10 m/s" not in str(err)  # b's output only
+    assert host.alive and host._runs == []
+
+
+def test_a_crash_ends_the_waiting_run_unstepped(held: Path) -> None:
+    host = acquire("held_fns:HeldExit")
+    got: dict[str, Any] = {}
+    a = _in_thread(host, got, "a", 10.0, timeout=60)
+    _until(lambda: len(host._runs) == 1)
+    b = _in_thread(host, got, "b", 20.0, timeout=60)
+    _until(lambda: len(host._runs) == 2)
+    held.unlink()
+    a.join(60)
+    b.join(60)
+    assert isinstance(got["a"], FunctionCrashError)
+    assert "exited with status 3 at or after t = 0.420 s" in str(got["a"])
+    lost = got["b"]
+    assert isinstance(lost, host_mod.HostLost) and not lost.interrupted
+    assert lost.recording == "b" and "before this recording's turn" in str(lost)
+    again = acquire("held_fns:HeldExit")  # a fresh host steps it
+    assert again is not host
+    assert again.run(T, _speed(20.0), timeout=60)["aeb_decel"].max() == 20.0
+
+
+def test_a_run_given_up_while_waiting_is_skipped_by_the_child(held: Path) -> None:
+    """The waiting thread is stopped (rq's job timeout raises in it): the child never
+    steps that run, and the next run on the host gets its own outputs."""
+
+    host = acquire("held_fns:Held")
+    got: dict[str, Any] = {}
+    a = _in_thread(host, got, "a", 10.0, timeout=60)
+    _until(lambda: len(host._runs) == 1)
+    b = _in_thread(host, got, "b", 20.0, timeout=60)
+    _until(lambda: len(host._runs) == 2 and host._runs[1].sent)  # b waits for its turn
+    assert b.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(b.ident), ctypes.py_object(TimeoutError)
+    )
+    _until(lambda: "b" in got)
+    assert isinstance(got["b"], TimeoutError) and host._runs[1].abandoned
+    held.unlink()
+    a.join(60)
+    assert got["a"]["aeb_decel"].max() == 10.0
+    assert host._runs == [] and host.alive
+    out = host.run(T, _speed(30.0), recording="c", timeout=60)
+    assert out["aeb_decel"].tolist() == [30.0] * T.size
+
+
+def test_a_team_shares_its_host(fns: str) -> None:
+    team = host_mod.Team()
+    got: dict[str, FunctionHost] = {}
+    done = threading.Barrier(3, timeout=60)  # all alive until each has its host
+
+    def member(name: str, joins: bool) -> None:
+        if joins:
+            host_mod.join(team)
+        got[name] = acquire(f"{fns}:Good")
+        done.wait()
+
+    threads = [
+        threading.Thread(target=member, args=(n, n != "other"), name=n)
+        for n in ("one", "two", "other")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    pool = [(s.holder, s.host.proc and s.host.proc.pid, s.retired) for s in host_mod._POOL]
+    assert got["one"] is got["two"], (pool, {k: h.proc and h.proc.pid for k, h in got.items()})
+    assert got["other"] is not got["one"]
+    assert sum(1 for s in host_mod._POOL if s.holder is team) == 1
+
+
+def test_a_run_on_a_host_that_ended_since_it_was_acquired_is_lost(fns: str) -> None:
+    """Another thread's recording crashed the host between acquire() and run(): this
+    recording was never stepped, and a fresh host steps it."""
+    host = acquire(f"{fns}:Good")
+    host.close()
+    with pytest.raises(host_mod.HostLost) as info:
+        host.run(T, SIGNALS, recording="r2", timeout=30)
+    assert not info.value.interrupted and info.value.recording == "r2"
+    again = acquire(f"{fns}:Good")
+    assert again is not host and again.run(T, SIGNALS, timeout=30)["aeb_decel"].max() == 3.0
