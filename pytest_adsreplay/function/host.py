@@ -89,7 +89,7 @@ class HostLost(FunctionCrashError):
         self.interrupted = interrupted
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class _Run:
     """One run sent to a host: its shared-memory ``slot``, whether the child waits for a
     go-ahead before it starts (``wait``: another run was ahead of it) and whether it was
@@ -324,9 +324,11 @@ class FunctionHost:
     def close(self) -> None:
         """Stop the child (EOF on its command pipe, then SIGKILL if it lingers); runs
         waiting for their turn end with :class:`HostLost`."""
-        with self._turns:
+        with self._turns:  # another thread may close it at the same time
             proc, self.proc = self.proc, None
             fds, self._fds = self._fds, {}
+            progress, self._progress = self._progress, None
+            shared, self._shared = self._shared, []
             for waiting in self._runs:
                 waiting.lost = True
             self._runs.clear()
@@ -342,12 +344,10 @@ class FunctionHost:
         for fd in fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-        for shared in self._shared:
-            shared.close()
-        self._shared = []
+        if progress is not None:
+            progress.close()
+        for one in shared:
+            one.close()
 
     # -- running -----------------------------------------------------------------------
 
@@ -376,6 +376,43 @@ class FunctionHost:
         :class:`HostLost` (the recording was never stepped).
         """
         arrays = {"t": np.asarray(t, dtype=np.float64), **signals}
+        mine, shared, proc = self._submit(arrays, inputs, recording)
+        # this run's turn: the child steps it now
+        try:
+            self._timeout_label = timeout_label
+            self.output.clear()
+            reply = self._exchange([], timeout, recording, "stepping")
+            outputs = shared.get(reply.get("arrays") or [])
+        except BaseException as exc:
+            if self.proc is not proc and isinstance(exc, Exception):
+                # another thread closed the host under this run (a retired or evicted
+                # host): not this recording's failure
+                raise HostLost(
+                    "the function host was stopped while it stepped this recording",
+                    recording=recording,
+                    interrupted=self.interrupted,
+                ) from None
+            self.close()
+            if isinstance(exc, FunctionCrashError):
+                prestart()  # the next recording's host starts now
+            raise
+        try:
+            if not reply.get("ok"):
+                error = _error_from(reply, recording, self.output.text())
+                if reply.get("fatal"):
+                    self.close()
+                raise error
+            self.step_seconds = float(reply.get("seconds") or 0.0)
+            return outputs
+        finally:
+            if self.proc is proc:
+                self._next_turn(mine)  # also when an exception is raised in this thread
+
+    def _submit(
+        self, arrays: Mapping[str, np.ndarray], inputs: tuple[str, ...], recording: str | None
+    ) -> tuple[_Run, _Shared, Any]:
+        """Hand a run to the child and wait for its turn; the run, its memory file and the
+        child process it went to."""
         with self._turns:
             while len(self._runs) >= DEPTH and self.proc is not None:
                 self._turns.wait(_POLL)  # in slices: an exception raised in this thread
@@ -398,18 +435,21 @@ class FunctionHost:
             }
             if not mine.wait:
                 self._set_progress(math.nan)
-            self._runs.append(mine)
+            shared, proc = self._shared[mine.slot], self.proc
             try:
+                self._runs.append(mine)
                 self._write(_message(header))
                 mine.sent = True
                 while self._runs and self._runs[0] is not mine and not mine.lost:
                     self._turns.wait(_POLL)  # in slices, as above
             except BaseException:  # e.g. the job's own timeout, raised in this thread
-                if not mine.sent or (self._runs and self._runs[0] is mine):
+                if mine not in self._runs:
+                    pass  # not appended, or lost with the host
+                elif not mine.sent or self._runs[0] is mine:
                     # a message cut short (the stream cannot go on), or its turn had
                     # come and the child may be stepping it
                     self.close()
-                elif not mine.lost:
+                else:
                     mine.abandoned = True
                 raise
             if mine.lost or not self._runs:
@@ -423,29 +463,7 @@ class FunctionHost:
                     recording=recording,
                     interrupted=self.interrupted,
                 )
-        # this run's turn: the child steps it now
-        self._timeout_label = timeout_label
-        self.output.clear()
-        try:
-            reply = self._exchange([], timeout, recording, "stepping")
-            outputs = self._shared[mine.slot].get(reply.get("arrays") or [])
-        except FunctionCrashError:
-            self.close()
-            prestart()  # the next recording's host starts now
-            raise
-        except BaseException:
-            self.close()
-            raise
-        if not reply.get("ok"):
-            error = _error_from(reply, recording, self.output.text())
-            if reply.get("fatal"):
-                self.close()
-            else:
-                self._next_turn(mine)
-            raise error
-        self.step_seconds = float(reply.get("seconds") or 0.0)
-        self._next_turn(mine)
-        return outputs
+        return mine, shared, proc
 
     def _next_turn(self, done: _Run) -> None:
         """``done`` is answered and collected: the next run, if any, starts now."""
@@ -469,8 +487,8 @@ class FunctionHost:
         with self._turns:
             if self._runs:
                 self._close_idle = True
-                return
-        self.close()
+            else:
+                self.close()  # under the lock: no run starts in between
 
     def _write(self, message: list[bytes]) -> None:
         """Write all of ``message`` to the command pipe (the caller holds ``_turns``, so
@@ -679,6 +697,7 @@ class Team:
 
     def __init__(self) -> None:
         self.threads: list[threading.Thread] = []
+        self.released: set[threading.Thread] = set()  # members done with its hosts
         self.lock = threading.Lock()  # one member at a time acquires (starts) a host
 
     def is_alive(self) -> bool:
@@ -756,7 +775,7 @@ def _evict(holder: threading.Thread | Team | None) -> None:
     held = [s for s in _POOL if s.holder is holder]
     for slot in held[: max(0, len(held) - POOL_SIZE)]:
         _POOL.remove(slot)
-        slot.host.close()
+        slot.host.close_when_idle()  # a team member may be stepping on it
 
 
 def acquire(
@@ -823,9 +842,11 @@ def release() -> None:
     """The calling thread is done with its hosts: they stay alive, free for any thread
     (a session hands the host it loaded the function in to its stepping threads)."""
     me = _me()
-    if _busy_elsewhere(me):
-        return  # its team goes on with them; the last one to end releases
     with _POOL_LOCK:
+        if isinstance(me, Team):
+            me.released.add(threading.current_thread())
+            if any(t not in me.released and t.is_alive() for t in me.threads):
+                return  # its team goes on with them; the last one to end releases
         for slot in _POOL:
             if slot.holder is me:
                 slot.holder = None
@@ -949,9 +970,11 @@ def child_main() -> None:
             if go == _SKIP:
                 continue
         reply, arrays = child.handle(header, given)
+        del given  # the next run's arrays are copied in before these are collected
         _flush()
         if arrays:
             reply["arrays"] = slot.put(arrays)
+        del arrays
         for part in _message(reply):
             res.write(part)
         if reply.get("fatal"):

@@ -472,3 +472,17 @@ def test_a_run_on_a_host_that_ended_since_it_was_acquired_is_lost(fns: str) -> N
     assert not info.value.interrupted and info.value.recording == "r2"
     again = acquire(f"{fns}:Good")
     assert again is not host and again.run(T, SIGNALS, timeout=30)["aeb_decel"].max() == 3.0
+
+
+def test_a_host_closed_by_another_thread_mid_run_loses_the_run(held: Path) -> None:
+    """A host retired or evicted by another thread (e.g. a team member after a rebuild)
+    while it steps: the recording is lost to a fresh host, not failed as a crash."""
+    host = acquire("held_fns:Held")
+    got: dict[str, Any] = {}
+    a = _in_thread(host, got, "a", 10.0, timeout=60)
+    _until(lambda: len(host._runs) == 1 and host.progress() == 0.0)
+    host.close()
+    a.join(60)
+    lost = got["a"]
+    assert isinstance(lost, host_mod.HostLost) and not lost.interrupted, lost
+    assert "stopped while it stepped this recording" in str(lost)
