@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -281,7 +281,7 @@ class FunctionHost:
             self._send(pending)  # what the pipe takes now; the rest in the exchange
             if meanwhile is not None:
                 meanwhile()
-            reply = self._exchange([bytes(p) for p in pending], timeout, None, "loading")
+            reply = self._exchange(pending, timeout, None, "loading")
         except BaseException:
             self.close()
             raise
@@ -440,7 +440,7 @@ class FunctionHost:
                 self._runs.append(mine)
                 self._write(_message(header))
                 mine.sent = True
-                while self._runs and self._runs[0] is not mine and not mine.lost:
+                while not mine.lost and self._runs[0] is not mine:
                     self._turns.wait(_POLL)  # in slices, as above
             except BaseException:  # e.g. the job's own timeout, raised in this thread
                 if mine not in self._runs:
@@ -452,7 +452,7 @@ class FunctionHost:
                 else:
                     mine.abandoned = True
                 raise
-            if mine.lost or not self._runs:
+            if mine.lost:
                 why = (
                     "the session is stopping"
                     if self.interrupted
@@ -514,7 +514,11 @@ class FunctionHost:
         return value
 
     def _exchange(
-        self, message: list[bytes], timeout: float | None, recording: str | None, doing: str
+        self,
+        message: Sequence[bytes | memoryview],
+        timeout: float | None,
+        recording: str | None,
+        doing: str,
     ) -> dict[str, Any]:
         """Send ``message``, collect the reply, drain the output meanwhile; raise
         FunctionError when the child dies or the deadline passes."""

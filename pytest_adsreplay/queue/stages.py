@@ -525,22 +525,19 @@ def _step(ctx: Mapping[str, Any], t: Any, arrays: Mapping[str, Any], started: fl
     from pytest_adsreplay.function.host import HostLost
 
     budget = _step_budget(ctx, started)  # from the run's start: waits for a turn are free
-    for tries in range(_RETRIES + 1):
+    timeout = ctx.get("timeout")
+    label = f"aeb stage exceeded the per-stage timeout of {timeout} s (--adsreplay-timeout)"
+    tries = 0
+    while True:
         host = _function_host(ctx)
         try:
             return replay.step(
-                host,
-                t,
-                arrays,
-                recording_id=ctx["rec"],
-                timeout=budget,
-                timeout_label=f"aeb stage exceeded the per-stage timeout of "
-                f"{ctx.get('timeout')} s (--adsreplay-timeout)",
+                host, t, arrays, recording_id=ctx["rec"], timeout=budget, timeout_label=label
             )
         except HostLost as lost:
-            if lost.interrupted or tries == _RETRIES:
+            tries += 1
+            if lost.interrupted or tries > _RETRIES:
                 raise
-    raise AssertionError  # pragma: no cover
 
 
 def _refused_function(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
