@@ -122,6 +122,16 @@ class FleetWorker(SimpleWorker):
         self._looping = True  # the loop's first call
         super().check_for_suspension(burst)
 
+    def unsubscribe(self) -> None:
+        """rq's, with the pubsub thread told to stop before the UNSUBSCRIBE, whose reply
+        then wakes it to end. rq 3 stops it after: a thread that has already handled the
+        reply waits for a new subscription (up to 60 s) and rq's join gives up only after
+        1 s, so about every fourth stop of a worker took a second longer."""
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is not None:
+            thread.stop()
+        super().unsubscribe()  # type: ignore[no-untyped-call,unused-ignore]
+
     def register_birth(self) -> None:
         super().register_birth()  # type: ignore[no-untyped-call,unused-ignore]
         self.connection.expire(self.key, LIVENESS_TTL)

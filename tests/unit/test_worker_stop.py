@@ -69,3 +69,32 @@ def test_a_stop_while_idle_still_ends_the_wait_for_jobs(handlers: None) -> None:
     finally:
         timer.cancel()
     assert worker._looping
+
+
+@pytest.mark.timeout(60)
+def test_the_pubsub_thread_ends_with_the_unsubscribe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rq 3 sends UNSUBSCRIBE before it tells its pubsub thread to stop: a thread that
+    handles the reply first then waits for a new subscription, and the worker's exit
+    waited a second for rq's join to give up. A slow stop() makes that order lose the
+    race every time; the worker's own order (stop, then UNSUBSCRIBE, whose reply wakes
+    the thread to end) does not depend on it."""
+    import time
+
+    from redis.client import PubSubWorkerThread
+
+    from pytest_adsreplay.queue import broker
+    from pytest_adsreplay.queue.worker import build_worker
+
+    conn = broker.connect(None)
+    worker = build_worker(conn, "unsubscribing", name="adsreplay-test-unsubscribing")
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    stop = PubSubWorkerThread.stop
+
+    def slow_stop(self: Any) -> None:
+        time.sleep(0.2)  # the reply of an UNSUBSCRIBE sent before has been handled
+        stop(self)
+
+    monkeypatch.setattr(PubSubWorkerThread, "stop", slow_stop)
+    worker.unsubscribe()
+    assert not thread.is_alive()
