@@ -334,6 +334,75 @@ def test_read_ahead_matches_the_sequential_run(tmp_path: Path, gen_recs: list[An
     assert _stepping_threads() == []
 
 
+def _read_jobs(session: ReplaySession, chains: list[Chain]) -> list[Any]:
+    return [broker.fetch_job(session.conn, f"{session.cfg.run_id}-read-{c.key}") for c in chains]
+
+
+@pytest.mark.timeout(300)  # below FIRST_WAIT: a first read that never released would fail
+@pytest.mark.parametrize(("threads", "read_ahead", "bad_first"), [(1, 1, False), (2, 2, True)])
+def test_the_first_read_runs_alone(
+    tmp_path: Path,
+    gen_recs: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+    read_ahead: int,
+    bad_first: bool,
+) -> None:
+    """The session's first recording is read alone: the other chains are enqueued and the
+    other threads take jobs only once that read ended, whether it passed or erred (the
+    bound is set far beyond the test's timeout, so only the event can release them).
+    The first read is held for a while: a read that starts meanwhile is caught."""
+    from pytest_adsreplay.queue import inprocess, stages
+
+    monkeypatch.setattr(inprocess, "FIRST_WAIT", 600.0)
+    real = stages._read_file
+    lock = threading.Lock()
+    held: list[str] = []  # the first read, held for a while
+    during: list[str] = []  # reads that started while the first one ran
+    first_done = threading.Event()
+    other_started = threading.Event()
+
+    def held_first(ctx: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            mine = not held
+            if mine:
+                held.append(ctx["rec"])
+            elif not first_done.is_set():
+                during.append(ctx["rec"])
+                other_started.set()
+        if not mine:
+            return real(ctx)
+        other_started.wait(2.0)  # the window (ends early when another read starts)
+        try:
+            return real(ctx)
+        finally:
+            first_done.set()
+
+    monkeypatch.setattr(stages, "_read_file", held_first)
+    recs = list(gen_recs)
+    if bad_first:  # a truncated copy of a recording, first in line
+        bad = tmp_path / "recs" / "aaa_truncated.mf4"
+        data = recs[0].path.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+        recs = [r for r in discover([tmp_path / "recs"]) if r.path == bad] + recs
+    session = _session(tmp_path, "aebfn:Ttc", threads, read_ahead=read_ahead)
+    try:
+        chains = [Chain(r, {}) for r in recs]
+        session.enqueue(chains)
+        outs = [session.outcome(c) for c in chains]
+        assert [o.ok for o in outs] == [not bad_first] + [True] * (len(chains) - 1)
+        assert during == []
+        first, *rest = _read_jobs(session, chains)
+        assert first.ended_at is not None
+        for job in rest:
+            assert job.enqueued_at >= first.ended_at, job.id
+            assert job.started_at >= first.ended_at, job.id
+    finally:
+        session.close()
+        host_mod.shutdown()
+    assert _stepping_threads() == []
+
+
 #: Steps only once ``$ADSREPLAY_TEST_GO`` exists (the test's event, not a time).
 GATED = """
 import os, pathlib, time
