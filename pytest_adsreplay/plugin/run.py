@@ -190,7 +190,7 @@ class ReplayRun:
             self.session = self._open_session(len(chains))
         self.session.enqueue(chains)
         if self.local_workers is not None and not self.local_workers.procs:
-            self.local_workers.start()  # after the enqueue: no worker races the first one
+            self.local_workers.start()
 
     def _open_session(self, chains: int) -> ReplaySession:
         """The session on the broker; embedded, with as many stepping threads as
@@ -248,23 +248,32 @@ class ReplayRun:
         if url is None:
             return session
         fn.close()  # the workers run the function in hosts of their own
-        from pytest_adsreplay.queue.worker import LocalWorkers, WorkerWatch, local_worker_count
+        from pytest_adsreplay.queue.worker import WorkerWatch
 
         # xdist workers share the run's keys on real Redis; the controller deletes them.
         session.owns_keys = self.owner
-        count = local_worker_count(self.settings.workers)
-        if count:
-            where = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            self.local_workers = LocalWorkers(
-                url,
-                cfg.namespace,
-                count,
-                prefix=f"adsreplay-{self.run_id}-{where}",
-                preload_modules=[spec.partition(":")[0]],
-                function=spec,
-            )
+        if self.local_workers is None:
+            self.local_workers = self._local_workers(url, spec)
         session.worker_check = WorkerWatch(session, self.local_workers)
         return session
+
+    def _local_workers(self, url: str, spec: str) -> Any:
+        """The local worker processes this session starts on real Redis (not started
+        yet), or None when it starts none (``adsreplay_workers = 0``)."""
+        from pytest_adsreplay.queue.worker import LocalWorkers, local_worker_count
+
+        count = local_worker_count(self.settings.workers)
+        if not count:
+            return None
+        where = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        return LocalWorkers(
+            url,
+            self.namespace,
+            count,
+            prefix=f"adsreplay-{self.run_id}-{where}",
+            preload_modules=[spec.partition(":")[0]],
+            function=spec,
+        )
 
     def outcome(self, chain: Chain) -> Outcome:
         if self.session is None:
@@ -296,12 +305,22 @@ class ReplayRun:
             self._store = open_store(self.settings.db)
         return self._store
 
-    def begin(self) -> None:
-        """Write the run row (owner only: a plain session or the xdist controller)."""
-        if self.configured and self.settings.function:
+    def begin(self, *, replays: bool = True) -> None:
+        """Write the run row (owner only: a plain session or the xdist controller).
+
+        ``replays``: this process replays recordings itself (not the xdist controller).
+        Its function host process starts now, and on real Redis its local worker
+        processes too: they import the stages, asammdf and the function while pytest
+        collects (before the first enqueue they find no job)."""
+        if self.configured and self.settings.function and replays:
             from pytest_adsreplay.function.host import prestart
 
             prestart()  # the function's host process starts while pytest collects
+            url = self.settings.redis_url
+            if url is not None and self.local_workers is None:
+                self.local_workers = self._local_workers(url, self.settings.function)
+                if self.local_workers is not None:
+                    self.local_workers.start()
         if not self.owner or not self.configured:
             return
         self.store.start_run(

@@ -283,8 +283,10 @@ class AdsReplaySession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if session.config.option.collectonly:
             return
+        # the xdist controller replays nothing itself: its workers do
+        replays = not session.config.pluginmanager.has_plugin("dsession")
         try:
-            self.run.begin()
+            self.run.begin(replays=replays)
         except Exception as exc:
             raise pytest.UsageError(
                 f"results database {mask_url(self.run.settings.db)}: {exc}"

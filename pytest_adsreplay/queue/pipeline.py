@@ -30,6 +30,10 @@ from pytest_adsreplay.recordings import Recording
 
 TERMINAL = ("finished", "failed", "stopped", "canceled")
 
+#: s at most between two looks at a job's status while the session waits on real Redis
+#: (from 20 ms up): a result is seen at most this late (one HGET per look).
+POLL_MAX = 0.1
+
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -505,7 +509,7 @@ class ReplaySession:
             if self.worker_check is not None:
                 self.worker_check(chain)
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, POLL_MAX)
 
     def _claimed_job(self, chain: Chain, patience: float = 30.0) -> Any:
         """The chain's db job; another xdist worker may still be enqueueing it."""

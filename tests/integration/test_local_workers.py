@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from integration_kit import processes_with, unique, wait_for, write_function_module
+from integration_kit import (
+    processes_with,
+    run_pytest,
+    subprocess_env,
+    unique,
+    wait_for,
+    write_function_module,
+    write_project,
+)
 
 from pytest_adsreplay.queue.broker import connect
 from pytest_adsreplay.queue.worker import LIVENESS_TTL, LocalWorkers, local_worker_count
@@ -62,3 +70,60 @@ def test_preloaded_registered_and_stopped(
         assert Worker.all_keys(connection=conn, queue=q) == []
     assert all(not conn.exists(k) or conn.hget(k, "death") for k in keys)
     assert workers.exit_codes == {} or set(workers.exit_codes.values()) <= {0}
+
+
+#: Notes, while pytest collects (before any recording is enqueued), how many local worker
+#: processes this pytest process has started: ``workers <n>`` in ``$ADSREPLAY_TEST_OUT``;
+#: the xdist controller notes its own when a node has collected.
+COUNT_WORKERS = """
+import os, pathlib
+
+def _mine():
+    me = str(os.getpid()).encode()
+    n = 0
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\\0")
+            ppid = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if b"pytest_adsreplay.queue.worker" in args and ppid == me:  # not its heartbeat
+            n += 1
+    return n
+
+def _note(what):
+    with open(os.environ["ADSREPLAY_TEST_OUT"], "a") as f:
+        f.write(f"{what} {_mine()}\\n")
+
+def pytest_collection_modifyitems(items):
+    _note("workers")
+
+def pytest_xdist_node_collection_finished(node, ids):
+    _note("controller")
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("xdist", [False, True])
+def test_local_workers_start_while_pytest_collects(
+    real_redis: str, tmp_path: Path, xdist: bool
+) -> None:
+    """The session starts its local workers when it starts, so they import while pytest
+    collects; under pytest-xdist each xdist worker starts its own and the controller,
+    which replays nothing, none."""
+    project = write_project(tmp_path / "proj")
+    (project.root / "conftest.py").write_text(COUNT_WORKERS)
+    out = tmp_path / "out"
+    args = ["--redis-url", real_redis, "--adsreplay-workers", "2"]
+    if xdist:
+        args += ["-n", "2", "-p", "xdist"]
+    result = run_pytest(project.root, *args, env=subprocess_env(ADSREPLAY_TEST_OUT=str(out)))
+    result.assert_outcomes(passed=project.count * 2)
+    notes = sorted(out.read_text().split("\n")[:-1])
+    if xdist:  # each xdist worker: 2 // 2 = 1 local worker of its own
+        assert notes[-2:] == ["workers 1", "workers 1"], notes
+        assert set(notes[:-2]) == {"controller 0"}, notes
+    else:
+        assert notes == ["workers 2"]
