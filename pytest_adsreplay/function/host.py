@@ -324,6 +324,12 @@ class FunctionHost:
     def close(self) -> None:
         """Stop the child (EOF on its command pipe, then SIGKILL if it lingers); runs
         waiting for their turn end with :class:`HostLost`."""
+        self._detach()()
+
+    def _detach(self) -> Callable[[], None]:
+        """Take the child's resources from this host and send it EOF; the returned call
+        waits for the child to end and frees the rest (``close`` in two halves, so that
+        :func:`shutdown` lets every child end at once)."""
         with self._turns:  # another thread may close it at the same time
             proc, self.proc = self.proc, None
             fds, self._fds = self._fds, {}
@@ -333,21 +339,28 @@ class FunctionHost:
                 waiting.lost = True
             self._runs.clear()
             self._turns.notify_all()
-        if proc is not None and self.owner == os.getpid():
+        mine = proc is not None and self.owner == os.getpid()
+        if mine:
             with contextlib.suppress(OSError):
                 os.close(fds.pop("cmd"))
-            try:
-                proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for fd in fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if progress is not None:
-            progress.close()
-        for one in shared:
-            one.close()
+
+        def finish() -> None:
+            if mine:
+                assert proc is not None
+                try:
+                    proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for fd in fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if progress is not None:
+                progress.close()
+            for one in shared:
+                one.close()
+
+        return finish
 
     # -- running -----------------------------------------------------------------------
 
@@ -924,15 +937,18 @@ def shutdown() -> None:
     next acquires one."""
     with _POOL_LOCK:
         keep: list[_Slot] = []
+        ending: list[Callable[[], None]] = []  # every child gets its EOF first
         for slot in _POOL:
             if _busy_elsewhere(slot.holder):
                 slot.retired = True
                 keep.append(slot)
             else:
-                slot.host.close()
+                ending.append(slot.host._detach())
         _POOL[:] = keep
         while _SPARE:
-            _SPARE.pop().close()
+            ending.append(_SPARE.pop()._detach())
+        for finish in ending:
+            finish()
 
 
 atexit.register(shutdown)

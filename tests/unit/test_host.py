@@ -205,6 +205,35 @@ def test_close_stops_the_child(fns: str) -> None:
     assert proc.poll() is not None
 
 
+def test_shutdown_lets_every_child_end_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``shutdown`` sends every host its EOF before it waits for the first to end (the
+    children's exits overlap instead of adding up at the end of a session)."""
+    import subprocess
+
+    host_mod.prestart(3)
+    procs = [h.proc for h in host_mod._SPARE]
+    assert len(procs) == 3 and all(p is not None for p in procs)
+    cmd_fds = [h._fds["cmd"] for h in host_mod._SPARE]
+    open_at_first_wait: list[int] = []
+    wait = subprocess.Popen.wait
+
+    def noted_wait(self: Any, timeout: float | None = None) -> int:
+        if not open_at_first_wait and self in procs:
+            for fd in cmd_fds:
+                try:
+                    os.fstat(fd)
+                    open_at_first_wait.append(fd)
+                except OSError:
+                    pass
+            open_at_first_wait.append(-1)  # noted
+        return wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", noted_wait)
+    host_mod.shutdown()
+    assert open_at_first_wait == [-1]  # no command pipe left open when the waits began
+    assert all(p is not None and p.poll() is not None for p in procs)
+
+
 @pytest.mark.parametrize(
     ("n", "text"),
     [(0, "0 B"), (10, "10 B"), (4096, "4 kB"), (1536, "1.5 kB"), (4 * 1024**3, "4 GB")],
