@@ -969,6 +969,9 @@ def child_main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     faulthandler.enable()  # a native crash prints the Python stack into the captured output
     die_with_parent()
+    from pytest_adsreplay import malloc
+
+    malloc.reuse_freed_memory()  # each recording's arrays reuse the last one's pages
     buf = mmap.mmap(prog_fd, mmap.PAGESIZE)
     progress = memoryview(buf).cast("d")
     cmd = os.fdopen(cmd_fd, "rb", buffering=0)

@@ -14,14 +14,15 @@ its dependents deferred, and the db stage always writes exactly one results row.
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from pytest_adsreplay import malloc
 from pytest_adsreplay.errors import AdsReplayError
 from pytest_adsreplay.hashing import BackgroundHash
 from pytest_adsreplay.queue import cache
@@ -59,9 +60,11 @@ def preload() -> None:
     (a recording erred that way when a pytest-xdist worker's threads first needed the
     results store together). The same holds for any library that parses Python source
     while it loads: asammdf's dependencies are imported here too (a thread importing
-    them once broke pytest's report of a failing test in the main thread)."""
+    them once broke pytest's report of a failing test in the main thread). Also sets
+    malloc up for replaying (:func:`pytest_adsreplay.malloc.reuse_freed_memory`)."""
     import importlib
 
+    malloc.reuse_freed_memory()
     for name in STAGE_MODULES:
         importlib.import_module(name)
     # asammdf and what it imports (pandas, canmatrix, ...): some of those parse or
@@ -311,7 +314,8 @@ def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
     from pytest_adsreplay.signals import read_signals
     from pytest_adsreplay.signals.quality import GateSettings, gate
 
-    _map_large_arrays()
+    if _file_size(ctx["path"]) >= LARGE_RECORDING:
+        malloc.map_large_arrays()
     rec = ctx["rec"]
     try:
         sig = read_signals(
@@ -330,27 +334,16 @@ def _decode(ctx: Mapping[str, Any], cmap: Any) -> cache.Entry:
     return cache.Entry(sig.t, sig.values, dict(sig.sources))
 
 
-@functools.cache
-def _map_large_arrays() -> None:
-    """glibc only: allocations of 4 MiB and more always get pages of their own (mmap).
+#: Bytes: from this size on, a recording is read with a fixed mmap threshold (see
+#: :func:`pytest_adsreplay.malloc.map_large_arrays`); a 10-minute logger file is ~17 MB.
+LARGE_RECORDING = 256 << 20
 
-    glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB),
-    after which a long recording's arrays come from the heap, whose freed middle is not
-    given back: a worker would keep the peak of its longest read. A fixed threshold
-    returns each channel's samples to the system as the read releases them.
-    """
-    import ctypes
-    import sys
 
-    if not sys.platform.startswith("linux"):
-        return
+def _file_size(path: str) -> int:
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return
-    m_mmap_threshold = -3
-    mallopt(m_mmap_threshold, 4 << 20)
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # the read says what is wrong with it
 
 
 def load_signals(conn: Any, ctx: Mapping[str, Any], read: Mapping[str, Any]) -> dict[str, Any]:

@@ -246,6 +246,9 @@ def run_worker(
     allow_functions(allowed_functions, any_function=trust_any_function)
     start_heartbeat(url, name, parent_pid)
     conn = broker.connect(url, worker=True)
+    from pytest_adsreplay import malloc
+
+    malloc.reuse_freed_memory()
     for problem in preload([*PRELOAD, *preload_modules]):
         print(f"adsreplay worker: cannot preload {problem}", file=sys.stderr)
     from pytest_adsreplay.function.host import prestart

@@ -113,3 +113,23 @@ def test_the_read_stage_rejects_what_the_gate_rejects(tmp_path: Path) -> None:
     assert {k: v.tobytes() for k, v in entry.values.items()} == {
         k: v.tobytes() for k, v in plain.values.items()
     }
+
+
+def test_only_a_large_recording_fixes_the_mmap_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixed 4 MiB mmap threshold (which keeps a long recording's read lean) is set
+    from the first recording of ``LARGE_RECORDING`` bytes on, not for short ones: it
+    makes every recording's arrays fresh pages from the kernel."""
+    from pytest_adsreplay import malloc
+
+    calls: list[str] = []
+    monkeypatch.setattr(malloc, "map_large_arrays", lambda: calls.append("large"))
+    path = _drive(tmp_path / "drive.mf4")
+    ctx = {"path": str(path), "rec": "drive.mf4", "cycle_time": 0.01, "max_gap": 0.2}
+    monkeypatch.setattr(stages, "LARGE_RECORDING", path.stat().st_size + 1)
+    stages._decode(ctx, load_channel_map(None))
+    assert calls == []
+    monkeypatch.setattr(stages, "LARGE_RECORDING", path.stat().st_size)
+    stages._decode(ctx, load_channel_map(None))
+    assert calls == ["large"]
