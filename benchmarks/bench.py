@@ -206,11 +206,27 @@ print(json.dumps({"peak_mb": peak, "ok": bool(result.get("ok")), "n": result.get
 # ------------------------------------------------------------------------------ helpers
 
 
+#: CPU seconds (user + system) of the last subprocess ``run`` waited for, with every
+#: process that one waited for in turn: function hosts and local workers count,
+#: redis-server does not.
+LAST_CPU = [0.0]
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(cmd: Sequence[str], cwd: Path) -> tuple[float, str]:
-    """Wall seconds and stdout of a subprocess; a failure ends the benchmark."""
+    """Wall seconds and stdout of a subprocess (its CPU seconds in ``LAST_CPU``); a
+    failure ends the benchmark."""
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, env=ENV, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    LAST_CPU[0] = _children_cpu() - cpu0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"benchmark step failed: {' '.join(cmd[:8])} … (exit {proc.returncode})")
@@ -452,13 +468,18 @@ def rq_cost(work: Path, recordings: int, rounds: int) -> dict[str, Any]:
     return {"per_recording_s": statistics.median(per_recording), "runs": per_recording}
 
 
-def repeat(n: int, steps: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Run every step ``n`` times, interleaved (so a busy minute hits all of them)."""
+def repeat(
+    n: int, steps: dict[str, Callable[[], float]]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Run every step ``n`` times, interleaved (so a busy minute hits all of them); the
+    wall seconds and the CPU seconds of every run."""
     times: dict[str, list[float]] = {k: [] for k in steps}
+    cpus: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(n):
         for name, step in steps.items():
             times[name].append(step())
-    return times
+            cpus[name].append(LAST_CPU[0])
+    return times, cpus
 
 
 def has_hypothesis() -> bool:
@@ -550,10 +571,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
             steps[f"c{n}"] = lambda n=n: b.plugin(  # type: ignore[misc]
                 f"--redis-url={REDIS_URL}", f"--adsreplay-workers={n}", "--adsreplay-no-cache"
             )
-    times = repeat(args.repeat, steps)
+    times, cpus = repeat(args.repeat, steps)
     for k, v in times.items():
         figures[k] = best(v)
         figures[f"{k}_runs"] = v
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    figures["cpu_s"] = cpu
 
     def line(label: str, key: str) -> None:
         print(f"{label:52s} {figures[key]:8.2f} s   ({shown(times[key])})")
@@ -574,6 +597,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     print(f"{args.count2} x {args.minutes2:g} min:")
     line("  (a) bare script", "a2")
     line("  (b) plugin, embedded fakeredis, one host", "b2")
+    ncpu = os.cpu_count() or 1
+    labels = {"a": "(a)", "b": "(b)", "b0": "(b) sequential", "e": "(e)", "c1": "(c) 1 worker"}
+    labels["c2"] = "(c) 2 workers"
+    print(
+        f"CPU seconds of each {args.count} x {args.minutes:g} min run's processes (median;"
+        " hosts and local workers included, redis-server not):\n  "
+        + ", ".join(f"{labels[k]} {cpu[k]:.2f}" for k in labels if k in cpu)
+    )
+    figures["e_floor"] = cpu["e"] / ncpu / figures["a"]
+    print(
+        f"  (e) cannot end sooner than its CPU seconds / {ncpu} CPUs = "
+        f"{cpu['e'] / ncpu:.2f} s = {figures['e_floor']:.2f} x (a)"
+    )
 
     d = [b.naive_per_frame(args.frames) for _ in range(args.repeat)]
     figures["d_per_frame"] = best(d)
