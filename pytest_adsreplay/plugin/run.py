@@ -39,6 +39,7 @@ class ReplayRun:
         self.session: ReplaySession | None = None
         self._store: Any = None
         self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
+        self._workers_path = ""  # the PYTHONPATH the workers started early got
         #: ReplayResults handed to tests whose arrays are not loaded yet (weak: a result
         #: nobody keeps costs nothing); the ones still alive are loaded before the
         #: session deletes its keys, so a result kept past the session stays whole.
@@ -187,6 +188,7 @@ class ReplayRun:
         """Connect, check the function, enqueue every chain the session needs (once)."""
         chains = list(chains)
         if self.session is None:
+            self._usable_workers()
             self.session = self._open_session(len(chains))
         self.session.enqueue(chains)
         if self.local_workers is not None and not self.local_workers.procs:
@@ -308,19 +310,12 @@ class ReplayRun:
     def begin(self, *, replays: bool = True) -> None:
         """Write the run row (owner only: a plain session or the xdist controller).
 
-        ``replays``: this process replays recordings itself (not the xdist controller).
-        Its function host process starts now, and on real Redis its local worker
-        processes too: they import the stages, asammdf and the function while pytest
-        collects (before the first enqueue they find no job)."""
+        ``replays``: this process replays recordings itself (not the xdist controller);
+        its function host process starts now, while pytest collects."""
         if self.configured and self.settings.function and replays:
             from pytest_adsreplay.function.host import prestart
 
             prestart()  # the function's host process starts while pytest collects
-            url = self.settings.redis_url
-            if url is not None and self.local_workers is None:
-                self.local_workers = self._local_workers(url, self.settings.function)
-                if self.local_workers is not None:
-                    self.local_workers.start()
         if not self.owner or not self.configured:
             return
         self.store.start_run(
@@ -341,6 +336,39 @@ class ReplayRun:
                 **self.settings.kpi_settings(),
             },
         )
+
+    def start_workers_early(self) -> None:
+        """Real Redis: start the local worker processes now (the session's start), so
+        they import the stages, asammdf and the function while pytest collects; before
+        the first enqueue they find no job. :meth:`start` replaces them when they cannot
+        be used (:meth:`_usable_workers`), :meth:`no_replays` stops them."""
+        url = self.settings.redis_url
+        if url is None or not self.configured or not self.settings.function:
+            return
+        if self.local_workers is None:
+            self.local_workers = self._local_workers(url, self.settings.function)
+            if self.local_workers is not None:
+                self._workers_path = self.local_workers.pythonpath()
+                self.local_workers.start()
+
+    def _usable_workers(self) -> None:
+        """Local workers started early are replaced (stopped now, new ones start after
+        the enqueue) when collection put folders on ``sys.path`` they lack (a function
+        module beside the tests: they could not import it), or when one of them has
+        already ended (a Redis still starting when they connected)."""
+        workers = self.local_workers
+        if workers is None or not workers.procs or self.session is not None:
+            return
+        if workers.pythonpath() == self._workers_path and not workers.poll():
+            return
+        workers.stop(fast=True)
+        self.local_workers = self._local_workers(workers.url, str(self.settings.function))
+
+    def no_replays(self) -> None:
+        """Collection selected no recording: workers started early are not needed."""
+        if self.local_workers is not None and self.session is None:
+            self.local_workers.stop(fast=True)
+            self.local_workers = None
 
     def finish(self, exitstatus: int | None, *, complete: bool) -> None:
         """Drain (when the session ran to the end), write missing rows, close the run.

@@ -127,3 +127,39 @@ def test_local_workers_start_while_pytest_collects(
         assert set(notes[:-2]) == {"controller 0"}, notes
     else:
         assert notes == ["workers 2"]
+
+
+@pytest.mark.timeout(180)
+def test_workers_get_the_folders_collection_puts_on_sys_path(
+    real_redis: str, tmp_path: Path
+) -> None:
+    """The function's module beside the tests in ``tests/`` is importable only once
+    pytest has collected there (it puts the folder on ``sys.path``): the workers started
+    with the session cannot import it, so they are replaced by workers that can."""
+    project = write_project(tmp_path / "proj", function_module=False)
+    tests = project.root / "tests"
+    tests.mkdir()
+    (project.root / "test_aeb.py").rename(tests / "test_aeb.py")
+    write_function_module(tests)
+    result = run_pytest(
+        project.root, "--redis-url", real_redis, "--adsreplay-workers", "1", "tests"
+    )
+    result.assert_outcomes(passed=project.count * 2)
+
+
+#: Notes how many local worker processes run once collection is over.
+COUNT_AFTER_COLLECTION = COUNT_WORKERS.replace(
+    "def pytest_collection_modifyitems(items):", "def pytest_runtestloop(session):"
+)
+
+
+@pytest.mark.timeout(180)
+def test_no_recording_selected_no_workers_left(real_redis: str, tmp_path: Path) -> None:
+    """Workers started with the session stop when collection selects no recording."""
+    project = write_project(tmp_path / "proj")
+    (project.root / "conftest.py").write_text(COUNT_AFTER_COLLECTION)
+    out = tmp_path / "out"
+    args = ["--redis-url", real_redis, "--adsreplay-workers", "2", "-k", "no_such_test"]
+    result = run_pytest(project.root, *args, env=subprocess_env(ADSREPLAY_TEST_OUT=str(out)))
+    assert result.ret == 5  # no tests ran
+    assert out.read_text().split() == ["workers", "0"]
