@@ -141,6 +141,8 @@ class ReplaySession:
         self._worker: Any = None
         self._pool: Any = None  # inprocess.SteppingThreads once started
         self._chains: dict[str, Chain] = {}
+        #: chains being enqueued one at a time (``_enqueue_first``), not all in _chains yet
+        self._pending: dict[str, Chain] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._sha: dict[str, str] = {}
         self.worker_check: Any = None  # callable raising BrokerError when no worker is alive
@@ -323,6 +325,8 @@ class ReplaySession:
         after the process started)."""
         from pytest_adsreplay.queue.inprocess import FIRST_WAIT
 
+        # a session stopped while it waits here (Ctrl-C) still owes each a row
+        self._pending = {c.key: c for c in new}
         enqueued = self.enqueue(new[:1])
         pool = self._stepping()
         pool.wait_first()
@@ -331,6 +335,7 @@ class ReplaySession:
         if len(new) > 2:
             pool.wait(seen, FIRST_WAIT)
             enqueued += self.enqueue(new[2:])
+        self._pending = {}
         return enqueued
 
     def _aeb_job_timeout(self, timeout: int) -> int:
@@ -586,7 +591,8 @@ class ReplaySession:
 
     # -- end ---------------------------------------------------------------------------
     def unfinished(self) -> list[Chain]:
-        return [c for k, c in self._chains.items() if k not in self._outcomes]
+        chains = {**self._pending, **self._chains}
+        return [c for k, c in chains.items() if k not in self._outcomes]
 
     def drain(self) -> None:
         """Finish every enqueued chain no test has waited for (so each gets its row)."""

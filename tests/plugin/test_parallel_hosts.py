@@ -403,6 +403,32 @@ def test_the_first_read_runs_alone(
     assert _stepping_threads() == []
 
 
+def test_a_session_stopped_while_enqueueing_owes_every_chain_a_row(
+    tmp_path: Path, gen_recs: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the session waits for its first read, before the other chains are
+    enqueued: every chain still gets its row."""
+    from pytest_adsreplay.queue import inprocess
+
+    def interrupted(self: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inprocess.SteppingThreads, "wait_first", interrupted)
+    session = _session(tmp_path, "aebfn:Ttc", 1, read_ahead=1)
+    store = open_store(session.cfg.db)
+    chains = [Chain(r, {}) for r in gen_recs]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            session.enqueue(chains)
+        assert {c.key for c in session.unfinished()} == {c.key for c in chains}
+        session.close(store, interrupted=True)
+        rows = store.results(session.cfg.run_id)
+        assert sorted(r.recording_id for r in rows) == sorted(c.recording.id for c in chains)
+    finally:
+        session.close()
+        host_mod.shutdown()
+
+
 #: Steps only once ``$ADSREPLAY_TEST_GO`` exists (the test's event, not a time).
 GATED = """
 import os, pathlib, time
