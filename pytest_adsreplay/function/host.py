@@ -947,8 +947,14 @@ def shutdown() -> None:
         _POOL[:] = keep
         while _SPARE:
             ending.append(_SPARE.pop()._detach())
-        for finish in ending:
-            finish()
+        failed: BaseException | None = None
+        for finish in ending:  # every one, whatever one of them raises (Ctrl-C)
+            try:
+                finish()
+            except BaseException as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
 
 atexit.register(shutdown)

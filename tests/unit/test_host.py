@@ -205,6 +205,14 @@ def test_close_stops_the_child(fns: str) -> None:
     assert proc.poll() is not None
 
 
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def test_shutdown_lets_every_child_end_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """``shutdown`` sends every host its EOF before it waits for the first to end (the
     children's exits overlap instead of adding up at the end of a session)."""
@@ -213,18 +221,15 @@ def test_shutdown_lets_every_child_end_at_once(monkeypatch: pytest.MonkeyPatch) 
     host_mod.prestart(3)
     procs = [h.proc for h in host_mod._SPARE]
     assert len(procs) == 3 and all(p is not None for p in procs)
-    cmd_fds = [h._fds["cmd"] for h in host_mod._SPARE]
+    cmd_fds = {h._fds["cmd"]: _identity(h._fds["cmd"]) for h in host_mod._SPARE}
     open_at_first_wait: list[int] = []
     wait = subprocess.Popen.wait
 
     def noted_wait(self: Any, timeout: float | None = None) -> int:
         if not open_at_first_wait and self in procs:
-            for fd in cmd_fds:
-                try:
-                    os.fstat(fd)
+            for fd, identity in cmd_fds.items():
+                if _identity(fd) == identity:  # still that pipe (not a reused number)
                     open_at_first_wait.append(fd)
-                except OSError:
-                    pass
             open_at_first_wait.append(-1)  # noted
         return wait(self, timeout)
 

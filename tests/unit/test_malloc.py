@@ -14,8 +14,15 @@ from pytest_adsreplay import malloc
 @pytest.fixture
 def mallopt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 1  # glibc: success
+
+    for name in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(malloc, "_mode", None)
-    monkeypatch.setattr(malloc, "_mallopt", lambda: lambda p, v: calls.append((p, v)))
+    monkeypatch.setattr(malloc, "_mallopt", lambda: mallopt)
     return calls
 
 
@@ -29,6 +36,18 @@ def test_reuse_then_large_and_never_back(mallopt: list[tuple[int, int]]) -> None
     malloc.map_large_arrays()
     malloc.reuse_freed_memory()  # a large recording was read: its settings stay
     assert len(mallopt) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576"), ("MALLOC_TRIM_THRESHOLD_", "0")],
+)
+def test_the_users_own_settings_stay(
+    mallopt: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    malloc.reuse_freed_memory()
+    assert mallopt == []
 
 
 def test_no_mallopt_no_calls(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,4 +97,7 @@ def test_the_pubsub_thread_ends_with_the_unsubscribe(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(PubSubWorkerThread, "stop", slow_stop)
     worker.unsubscribe()
+    # a busy machine may need longer than rq's 1 s join; in the old order the thread
+    # waits 60 s for a subscription that never comes
+    thread.join(30)
     assert not thread.is_alive()
