@@ -597,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     print(f"{args.count2} x {args.minutes2:g} min:")
     line("  (a) bare script", "a2")
     line("  (b) plugin, embedded fakeredis, one host", "b2")
-    ncpu = os.cpu_count() or 1
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ncpu = ncpu or 1
     labels = {"a": "(a)", "b": "(b)", "b0": "(b) sequential", "e": "(e)", "c1": "(c) 1 worker"}
     labels["c2"] = "(c) 2 workers"
     print(
