@@ -39,7 +39,7 @@ class ReplayRun:
         self.session: ReplaySession | None = None
         self._store: Any = None
         self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
-        self._workers_path = ""  # the PYTHONPATH the workers started early got
+        self._workers_found: str | None = None  # the function's module, for those workers
         #: ReplayResults handed to tests whose arrays are not loaded yet (weak: a result
         #: nobody keeps costs nothing); the ones still alive are loaded before the
         #: session deletes its keys, so a result kept past the session stays whole.
@@ -348,18 +348,31 @@ class ReplayRun:
         if self.local_workers is None:
             self.local_workers = self._local_workers(url, self.settings.function)
             if self.local_workers is not None:
-                self._workers_path = self.local_workers.pythonpath()
+                self._workers_found = self._function_found()
                 self.local_workers.start()
+
+    def _function_found(self) -> str | None:
+        """Where the function's top-level module is found on the workers' PYTHONPATH as
+        it would be now (looked up, not imported; None: not on it)."""
+        from importlib.machinery import PathFinder
+
+        from pytest_adsreplay.queue.worker import LocalWorkers
+
+        top = str(self.settings.function).partition(":")[0].split(".")[0]
+        spec = PathFinder.find_spec(top, LocalWorkers.pythonpath().split(os.pathsep))
+        if spec is None:
+            return None
+        return spec.origin or os.pathsep.join(spec.submodule_search_locations or ())
 
     def _usable_workers(self) -> None:
         """Local workers started early are replaced (stopped now, new ones start after
-        the enqueue) when collection put folders on ``sys.path`` they lack (a function
-        module beside the tests: they could not import it), or when one of them has
+        the enqueue) when collection put the function's module on ``sys.path`` only
+        then (beside the tests: they could not import it), or when one of them has
         already ended (a Redis still starting when they connected)."""
         workers = self.local_workers
         if workers is None or not workers.procs or self.session is not None:
             return
-        if workers.pythonpath() == self._workers_path and not workers.poll():
+        if self._function_found() == self._workers_found and not workers.poll():
             return
         workers.stop(fast=True)
         self.local_workers = self._local_workers(workers.url, str(self.settings.function))

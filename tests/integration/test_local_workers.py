@@ -97,8 +97,36 @@ def _note(what):
     with open(os.environ["ADSREPLAY_TEST_OUT"], "a") as f:
         f.write(f"{what} {_mine()}\\n")
 
+_pids = []
+
+def _worker_pids():
+    me = str(os.getpid()).encode()
+    return sorted(
+        e.name for e in pathlib.Path("/proc").iterdir() if e.name.isdigit()
+        and _is_worker_of(e, me)
+    )
+
+def _is_worker_of(entry, me):
+    try:
+        args = (entry / "cmdline").read_bytes().split(b"\\0")
+        ppid = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return False
+    return b"pytest_adsreplay.queue.worker" in args and ppid == me
+
+def pytest_runtest_call(item):
+    pids = os.environ.get("ADSREPLAY_TEST_PIDS")
+    if pids and not _pids:
+        _pids.append(1)
+        with open(pids, "a") as f:
+            f.write(" ".join(_worker_pids()) + "\\n")
+
 def pytest_collection_modifyitems(items):
     _note("workers")
+    pids = os.environ.get("ADSREPLAY_TEST_PIDS")
+    if pids:
+        with open(pids, "a") as f:
+            f.write(" ".join(_worker_pids()) + "\\n")
 
 def pytest_xdist_node_collection_finished(node, ids):
     _note("controller")
@@ -115,12 +143,20 @@ def test_local_workers_start_while_pytest_collects(
     which replays nothing, none."""
     project = write_project(tmp_path / "proj")
     (project.root / "conftest.py").write_text(COUNT_WORKERS)
-    out = tmp_path / "out"
+    # the tests in a folder that collection puts on sys.path; the function's module is
+    # found without it, so the workers are kept (the same pids after the enqueue)
+    (project.root / "tests").mkdir()
+    (project.root / "test_aeb.py").rename(project.root / "tests" / "test_aeb.py")
+    out, pids = tmp_path / "out", tmp_path / "pids"
     args = ["--redis-url", real_redis, "--adsreplay-workers", "2"]
     if xdist:
         args += ["-n", "2", "-p", "xdist"]
-    result = run_pytest(project.root, *args, env=subprocess_env(ADSREPLAY_TEST_OUT=str(out)))
+    env = subprocess_env(ADSREPLAY_TEST_OUT=str(out), ADSREPLAY_TEST_PIDS=str(pids))
+    result = run_pytest(project.root, *args, env=env)
     result.assert_outcomes(passed=project.count * 2)
+    if not xdist:
+        collected, running = pids.read_text().splitlines()
+        assert collected == running and len(collected.split()) == 2
     notes = sorted(out.read_text().split("\n")[:-1])
     if xdist:  # each xdist worker: 2 // 2 = 1 local worker of its own
         assert notes[-2:] == ["workers 1", "workers 1"], notes
