@@ -39,7 +39,6 @@ class ReplayRun:
         self.session: ReplaySession | None = None
         self._store: Any = None
         self.local_workers: Any = None  # worker.LocalWorkers on real Redis with N > 0
-        self._workers_found: str | None = None  # the function's module, for those workers
         #: ReplayResults handed to tests whose arrays are not loaded yet (weak: a result
         #: nobody keeps costs nothing); the ones still alive are loaded before the
         #: session deletes its keys, so a result kept past the session stays whole.
@@ -188,10 +187,10 @@ class ReplayRun:
         """Connect, check the function, enqueue every chain the session needs (once)."""
         chains = list(chains)
         if self.session is None:
-            self._usable_workers()
             self.session = self._open_session(len(chains))
         self.session.enqueue(chains)
         if self.local_workers is not None and not self.local_workers.procs:
+            # after collection and the enqueue: they get the sys.path collection built
             self.local_workers.start()
 
     def _open_session(self, chains: int) -> ReplaySession:
@@ -336,52 +335,6 @@ class ReplayRun:
                 **self.settings.kpi_settings(),
             },
         )
-
-    def start_workers_early(self) -> None:
-        """Real Redis: start the local worker processes now (the session's start), so
-        they import the stages, asammdf and the function while pytest collects; before
-        the first enqueue they find no job. :meth:`start` replaces them when they cannot
-        be used (:meth:`_usable_workers`), :meth:`no_replays` stops them."""
-        url = self.settings.redis_url
-        if url is None or not self.configured or not self.settings.function:
-            return
-        if self.local_workers is None:
-            self.local_workers = self._local_workers(url, self.settings.function)
-            if self.local_workers is not None:
-                self._workers_found = self._function_found()
-                self.local_workers.start()
-
-    def _function_found(self) -> str | None:
-        """Where the function's top-level module is found on the workers' PYTHONPATH as
-        it would be now (looked up, not imported; None: not on it)."""
-        from importlib.machinery import PathFinder
-
-        from pytest_adsreplay.queue.worker import LocalWorkers
-
-        top = str(self.settings.function).partition(":")[0].split(".")[0]
-        spec = PathFinder.find_spec(top, LocalWorkers.pythonpath().split(os.pathsep))
-        if spec is None:
-            return None
-        return spec.origin or os.pathsep.join(spec.submodule_search_locations or ())
-
-    def _usable_workers(self) -> None:
-        """Local workers started early are replaced (stopped now, new ones start after
-        the enqueue) when collection put the function's module on ``sys.path`` only
-        then (beside the tests: they could not import it), or when one of them has
-        already ended (a Redis still starting when they connected)."""
-        workers = self.local_workers
-        if workers is None or not workers.procs or self.session is not None:
-            return
-        if self._function_found() == self._workers_found and not workers.poll():
-            return
-        workers.stop(fast=True)
-        self.local_workers = self._local_workers(workers.url, str(self.settings.function))
-
-    def no_replays(self) -> None:
-        """Collection selected no recording: workers started early are not needed."""
-        if self.local_workers is not None and self.session is None:
-            self.local_workers.stop(fast=True)
-            self.local_workers = None
 
     def finish(self, exitstatus: int | None, *, complete: bool) -> None:
         """Drain (when the session ran to the end), write missing rows, close the run.

@@ -222,8 +222,6 @@ class AdsReplaySession:
             if rec is not None and rec.rejected:
                 self.run.rejected[rec.id] = rec
         chains = [c for c in map(chain_of, session.items) if c is not None]
-        if not chains:
-            self.run.no_replays()
         if not chains or session.config.option.collectonly:
             return
         if not self.run.owner:
@@ -293,13 +291,6 @@ class AdsReplaySession:
             raise pytest.UsageError(
                 f"results database {mask_url(self.run.settings.db)}: {exc}"
             ) from None
-        if replays:
-            try:
-                self.run.start_workers_early()
-            except OSError as exc:
-                raise pytest.UsageError(
-                    f"adsreplay: cannot start the local worker processes: {exc}"
-                ) from None
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Rows for every recording and the run's exit status, whatever happened; a

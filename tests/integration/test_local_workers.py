@@ -72,10 +72,9 @@ def test_preloaded_registered_and_stopped(
     assert workers.exit_codes == {} or set(workers.exit_codes.values()) <= {0}
 
 
-#: Notes, while pytest collects (before any recording is enqueued), how many local worker
-#: processes this pytest process has started: ``workers <n>`` in ``$ADSREPLAY_TEST_OUT``;
-#: the xdist controller notes its own when a node has collected.
-COUNT_WORKERS = """
+#: Notes how many local worker processes this pytest process runs once collection is
+#: over: ``workers <n>`` in ``$ADSREPLAY_TEST_OUT``.
+COUNT_AFTER_COLLECTION = """
 import os, pathlib
 
 def _mine():
@@ -93,76 +92,10 @@ def _mine():
             n += 1
     return n
 
-def _note(what):
+def pytest_runtestloop(session):
     with open(os.environ["ADSREPLAY_TEST_OUT"], "a") as f:
-        f.write(f"{what} {_mine()}\\n")
-
-_pids = []
-
-def _worker_pids():
-    me = str(os.getpid()).encode()
-    return sorted(
-        e.name for e in pathlib.Path("/proc").iterdir() if e.name.isdigit()
-        and _is_worker_of(e, me)
-    )
-
-def _is_worker_of(entry, me):
-    try:
-        args = (entry / "cmdline").read_bytes().split(b"\\0")
-        ppid = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]
-    except (OSError, IndexError):
-        return False
-    return b"pytest_adsreplay.queue.worker" in args and ppid == me
-
-def pytest_runtest_call(item):
-    pids = os.environ.get("ADSREPLAY_TEST_PIDS")
-    if pids and not _pids:
-        _pids.append(1)
-        with open(pids, "a") as f:
-            f.write(" ".join(_worker_pids()) + "\\n")
-
-def pytest_collection_modifyitems(items):
-    _note("workers")
-    pids = os.environ.get("ADSREPLAY_TEST_PIDS")
-    if pids:
-        with open(pids, "a") as f:
-            f.write(" ".join(_worker_pids()) + "\\n")
-
-def pytest_xdist_node_collection_finished(node, ids):
-    _note("controller")
+        f.write(f"workers {_mine()}\\n")
 """
-
-
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("xdist", [False, True])
-def test_local_workers_start_while_pytest_collects(
-    real_redis: str, tmp_path: Path, xdist: bool
-) -> None:
-    """The session starts its local workers when it starts, so they import while pytest
-    collects; under pytest-xdist each xdist worker starts its own and the controller,
-    which replays nothing, none."""
-    project = write_project(tmp_path / "proj")
-    (project.root / "conftest.py").write_text(COUNT_WORKERS)
-    # the tests in a folder that collection puts on sys.path; the function's module is
-    # found without it, so the workers are kept (the same pids after the enqueue)
-    (project.root / "tests").mkdir()
-    (project.root / "test_aeb.py").rename(project.root / "tests" / "test_aeb.py")
-    out, pids = tmp_path / "out", tmp_path / "pids"
-    args = ["--redis-url", real_redis, "--adsreplay-workers", "2"]
-    if xdist:
-        args += ["-n", "2", "-p", "xdist"]
-    env = subprocess_env(ADSREPLAY_TEST_OUT=str(out), ADSREPLAY_TEST_PIDS=str(pids))
-    result = run_pytest(project.root, *args, env=env)
-    result.assert_outcomes(passed=project.count * 2)
-    if not xdist:
-        collected, running = pids.read_text().splitlines()
-        assert collected == running and len(collected.split()) == 2
-    notes = sorted(out.read_text().split("\n")[:-1])
-    if xdist:  # each xdist worker: 2 // 2 = 1 local worker of its own
-        assert notes[-2:] == ["workers 1", "workers 1"], notes
-        assert set(notes[:-2]) == {"controller 0"}, notes
-    else:
-        assert notes == ["workers 2"]
 
 
 @pytest.mark.timeout(180)
@@ -170,8 +103,8 @@ def test_workers_get_the_folders_collection_puts_on_sys_path(
     real_redis: str, tmp_path: Path
 ) -> None:
     """The function's module beside the tests in ``tests/`` is importable only once
-    pytest has collected there (it puts the folder on ``sys.path``): the workers started
-    with the session cannot import it, so they are replaced by workers that can."""
+    pytest has collected there (it puts the folder on ``sys.path``): the local workers
+    start after collection, with that ``sys.path``."""
     project = write_project(tmp_path / "proj", function_module=False)
     tests = project.root / "tests"
     tests.mkdir()
@@ -183,15 +116,9 @@ def test_workers_get_the_folders_collection_puts_on_sys_path(
     result.assert_outcomes(passed=project.count * 2)
 
 
-#: Notes how many local worker processes run once collection is over.
-COUNT_AFTER_COLLECTION = COUNT_WORKERS.replace(
-    "def pytest_collection_modifyitems(items):", "def pytest_runtestloop(session):"
-)
-
-
 @pytest.mark.timeout(180)
-def test_no_recording_selected_no_workers_left(real_redis: str, tmp_path: Path) -> None:
-    """Workers started with the session stop when collection selects no recording."""
+def test_no_recording_selected_no_workers(real_redis: str, tmp_path: Path) -> None:
+    """A session whose collection selects no recording starts no local worker."""
     project = write_project(tmp_path / "proj")
     (project.root / "conftest.py").write_text(COUNT_AFTER_COLLECTION)
     out = tmp_path / "out"
