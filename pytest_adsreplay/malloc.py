@@ -44,7 +44,8 @@ def _user_settings() -> bool:
     """The user set glibc's malloc thresholds (environment): theirs stay."""
     import os
 
-    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.mmap_threshold" in tunables or "glibc.malloc.trim_threshold" in tunables:
         return True
     return any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
 
@@ -73,13 +74,14 @@ def map_large_arrays() -> None:
     glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB),
     after which a long recording's arrays come from the heap, whose freed middle is not
     given back: a worker would keep the peak of its longest read. A fixed threshold
-    returns each channel's samples to the system as the read releases them.
+    returns each channel's samples to the system as the read releases them. Not over
+    the user's own thresholds (environment).
     """
     global _mode
     with _lock:
         mallopt = _mallopt()
-        if _mode == "large" or mallopt is None:
+        if _mode == "large" or mallopt is None or _user_settings():
             return
-        mallopt(M_MMAP_THRESHOLD, 4 << 20)
-        mallopt(M_TRIM_THRESHOLD, 128 << 10)
-        _mode = "large"
+        if mallopt(M_MMAP_THRESHOLD, 4 << 20) == 1:
+            mallopt(M_TRIM_THRESHOLD, 128 << 10)
+            _mode = "large"

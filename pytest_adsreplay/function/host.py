@@ -345,20 +345,22 @@ class FunctionHost:
                 os.close(fds.pop("cmd"))
 
         def finish() -> None:
-            if mine:
-                assert proc is not None
-                try:
-                    proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            for fd in fds.values():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            if progress is not None:
-                progress.close()
-            for one in shared:
-                one.close()
+            try:
+                if mine:
+                    assert proc is not None
+                    try:
+                        proc.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            finally:  # also when the wait is interrupted (Ctrl-C)
+                for fd in fds.values():
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                if progress is not None:
+                    progress.close()
+                for one in shared:
+                    one.close()
 
         return finish
 

@@ -47,7 +47,19 @@ def test_the_users_own_settings_stay(
 ) -> None:
     monkeypatch.setenv(name, value)
     malloc.reuse_freed_memory()
+    malloc.map_large_arrays()
     assert mallopt == []
+
+
+def test_a_refused_setting_is_not_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(malloc, "_mode", None)
+    monkeypatch.setattr(malloc, "_mallopt", lambda: lambda p, v: 0)  # glibc: refused
+    malloc.reuse_freed_memory()
+    assert malloc._mode is None
+    malloc.map_large_arrays()
+    assert malloc._mode is None
 
 
 def test_no_mallopt_no_calls(monkeypatch: pytest.MonkeyPatch) -> None:
