@@ -17,6 +17,7 @@ from pytest_adsreplay.plugin.items import (
     check_recording,
     collect_generated,
     failure_text,
+    lists_only,
     node_id,
     run_of,
     wait_outcome,
@@ -194,14 +195,14 @@ class BaselinePlugin:
             self.state.record(key, verdict, entry, improved)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or self.config.option.collectonly:
+        if hasattr(self.config, "workerinput") or lists_only(self.config):
             return
         run = run_of(self.config)
         self.state.finish((r.id for r in run.recordings), run.outside_selection)
 
     @pytest.hookimpl(trylast=True)  # after the KPI summary table
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if hasattr(self.config, "workerinput") or self.config.option.collectonly:
+        if hasattr(self.config, "workerinput") or lists_only(self.config):
             return
         terminalreporter.write_sep("-", "adsreplay baseline")
         run = run_of(self.config)

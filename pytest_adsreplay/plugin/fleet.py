@@ -29,6 +29,7 @@ from pytest_adsreplay.fleet import (
     render,
     stats_lines,
 )
+from pytest_adsreplay.plugin.items import lists_only
 from pytest_adsreplay.plugin.run import ReplayRun
 from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, worst
 
@@ -128,7 +129,7 @@ class FleetPlugin:
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         result = yield
         stopped = session.shouldfail or session.shouldstop
-        if self.controller and not stopped and not session.config.option.collectonly:
+        if self.controller and not stopped and not lists_only(session.config):
             self._evaluate(session)
         return result
 

@@ -31,6 +31,18 @@ class ReplayFailed(Exception):
     """The function under test failed (or an expectation was violated) for a recording."""
 
 
+def lists_only(config: pytest.Config) -> bool:
+    """The session only lists (``--collect-only``, ``--fixtures``,
+    ``--fixtures-per-test``): nothing is replayed, no run row, report or baseline is
+    written."""
+    option = config.option
+    return bool(
+        option.collectonly
+        or getattr(option, "showfixtures", False)
+        or getattr(option, "show_fixtures_per_test", False)
+    )
+
+
 def run_of(config: pytest.Config) -> ReplayRun:
     """The replay run of this pytest config (one per session or xdist worker)."""
     return config.stash[RUN_KEY]

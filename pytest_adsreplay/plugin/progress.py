@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_adsreplay.plugin.items import chain_of
+from pytest_adsreplay.plugin.items import chain_of, lists_only
 from pytest_adsreplay.plugin.run import ReplayRun
 from pytest_adsreplay.queue.pipeline import Chain
 
@@ -30,7 +30,7 @@ class ProgressPlugin:
 
         reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
         tw = getattr(reporter, "_tw", None)  # pytest's TerminalWriter (write_raw, widths)
-        if tw is None or self.config.option.collectonly or not enabled(reporter.isatty()):
+        if tw is None or lists_only(self.config) or not enabled(reporter.isatty()):
             return
         keys = {c.key for c in map(chain_of, session.items) if c is not None}
         if not keys:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_adsreplay.plugin.baseline import shown_path
-from pytest_adsreplay.plugin.items import run_of
+from pytest_adsreplay.plugin.items import lists_only, run_of
 from pytest_adsreplay.plugin.run import ReplayRun
 from pytest_adsreplay.queue.pipeline import Chain, Outcome
 from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, worst
@@ -18,7 +18,7 @@ from pytest_adsreplay.reporting.text import PROPERTY_PREFIX, worst
 def register_report(config: pytest.Config, run: ReplayRun) -> None:
     """Register the report plugin when the session asks for a report directory."""
     report_dir = run.settings.report
-    if not run.configured or report_dir is None:
+    if not run.configured or report_dir is None or lists_only(config):
         return
     import importlib.util
 
@@ -165,7 +165,7 @@ class ReportPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_adsreplay.reporting.html import set_outcome, write_index
 
-        if hasattr(self.config, "workerinput") or self.config.option.collectonly:
+        if hasattr(self.config, "workerinput") or lists_only(self.config):
             return
         run = run_of(self.config)
         meta = {

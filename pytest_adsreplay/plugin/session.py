@@ -26,6 +26,7 @@ from pytest_adsreplay.plugin.items import (
     ReplayFailed,
     chain_of,
     collect_generated,
+    lists_only,
     needs_expect_item,
     node_id,
     recording_of,
@@ -216,13 +217,16 @@ class AdsReplaySession:
             items.extend(baseline.stale_items(session))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Enqueue every chain the selected tests need, once, before the first test runs."""
+        """Enqueue every chain the selected tests need, once, before the first test runs
+        (nothing when the session only lists: no rows, not even for rejected files)."""
+        if lists_only(session.config):
+            return
         for item in session.items:
             rec = recording_of(item)
             if rec is not None and rec.rejected:
                 self.run.rejected[rec.id] = rec
         chains = [c for c in map(chain_of, session.items) if c is not None]
-        if not chains or session.config.option.collectonly:
+        if not chains:
             return
         if not self.run.owner:
             self.run.note_chains(chains)
@@ -281,7 +285,7 @@ class AdsReplaySession:
 
     # -- session start and end -----------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if session.config.option.collectonly:
+        if lists_only(session.config):
             return
         # the xdist controller replays nothing itself: its workers do
         replays = not session.config.pluginmanager.has_plugin("dsession")

@@ -104,3 +104,22 @@ def test_a_fifo_named_like_a_recording_errors_without_hanging(
         assert "named pipe" in (rows["ccrs/pipe.mf4"].error or "")
     else:
         assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.mark.parametrize("listing", ["--collect-only", "--fixtures", "--fixtures-per-test"])
+def test_a_listing_session_replays_nothing(project: pytest.Pytester, listing: str) -> None:
+    """Listing tests or fixtures replays no recording and writes no run, row, report or
+    baseline (``--fixtures`` used to replay every recording and record a run)."""
+    project.makepyfile(test_f="def test_f(replay):\n    assert replay.brake_time\n")
+    (project.path / "recs" / "broken.mf4").write_bytes(b"not an MF4 file")  # rejected
+    result = project.runpytest(
+        "--recordings=recs",
+        listing,
+        "--adsreplay-report=report",
+        "--adsreplay-baseline=baseline.json",
+        "--adsreplay-update-baseline",
+    )
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert not (project.path / "results.sqlite").exists()
+    assert not (project.path / "report").exists()
+    assert not (project.path / "baseline.json").exists()
