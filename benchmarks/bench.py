@@ -599,8 +599,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915 
     line("  (b) plugin, embedded fakeredis, one host", "b2")
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ncpu = ncpu or 1
-    labels = {"a": "(a)", "b": "(b)", "b0": "(b) sequential", "e": "(e)", "c1": "(c) 1 worker"}
-    labels["c2"] = "(c) 2 workers"
+    labels = {
+        "a": "(a)",
+        "b": "(b)",
+        "b0": "(b) sequential",
+        "e": "(e)",
+        "c1": "(c) 1 worker",
+        "c2": "(c) 2 workers",
+    }
     print(
         f"CPU seconds of each {args.count} x {args.minutes:g} min run's processes (median;"
         " hosts and local workers included, redis-server not):\n  "

@@ -249,32 +249,23 @@ class ReplayRun:
         if url is None:
             return session
         fn.close()  # the workers run the function in hosts of their own
-        from pytest_adsreplay.queue.worker import WorkerWatch
+        from pytest_adsreplay.queue.worker import LocalWorkers, WorkerWatch, local_worker_count
 
         # xdist workers share the run's keys on real Redis; the controller deletes them.
         session.owns_keys = self.owner
-        if self.local_workers is None:
-            self.local_workers = self._local_workers(url, spec)
+        count = local_worker_count(self.settings.workers)
+        if count:
+            where = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self.local_workers = LocalWorkers(
+                url,
+                cfg.namespace,
+                count,
+                prefix=f"adsreplay-{self.run_id}-{where}",
+                preload_modules=[spec.partition(":")[0]],
+                function=spec,
+            )
         session.worker_check = WorkerWatch(session, self.local_workers)
         return session
-
-    def _local_workers(self, url: str, spec: str) -> Any:
-        """The local worker processes this session starts on real Redis (not started
-        yet), or None when it starts none (``adsreplay_workers = 0``)."""
-        from pytest_adsreplay.queue.worker import LocalWorkers, local_worker_count
-
-        count = local_worker_count(self.settings.workers)
-        if not count:
-            return None
-        where = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        return LocalWorkers(
-            url,
-            self.namespace,
-            count,
-            prefix=f"adsreplay-{self.run_id}-{where}",
-            preload_modules=[spec.partition(":")[0]],
-            function=spec,
-        )
 
     def outcome(self, chain: Chain) -> Outcome:
         if self.session is None:

@@ -354,17 +354,12 @@ class LocalWorkers:
         self._logdir: Path | None = None
         self._stopped = False
 
-    @staticmethod
-    def pythonpath() -> str:
-        """The workers' PYTHONPATH: this process's ``sys.path`` as it is now."""
-        paths = [os.path.abspath(p or os.curdir) for p in sys.path]
-        return os.pathsep.join(dict.fromkeys(p for p in paths if os.path.isdir(p)))
-
     def start(self) -> LocalWorkers:
         self._logdir = Path(tempfile.mkdtemp(prefix="adsreplay-workers-"))
         env = dict(os.environ)
         env[URL_ENV] = self.url
-        env["PYTHONPATH"] = self.pythonpath()
+        paths = [os.path.abspath(p or os.curdir) for p in sys.path]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if os.path.isdir(p)))
         cmd = [
             sys.executable,
             "-m",
